@@ -1,0 +1,227 @@
+"""Parameters: declared by each notebook's `parameters` cell, checked before any probe runs.
+
+papermill only warns about a parameter the notebook does not declare and never checks types, so a
+typo silently runs the notebook on its defaults. irkit refuses both, in the CLI before a kernel
+starts and again inside the notebook (for plain `papermill` runs), with the same rules:
+
+- a parameter file is a YAML mapping; its top-level keys apply to every section that declares them
+  and must be declared by at least one; `sections: {db: {...}}` holds keys for one section only;
+- `-p name=value` must name a parameter of the section being run;
+- values must match the declared type (`str`, `int`, `float`, `bool`, `list[str]`); an int is
+  accepted for a float.
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from irkit.errors import ConfigError, ParameterError
+
+TYPES = ("str", "int", "float", "bool", "list[str]")
+SECTIONS_KEY = "sections"
+
+
+@dataclass(frozen=True)
+class Declared:
+    name: str
+    type: str
+    default: Any
+
+
+def declared_in_notebook(path: Path) -> dict[str, Declared]:
+    """The parameters a notebook declares: annotated literals in its cell tagged `parameters`."""
+    try:
+        nb = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read notebook {path}: {exc}") from None
+    for cell in nb.get("cells", []):
+        if cell.get("cell_type") == "code" and "parameters" in cell.get("metadata", {}).get(
+            "tags", []
+        ):
+            source = cell["source"]
+            return declared_in_source("".join(source) if isinstance(source, list) else source)
+    return {}
+
+
+def declared_in_source(source: str) -> dict[str, Declared]:
+    declared: dict[str, Declared] = {}
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            default = ast.literal_eval(node.value) if node.value is not None else None
+            declared[node.target.id] = Declared(
+                node.target.id, ast.unparse(node.annotation), default
+            )
+    return declared
+
+
+def type_name(annotation: Any) -> str:
+    """`int` → "int", `list[str]` → "list[str]": the same spelling papermill reports."""
+    if isinstance(annotation, str):
+        return annotation
+    if isinstance(annotation, type):
+        return annotation.__name__
+    return str(annotation)
+
+
+def check_value(name: str, declared_type: str, value: Any) -> Any:
+    """Return the value in its declared type, or raise ParameterError saying what was expected."""
+    ok: bool
+    if declared_type == "str":
+        ok = isinstance(value, str)
+    elif declared_type == "bool":
+        ok = isinstance(value, bool)
+    elif declared_type == "int":
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif declared_type == "float":
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        if ok:
+            value = float(value)
+    elif declared_type == "list[str]":
+        ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
+    else:
+        raise ParameterError(f"parameter {name} has an unsupported type {declared_type!r}")
+    if not ok:
+        raise ParameterError(
+            f"parameter {name} must be {_a(declared_type)}, got {type(value).__name__} {value!r}"
+        )
+    return value
+
+
+def parse_cli_value(name: str, declared_type: str, raw: str) -> Any:
+    """`-p` values arrive as text; read them in the declared type."""
+    try:
+        if declared_type == "str":
+            return raw
+        if declared_type == "int":
+            return int(raw)
+        if declared_type == "float":
+            return float(raw)
+        if declared_type == "bool":
+            lowered = raw.strip().lower()
+            if lowered in {"true", "yes", "on", "1"}:
+                return True
+            if lowered in {"false", "no", "off", "0"}:
+                return False
+            raise ValueError(raw)
+        if declared_type == "list[str]":
+            if raw.lstrip().startswith("["):
+                parsed = yaml.safe_load(raw)
+                return check_value(name, declared_type, parsed)
+            return [item.strip() for item in raw.split(",") if item.strip()]
+    except (ValueError, yaml.YAMLError):
+        pass
+    else:
+        raise ParameterError(f"parameter {name} has an unsupported type {declared_type!r}")
+    raise ParameterError(f"parameter {name} must be {_a(declared_type)}, got {raw!r}")
+
+
+def load_file(path: Path) -> dict[str, Any]:
+    """Read a YAML parameter file; every way it can be wrong is a ConfigError naming the file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"parameter file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read parameter file {path}: {exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        where = ""
+        mark = getattr(exc, "problem_mark", None)
+        if mark is not None:
+            where = f" at line {mark.line + 1}, column {mark.column + 1}"
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError(f"parameter file {path} is not valid YAML{where}: {problem}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict) or not all(isinstance(k, str) for k in data):
+        raise ConfigError(
+            f"parameter file {path} must be a mapping of parameter names to values, "
+            f"not {type(data).__name__}"
+        )
+    sections = data.get(SECTIONS_KEY, {})
+    if not isinstance(sections, dict) or not all(isinstance(v, dict) for v in sections.values()):
+        raise ConfigError(
+            f"parameter file {path}: '{SECTIONS_KEY}' must map section names to mappings, "
+            "e.g. sections: {db: {long_query_warn_s: 2}}"
+        )
+    return data
+
+
+def for_section(
+    section: str,
+    data: Mapping[str, Any],
+    declared: Mapping[str, str],
+    known: Mapping[str, Iterable[str]],
+    source: str,
+) -> dict[str, Any]:
+    """The values a parameter mapping gives one section.
+
+    `declared` maps this section's parameter names to types; `known` maps every section to its
+    parameter names, so that a shared file may carry keys for other sections but not typos."""
+    every_name = {name for names in known.values() for name in names}
+    values: dict[str, Any] = {}
+    for name, value in data.items():
+        if name == SECTIONS_KEY:
+            continue
+        if name not in every_name:
+            raise _unknown("parameter", name, every_name, f"in {source}", "no section declares it")
+        if name in declared:
+            values[name] = _checked(source, name, declared[name], value)
+    for other, overrides in dict(data.get(SECTIONS_KEY) or {}).items():
+        if other not in known:
+            where = f"in {source} under '{SECTIONS_KEY}'"
+            raise _unknown("section", other, set(known), where, "there is no notebook of that name")
+        if other != section:
+            continue
+        for name, value in overrides.items():
+            if name not in declared:
+                why = f"section {section} has none"
+                raise _unknown("parameter", name, set(declared), f"in {source}", why)
+            values[name] = _checked(source, name, declared[name], value)
+    return values
+
+
+def _checked(source: str, name: str, declared_type: str, value: Any) -> Any:
+    try:
+        return check_value(name, declared_type, value)
+    except ParameterError as exc:
+        raise ParameterError(f"{source}: {exc}") from None
+
+
+def from_cli(section: str, pairs: Iterable[str], declared: Mapping[str, str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, raw = pair.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise ParameterError(f"-p expects name=value, got {pair!r}")
+        if name not in declared:
+            raise _unknown("parameter", name, set(declared), "", f"section {section} has none")
+        values[name] = parse_cli_value(name, declared[name], raw)
+    return values
+
+
+def _unknown(noun: str, name: str, candidates: set[str], where: str, why: str) -> ParameterError:
+    close = difflib.get_close_matches(name, sorted(candidates), n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    where = f" {where}" if where else ""
+    return ParameterError(f"unknown {noun} {name!r}{where} ({why}){hint}")
+
+
+def _a(type_: str) -> str:
+    return {
+        "str": "a string",
+        "int": "an integer",
+        "float": "a number",
+        "bool": "true or false",
+        "list[str]": "a list of strings",
+    }.get(type_, type_)

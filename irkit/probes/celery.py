@@ -1,0 +1,210 @@
+"""Celery probes: tasks waiting in the broker's queues, and the workers that should be taking them.
+
+Queue lengths come from the broker itself (on Redis: LLEN of the queue and of kombu's priority
+sub-queues, which `redis-cli LLEN celery` alone misses). Workers are asked through Celery's own
+control API, which cannot tell a dead worker from one too busy to reply: the verdict says so.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import redis
+from kombu.transport.redis import PRIORITY_STEPS, Channel
+
+from irkit.errors import ServiceError, Unreachable
+from irkit.probe import Finding, check_thresholds, grade, probe
+from irkit.probes.redis import session as redis_session
+from irkit.result import Status
+from irkit.targets import CeleryTarget
+from irkit.units import human_age
+
+
+def priority_keys(queue: str) -> list[str]:
+    """The Redis keys kombu spreads one queue over: `celery`, `celery\\x06\\x163`, …"""
+    return [queue] + [f"{queue}{Channel.sep}{step}" for step in PRIORITY_STEPS if step]
+
+
+@probe("celery.queues")
+def queues(
+    target: CeleryTarget,
+    *,
+    names: Sequence[str] = ("celery",),
+    warn: int = 100,
+    crit: int = 5000,
+) -> Finding:
+    """Tasks waiting per queue, graded by the longest queue (runbook: "5000+" is a backlog)."""
+    check_thresholds(warn, crit)
+    if not names:
+        raise ServiceError("no queue names given (parameter celery_queues is empty)")
+    if target.transport in {"redis", "rediss"}:
+        lengths = _redis_lengths(target, names)
+    else:
+        lengths = _kombu_lengths(target, names)
+    rows: list[dict[str, Any]] = [
+        {"queue": q, "waiting": sum(parts.values()), "by_key": parts}
+        for q, parts in lengths.items()
+    ]
+    total = sum(r["waiting"] for r in rows)
+    longest = max(rows, key=lambda r: r["waiting"])
+    evidence: dict[str, Any] = {"total": total, "rows": rows, "warn": warn, "crit": crit}
+    each = ", ".join(f"{r['queue']}: {r['waiting']}" for r in rows)
+    summary = f"{total} tasks waiting ({each})"
+    status = grade(longest["waiting"], warn, crit)
+    if status is not Status.OK:
+        summary += f"; {longest['queue']} is over {crit if status is Status.CRIT else warn}"
+    return Finding(status, summary, evidence)
+
+
+def _redis_lengths(target: CeleryTarget, names: Sequence[str]) -> dict[str, dict[str, int]]:
+    with redis_session(target.redis()) as r:
+        pipe = r.pipeline(transaction=False)
+        for queue in names:
+            for key in priority_keys(queue):
+                pipe.llen(key)
+        counts = iter(pipe.execute())
+    return {
+        queue: {_printable(key): int(next(counts)) for key in priority_keys(queue)}
+        for queue in names
+    }
+
+
+def _printable(key: str) -> str:
+    return key.encode("unicode_escape").decode("ascii")
+
+
+def _kombu_lengths(target: CeleryTarget, names: Sequence[str]) -> dict[str, dict[str, int]]:
+    """Other brokers (RabbitMQ, …): a passive declare reports a queue's message count."""
+    from kombu.connection import Connection
+    from kombu.exceptions import OperationalError
+
+    conn = Connection(
+        _url_with_password(target),
+        connect_timeout=target.socket_timeout_s,
+        transport_options={"max_retries": 0},
+    )
+    lengths: dict[str, dict[str, int]] = {}
+    try:
+        conn.ensure_connection(max_retries=1, timeout=target.socket_timeout_s)
+        for queue in names:
+            try:
+                _, count, _ = conn.channel().queue_declare(queue=queue, passive=True)
+                lengths[queue] = {queue: int(count)}
+            except conn.channel_errors:
+                lengths[queue] = {queue: 0}  # not declared yet: nothing was ever sent to it
+    except (OperationalError, *conn.connection_errors) as exc:
+        raise Unreachable(f"cannot reach the broker {target.display}: {exc}") from None
+    finally:
+        conn.release()
+    return lengths
+
+
+@contextmanager
+def _app(target: CeleryTarget) -> Iterator[Any]:
+    """A throwaway Celery app that fails fast instead of retrying the broker for ever."""
+    from celery import Celery
+
+    app = Celery("irkit", broker=_url_with_password(target), set_as_current=False)
+    app.conf.update(
+        broker_connection_retry=False,
+        broker_connection_max_retries=0,
+        broker_connection_timeout=target.socket_timeout_s,
+        broker_transport_options={
+            "socket_timeout": target.socket_timeout_s,
+            "socket_connect_timeout": target.socket_timeout_s,
+            "max_retries": 0,
+        },
+    )
+    try:
+        yield app
+    except (redis.exceptions.TimeoutError, TimeoutError):
+        raise Unreachable(
+            f"no answer from the broker {target.display} within {target.socket_timeout_s:g} s"
+        ) from None
+    except (redis.exceptions.ConnectionError, ConnectionError, OSError) as exc:
+        raise Unreachable(f"cannot reach the broker {target.display}: {exc}") from None
+    except Exception as exc:
+        from kombu.exceptions import OperationalError
+
+        if isinstance(exc, OperationalError):
+            raise Unreachable(f"cannot reach the broker {target.display}: {exc}") from None
+        raise
+    finally:
+        app.close()
+
+
+@probe("celery.workers")
+def workers(target: CeleryTarget, *, min_workers: int = 1) -> Finding:
+    """Workers alive, their active and reserved tasks and pool use, as
+    `celery -A dashboard inspect active` shows them."""
+    timeout = target.inspect_timeout_s
+    with _app(target) as app:
+        pings = app.control.inspect(timeout=timeout).ping() or {}
+        names = sorted(pings)
+        if names:
+            # Addressing the workers that answered lets each call return as soon as all reply.
+            inspect = app.control.inspect(destination=names, timeout=timeout, limit=len(names))
+            active = inspect.active() or {}
+            reserved = inspect.reserved() or {}
+            stats = inspect.stats() or {}
+    evidence: dict[str, Any] = {"workers": len(names), "min_workers": min_workers}
+    if not names:
+        evidence["rows"] = []
+        return Finding(
+            Status.CRIT,
+            f"no worker replied within {timeout:g} s: workers are down, or too busy to answer "
+            "(not proven dead); check their processes and logs",
+            evidence,
+        )
+    now = time.time()
+    rows = []
+    for name in names:
+        tasks = active.get(name) or []
+        started = [t["time_start"] for t in tasks if t.get("time_start")]
+        concurrency = (stats.get(name) or {}).get("pool", {}).get("max-concurrency")
+        rows.append(
+            {
+                "worker": name,
+                "active": len(tasks),
+                "reserved": len(reserved.get(name) or []),
+                "concurrency": concurrency,
+                "longest_task_s": round(now - min(started), 1) if started else 0.0,
+                "processed": sum(((stats.get(name) or {}).get("total") or {}).values()),
+                "active_tasks": [
+                    {"id": t.get("id"), "name": t.get("name"), "args": str(t.get("args"))[:100]}
+                    for t in tasks[:20]
+                ],
+            }
+        )
+    evidence["rows"] = rows
+    full = [r for r in rows if r["concurrency"] and r["active"] >= r["concurrency"]]
+    busy = sum(r["active"] for r in rows)
+    slots = sum(r["concurrency"] or 0 for r in rows)
+    evidence.update(active=busy, slots=slots, full_workers=[r["worker"] for r in full])
+    summary = f"{len(names)} workers replied; {busy} of {slots} pool slots busy"
+    longest = max(r["longest_task_s"] for r in rows)
+    if longest:
+        summary += f"; longest task running {human_age(longest)}"
+    if len(names) < min_workers:
+        return Finding(Status.WARN, summary + f"; expected at least {min_workers}", evidence)
+    if full and len(full) == len(rows):
+        return Finding(Status.WARN, summary + ": every pool slot is busy", evidence)
+    return Finding(Status.OK, summary, evidence)
+
+
+def _url_with_password(target: CeleryTarget) -> str:
+    """The broker URL kombu connects with; it carries the password, so it is never shown."""
+    if not target.password:
+        return target.broker_url
+    parts = urlsplit(target.broker_url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{parts.username or ''}:{target.password}@{host}"
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urlunsplit(parts._replace(netloc=netloc))

@@ -1,0 +1,108 @@
+"""Host probes: available memory and CPU use, each with the processes that use the most."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import psutil
+
+from irkit.probe import Finding, check_thresholds, grade, grade_low, probe
+from irkit.targets import LocalHost
+from irkit.units import human_bytes
+
+TOP = 5
+
+
+@probe("host.memory")
+def memory(host: LocalHost, *, warn_pct: float = 10.0, crit_pct: float = 5.0) -> Finding:
+    """Memory still available to new work (`available`, not `free`: the page cache gives way),
+    and the largest processes by resident size, as `docker stats` and `top` would show them."""
+    check_thresholds(warn_pct, crit_pct, higher_is_worse=False)
+    vm = psutil.virtual_memory()
+    swap = psutil.swap_memory()
+    available_pct = 100.0 * vm.available / vm.total
+    procs = []
+    for p in psutil.process_iter(["pid", "name", "username", "memory_info"]):
+        info = p.info
+        if info.get("memory_info") is not None:
+            procs.append(
+                {
+                    "pid": info["pid"],
+                    "name": info.get("name") or "",
+                    "user": info.get("username") or "",
+                    "rss": info["memory_info"].rss,
+                }
+            )
+    procs.sort(key=lambda r: -int(r["rss"]))
+    top = [{**r, "rss_human": human_bytes(r["rss"])} for r in procs[:TOP]]
+    evidence: dict[str, Any] = {
+        "available_pct": round(available_pct, 1),
+        "available": vm.available,
+        "total": vm.total,
+        "swap_used_pct": swap.percent,
+        "rows": top,
+        "warn_pct": warn_pct,
+        "crit_pct": crit_pct,
+    }
+    biggest = (
+        f"; largest: {top[0]['name']} (pid {top[0]['pid']}, {top[0]['rss_human']})" if top else ""
+    )
+    summary = (
+        f"{available_pct:.0f}% of {human_bytes(vm.total)} memory available "
+        f"({human_bytes(vm.available)}){biggest}"
+    )
+    return Finding(grade_low(available_pct, warn_pct, crit_pct), summary, evidence)
+
+
+@probe("host.cpu")
+def cpu(
+    host: LocalHost, *, interval_s: float = 0.5, warn_pct: float = 80.0, crit_pct: float = 95.0
+) -> Finding:
+    """CPU use over `interval_s` (a first reading with no interval is always 0) and the busiest
+    processes over the same interval, as `top -b -n 1` would show them."""
+    check_thresholds(warn_pct, crit_pct)
+    interval_s = max(interval_s, 0.1)
+    procs = list(psutil.process_iter(["pid", "name", "username"]))
+    for p in procs:
+        try:
+            p.cpu_percent(None)  # start each process's own interval
+        except psutil.Error:
+            continue
+    total = psutil.cpu_percent(interval=interval_s)
+    rows = []
+    for p in procs:
+        try:
+            used = p.cpu_percent(None)
+        except psutil.Error:
+            continue
+        if used > 0:
+            rows.append(
+                {
+                    "pid": p.pid,
+                    "name": p.info.get("name") or "",
+                    "user": p.info.get("username") or "",
+                    "cpu_pct": round(used, 1),
+                }
+            )
+    rows.sort(key=lambda r: -float(r["cpu_pct"]))
+    load1, load5, load15 = os.getloadavg()
+    evidence: dict[str, Any] = {
+        "cpu_pct": total,
+        "cpus": psutil.cpu_count(),
+        "load_average": [round(load1, 2), round(load5, 2), round(load15, 2)],
+        "interval_s": interval_s,
+        "rows": rows[:TOP],
+        "warn_pct": warn_pct,
+        "crit_pct": crit_pct,
+    }
+    busiest = (
+        f"; busiest: {rows[0]['name']} (pid {rows[0]['pid']}, {rows[0]['cpu_pct']:.0f}%)"
+        if rows
+        else ""
+    )
+    summary = (
+        f"CPU {total:.0f}% busy over {interval_s:g} s on {psutil.cpu_count()} CPUs "
+        f"(load {load1:.2f}){busiest}"
+    )
+    return Finding(grade(total, warn_pct, crit_pct), summary, evidence)

@@ -1,0 +1,189 @@
+"""Redis probes: liveness, memory against its limit, and clients."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from irkit.errors import NotVisible, ServiceError, Unreachable
+from irkit.probe import Finding, check_thresholds, grade, probe
+from irkit.result import Status
+from irkit.targets import RedisTarget
+from irkit.units import human_age, human_bytes
+
+# Key kombu's Redis transport keeps for each exchange: its presence marks a Celery broker db.
+KOMBU_BINDING = "_kombu.binding.{}"
+
+
+def client(target: RedisTarget, db: int | None = None) -> redis.Redis:
+    """A client that gives up after one socket timeout: redis-py retries by default, which would
+    multiply the wait on a hung server."""
+    kwargs: dict[str, Any] = {
+        "socket_timeout": target.socket_timeout_s,
+        "socket_connect_timeout": target.socket_timeout_s,
+        "retry": Retry(NoBackoff(), 0),
+        "decode_responses": True,
+        "client_name": "irkit",
+    }
+    if target.password:
+        kwargs["password"] = target.password
+    if db is not None:
+        kwargs["db"] = db
+    return redis.Redis.from_url(target.url, **kwargs)
+
+
+@contextmanager
+def session(target: RedisTarget, db: int | None = None) -> Iterator[redis.Redis]:
+    conn = client(target, db)
+    try:
+        yield conn
+    except redis.exceptions.BusyLoadingError:
+        raise ServiceError(
+            f"{target.display} is loading its dataset into memory and refuses commands until done"
+        ) from None
+    except redis.exceptions.AuthenticationError:
+        raise Unreachable(
+            f"authentication failed at {target.display}: check IRKIT_REDIS_PASSWORD",
+            auth_failed=True,
+        ) from None
+    except redis.exceptions.TimeoutError:
+        raise Unreachable(
+            f"no answer from {target.display} within {target.socket_timeout_s:g} s: "
+            "Redis is hung, overloaded or firewalled"
+        ) from None
+    except redis.exceptions.ConnectionError as exc:
+        if "NOAUTH" in str(exc) or "invalid password" in str(exc).lower():
+            raise Unreachable(
+                f"{target.display} requires a password: set IRKIT_REDIS_PASSWORD", auth_failed=True
+            ) from None
+        raise Unreachable(f"cannot reach {target.display}: {exc}") from None
+    except redis.exceptions.ResponseError as exc:
+        if "NOAUTH" in str(exc) or "NOPERM" in str(exc):
+            raise NotVisible(f"{target.display} refused: {exc}") from None
+        raise ServiceError(f"{target.display} answered with an error: {exc}") from None
+    finally:
+        conn.close()
+
+
+@probe("redis.ping")
+def ping(target: RedisTarget) -> Finding:
+    """PING, as `redis-cli PING` does in the runbook."""
+    with session(target) as r:
+        pong = r.ping()
+        info = r.info("server")
+    evidence = {
+        "pong": bool(pong),
+        "redis_version": info.get("redis_version"),
+        "uptime_s": info.get("uptime_in_seconds"),
+        "role": info.get("role") or None,
+    }
+    summary = f"PONG from Redis {info.get('redis_version')}, up {_uptime(info)}"
+    return Finding(Status.OK, summary, evidence)
+
+
+@probe("redis.memory")
+def memory(
+    target: RedisTarget,
+    *,
+    warn_pct: float = 80.0,
+    crit_pct: float = 95.0,
+    broker_queues: Sequence[str] = ("celery",),
+) -> Finding:
+    """`used_memory` against `maxmemory`, with evictions, fragmentation and the eviction policy.
+
+    No limit at all is a WARN (Redis grows until the host runs out), and so is a policy that may
+    evict any key on a server holding Celery's queues (`broker_queues`): evicted tasks are lost."""
+    check_thresholds(warn_pct, crit_pct)
+    with session(target) as r:
+        mem = r.info("memory")
+        stats = r.info("stats")
+        keyspace = r.info("keyspace")
+        policy = str(mem.get("maxmemory_policy", "noeviction"))
+        broker_dbs = (
+            _broker_dbs(target, keyspace, broker_queues) if policy.startswith("allkeys") else []
+        )
+    used = int(mem["used_memory"])
+    limit = int(mem.get("maxmemory", 0))
+    evidence: dict[str, Any] = {
+        "used_memory": used,
+        "used_memory_human": mem.get("used_memory_human"),
+        "maxmemory": limit,
+        "maxmemory_policy": policy,
+        "evicted_keys": stats.get("evicted_keys", 0),
+        "mem_fragmentation_ratio": mem.get("mem_fragmentation_ratio"),
+        "warn_pct": warn_pct,
+        "crit_pct": crit_pct,
+        "broker_dbs": broker_dbs,
+        "broker_at_risk": bool(broker_dbs),
+    }
+    evicted = f"{stats.get('evicted_keys', 0)} keys evicted since start"
+    if limit == 0:
+        summary = f"{human_bytes(used)} used with no maxmemory limit (policy {policy}); {evicted}"
+        return Finding(Status.WARN, summary, evidence)
+    pct = 100.0 * used / limit
+    evidence["percent"] = round(pct, 1)
+    status = grade(pct, warn_pct, crit_pct)
+    summary = (
+        f"{human_bytes(used)} of {human_bytes(limit)} maxmemory used ({pct:.0f}%), "
+        f"policy {policy}; {evicted}"
+    )
+    if broker_dbs:
+        summary += (
+            f"; db {', '.join(map(str, broker_dbs))} holds Celery queues that {policy} may evict"
+        )
+        status = Status.worst([status, Status.WARN])
+    return Finding(status, summary, evidence)
+
+
+def _broker_dbs(target: RedisTarget, keyspace: dict[str, Any], queues: Sequence[str]) -> list[int]:
+    """The dbs that hold kombu's bindings or a Celery queue key (EXISTS only: no scans)."""
+    found = []
+    keys = [KOMBU_BINDING.format(q) for q in queues] + list(queues)
+    for name in keyspace:
+        db = int(name.removeprefix("db"))
+        with session(target, db) as r:
+            if r.exists(*keys):
+                found.append(db)
+    return found
+
+
+@probe("redis.clients")
+def clients(target: RedisTarget, *, warn_pct: float = 80.0) -> Finding:
+    """Connected, blocked and rejected clients. Rejections are counted since the server started,
+    so any at all is CRIT: Redis turned clients away at `maxclients`."""
+    with session(target) as r:
+        info = r.info("clients")
+        stats = r.info("stats")
+        server = r.info("server")
+        try:
+            maxclients = int(r.config_get("maxclients").get("maxclients") or 0)
+        except redis.exceptions.ResponseError:
+            maxclients = 0  # CONFIG is often disabled on managed Redis
+    connected = int(info.get("connected_clients", 0))
+    rejected = int(stats.get("rejected_connections", 0))
+    evidence: dict[str, Any] = {
+        "connected_clients": connected,
+        "blocked_clients": int(info.get("blocked_clients", 0)),
+        "rejected_connections": rejected,
+        "maxclients": maxclients,
+        "uptime_s": server.get("uptime_in_seconds"),
+        "warn_pct": warn_pct,
+    }
+    summary = f"{connected} clients connected ({evidence['blocked_clients']} blocked)"
+    if maxclients:
+        summary += f" of maxclients {maxclients}"
+    if rejected:
+        summary += f"; {rejected} connections rejected since start (up {_uptime(server)})"
+        return Finding(Status.CRIT, summary, evidence)
+    if maxclients and 100.0 * connected / maxclients >= warn_pct:
+        return Finding(Status.WARN, summary, evidence)
+    return Finding(Status.OK, summary, evidence)
+
+
+def _uptime(info: dict[str, Any]) -> str:
+    return human_age(int(info.get("uptime_in_seconds", 0)))

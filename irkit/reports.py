@@ -1,0 +1,107 @@
+"""Executed notebooks as records: where they go (never overwriting), and what they say.
+
+A run is written to a hidden temporary file beside its final place and then linked to a name
+nobody holds yet, so a reader never sees half a report and two runs in the same second both
+survive.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from irkit.errors import ConfigError
+from irkit.result import RESULT_MIME, Result, Status
+
+
+def stamp(now: datetime | None = None) -> str:
+    return (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
+
+
+def temporary_path(final: Path) -> Path:
+    return final.with_name(f".{final.stem}.{os.getpid()}.partial.ipynb")
+
+
+def publish(tmp: Path, wanted: Path) -> Path:
+    """Give `tmp` the name `wanted`, or `wanted-2`, `wanted-3`, … if taken; never overwrite."""
+    stem, suffix = wanted.stem, wanted.suffix
+    for n in range(1, 10_000):
+        candidate = wanted if n == 1 else wanted.with_name(f"{stem}-{n}{suffix}")
+        try:
+            os.link(tmp, candidate)
+        except FileExistsError:
+            continue
+        tmp.unlink()
+        return candidate
+    raise ConfigError(f"too many reports named {wanted.name}* in {wanted.parent}")
+
+
+def publish_exact(tmp: Path, wanted: Path) -> Path:
+    """Give `tmp` exactly the name `wanted`, failing if it exists (an explicit --output)."""
+    try:
+        os.link(tmp, wanted)
+    except FileExistsError:
+        raise ConfigError(f"{wanted} already exists; irkit never overwrites a report") from None
+    tmp.unlink()
+    return wanted
+
+
+def write_text_atomically(path: Path, text: str) -> Path:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    tmp.write_text(text, encoding="utf-8")
+    try:
+        return publish(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+@dataclass
+class Record:
+    """What an executed notebook says: its results and whether it ran to the end."""
+
+    path: Path
+    results: list[Result] = field(default_factory=list)
+    complete: bool = True
+    error: str = ""
+
+    @property
+    def status(self) -> Status:
+        statuses = [r.status for r in self.results]
+        if not self.complete or not statuses:
+            statuses.append(Status.UNKNOWN)
+        return Status.worst(statuses)
+
+
+def read(path: Path) -> Record:
+    try:
+        nb = json.loads(path.read_text(encoding="utf-8"))
+        cells = nb["cells"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return Record(path, complete=False, error=f"unreadable notebook: {exc}")
+    record = Record(path)
+    papermill = nb.get("metadata", {}).get("papermill", {})
+    if papermill.get("exception"):
+        record.complete = False
+    for output in _outputs(cells):
+        if output.get("output_type") == "error":
+            record.complete = False
+            record.error = f"{output.get('ename')}: {output.get('evalue')}"
+        payload = output.get("data", {}).get(RESULT_MIME)
+        items = payload if isinstance(payload, list) else [payload] if payload else []
+        for item in items:
+            with contextlib.suppress(KeyError, ValueError, TypeError):
+                record.results.append(Result.from_json(item))
+    return record
+
+
+def _outputs(cells: Any) -> Iterator[dict[str, Any]]:
+    for cell in cells if isinstance(cells, list) else []:
+        if isinstance(cell, dict) and cell.get("cell_type") == "code":
+            yield from (o for o in cell.get("outputs", []) if isinstance(o, dict))

@@ -1,0 +1,105 @@
+"""Small process helpers shared by the practice servers: pid files, ports, waiting, stopping."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pwd
+import signal
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from irkit.errors import SandboxError
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now (the OS picks it)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def port_open(host: str, port: int, timeout: float = 0.2) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def read_pid(pidfile: Path) -> int | None:
+    """The pid in a pid file if that process is alive, else None."""
+    try:
+        pid = int(pidfile.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return pid if pid_alive(pid) else None
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie (exited, not yet reaped by its parent) is not alive for our purposes.
+    with contextlib.suppress(OSError):
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        if stat.rsplit(")", 1)[1].split()[0] == "Z":
+            return False
+    return True
+
+
+def wait_until(check: Callable[[], bool], timeout: float, what: str, log: Path | None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.05)
+    raise SandboxError(f"{what} did not come up within {timeout:g} s{_see(log)}")
+
+
+def terminate(pid: int, timeout: float = 10.0, *, group: bool = False) -> None:
+    """SIGTERM, then SIGKILL after `timeout`: a practice server must always go away."""
+    kill: Callable[[int, int], None] = os.killpg if group else os.kill
+    with contextlib.suppress(ProcessLookupError):
+        kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not pid_alive(pid):
+            return
+        time.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError):
+        kill(pid, signal.SIGKILL)
+
+
+def unprivileged_user() -> pwd.struct_passwd | None:
+    """PostgreSQL refuses to run as root; when we are root, run it as this account instead."""
+    if os.geteuid() != 0:
+        return None
+    for name in ("postgres", "nobody"):
+        try:
+            return pwd.getpwnam(name)
+        except KeyError:
+            continue
+    raise SandboxError("running as root and neither a 'postgres' nor a 'nobody' account exists")
+
+
+def blocking_parent(path: Path, user: pwd.struct_passwd) -> Path | None:
+    """The first folder above `path` that `user` may not enter, if any: a server running as that
+    account could not reach its data below it."""
+    for parent in reversed(path.resolve().parents):
+        st = parent.stat()
+        if st.st_uid != user.pw_uid and not st.st_mode & 0o001:
+            return parent
+    return None
+
+
+def _see(log: Path | None) -> str:
+    if log is None or not log.exists():
+        return ""
+    tail = log.read_text(errors="replace").strip().splitlines()[-5:]
+    return f"; see {log}" + ("; last lines:\n  " + "\n  ".join(tail) if tail else "")

@@ -1,0 +1,91 @@
+"""A real Celery worker for the practice stack, run as its own process group."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from irkit.sandbox import process
+
+
+@dataclass
+class CeleryWorker:
+    data_dir: Path
+    broker_url: str
+    broker_password: str | None = field(default=None, repr=False)
+    name: str = "irkit-sandbox"
+    concurrency: int = 2
+    queues: Sequence[str] = ("celery",)
+
+    @property
+    def log(self) -> Path:
+        return self.data_dir / "worker.log"
+
+    @property
+    def pidfile(self) -> Path:
+        return self.data_dir / "worker.pid"
+
+    @property
+    def nodename(self) -> str:
+        return f"{self.name}@localhost"
+
+    @property
+    def pid(self) -> int | None:
+        return process.read_pid(self.pidfile)
+
+    def running(self) -> bool:
+        return self.pid is not None
+
+    def start(self, wait: bool = True) -> None:
+        if self.running():
+            return
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        # The log is appended to across restarts: readiness is judged on what comes after here.
+        offset = self.log.stat().st_size if self.log.exists() else 0
+        env = dict(os.environ, IRKIT_SANDBOX_BROKER_URL=self._url())
+        args = [
+            sys.executable, "-m", "celery", "-A", "irkit.sandbox.tasks", "worker",
+            "-n", self.nodename, "-c", str(self.concurrency), "-Q", ",".join(self.queues),
+            "--pool", "prefork", "--without-gossip", "--without-mingle", "--loglevel", "INFO",
+        ]  # fmt: skip
+        with self.log.open("ab") as log:
+            proc = subprocess.Popen(
+                args,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                cwd=self.data_dir,
+            )
+        self.pidfile.write_text(f"{proc.pid}\n")
+        if wait:
+            process.wait_until(lambda: self.ready(offset), 60, "the Celery worker", self.log)
+
+    def ready(self, offset: int = 0) -> bool:
+        """The worker logs '<name> ready.' once it consumes; cheaper than a broadcast ping."""
+        if not self.running():
+            return False
+        try:
+            with self.log.open("rb") as f:
+                f.seek(offset)
+                return f"{self.nodename} ready.".encode() in f.read()
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        pid = self.pid
+        if pid is not None:
+            # The whole group: the prefork pool's children go with their parent.
+            process.terminate(pid, timeout=15, group=True)
+        self.pidfile.unlink(missing_ok=True)
+
+    def _url(self) -> str:
+        if not self.broker_password:
+            return self.broker_url
+        scheme, rest = self.broker_url.split("://", 1)
+        return f"{scheme}://:{self.broker_password}@{rest}"

@@ -1,0 +1,185 @@
+"""Typed targets built once from a section's parameters and the environment.
+
+Precedence for a target field: a non-empty parameter (from `-p` or a parameter file) wins, then the
+environment variable a scheduler or container would set, then the client library's own default.
+Passwords never come from parameters: libpq reads PGPASSWORD/PGPASSFILE itself, and Redis and the
+Celery broker take theirs from IRKIT_REDIS_PASSWORD / IRKIT_CELERY_BROKER_PASSWORD.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from irkit.errors import ParameterError
+from irkit.secrets import redact_url, url_password
+
+# Which environment variable stands in for an empty target parameter.
+ENV_FOR_PARAMETER = {
+    "pg_host": "PGHOST",
+    "pg_port": "PGPORT",
+    "pg_user": "PGUSER",
+    "pg_database": "PGDATABASE",
+    "redis_url": "IRKIT_REDIS_URL",
+    "celery_broker_url": "IRKIT_CELERY_BROKER_URL",
+}
+
+DEFAULT_REDIS_URL = "redis://localhost:6379/0"
+
+
+@dataclass(frozen=True, kw_only=True)
+class PostgresTarget:
+    """Where and how to reach PostgreSQL; empty fields are left to libpq, which reads PG*."""
+
+    host: str = ""
+    port: int = 0
+    user: str = ""
+    dbname: str = ""
+    sslmode: str = ""
+    connect_timeout_s: int = 3
+    statement_timeout_s: float = 5.0
+    application_name: str = "irkit"
+
+    def connect_kwargs(self) -> dict[str, Any]:
+        given = {
+            "host": self.host,
+            "port": self.port or None,
+            "user": self.user,
+            "dbname": self.dbname,
+            "sslmode": self.sslmode,
+        }
+        kwargs: dict[str, Any] = {k: v for k, v in given.items() if v}
+        # libpq (and psycopg, which follows it) rounds connect timeouts below 2 s up to 2 s.
+        kwargs["connect_timeout"] = max(2, round(self.connect_timeout_s))
+        kwargs["application_name"] = self.application_name
+        return kwargs
+
+    @property
+    def display(self) -> str:
+        host = self.host or os.environ.get("PGHOST") or "localhost"
+        port = self.port or os.environ.get("PGPORT") or 5432
+        user = self.user or os.environ.get("PGUSER") or getpass.getuser()
+        dbname = self.dbname or os.environ.get("PGDATABASE") or user
+        if host.startswith("/"):
+            return f"postgresql://{user}@[{host}]:{port}/{dbname}"
+        return f"postgresql://{user}@{host}:{port}/{dbname}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class RedisTarget:
+    url: str = DEFAULT_REDIS_URL
+    password: str | None = field(default=None, repr=False)
+    socket_timeout_s: float = 2.0
+
+    @property
+    def display(self) -> str:
+        return redact_url(self.url)
+
+    @property
+    def address(self) -> tuple[str, int]:
+        parts = urlsplit(self.url)
+        return parts.hostname or "localhost", parts.port or 6379
+
+
+@dataclass(frozen=True, kw_only=True)
+class CeleryTarget:
+    broker_url: str = DEFAULT_REDIS_URL
+    password: str | None = field(default=None, repr=False)
+    socket_timeout_s: float = 2.0
+    inspect_timeout_s: float = 1.0
+
+    @property
+    def display(self) -> str:
+        return redact_url(self.broker_url)
+
+    @property
+    def transport(self) -> str:
+        return urlsplit(self.broker_url).scheme.split("+")[0]
+
+    def redis(self) -> RedisTarget:
+        """The broker seen as a Redis server (only for redis:// and rediss:// brokers)."""
+        return RedisTarget(
+            url=self.broker_url, password=self.password, socket_timeout_s=self.socket_timeout_s
+        )
+
+
+@dataclass(frozen=True)
+class LocalHost:
+    """The machine the notebook runs on, for host and disk probes."""
+
+    name: str = field(default_factory=socket.gethostname)
+
+    @property
+    def display(self) -> str:
+        return self.name
+
+
+def postgres_target(params: Mapping[str, Any]) -> PostgresTarget:
+    return PostgresTarget(
+        host=str(params.get("pg_host", "")),
+        port=int(params.get("pg_port", 0)),
+        user=str(params.get("pg_user", "")),
+        dbname=str(params.get("pg_database", "")),
+        sslmode=str(params.get("pg_sslmode", "")),
+        connect_timeout_s=int(params.get("pg_connect_timeout_s", 3)),
+        statement_timeout_s=float(params.get("pg_statement_timeout_s", 5.0)),
+    )
+
+
+def redis_target(params: Mapping[str, Any]) -> RedisTarget:
+    url = _url_parameter(params, "redis_url") or DEFAULT_REDIS_URL
+    return RedisTarget(
+        url=url,
+        password=os.environ.get("IRKIT_REDIS_PASSWORD") or url_password(url),
+        socket_timeout_s=float(params.get("redis_socket_timeout_s", 2.0)),
+    )
+
+
+def celery_target(params: Mapping[str, Any]) -> CeleryTarget:
+    url = _url_parameter(params, "celery_broker_url") or DEFAULT_REDIS_URL
+    return CeleryTarget(
+        broker_url=url,
+        password=os.environ.get("IRKIT_CELERY_BROKER_PASSWORD") or url_password(url),
+        socket_timeout_s=float(params.get("celery_socket_timeout_s", 2.0)),
+        inspect_timeout_s=float(params.get("celery_inspect_timeout_s", 1.0)),
+    )
+
+
+def _url_parameter(params: Mapping[str, Any], name: str) -> str:
+    """A URL parameter, else its environment variable. A password inside a parameter is refused:
+    papermill would write it into the executed notebook."""
+    value = str(params.get(name, "") or "")
+    if value:
+        if url_password(value) is not None:
+            raise ParameterError(
+                f"parameter {name} contains a password, and parameters are written into the "
+                f"executed notebook; put the password in the environment instead "
+                f"({_password_env(name)}) and remove it from the URL"
+            )
+        _check_url(name, value)
+        return value
+    from_env = os.environ.get(ENV_FOR_PARAMETER[name], "")
+    if from_env:
+        _check_url(ENV_FOR_PARAMETER[name], from_env)
+    return from_env
+
+
+def _password_env(name: str) -> str:
+    return "IRKIT_REDIS_PASSWORD" if name == "redis_url" else "IRKIT_CELERY_BROKER_PASSWORD"
+
+
+def _check_url(name: str, value: str) -> None:
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018  (parsing the port is what validates it)
+    except ValueError as exc:
+        raise ParameterError(f"{name} is not a valid URL ({exc}): {redact_url(value)}") from None
+    if not parts.scheme or not (parts.hostname or parts.path):
+        raise ParameterError(
+            f"{name} is not a valid URL: {redact_url(value)}; expected e.g. {DEFAULT_REDIS_URL}"
+        )
