@@ -50,6 +50,20 @@ def redact_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
+def without_password(url: str) -> str:
+    """The URL with its password taken out (the user name stays)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = (f"{parts.username}@" if parts.username else "") + host
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
 def known_secrets() -> list[str]:
     """The secret values this process could leak: longest first, so that a secret containing
     another one is masked whole."""

@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from irkit.errors import ParameterError
-from irkit.secrets import redact_url, url_password
+from irkit.secrets import redact_url, url_password, without_password
 
 # Which environment variable stands in for an empty target parameter.
 ENV_FOR_PARAMETER = {
@@ -78,7 +78,7 @@ class RedisTarget:
 
     @property
     def display(self) -> str:
-        return redact_url(self.url)
+        return redact_url(self.url)  # the URL holds no password; this is a second guard
 
     @property
     def address(self) -> tuple[str, int]:
@@ -133,8 +133,10 @@ def postgres_target(params: Mapping[str, Any]) -> PostgresTarget:
 
 def redis_target(params: Mapping[str, Any]) -> RedisTarget:
     url = _url_parameter(params, "redis_url") or DEFAULT_REDIS_URL
+    # A password in the URL can only come from the environment; keep it apart from the URL, which
+    # is shown.
     return RedisTarget(
-        url=url,
+        url=without_password(url),
         password=os.environ.get("IRKIT_REDIS_PASSWORD") or url_password(url),
         socket_timeout_s=float(params.get("redis_socket_timeout_s", 2.0)),
     )
@@ -143,7 +145,7 @@ def redis_target(params: Mapping[str, Any]) -> RedisTarget:
 def celery_target(params: Mapping[str, Any]) -> CeleryTarget:
     url = _url_parameter(params, "celery_broker_url") or DEFAULT_REDIS_URL
     return CeleryTarget(
-        broker_url=url,
+        broker_url=without_password(url),
         password=os.environ.get("IRKIT_CELERY_BROKER_PASSWORD") or url_password(url),
         socket_timeout_s=float(params.get("celery_socket_timeout_s", 2.0)),
         inspect_timeout_s=float(params.get("celery_inspect_timeout_s", 1.0)),

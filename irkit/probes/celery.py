@@ -97,7 +97,7 @@ def _kombu_lengths(target: CeleryTarget, names: Sequence[str]) -> dict[str, dict
             except conn.channel_errors:
                 lengths[queue] = {queue: 0}  # not declared yet: nothing was ever sent to it
     except (OperationalError, *conn.connection_errors) as exc:
-        raise Unreachable(f"cannot reach the broker {target.display}: {exc}") from None
+        raise broker_error(target, exc) from None
     finally:
         conn.release()
     return lengths
@@ -119,22 +119,27 @@ def _app(target: CeleryTarget) -> Iterator[Any]:
             "max_retries": 0,
         },
     )
+    from kombu.exceptions import OperationalError
+
     try:
         yield app
-    except (redis.exceptions.TimeoutError, TimeoutError):
-        raise Unreachable(
-            f"no answer from the broker {target.display} within {target.socket_timeout_s:g} s"
-        ) from None
-    except (redis.exceptions.ConnectionError, ConnectionError, OSError) as exc:
-        raise Unreachable(f"cannot reach the broker {target.display}: {exc}") from None
-    except Exception as exc:
-        from kombu.exceptions import OperationalError
-
-        if isinstance(exc, OperationalError):
-            raise Unreachable(f"cannot reach the broker {target.display}: {exc}") from None
-        raise
+    except (redis.exceptions.RedisError, OperationalError, OSError) as exc:
+        raise broker_error(target, exc) from None
     finally:
         app.close()
+
+
+def broker_error(target: CeleryTarget, exc: BaseException) -> Unreachable:
+    """kombu wraps the transport's errors; name a timeout as one, whatever the wrapping."""
+    chain = [exc, exc.__cause__, exc.__context__]
+    if any(isinstance(e, TimeoutError | redis.exceptions.TimeoutError) for e in chain) or (
+        "timeout" in str(exc).lower() or "timed out" in str(exc).lower()
+    ):
+        return Unreachable(
+            f"no answer from the broker {target.display} within {target.socket_timeout_s:g} s: "
+            "it is hung, overloaded or firewalled"
+        )
+    return Unreachable(f"cannot reach the broker {target.display}: {exc}")
 
 
 @probe("celery.workers")

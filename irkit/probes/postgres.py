@@ -46,6 +46,11 @@ def session(target: PostgresTarget) -> Iterator[Conn]:
             ).format(t=sql.Literal(timeout_ms))
         )
         yield conn
+    except psycopg.errors.LockNotAvailable:
+        raise ServiceError(
+            f"a monitoring query waited longer than {target.statement_timeout_s:g} s for a lock: "
+            "another session holds it (see postgres.blocking)"
+        ) from None
     except psycopg.errors.QueryCanceled:
         raise ServiceError(
             f"a monitoring query took longer than the {target.statement_timeout_s:g} s statement "

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import redis
 from redis.backoff import NoBackoff
@@ -32,9 +33,11 @@ def client(target: RedisTarget, db: int | None = None) -> redis.Redis:
     }
     if target.password:
         kwargs["password"] = target.password
+    url = target.url
     if db is not None:
-        kwargs["db"] = db
-    return redis.Redis.from_url(target.url, **kwargs)
+        # from_url prefers the URL's own db to a db argument: put the wanted one in the URL.
+        url = urlunsplit(urlsplit(url)._replace(path=f"/{db}"))
+    return redis.Redis.from_url(url, **kwargs)
 
 
 @contextmanager

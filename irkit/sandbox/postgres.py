@@ -7,6 +7,7 @@ PostgreSQL refuses to run as root.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
 import shutil
@@ -29,7 +30,13 @@ APP_DATABASE = "himalytix"
 
 
 def find_bin_dir() -> Path:
+    """IRKIT_POSTGRES_BIN if set; else the system's server binaries (newest version first);
+    else the build the pgserver package ships."""
     candidates: list[Path] = []
+    if chosen := os.environ.get("IRKIT_POSTGRES_BIN"):
+        if not (Path(chosen) / "initdb").exists():
+            raise SandboxError(f"IRKIT_POSTGRES_BIN={chosen} holds no initdb")
+        candidates.append(Path(chosen))
     if pg_config := shutil.which("pg_config"):
         out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, check=False)
         candidates.append(Path(out.stdout.strip()))
@@ -51,6 +58,24 @@ def find_bin_dir() -> Path:
         "PostgreSQL server binaries not found: install them (apt-get install postgresql) "
         "or the pgserver package (pip install 'irkit[sandbox]')"
     )
+
+
+def bin_dir() -> Path:
+    """The binaries to run. As root the server runs as an unprivileged account, which may not
+    reach binaries inside a private folder (a virtualenv under /root): those are copied once to
+    the temp folder, where it can."""
+    found = find_bin_dir()
+    user = process.unprivileged_user()
+    if user is None or process.blocking_parent(found / "postgres", user) is None:
+        return found
+    install = found.parent
+    digest = hashlib.sha256(str(install).encode()).hexdigest()[:10]
+    copy = Path(tempfile.gettempdir()) / f"irkit-postgres-{digest}"
+    if not (copy / "bin" / "postgres").exists():
+        staging = copy.with_name(f"{copy.name}.{os.getpid()}.partial")
+        shutil.copytree(install, staging, symlinks=True, dirs_exist_ok=True)
+        staging.rename(copy)
+    return copy / "bin"
 
 
 @dataclass
@@ -107,8 +132,7 @@ class PostgresServer:
         self._pg_ctl("stop", "-m", "fast", "-w", "-t", "30")
 
     def _initdb(self) -> None:
-        bin_dir = find_bin_dir()
-        args = [str(bin_dir / "initdb"), "-D", str(self.pgdata), "-U", SUPERUSER, "-E", "UTF8"]
+        args = [str(bin_dir() / "initdb"), "-D", str(self.pgdata), "-U", SUPERUSER, "-E", "UTF8"]
         args += ["--no-locale", "--auth-local=trust"]
         pwfile = None
         if self.password:
@@ -139,7 +163,7 @@ class PostgresServer:
             f.writelines(f"{k} = {v}\n" for k, v in conf.items())
 
     def _pg_ctl(self, *args: str) -> None:
-        self._run([str(find_bin_dir() / "pg_ctl"), "-D", str(self.pgdata), *args], "pg_ctl")
+        self._run([str(bin_dir() / "pg_ctl"), "-D", str(self.pgdata), *args], "pg_ctl")
 
     def _run(self, args: list[str], what: str) -> None:
         user = process.unprivileged_user()

@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from conftest import session_stack
+from irkit.sandbox.process import free_port
+from irkit.sandbox.stack import BROKER_DB, CACHE_DB, Stack
+from irkit.targets import CeleryTarget, PostgresTarget, RedisTarget
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def stack() -> Stack:
+    return session_stack()
+
+
+@pytest.fixture
+def pg(stack: Stack) -> PostgresTarget:
+    """The application role, as the notebooks connect (with pg_monitor)."""
+    return PostgresTarget(
+        host=stack.postgres.host, port=stack.postgres.port, user="erp", dbname="himalytix"
+    )
+
+
+@pytest.fixture
+def redis_target(stack: Stack) -> RedisTarget:
+    return RedisTarget(url=stack.redis.url(CACHE_DB), socket_timeout_s=2.0)
+
+
+@pytest.fixture
+def broker(stack: Stack) -> CeleryTarget:
+    return CeleryTarget(broker_url=stack.redis.url(BROKER_DB))
+
+
+@pytest.fixture
+def hold(stack: Stack) -> Iterator[Any]:
+    """Open connections as the application role and keep them until the test ends."""
+    held: list[psycopg.Connection[Any]] = []
+
+    def open_(n: int = 1, **kwargs: Any) -> list[psycopg.Connection[Any]]:
+        new = [
+            psycopg.connect(**stack.postgres.conninfo(user="erp", dbname="himalytix"), **kwargs)
+            for _ in range(n)
+        ]
+        held.extend(new)
+        return new
+
+    yield open_
+    # Cancel everything first: a session waiting on another's lock must not outlive it.
+    for conn in held:
+        with contextlib.suppress(Exception):
+            conn.cancel()
+    for conn in held:
+        with contextlib.suppress(Exception):
+            conn.close()
+
+
+@pytest.fixture
+def hanging_port() -> Iterator[int]:
+    """A listener that accepts connections and never says a word."""
+    server = socket.create_server(("127.0.0.1", 0))
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        server.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+                accepted.append(conn)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield server.getsockname()[1]
+    stop.set()
+    thread.join()
+    for conn in accepted:
+        conn.close()
+    server.close()
+
+
+@pytest.fixture
+def closed_port() -> int:
+    """A port nothing listens on."""
+    return free_port()

@@ -1,0 +1,181 @@
+"""The section notebooks: stored clean and thin, coherent parameters, run for real by papermill."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import inspect
+import json
+from pathlib import Path
+from typing import Any
+
+import papermill
+import pytest
+
+from irkit import parameters, reports
+from irkit.result import RESULT_MIME, Status
+from irkit.sandbox.stack import BROKER_DB, CACHE_DB, Stack
+from tests.conftest import ROOT
+
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+EXPECTED = {
+    "db": ["postgres.connect", "postgres.connections", "postgres.long_queries",
+           "postgres.idle_in_transaction", "postgres.blocking", "postgres.migrations",
+           "postgres.impact"],
+    "redis": ["redis.ping", "redis.memory", "redis.clients"],
+    "celery": ["celery.queues", "celery.workers"],
+    "disk": ["disk.usage", "disk.old_files", "host.memory", "host.cpu"],
+}  # fmt: skip
+
+
+def code_cells(path: Path) -> list[dict[str, Any]]:
+    nb = json.loads(path.read_text())
+    return [c for c in nb["cells"] if c["cell_type"] == "code"]
+
+
+def source(cell: dict[str, Any]) -> str:
+    text = cell["source"]
+    return "".join(text) if isinstance(text, list) else str(text)
+
+
+def test_the_sections_are_the_four_notebooks() -> None:
+    assert [p.stem for p in NOTEBOOKS] == sorted(EXPECTED)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_stored_without_outputs(path: Path) -> None:
+    for cell in code_cells(path):
+        assert cell["outputs"] == []
+        assert cell["execution_count"] is None
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_thin_one_call_per_check(path: Path) -> None:
+    cells = code_cells(path)
+    tagged = [c for c in cells if "parameters" in c["metadata"].get("tags", [])]
+    assert len(tagged) == 1
+    for cell in cells:
+        tree = ast.parse(source(cell))
+        banned = (ast.FunctionDef, ast.ClassDef, ast.For, ast.While, ast.Lambda, ast.With)
+        assert not [n for n in ast.walk(tree) if isinstance(n, banned)], source(cell)
+    checks = [source(c) for c in cells if "section.check(" in source(c)]
+    assert all(len(ast.parse(s).body) == 1 for s in checks)
+    used = [ast.unparse(ast.parse(s).body[0].value.args[0]) for s in checks]  # type: ignore[attr-defined]
+    modules = {"postgres": "postgres", "redis": "redis", "celery": "celery"}
+    modules.update(disk="disk", host="host")
+    assert [f"{modules[u.split('.')[0]]}.{u.split('.')[1]}" for u in used] == EXPECTED[path.stem]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_parameters_are_typed_documented_and_agree_with_papermill(path: Path) -> None:
+    ours = parameters.declared_in_notebook(path)
+    theirs = papermill.inspect_notebook(str(path))
+    assert list(ours) == list(theirs)
+    for name, declared in ours.items():
+        assert declared.type in parameters.TYPES, name
+        assert theirs[name]["inferred_type_name"] == declared.type
+        assert theirs[name]["help"], f"{name} has no help comment"
+        parameters.check_value(name, declared.type, declared.default)
+
+
+def test_a_name_shared_by_two_notebooks_means_the_same_there() -> None:
+    seen: dict[str, tuple[str, Any, str]] = {}
+    for path in NOTEBOOKS:
+        for name, d in parameters.declared_in_notebook(path).items():
+            if name in seen:
+                assert seen[name][:2] == (d.type, d.default), (name, seen[name][2], path.stem)
+            seen[name] = (d.type, d.default, path.stem)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_defaults_are_the_probes_defaults(path: Path) -> None:
+    """A threshold passed from a parameter has the same default as the probe's own."""
+    declared = parameters.declared_in_notebook(path)
+    for cell in code_cells(path):
+        call = ast.parse(source(cell)).body[0]
+        if not (isinstance(call, ast.Expr) and "section.check(" in source(cell)):
+            continue
+        assert isinstance(call.value, ast.Call)
+        probe_name = ast.unparse(call.value.args[0])
+        module, attr = probe_name.split(".")
+        fn = getattr(importlib.import_module(f"irkit.probes.{module}"), attr)
+        signature = inspect.signature(fn)
+        for kw in call.value.keywords:
+            assert isinstance(kw.value, ast.Name)
+            default = signature.parameters[str(kw.arg)].default
+            notebook_default = declared[kw.value.id].default
+            if isinstance(default, tuple):
+                default = list(default)
+            assert notebook_default == default, (probe_name, kw.arg)
+
+
+def run(path: Path, tmp_path: Path, **params: Any) -> reports.Record:
+    out = tmp_path / f"{path.stem}.ipynb"
+    papermill.execute_notebook(
+        str(path), str(out), parameters=params, kernel_name="python3", progress_bar=False,
+        cwd=str(ROOT),
+    )  # fmt: skip
+    return reports.read(out)
+
+
+def targets(stack: Stack) -> dict[str, Any]:
+    return {
+        "pg_host": stack.postgres.host,
+        "pg_port": stack.postgres.port,
+        "pg_user": "erp",
+        "pg_database": "himalytix",
+        "redis_url": stack.redis.url(CACHE_DB),
+        "celery_broker_url": stack.redis.url(BROKER_DB),
+    }
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_each_notebook_runs_against_the_practice_servers(
+    path: Path, tmp_path: Path, stack: Stack
+) -> None:
+    declared = parameters.declared_in_notebook(path)
+    params = {k: v for k, v in targets(stack).items() if k in declared}
+    record = run(path, tmp_path, **params)
+    assert record.complete, record.error
+    assert [r.probe for r in record.results] == EXPECTED[path.stem]
+    nb = json.loads(record.path.read_text())
+    assert nb["metadata"]["papermill"]["parameters"] == params
+    if path.stem != "disk":  # the disk notebook judges this machine, whatever it holds
+        assert {r.status for r in record.results} == {Status.OK}, [str(r) for r in record.results]
+    # The closing summary is there, and it is not counted as another verdict.
+    last = code_cells(record.path)[-1]["outputs"][0]["data"]
+    assert RESULT_MIME not in last
+    assert "".join(last["text/plain"]).startswith(f"{path.stem}: ")
+
+
+def test_a_held_pool_shows_in_the_db_notebook(tmp_path: Path, stack: Stack, hold: Any) -> None:
+    hold(14)
+    record = run(ROOT / "notebooks" / "db.ipynb", tmp_path, **{
+        k: v for k, v in targets(stack).items() if k.startswith("pg_")
+    })  # fmt: skip
+    pool = next(r for r in record.results if r.probe == "postgres.connections")
+    assert pool.status in {Status.WARN, Status.CRIT}
+    assert pool.evidence["used"] >= 15
+    assert pool.evidence["available"] == 17
+    summary = "".join(code_cells(record.path)[-1]["outputs"][0]["data"]["text/plain"])
+    assert "Scenario 2" in summary
+
+
+def test_a_hung_database_does_not_hang_the_notebook(tmp_path: Path, hanging_port: int) -> None:
+    record = run(
+        ROOT / "notebooks" / "db.ipynb", tmp_path, pg_host="127.0.0.1", pg_port=hanging_port
+    )
+    statuses = {r.probe: r.status for r in record.results}
+    assert statuses["postgres.connect"] is Status.CRIT
+    assert {s for p, s in statuses.items() if p != "postgres.connect"} == {Status.UNKNOWN}
+    nb = json.loads(record.path.read_text())
+    assert nb["metadata"]["papermill"]["duration"] < 15
+
+
+def test_plain_papermill_with_an_unknown_parameter_stops_before_any_probe(tmp_path: Path) -> None:
+    with pytest.raises(papermill.PapermillExecutionError, match="unknown parameter 'redis_urll'"):
+        run(ROOT / "notebooks" / "redis.ipynb", tmp_path, redis_urll="redis://x:1/0")
+    record = reports.read(tmp_path / "redis.ipynb")
+    assert not record.complete
+    assert record.results == []
+    assert record.status is Status.UNKNOWN

@@ -1,0 +1,86 @@
+"""The practice servers: idempotent start, clean stop, and a component killed under them."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from irkit.errors import SandboxError
+from irkit.probes import celery, postgres, redis
+from irkit.result import Status
+from irkit.sandbox.process import free_port, pid_alive
+from irkit.sandbox.stack import BROKER_DB, CACHE_DB, Stack, format_status
+from irkit.targets import CeleryTarget, PostgresTarget, RedisTarget
+from tests.test_cli import irkit
+
+
+@pytest.fixture
+def fresh() -> Iterator[Stack]:
+    base = Path(tempfile.mkdtemp(prefix="irkit-sandbox-test-"))
+    base.chmod(0o755)
+    stack = Stack(base, postgres_port=free_port(), redis_port=free_port())
+    yield stack
+    stack.down()
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def states(stack: Stack) -> dict[str, str]:
+    return {row.name: row.state for row in stack.status()}
+
+
+def test_up_twice_down_twice(fresh: Stack) -> None:
+    assert set(states(fresh).values()) == {"stopped"}
+    rows = fresh.up()
+    assert {r.state for r in rows} == {"running"}
+    first_pids = [r.pid for r in rows]
+    started = time.monotonic()
+    again = fresh.up()
+    assert time.monotonic() - started < 5
+    assert [r.pid for r in again] == first_pids  # nothing restarted
+    pg = PostgresTarget(host="127.0.0.1", port=fresh.postgres.port, user="erp", dbname="himalytix")
+    assert postgres.impact(pg).evidence["tenants"] == 4
+    assert redis.ping(RedisTarget(url=fresh.redis.url(CACHE_DB))).status is Status.OK
+    assert celery.workers(CeleryTarget(broker_url=fresh.redis.url(BROKER_DB))).status is Status.OK
+    table = format_status(again)
+    assert table.splitlines()[0].split() == ["component", "state", "pid", "address", "detail"]
+    fresh.down()
+    assert set(states(fresh).values()) == {"stopped"}
+    assert not any(pid_alive(p) for p in first_pids if p)
+    fresh.down()  # stopping what is stopped is fine
+    assert set(states(fresh).values()) == {"stopped"}
+
+
+def test_a_killed_component_is_reported_and_repaired(fresh: Stack) -> None:
+    fresh.up()
+    redis_pid = fresh.redis.pid
+    assert redis_pid
+    os.kill(redis_pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while states(fresh)["redis"] == "running":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert states(fresh)["redis"] in {"dead", "stopped"}
+    assert states(fresh)["postgres"] == "running"
+    fresh.up()
+    assert set(states(fresh).values()) == {"running"}
+    assert fresh.redis.pid != redis_pid
+
+
+def test_a_port_taken_by_another_program_is_refused(fresh: Stack, hanging_port: int) -> None:
+    fresh.redis.port = hanging_port
+    with pytest.raises(SandboxError, match=f"port {hanging_port} .* is taken by another program"):
+        fresh.up()
+
+
+def test_status_command_on_a_stack_never_started(tmp_path: Path) -> None:
+    done = irkit("sandbox", "status", reports=tmp_path, env={"IRKIT_SANDBOX_DIR": str(tmp_path)})
+    assert done.returncode == 1
+    assert "postgres" in done.stdout
+    assert "stopped" in done.stdout

@@ -1,0 +1,65 @@
+"""Secrets reach irkit only through the environment and never land in anything it writes."""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from irkit.sandbox.process import free_port
+from irkit.sandbox.stack import BROKER_DB, CACHE_DB, Stack
+from tests.test_cli import files, irkit
+
+PASSWORD = f"s3cret-{secrets.token_hex(8)}"
+
+
+@pytest.fixture(scope="module")
+def guarded_stack() -> Iterator[Stack]:
+    """Practice servers that demand the password: PostgreSQL (scram), Redis and the broker."""
+    base = Path(tempfile.mkdtemp(prefix="irkit-secrets-"))
+    base.chmod(0o755)
+    stack = Stack(base, postgres_port=free_port(), redis_port=free_port(), password=PASSWORD)
+    stack.up()
+    yield stack
+    stack.down()
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def test_no_report_contains_a_secret(guarded_stack: Stack, tmp_path: Path) -> None:
+    s = guarded_stack
+    env = {
+        "PGPASSWORD": PASSWORD,
+        "IRKIT_REDIS_PASSWORD": PASSWORD,
+        "IRKIT_CELERY_BROKER_PASSWORD": PASSWORD,
+    }
+    targets = {
+        "db": ["-p", f"pg_host={s.postgres.host}", "-p", f"pg_port={s.postgres.port}",
+               "-p", "pg_user=erp", "-p", "pg_database=himalytix"],
+        "redis": ["-p", f"redis_url={s.redis.url(CACHE_DB)}"],
+        "celery": ["-p", f"celery_broker_url={s.redis.url(BROKER_DB)}"],
+        "disk": [],
+    }  # fmt: skip
+    for section, args in targets.items():
+        done = irkit("run", section, *args, "--html", reports=tmp_path, env=env)
+        assert PASSWORD not in done.stdout + done.stderr
+        if section != "disk":
+            assert done.returncode == 0, (section, done.stdout, done.stderr)
+    # A URL from the environment may carry the password; it is shown redacted.
+    url_env = {"IRKIT_REDIS_URL": f"redis://:{PASSWORD}@{s.redis.host}:{s.redis.port}/1"}
+    done = irkit("run", "redis", reports=tmp_path, env=url_env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    # And a wrong password fails without echoing either one.
+    wrong = irkit("run", "db", *targets["db"], reports=tmp_path, env={"PGPASSWORD": "wrong-pw-42"})
+    assert wrong.returncode == 2
+    assert "authentication failed" in wrong.stdout
+
+    written = files(tmp_path)
+    assert len(written) == 4 * 2 + 2
+    for path in written:
+        content = path.read_bytes()
+        assert PASSWORD.encode() not in content, path
+        assert b"wrong-pw-42" not in content, path

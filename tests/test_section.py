@@ -1,0 +1,117 @@
+"""How a notebook's Section checks its parameters and keeps its verdicts (pure logic)."""
+
+from __future__ import annotations
+
+import types
+from typing import Any
+
+import pytest
+
+from irkit.errors import ParameterError, ServiceError, Unreachable
+from irkit.probe import Finding, probe
+from irkit.result import Status
+from irkit.section import Section
+from irkit.targets import LocalHost
+
+
+def namespace(**values: Any) -> dict[str, Any]:
+    """What a notebook's globals hold after its parameters cell (and papermill's injected one)."""
+    annotations = {"pg_host": str, "pg_port": int, "pg_long_query_warn_s": float}
+    ns: dict[str, Any] = {"__annotations__": annotations, "pg_host": "", "pg_port": 0}
+    ns["pg_long_query_warn_s"] = 1.0
+    ns.update(In=[""], Out={}, irkit=types, get_ipython=print, _i1="x")
+    ns.update(values)
+    return ns
+
+
+def test_declared_values_are_checked_and_written_back() -> None:
+    ns = namespace(pg_port=5433, pg_long_query_warn_s=2)
+    section = Section("db", ns)
+    assert section.params == {"pg_host": "", "pg_port": 5433, "pg_long_query_warn_s": 2.0}
+    assert isinstance(ns["pg_long_query_warn_s"], float)
+
+
+def test_a_wrong_type_stops_the_notebook_before_any_probe() -> None:
+    with pytest.raises(ParameterError, match="pg_port must be an integer"):
+        Section("db", namespace(pg_port="5433"))
+
+
+def test_an_undeclared_injected_name_is_refused_with_a_suggestion() -> None:
+    with pytest.raises(ParameterError, match=r"unknown parameter 'pg_hots'.*'pg_host'"):
+        Section("db", namespace(pg_hots="db.example.com"))
+
+
+def test_a_shared_file_may_carry_other_sections_parameters() -> None:
+    # redis_url belongs to the redis notebook: plain papermill -f parameters/x.yaml injects it too.
+    section = Section("db", namespace(redis_url="redis://x:1/0"))
+    assert "redis_url" not in section.params
+
+
+def test_section_overrides_from_a_file_apply_to_their_section() -> None:
+    ns = namespace(sections={"db": {"pg_port": 6543}, "redis": {"redis_url": "redis://y:1/0"}})
+    section = Section("db", ns)
+    assert section.params["pg_port"] == 6543
+    assert ns["pg_port"] == 6543
+    assert "sections" not in ns
+
+
+def test_a_section_without_parameters_is_an_error() -> None:
+    with pytest.raises(ParameterError, match="no parameters found"):
+        Section("db", {})
+
+
+def test_error_renders_as_one_line_in_a_notebook() -> None:
+    exc = ParameterError("unknown parameter 'x'")
+    assert exc._render_traceback_() == ["ParameterError: unknown parameter 'x'"]
+
+
+calls: list[str] = []
+
+
+@probe("fake.connect")
+def fake_connect(target: LocalHost, *, up: bool = True) -> Finding:
+    calls.append("connect")
+    if not up:
+        raise Unreachable("no answer within 2 s")
+    return Finding(Status.OK, "fine")
+
+
+@probe("fake.pool")
+def fake_pool(target: LocalHost, *, full: bool = False) -> Finding:
+    calls.append("pool")
+    if full:
+        raise ServiceError("pool exhausted")
+    return Finding(Status.WARN, "15 of 17 in use", {"used": 15})
+
+
+def test_an_unreachable_target_is_not_waited_on_twice() -> None:
+    calls.clear()
+    section = Section("db", namespace())
+    target = LocalHost("db")
+    assert section.check(fake_connect, target, up=False).status is Status.CRIT
+    skipped = section.check(fake_pool, target)
+    assert skipped.status is Status.UNKNOWN
+    assert "did not answer fake.connect" in skipped.summary
+    assert calls == ["connect"]
+    # Re-running the failed check itself always tries again, and success clears the memory.
+    assert section.check(fake_connect, target).status is Status.OK
+    assert section.check(fake_pool, target).status is Status.WARN
+    assert calls == ["connect", "connect", "pool"]
+
+
+def test_next_steps_follow_the_runbook() -> None:
+    section = Section("db", namespace())
+    target = LocalHost("db")
+    section.check(fake_connect, target)
+    assert "all 1 checks OK" in section.next_steps().headline()
+    section.check(fake_pool, target, full=True)
+    steps = section.next_steps()
+    assert steps.status is Status.CRIT
+    assert steps.headline() == "db: CRIT (1 OK, 1 CRIT)"
+    bundle = steps._repr_mimebundle_()
+    assert "pool exhausted" in bundle["text/plain"]
+    assert "application/vnd.irkit.result+json" not in bundle  # verdicts are counted once
+    # Re-running a cell replaces its verdict instead of adding another.
+    section.check(fake_pool, target)
+    assert len(section.results) == 2
+    assert section.status is Status.WARN
