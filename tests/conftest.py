@@ -41,27 +41,50 @@ def broker(stack: Stack) -> CeleryTarget:
     return CeleryTarget(broker_url=stack.redis.url(BROKER_DB))
 
 
-@pytest.fixture
-def hold(stack: Stack) -> Iterator[Any]:
-    """Open connections as the application role and keep them until the test ends."""
-    held: list[psycopg.Connection[Any]] = []
+class Sessions:
+    """Connections held open as the application role, and queries left running on them."""
 
-    def open_(n: int = 1, **kwargs: Any) -> list[psycopg.Connection[Any]]:
-        new = [
-            psycopg.connect(**stack.postgres.conninfo(user="erp", dbname="himalytix"), **kwargs)
-            for _ in range(n)
-        ]
-        held.extend(new)
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+        self.held: list[psycopg.Connection[Any]] = []
+        self.threads: list[threading.Thread] = []
+
+    def __call__(self, n: int = 1, **kwargs: Any) -> list[psycopg.Connection[Any]]:
+        info = self.stack.postgres.conninfo(user="erp", dbname="himalytix")
+        new = [psycopg.connect(**info, **kwargs) for _ in range(n)]
+        self.held.extend(new)
         return new
 
-    yield open_
-    # Cancel everything first: a session waiting on another's lock must not outlive it.
-    for conn in held:
-        with contextlib.suppress(Exception):
-            conn.cancel()
-    for conn in held:
-        with contextlib.suppress(Exception):
-            conn.close()
+    def background(self, conn: psycopg.Connection[Any], query: str) -> None:
+        """Run a query that will not return soon, on its own thread."""
+
+        def run() -> None:
+            with contextlib.suppress(psycopg.Error):  # cancelled when the test ends
+                conn.execute(query)
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        self.threads.append(thread)
+
+    def close(self) -> None:
+        # Cancel first, let the running queries end, and only then close: closing a connection
+        # while another thread waits on it crashes the driver.
+        for conn in self.held:
+            with contextlib.suppress(Exception):
+                conn.cancel()
+        for thread in self.threads:
+            thread.join(timeout=10)
+        for conn in self.held:
+            with contextlib.suppress(Exception):
+                conn.close()
+
+
+@pytest.fixture
+def hold(stack: Stack) -> Iterator[Sessions]:
+    """Open connections as the application role and keep them until the test ends."""
+    sessions = Sessions(stack)
+    yield sessions
+    sessions.close()
 
 
 @pytest.fixture

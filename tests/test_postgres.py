@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -20,18 +18,6 @@ from irkit.targets import PostgresTarget
 
 # superuser_reserved_connections is 3 by default: the slots an ordinary role may use.
 USABLE = MAX_CONNECTIONS - 3
-
-
-def background(conn: psycopg.Connection[Any], query: str) -> threading.Thread:
-    """Run a query that will not return soon on its own thread."""
-
-    def run() -> None:
-        with contextlib.suppress(psycopg.Error):  # cancelled when the test ends
-            conn.execute(query)
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return thread
 
 
 def wait_for(predicate: Any, timeout: float = 5.0) -> None:
@@ -107,7 +93,7 @@ def test_without_pg_monitor_hidden_sessions_are_said_not_guessed(
 def test_long_queries_ok_then_warn_then_crit(pg: PostgresTarget, hold: Any) -> None:
     assert postgres.long_queries(pg).status is Status.OK
     (conn,) = hold(1, autocommit=True)
-    background(conn, "SELECT pg_sleep(30) /* report export */")
+    hold.background(conn, "SELECT pg_sleep(30) /* report export */")
     wait_for(lambda: postgres.long_queries(pg, warn_s=0.5).status is not Status.OK)
     warn = postgres.long_queries(pg, warn_s=0.5, crit_s=60)
     assert warn.status is Status.WARN
@@ -153,7 +139,7 @@ def test_blocking_shows_who_blocks_whom(locked_table: None, pg: PostgresTarget, 
     blocker, waiter = hold(2)
     blocker.execute("LOCK TABLE lock_demo IN ACCESS EXCLUSIVE MODE")  # transaction stays open
     waiter.autocommit = True
-    background(waiter, "SELECT count(*) FROM lock_demo")
+    hold.background(waiter, "SELECT count(*) FROM lock_demo")
     wait_for(lambda: postgres.blocking(pg).evidence["waiting"] == 1)
     time.sleep(1.1)
     result = postgres.blocking(pg, warn_s=0.5, crit_s=60)

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 import redis as redislib
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from irkit.probes import redis
 from irkit.result import Status
@@ -85,7 +87,8 @@ def test_rejected_clients_are_crit(redis_target: RedisTarget, admin: redislib.Re
     assert redis.clients(redis_target).status is Status.OK
     connected = int(admin.info("clients")["connected_clients"])
     admin.config_set("maxclients", str(connected + 1))
-    extra = [redislib.Redis(port=redis_target.address[1], socket_timeout=1) for _ in range(3)]
+    port = redis_target.address[1]
+    extra = [redislib.Redis(port=port, retry=Retry(NoBackoff(), 0)) for _ in range(3)]
     for client in extra:
         with contextlib.suppress(redislib.exceptions.ConnectionError):
             client.ping()
