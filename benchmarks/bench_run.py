@@ -54,7 +54,7 @@ def median_of(runs: int, command: Callable[[int], list[str]], env: dict[str, str
 def bench_run(stack: Stack, work: Path, runs: int) -> tuple[float, float]:
     empty = work / "empty.ipynb"
     nb = new_notebook(cells=[new_code_cell("pass")])
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
     nbformat.write(nb, empty)
     env = {**os.environ, "IRKIT_REPORTS": str(work / "reports")}
 
