@@ -46,9 +46,17 @@ def timed(command: list[str], env: dict[str, str]) -> float:
     return time.perf_counter() - started
 
 
-def median_of(runs: int, command: Callable[[int], list[str]], env: dict[str, str]) -> float:
-    timed(command(-1), env)  # warm the disk cache; not counted
-    return statistics.median(timed(command(i), env) for i in range(runs))
+def medians_of(
+    runs: int, a: Callable[[int], list[str]], b: Callable[[int], list[str]], env: dict[str, str]
+) -> tuple[float, float]:
+    """Alternate the two commands, so that a change in the machine's load hits both alike."""
+    timed(a(-1), env)  # warm the disk cache; not counted
+    timed(b(-1), env)
+    times_a, times_b = [], []
+    for i in range(runs):
+        times_a.append(timed(a(i), env))
+        times_b.append(timed(b(i), env))
+    return statistics.median(times_a), statistics.median(times_b)
 
 
 def bench_run(stack: Stack, work: Path, runs: int) -> tuple[float, float]:
@@ -66,7 +74,7 @@ def bench_run(stack: Stack, work: Path, runs: int) -> tuple[float, float]:
                 "-p", f"pg_host={stack.postgres.host}", "-p", f"pg_port={stack.postgres.port}",
                 "-p", "pg_user=erp", "-p", "pg_database=himalytix"]  # fmt: skip
 
-    return median_of(runs, papermill, env), median_of(runs, irkit_db, env)
+    return medians_of(runs, papermill, irkit_db, env)
 
 
 def bench_probes(stack: Stack, calls: int) -> list[tuple[str, float, float]]:
@@ -107,7 +115,7 @@ def bench_probes(stack: Stack, calls: int) -> list[tuple[str, float, float]]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=5, help="command runs per median")
+    parser.add_argument("--runs", type=int, default=9, help="command runs per median")
     parser.add_argument("--calls", type=int, default=30, help="probe calls per median")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="irkit-bench-"))

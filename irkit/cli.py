@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
 from irkit import __version__
 from irkit.errors import IrkitError
 from irkit.result import Status
+from irkit.secrets import redact
 
 USER_ERROR = Status.UNKNOWN.exit_code
 
@@ -18,11 +21,17 @@ USER_ERROR = Status.UNKNOWN.exit_code
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    # A scheduler stops a run with SIGTERM: unwind like Ctrl-C, so the record written so far is
+    # kept under its name.
+    signal.signal(signal.SIGTERM, _terminated)
     try:
         code: int = args.handler(args)
         return code
     except IrkitError as exc:
         print(f"irkit: {exc}", file=sys.stderr)
+        return USER_ERROR
+    except OSError as exc:
+        print(f"irkit: {redact(str(exc))}", file=sys.stderr)
         return USER_ERROR
     except KeyboardInterrupt:
         print("irkit: interrupted", file=sys.stderr)
@@ -31,6 +40,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The reader went away (`irkit … | head`): not an error of ours.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except Exception as exc:
+        # A bug: one line (a scheduler reads exit 1 as WARN, so this is UNKNOWN), and the
+        # traceback only when asked for.
+        if os.environ.get("IRKIT_DEBUG"):
+            traceback.print_exc()
+        print(
+            f"irkit: internal error ({type(exc).__name__}: {redact(str(exc))}); "
+            "set IRKIT_DEBUG=1 for the traceback",
+            file=sys.stderr,
+        )
+        return USER_ERROR
+
+
+def _terminated(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _parser() -> argparse.ArgumentParser:

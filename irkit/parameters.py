@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import ast
 import difflib
+import functools
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from irkit.errors import ConfigError, ParameterError
 
@@ -49,6 +48,16 @@ def declared_in_notebook(path: Path) -> dict[str, Declared]:
             source = cell["source"]
             return declared_in_source("".join(source) if isinstance(source, list) else source)
     return {}
+
+
+@functools.lru_cache(maxsize=1)
+def known() -> dict[str, dict[str, Declared]]:
+    """Every section's declared parameters, read from the kit's notebooks."""
+    from irkit.home import notebooks_dir
+
+    return {
+        path.stem: declared_in_notebook(path) for path in sorted(notebooks_dir().glob("*.ipynb"))
+    }
 
 
 def declared_in_source(source: str) -> dict[str, Declared]:
@@ -113,18 +122,28 @@ def parse_cli_value(name: str, declared_type: str, raw: str) -> Any:
             raise ValueError(raw)
         if declared_type == "list[str]":
             if raw.lstrip().startswith("["):
-                parsed = yaml.safe_load(raw)
-                return check_value(name, declared_type, parsed)
+                return check_value(name, declared_type, _yaml_value(raw))
             return [item.strip() for item in raw.split(",") if item.strip()]
-    except (ValueError, yaml.YAMLError):
+    except ValueError:
         pass
     else:
         raise ParameterError(f"parameter {name} has an unsupported type {declared_type!r}")
     raise ParameterError(f"parameter {name} must be {_a(declared_type)}, got {raw!r}")
 
 
+def _yaml_value(raw: str) -> Any:
+    import yaml
+
+    try:
+        return yaml.safe_load(raw)
+    except yaml.YAMLError:
+        raise ValueError(raw) from None
+
+
 def load_file(path: Path) -> dict[str, Any]:
     """Read a YAML parameter file; every way it can be wrong is a ConfigError naming the file."""
+    import yaml  # only here: a notebook's kernel never reads parameter files
+
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -188,6 +207,26 @@ def for_section(
                 raise _unknown("parameter", name, set(declared), f"in {source}", why)
             values[name] = _checked(source, name, declared[name], value)
     return values
+
+
+def check_threshold_pairs(values: Mapping[str, Any], declared: Mapping[str, Declared]) -> None:
+    """A WARN threshold beyond its CRIT one would never fire as meant: refuse it before any
+    probe runs. Pairs are found by name (`…_warn…` and `…_crit…`); which way is worse is read
+    from their defaults (for available memory, lower is worse)."""
+    for name, warn_decl in declared.items():
+        pair = name.replace("_warn", "_crit", 1)
+        if "_warn" not in name or pair not in declared:
+            continue
+        crit_decl = declared[pair]
+        warn = values.get(name, warn_decl.default)
+        crit = values.get(pair, crit_decl.default)
+        higher_is_worse = warn_decl.default <= crit_decl.default
+        if (warn > crit) if higher_is_worse else (warn < crit):
+            side = "above" if higher_is_worse else "below"
+            raise ParameterError(
+                f"{name} ({warn:g}) is {side} {pair} ({crit:g}): the WARN threshold must come "
+                "before the CRIT one"
+            )
 
 
 def _checked(source: str, name: str, declared_type: str, value: Any) -> Any:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
@@ -19,10 +21,14 @@ P = ParamSpec("P")
 
 
 class Target(Protocol):
-    """Anything a probe points at; `display` is what results show of it, without secrets."""
+    """Anything a probe points at. `display` is what results show of it, without secrets;
+    `deadline_s` is the longest a probe on it may take, all its own timeouts included."""
 
     @property
     def display(self) -> str: ...
+
+    @property
+    def deadline_s(self) -> float: ...
 
 
 T = TypeVar("T", bound=Target)
@@ -52,7 +58,7 @@ def probe(name: str) -> Callable[[Callable[Concatenate[T, P], Finding]], Probe[T
             at = utc_now()
             started = time.perf_counter()
             try:
-                finding = body(target, *args, **kwargs)
+                finding = within_deadline(lambda: body(target, *args, **kwargs), target)
             except IrkitError:
                 raise
             except ServiceError as exc:
@@ -63,7 +69,8 @@ def probe(name: str) -> Callable[[Callable[Concatenate[T, P], Finding]], Probe[T
             except NotVisible as exc:
                 finding = Finding(Status.UNKNOWN, str(exc), {"error": str(exc)})
             except Exception as exc:
-                log.exception("probe %s failed unexpectedly", name)
+                # The kernel's stderr is saved in the notebook: the traceback is redacted too.
+                log.error("probe %s failed unexpectedly:\n%s", name, redact(traceback.format_exc()))
                 message = f"probe failed unexpectedly ({type(exc).__name__}: {exc}); this is a bug"
                 finding = Finding(Status.UNKNOWN, message, {"error": message})
             return Result(
@@ -80,6 +87,31 @@ def probe(name: str) -> Callable[[Callable[Concatenate[T, P], Finding]], Probe[T
         return run
 
     return decorate
+
+
+def within_deadline(call: Callable[[], Finding], target: Target) -> Finding:
+    """Run a probe body on a watchdog thread. Drivers bound connecting and each socket read, but a
+    server can stall after the handshake (a backend stuck on I/O does not enforce its own
+    statement timeout): past the deadline the probe is abandoned and the target called hung."""
+    outcome: list[Finding | BaseException] = []
+
+    def work() -> None:
+        try:
+            outcome.append(call())
+        except BaseException as exc:
+            outcome.append(exc)
+
+    worker = threading.Thread(target=work, name="irkit-probe", daemon=True)
+    worker.start()
+    worker.join(target.deadline_s)
+    if not outcome:
+        raise Unreachable(
+            f"no answer from {target.display} within {target.deadline_s:g} s, all timeouts "
+            "included: it accepted the connection and then stalled (hung, or stuck on I/O)"
+        )
+    if isinstance(outcome[0], BaseException):
+        raise outcome[0]
+    return outcome[0]
 
 
 def grade(value: float, warn: float, crit: float) -> Status:

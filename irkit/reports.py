@@ -89,6 +89,15 @@ def read(path: Path) -> Record:
     papermill = nb.get("metadata", {}).get("papermill", {})
     if papermill.get("exception"):
         record.complete = False
+    # A run that was stopped leaves cells that never completed (papermill marks them pending).
+    if papermill and any(
+        isinstance(c, dict)
+        and c.get("cell_type") == "code"
+        and c.get("metadata", {}).get("papermill", {}).get("status", "completed") != "completed"
+        for c in cells
+    ):
+        record.complete = False
+        record.error = record.error or "the run stopped before every cell had run"
     for output in _outputs(cells):
         if output.get("output_type") == "error":
             record.complete = False

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from jupyter_client.kernelspec import NoSuchKernel
+
 from irkit import parameters, reports, targets
 from irkit.errors import ConfigError
 from irkit.home import kit_home, notebook_path, reports_dir
-from irkit.section import known_parameters
 
 KERNEL = "python3"
+CELL_TIMEOUT_S = 300
 
 
 @dataclass(frozen=True)
@@ -35,15 +38,19 @@ def plan(
 ) -> Plan:
     """Check everything a user can get wrong before a kernel starts or a file is written."""
     notebook = notebook_path(section)
-    declared = {name: d.type for name, d in parameters.declared_in_notebook(notebook).items()}
-    known = known_parameters()
+    known = parameters.known()
+    declared_full = known[section]
+    declared = {name: d.type for name, d in declared_full.items()}
     values: dict[str, Any] = {}
     for file in files:
         data = parameters.load_file(file)
         values.update(parameters.for_section(section, data, declared, known, str(file)))
     values.update(parameters.from_cli(section, pairs, declared))
+    parameters.check_threshold_pairs(values, declared_full)
     # Building the targets refuses passwords in URLs and malformed URLs, before papermill would
     # write them into the notebook.
+    if "pg_host" in declared:
+        targets.postgres_target(values)
     if "redis_url" in declared:
         targets.redis_target(values)
     if "celery_broker_url" in declared:
@@ -68,33 +75,56 @@ def plan(
 def execute(run: Plan, *, progress: bool = False) -> reports.Record:
     """Execute the planned run. A notebook that raised is kept and read as incomplete; an
     interrupted run keeps what was written so far."""
+    # papermill saves the whole notebook at the start and end of every cell, and nbformat
+    # validates each save; its fastjsonschema validator does that in half the time.
+    os.environ.setdefault("NBFORMAT_VALIDATOR", "fastjsonschema")
     import papermill
+
+    from irkit import engine
 
     tmp = reports.temporary_path(run.output)
     # papermill logs each cell at INFO; the CLI shows its own summary instead.
     logging.getLogger("papermill").setLevel(logging.WARNING)
+    failure = ""
     try:
         papermill.execute_notebook(
             str(run.notebook),
             str(tmp),
             parameters=run.values,
             kernel_name=KERNEL,
+            engine_name=engine.register(),
             progress_bar=progress,
             cwd=str(kit_home()),
             # The kernel's own start-up warnings (plain-TCP transport on loopback) are noise on a
             # responder's terminal; its errors still show.
             extra_arguments=["--IPKernelApp.log_level=ERROR"],
+            # Every probe has its own timeouts; this bounds a run even if one of them fails.
+            execution_timeout=CELL_TIMEOUT_S,
         )
     except papermill.PapermillExecutionError:
         pass  # the notebook is written with the error in it; read() marks it incomplete
+    except NoSuchKernel:
+        raise ConfigError(
+            f"no Jupyter kernel named {KERNEL!r}: install ipykernel in this environment "
+            "(./kit demo and ./kit test set it up)"
+        ) from None
+    except Exception as exc:
+        # The kernel died or a cell outran the timeout: keep what was written, say why.
+        failure = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc) else ''}"
     finally:
+        # Only a file this run wrote is its record: never another run's of the same name.
+        final = None
         if tmp.exists():
             final = (reports.publish_exact if run.exact_output else reports.publish)(
                 tmp, run.output
             )
-        else:
-            final = run.output
-    return reports.read(final)
+    if final is None:
+        raise ConfigError(f"the notebook did not start ({failure or 'no output was written'})")
+    record = reports.read(final)
+    if failure:
+        record.complete = False
+        record.error = record.error or failure
+    return record
 
 
 def write_html(notebook: Path) -> Path:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 SECRET_ENV = (
     "PGPASSWORD",
@@ -26,10 +26,23 @@ V = TypeVar("V")
 
 
 def url_password(url: str) -> str | None:
+    """The password in a URL, percent-decoded as a client would send it."""
     try:
-        return urlsplit(url).password
+        password = urlsplit(url).password
     except ValueError:
         return None
+    return unquote(password) if password is not None else None
+
+
+def _with_netloc(url: str, password: str | None) -> str:
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    user = parts.username or ""
+    credentials = f"{user}:{password}@" if password is not None else f"{user}@" if user else ""
+    netloc = credentials + host + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def redact_url(url: str) -> str:
@@ -40,28 +53,18 @@ def redact_url(url: str) -> str:
     except ValueError:
         # Unparseable: mask whatever stands between the scheme and an "@".
         return re.sub(r"://[^/@]*@", f"://{MASK}@", url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = f"{user}:{MASK}@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
+    return url if parts.password is None else _with_netloc(url, MASK)
 
 
 def without_password(url: str) -> str:
     """The URL with its password taken out (the user name stays)."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = (f"{parts.username}@" if parts.username else "") + host
-    if parts.port:
-        netloc += f":{parts.port}"
-    return urlunsplit(parts._replace(netloc=netloc))
+    return url if urlsplit(url).password is None else _with_netloc(url, None)
+
+
+def with_password(url: str, password: str | None) -> str:
+    """The URL a client connects with: the password put in, percent-encoded so that `/`, `@`,
+    `#` or `%` in it survive. Never shown: it carries the secret."""
+    return url if not password else _with_netloc(url, quote(password, safe=""))
 
 
 def known_secrets() -> list[str]:
@@ -69,6 +72,8 @@ def known_secrets() -> list[str]:
     another one is masked whole."""
     found = {os.environ.get(name, "") for name in SECRET_ENV}
     found.update(url_password(os.environ.get(name, "")) or "" for name in URL_ENV)
+    # A driver may echo a password the way it sits in a URL: percent-encoded.
+    found.update(quote(s, safe="") for s in list(found))
     # Very short values would mask ordinary words and numbers; they are not real secrets.
     return sorted((s for s in found if len(s) >= 4), key=len, reverse=True)
 

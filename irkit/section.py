@@ -11,7 +11,6 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 from irkit import parameters, targets
 from irkit.advice import NextSteps
 from irkit.errors import ParameterError
-from irkit.home import notebooks_dir
 from irkit.probe import Target
 from irkit.result import Result, Status
 
@@ -31,7 +30,7 @@ UNREACHABLE_MEMORY_S = 30.0
 class Section:
     """Create one at the top of a notebook, right after its parameters:
 
-        db = irkit.Section("db", globals())
+        section = irkit.Section("db", globals())
 
     It checks the parameters (unknown names, wrong types) before any probe runs, applies a
     parameter file's `sections:` overrides when plain papermill injected them, and writes the
@@ -133,18 +132,11 @@ def _checked_parameters(section: str, namespace: MutableMapping[str, Any]) -> di
         and name not in _IPYTHON_NAMES
         and isinstance(value, _PLAIN_DATA)
     }
-    known = known_parameters()
+    known = parameters.known()
     if extra:
         # Names papermill injected that this section does not declare: a shared parameter file
         # may carry other sections' keys, but not typos.
         values.update(parameters.for_section(section, extra, declared, known, "the parameters"))
-    return {name: parameters.check_value(name, declared[name], v) for name, v in values.items()}
-
-
-@functools.lru_cache(maxsize=1)
-def known_parameters() -> dict[str, list[str]]:
-    """Every section's declared parameter names, read from the notebooks."""
-    return {
-        path.stem: list(parameters.declared_in_notebook(path))
-        for path in sorted(notebooks_dir().glob("*.ipynb"))
-    }
+    checked = {name: parameters.check_value(name, declared[name], v) for name, v in values.items()}
+    parameters.check_threshold_pairs(checked, known.get(section, {}))
+    return checked

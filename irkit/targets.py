@@ -60,6 +60,11 @@ class PostgresTarget:
         return kwargs
 
     @property
+    def deadline_s(self) -> float:
+        # Connecting, then statements each cancelled by the server at its statement timeout.
+        return self.connect_timeout_s + self.statement_timeout_s + 2.0
+
+    @property
     def display(self) -> str:
         host = self.host or os.environ.get("PGHOST") or "localhost"
         port = self.port or os.environ.get("PGPORT") or 5432
@@ -81,6 +86,11 @@ class RedisTarget:
         return redact_url(self.url)  # the URL holds no password; this is a second guard
 
     @property
+    def deadline_s(self) -> float:
+        # A probe sends a handful of commands, each bounded by the socket timeout.
+        return 6 * self.socket_timeout_s + 2.0
+
+    @property
     def address(self) -> tuple[str, int]:
         parts = urlsplit(self.url)
         return parts.hostname or "localhost", parts.port or 6379
@@ -96,6 +106,11 @@ class CeleryTarget:
     @property
     def display(self) -> str:
         return redact_url(self.broker_url)
+
+    @property
+    def deadline_s(self) -> float:
+        # Four inspect calls, each waiting up to the reply window, and a few broker round trips.
+        return 4 * self.inspect_timeout_s + 3 * self.socket_timeout_s + 2.0
 
     @property
     def transport(self) -> str:
@@ -118,41 +133,72 @@ class LocalHost:
     def display(self) -> str:
         return self.name
 
+    @property
+    def deadline_s(self) -> float:
+        # A filesystem call on a hung network mount never returns; the walk of old files stops
+        # itself after 10 s and CPU sampling is a few seconds at most.
+        return 120.0
+
+
+SSLMODES = ("", "disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+REDIS_SCHEMES = ("redis", "rediss", "unix")
+
 
 def postgres_target(params: Mapping[str, Any]) -> PostgresTarget:
+    port = int(params.get("pg_port", 0))
+    if not 0 <= port <= 65535:
+        raise ParameterError(f"parameter pg_port must be a port number (1-65535), got {port}")
+    sslmode = str(params.get("pg_sslmode", ""))
+    if sslmode not in SSLMODES:
+        raise ParameterError(
+            f"parameter pg_sslmode must be one of {', '.join(SSLMODES[1:])} (or empty), "
+            f"got {sslmode!r}"
+        )
     return PostgresTarget(
         host=str(params.get("pg_host", "")),
-        port=int(params.get("pg_port", 0)),
+        port=port,
         user=str(params.get("pg_user", "")),
         dbname=str(params.get("pg_database", "")),
-        sslmode=str(params.get("pg_sslmode", "")),
-        connect_timeout_s=int(params.get("pg_connect_timeout_s", 3)),
-        statement_timeout_s=float(params.get("pg_statement_timeout_s", 5.0)),
+        sslmode=sslmode,
+        connect_timeout_s=int(_positive(params, "pg_connect_timeout_s", 3)),
+        statement_timeout_s=_positive(params, "pg_statement_timeout_s", 5.0, at_least=0.001),
     )
 
 
 def redis_target(params: Mapping[str, Any]) -> RedisTarget:
-    url = _url_parameter(params, "redis_url") or DEFAULT_REDIS_URL
+    url = _url_parameter(params, "redis_url", REDIS_SCHEMES) or DEFAULT_REDIS_URL
     # A password in the URL can only come from the environment; keep it apart from the URL, which
     # is shown.
     return RedisTarget(
         url=without_password(url),
         password=os.environ.get("IRKIT_REDIS_PASSWORD") or url_password(url),
-        socket_timeout_s=float(params.get("redis_socket_timeout_s", 2.0)),
+        socket_timeout_s=_positive(params, "redis_socket_timeout_s", 2.0),
     )
 
 
 def celery_target(params: Mapping[str, Any]) -> CeleryTarget:
-    url = _url_parameter(params, "celery_broker_url") or DEFAULT_REDIS_URL
+    from kombu.transport import TRANSPORT_ALIASES
+
+    url = _url_parameter(params, "celery_broker_url", tuple(TRANSPORT_ALIASES)) or DEFAULT_REDIS_URL
     return CeleryTarget(
         broker_url=without_password(url),
         password=os.environ.get("IRKIT_CELERY_BROKER_PASSWORD") or url_password(url),
-        socket_timeout_s=float(params.get("celery_socket_timeout_s", 2.0)),
-        inspect_timeout_s=float(params.get("celery_inspect_timeout_s", 1.0)),
+        socket_timeout_s=_positive(params, "celery_socket_timeout_s", 2.0),
+        inspect_timeout_s=_positive(params, "celery_inspect_timeout_s", 1.0),
     )
 
 
-def _url_parameter(params: Mapping[str, Any], name: str) -> str:
+def _positive(params: Mapping[str, Any], name: str, default: float, at_least: float = 0.0) -> float:
+    """A timeout: zero would mean "wait for ever" to the drivers, which is what they are for."""
+    value = float(params.get(name, default))
+    if value <= 0 or value < at_least:
+        raise ParameterError(
+            f"parameter {name} must be a positive number of seconds, got {value:g}"
+        )
+    return value
+
+
+def _url_parameter(params: Mapping[str, Any], name: str, schemes: tuple[str, ...]) -> str:
     """A URL parameter, else its environment variable. A password inside a parameter is refused:
     papermill would write it into the executed notebook."""
     value = str(params.get(name, "") or "")
@@ -163,11 +209,11 @@ def _url_parameter(params: Mapping[str, Any], name: str) -> str:
                 f"executed notebook; put the password in the environment instead "
                 f"({_password_env(name)}) and remove it from the URL"
             )
-        _check_url(name, value)
+        _check_url(name, value, schemes)
         return value
     from_env = os.environ.get(ENV_FOR_PARAMETER[name], "")
     if from_env:
-        _check_url(ENV_FOR_PARAMETER[name], from_env)
+        _check_url(ENV_FOR_PARAMETER[name], from_env, schemes)
     return from_env
 
 
@@ -175,7 +221,7 @@ def _password_env(name: str) -> str:
     return "IRKIT_REDIS_PASSWORD" if name == "redis_url" else "IRKIT_CELERY_BROKER_PASSWORD"
 
 
-def _check_url(name: str, value: str) -> None:
+def _check_url(name: str, value: str, schemes: tuple[str, ...]) -> None:
     try:
         parts = urlsplit(value)
         parts.port  # noqa: B018  (parsing the port is what validates it)
@@ -184,4 +230,8 @@ def _check_url(name: str, value: str) -> None:
     if not parts.scheme or not (parts.hostname or parts.path):
         raise ParameterError(
             f"{name} is not a valid URL: {redact_url(value)}; expected e.g. {DEFAULT_REDIS_URL}"
+        )
+    if parts.scheme.split("+")[0] not in schemes:
+        raise ParameterError(
+            f"{name} has an unknown scheme {parts.scheme!r}; expected one of: {', '.join(schemes)}"
         )

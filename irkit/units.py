@@ -19,3 +19,8 @@ def human_age(seconds: float) -> str:
     if seconds >= 60:
         return f"{seconds / 60:.1f} min"
     return f"{seconds:.1f} s"
+
+
+def count(n: int, singular: str, plural: str | None = None) -> str:
+    """`count(1, "query", "queries")` → "1 query"; `count(3, "worker")` → "3 workers"."""
+    return f"{n} {singular if n == 1 else plural or singular + 's'}"

@@ -116,6 +116,67 @@ def hanging_port() -> Iterator[int]:
 
 
 @pytest.fixture
+def stalling_postgres(stack: Stack) -> Iterator[int]:
+    """A port that lets a client connect to the real PostgreSQL and then swallows everything it
+    sends: a server that completed the handshake and then hung."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.1)
+    stop = threading.Event()
+    sockets: list[socket.socket] = []
+
+    def pipe(src: socket.socket, dst: socket.socket, startup_only: bool) -> None:
+        buffered = b""
+        in_startup = startup_only
+        while not stop.is_set():
+            try:
+                data = src.recv(65536)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            if not data:
+                return
+            if not startup_only:
+                dst.sendall(data)
+                continue
+            buffered += data
+            # Forward the startup messages (SSL/GSS negotiation, then StartupMessage) whole,
+            # then black-hole the rest: the session is open, and no query is ever answered.
+            while in_startup and len(buffered) >= 8:
+                length = int.from_bytes(buffered[:4], "big")
+                if len(buffered) < length:
+                    break
+                message, buffered = buffered[:length], buffered[length:]
+                dst.sendall(message)
+                code = int.from_bytes(message[4:8], "big")
+                in_startup = code in (80877103, 80877104)
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                client, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            server = socket.create_connection((stack.postgres.host, stack.postgres.port))
+            for sock in (client, server):
+                sock.settimeout(0.1)
+                sockets.append(sock)
+            threading.Thread(target=pipe, args=(client, server, True), daemon=True).start()
+            threading.Thread(target=pipe, args=(server, client, False), daemon=True).start()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield listener.getsockname()[1]
+    stop.set()
+    thread.join()
+    listener.close()
+    for sock in sockets:
+        sock.close()
+
+
+@pytest.fixture
 def closed_port() -> int:
     """A port nothing listens on."""
     return free_port()

@@ -69,11 +69,14 @@ def test_a_full_pool_is_a_warning(stack: Stack, broker: CeleryTarget, sender: Ce
     deadline = time.monotonic() + 10
     while (result := celery.workers(broker)).evidence.get("active", 0) < stack.worker.concurrency:
         assert time.monotonic() < deadline, result.summary
+    time.sleep(0.3)
+    result = celery.workers(broker)
     assert result.status is Status.WARN
     assert "every pool slot is busy" in result.summary
     row = result.evidence["rows"][0]
     assert {t["name"] for t in row["active_tasks"]} == {"sandbox.sleep"}
-    assert row["longest_task_s"] >= 0
+    assert row["longest_task_s"] >= 0.3
+    assert "longest task running" in result.summary
     assert celery.workers(broker, min_workers=2).status is Status.WARN
     while celery.workers(broker).evidence.get("active", 0):  # let the tasks finish
         assert time.monotonic() < deadline + 10

@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 
+from irkit import reports
+from irkit.result import Status
 from irkit.sandbox.stack import Stack
 from tests.conftest import ROOT
 
@@ -82,9 +84,9 @@ def test_run_prints_verdicts_and_where_the_record_went(tmp_path: Path, stack: St
 
 
 def test_a_held_pool_is_the_exit_code(tmp_path: Path, stack: Stack, hold: Any) -> None:
-    hold(14)
+    hold(14)  # with the probe's own session: 15 of 17 slots, 88 %
     done = irkit("run", "db", *pg_args(stack), "--html", reports=tmp_path)
-    assert done.returncode in {1, 2}
+    assert done.returncode == 1, done.stdout
     assert "postgres.connections" in done.stdout
     report = next(p for p in files(tmp_path) if p.suffix == ".ipynb")
     assert report.with_suffix(".html").exists()
@@ -141,16 +143,61 @@ def test_output_is_never_overwritten(tmp_path: Path, stack: Stack) -> None:
     assert fresh.exists()
 
 
-def test_a_notebook_that_raised_is_kept_and_unknown(tmp_path: Path) -> None:
-    # Thresholds in the wrong order are refused inside the notebook, after it started.
-    done = irkit(
-        "run", "disk", "-p", "disk_warn_pct=95", "-p", "disk_crit_pct=90", reports=tmp_path
-    )
+def test_a_notebook_that_raised_is_kept_and_unknown(tmp_path: Path, stack: Stack) -> None:
+    # An empty queue list is only refused by the probe, inside the notebook, after it started.
+    done = irkit("run", "celery", "-p", "celery_queues=", reports=tmp_path)
     assert done.returncode == 3
     assert "did not run to the end" in done.stderr
-    assert "WARN threshold (95) is above the CRIT one (90)" in done.stderr
+    assert "celery_queues is empty" in done.stderr
     (report,) = files(tmp_path)
     assert json.loads(report.read_text())["metadata"]["papermill"]["exception"] is True
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["disk", "-p", "disk_warn_pct=95", "-p", "disk_crit_pct=90"],
+         "disk_warn_pct (95) is above disk_crit_pct (90)"),
+        (["disk", "-p", "host_memory_available_warn_pct=3"],
+         "host_memory_available_warn_pct (3) is below host_memory_available_crit_pct (5)"),
+        (["db", "-p", "pg_statement_timeout_s=0"], "pg_statement_timeout_s must be a positive"),
+        (["db", "-p", "pg_sslmode=requrie"], "pg_sslmode must be one of"),
+        (["db", "-p", "pg_port=70000"], "pg_port must be a port number"),
+        (["redis", "-p", "redis_url=http://cache:6379/0"], "unknown scheme 'http'"),
+        (["celery", "-p", "celery_broker_url=redsi://q:1/0"], "unknown scheme 'redsi'"),
+    ],
+)  # fmt: skip
+def test_impossible_values_are_refused_before_any_probe(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
+    done = irkit("run", *args, reports=tmp_path)
+    assert done.returncode == 3
+    assert message in done.stderr
+    assert files(tmp_path) == []
+
+
+def test_sigterm_keeps_the_record_so_far(tmp_path: Path, hanging_port: int) -> None:
+    run = subprocess.Popen(
+        [sys.executable, "-m", "irkit", "run", "db", "-p", "pg_host=127.0.0.1",
+         "-p", f"pg_port={hanging_port}", "-p", "pg_connect_timeout_s=20"],
+        cwd=ROOT, env={**os.environ, "IRKIT_REPORTS": str(tmp_path)},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while not list(tmp_path.rglob("*.partial.ipynb")):  # the kernel is running the notebook
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    time.sleep(1)
+    run.terminate()
+    _, err = run.communicate(timeout=30)
+    assert run.returncode == 130
+    assert "interrupted" in err
+    assert list(tmp_path.rglob("*.partial.ipynb")) == []
+    (report,) = files(tmp_path)
+    assert report.name.endswith("-db.ipynb")
+    record = reports.read(report)
+    assert not record.complete  # the cells that never ran say so
+    assert record.status is Status.UNKNOWN
 
 
 def test_show_parameters_and_version(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from irkit.probe import grade_low
 from irkit.probes import disk, host
 from irkit.result import Status
 from irkit.targets import LocalHost
@@ -135,7 +136,7 @@ def hog() -> Iterator[subprocess.Popen[bytes]]:
 
 def test_memory_names_the_biggest_processes(hog: subprocess.Popen[bytes]) -> None:
     result = host.memory(HERE)
-    assert result.status is Status.OK or result.evidence["available_pct"] <= 10
+    assert result.status is grade_low(result.evidence["available_pct"], 10, 5)
     assert hog.pid in [row["pid"] for row in result.evidence["rows"]]
     assert host.memory(HERE, warn_pct=100, crit_pct=0).status is Status.WARN
 
@@ -148,6 +149,7 @@ def test_cpu_names_the_busiest_process(hog: subprocess.Popen[bytes]) -> None:
     assert result.elapsed_ms >= 500
 
 
-def test_cpu_interval_is_at_least_a_tenth_of_a_second() -> None:
+def test_cpu_interval_is_at_least_half_a_second() -> None:
     result = host.cpu(HERE, interval_s=0)
-    assert result.evidence["interval_s"] == 0.1
+    assert result.evidence["interval_s"] == 0.5
+    assert result.elapsed_ms >= 500

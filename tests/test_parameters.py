@@ -118,3 +118,18 @@ def test_declared_parameters_are_read_from_the_source() -> None:
     }
     assert parameters.type_name(list[str]) == "list[str]"
     assert parameters.type_name(int) == "int"
+
+
+def test_threshold_pairs_follow_the_direction_of_their_defaults() -> None:
+    declared = {
+        "disk_warn_pct": parameters.Declared("disk_warn_pct", "float", 80.0),
+        "disk_crit_pct": parameters.Declared("disk_crit_pct", "float", 90.0),
+        "mem_available_warn_pct": parameters.Declared("mem_available_warn_pct", "float", 10.0),
+        "mem_available_crit_pct": parameters.Declared("mem_available_crit_pct", "float", 5.0),
+        "pg_connect_warn_s": parameters.Declared("pg_connect_warn_s", "float", 2.0),
+    }
+    parameters.check_threshold_pairs({"disk_warn_pct": 90.0, "pg_connect_warn_s": 99}, declared)
+    with pytest.raises(ParameterError, match=r"disk_warn_pct \(95\) is above disk_crit_pct"):
+        parameters.check_threshold_pairs({"disk_warn_pct": 95.0}, declared)
+    with pytest.raises(ParameterError, match=r"mem_available_warn_pct \(3\) is below"):
+        parameters.check_threshold_pairs({"mem_available_warn_pct": 3.0}, declared)

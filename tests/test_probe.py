@@ -66,6 +66,12 @@ def test_secrets_from_the_environment_are_masked(monkeypatch: pytest.MonkeyPatch
     assert "****" in result.summary
 
 
+def test_a_secret_is_also_masked_as_a_url_would_carry_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IRKIT_REDIS_PASSWORD", "p@ss/word")
+    result = run_body(ServiceError("redis://:p%40ss%2Fword@cache:6379/0 refused"))
+    assert "p%40ss" not in result.summary
+
+
 def test_grades() -> None:
     assert grade(79.9, 80, 95) is Status.OK
     assert grade(80, 80, 95) is Status.WARN

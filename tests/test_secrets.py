@@ -7,6 +7,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
@@ -14,7 +15,9 @@ from irkit.sandbox.process import free_port
 from irkit.sandbox.stack import BROKER_DB, CACHE_DB, Stack
 from tests.test_cli import files, irkit
 
-PASSWORD = f"s3cret-{secrets.token_hex(8)}"
+# Characters that need escaping in a URL or a config file, so that a half-escaped password shows.
+PASSWORD = f"s3cret/%p@ss#?{secrets.token_hex(8)}"
+WEBHOOK = f"https://hooks.slack.example/services/{secrets.token_hex(12)}"
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +38,7 @@ def test_no_report_contains_a_secret(guarded_stack: Stack, tmp_path: Path) -> No
         "PGPASSWORD": PASSWORD,
         "IRKIT_REDIS_PASSWORD": PASSWORD,
         "IRKIT_CELERY_BROKER_PASSWORD": PASSWORD,
+        "IRKIT_SLACK_WEBHOOK": WEBHOOK,
     }
     targets = {
         "db": ["-p", f"pg_host={s.postgres.host}", "-p", f"pg_port={s.postgres.port}",
@@ -49,7 +53,8 @@ def test_no_report_contains_a_secret(guarded_stack: Stack, tmp_path: Path) -> No
         if section != "disk":
             assert done.returncode == 0, (section, done.stdout, done.stderr)
     # A URL from the environment may carry the password; it is shown redacted.
-    url_env = {"IRKIT_REDIS_URL": f"redis://:{PASSWORD}@{s.redis.host}:{s.redis.port}/1"}
+    quoted = quote(PASSWORD, safe="")
+    url_env = {"IRKIT_REDIS_URL": f"redis://:{quoted}@{s.redis.host}:{s.redis.port}/1"}
     done = irkit("run", "redis", reports=tmp_path, env=url_env)
     assert done.returncode == 0, done.stdout + done.stderr
     # And a wrong password fails without echoing either one.
@@ -61,5 +66,5 @@ def test_no_report_contains_a_secret(guarded_stack: Stack, tmp_path: Path) -> No
     assert len(written) == 4 * 2 + 2
     for path in written:
         content = path.read_bytes()
-        assert PASSWORD.encode() not in content, path
-        assert b"wrong-pw-42" not in content, path
+        for secret in (PASSWORD, quoted, PASSWORD[:12], WEBHOOK, "wrong-pw-42"):
+            assert secret.encode() not in content, (path, secret)

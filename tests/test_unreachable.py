@@ -67,3 +67,17 @@ def test_every_probe_is_crit_in_bounded_time(kind: str, request: pytest.FixtureR
                 result.probe,
                 result.summary,
             )
+
+
+def test_a_server_that_stalls_after_the_handshake_is_abandoned(stalling_postgres: int) -> None:
+    target = PostgresTarget(
+        host="127.0.0.1", port=stalling_postgres, user="erp", dbname="himalytix",
+        connect_timeout_s=2, statement_timeout_s=1,
+    )  # fmt: skip
+    started = time.monotonic()
+    result = postgres.connections(target)
+    took = time.monotonic() - started
+    assert result.status is Status.CRIT
+    assert "stalled" in result.summary
+    assert result.evidence["reachable"] is False
+    assert target.deadline_s <= took < target.deadline_s + SLACK

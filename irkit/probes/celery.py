@@ -11,17 +11,17 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import redis
 from kombu.transport.redis import PRIORITY_STEPS, Channel
 
-from irkit.errors import ServiceError, Unreachable
+from irkit.errors import ParameterError, Unreachable
 from irkit.probe import Finding, check_thresholds, grade, probe
 from irkit.probes.redis import session as redis_session
 from irkit.result import Status
+from irkit.secrets import with_password
 from irkit.targets import CeleryTarget
-from irkit.units import human_age
+from irkit.units import count, human_age
 
 
 def priority_keys(queue: str) -> list[str]:
@@ -40,7 +40,7 @@ def queues(
     """Tasks waiting per queue, graded by the longest queue (runbook: "5000+" is a backlog)."""
     check_thresholds(warn, crit)
     if not names:
-        raise ServiceError("no queue names given (parameter celery_queues is empty)")
+        raise ParameterError("no queue names given: parameter celery_queues is empty")
     if target.transport in {"redis", "rediss"}:
         lengths = _redis_lengths(target, names)
     else:
@@ -53,7 +53,7 @@ def queues(
     longest = max(rows, key=lambda r: r["waiting"])
     evidence: dict[str, Any] = {"total": total, "rows": rows, "warn": warn, "crit": crit}
     each = ", ".join(f"{r['queue']}: {r['waiting']}" for r in rows)
-    summary = f"{total} tasks waiting ({each})"
+    summary = f"{count(total, 'task')} waiting ({each})"
     status = grade(longest["waiting"], warn, crit)
     if status is not Status.OK:
         summary += f"; {longest['queue']} is over {crit if status is Status.CRIT else warn}"
@@ -83,7 +83,7 @@ def _kombu_lengths(target: CeleryTarget, names: Sequence[str]) -> dict[str, dict
     from kombu.exceptions import OperationalError
 
     conn = Connection(
-        _url_with_password(target),
+        with_password(target.broker_url, target.password),
         connect_timeout=target.socket_timeout_s,
         transport_options={"max_retries": 0},
     )
@@ -108,7 +108,9 @@ def _app(target: CeleryTarget) -> Iterator[Any]:
     """A throwaway Celery app that fails fast instead of retrying the broker for ever."""
     from celery import Celery
 
-    app = Celery("irkit", broker=_url_with_password(target), set_as_current=False)
+    app = Celery(
+        "irkit", broker=with_password(target.broker_url, target.password), set_as_current=False
+    )
     app.conf.update(
         broker_connection_retry=False,
         broker_connection_max_retries=0,
@@ -190,7 +192,7 @@ def workers(target: CeleryTarget, *, min_workers: int = 1) -> Finding:
     busy = sum(r["active"] for r in rows)
     slots = sum(r["concurrency"] or 0 for r in rows)
     evidence.update(active=busy, slots=slots, full_workers=[r["worker"] for r in full])
-    summary = f"{len(names)} workers replied; {busy} of {slots} pool slots busy"
+    summary = f"{count(len(names), 'worker')} replied; {busy} of {slots} pool slots busy"
     longest = max(r["longest_task_s"] for r in rows)
     if longest:
         summary += f"; longest task running {human_age(longest)}"
@@ -199,17 +201,3 @@ def workers(target: CeleryTarget, *, min_workers: int = 1) -> Finding:
     if full and len(full) == len(rows):
         return Finding(Status.WARN, summary + ": every pool slot is busy", evidence)
     return Finding(Status.OK, summary, evidence)
-
-
-def _url_with_password(target: CeleryTarget) -> str:
-    """The broker URL kombu connects with; it carries the password, so it is never shown."""
-    if not target.password:
-        return target.broker_url
-    parts = urlsplit(target.broker_url)
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = f"{parts.username or ''}:{target.password}@{host}"
-    if parts.port:
-        netloc += f":{parts.port}"
-    return urlunsplit(parts._replace(netloc=netloc))

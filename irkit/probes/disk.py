@@ -15,7 +15,7 @@ import psutil
 from irkit.probe import Finding, check_thresholds, grade, probe
 from irkit.result import Status
 from irkit.targets import LocalHost
-from irkit.units import human_bytes
+from irkit.units import count, human_bytes
 
 # A walk of a huge tree must not hold up the notebook: past this, report what was seen so far.
 WALK_LIMIT_FILES = 200_000
@@ -128,8 +128,8 @@ def old_files(
     if not per_dir:
         return Finding(Status.OK, "no log or temp directories configured", evidence)
     summary = (
-        f"{walk.files} old files, {human_bytes(walk.bytes)} reclaimable "
-        f"in {len(per_dir)} directories"
+        f"{count(walk.files, 'old file')}, {human_bytes(walk.bytes)} reclaimable "
+        f"in {count(len(per_dir), 'directory', 'directories')}"
     )
     if walk.truncated:
         summary += f" (stopped after {walk.seen} files: at least this much)"

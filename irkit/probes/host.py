@@ -12,6 +12,8 @@ from irkit.targets import LocalHost
 from irkit.units import human_bytes
 
 TOP = 5
+# Shorter samples are dominated by scheduling noise.
+MIN_CPU_INTERVAL_S = 0.5
 
 
 @probe("host.memory")
@@ -62,7 +64,7 @@ def cpu(
     """CPU use over `interval_s` (a first reading with no interval is always 0) and the busiest
     processes over the same interval, as `top -b -n 1` would show them."""
     check_thresholds(warn_pct, crit_pct)
-    interval_s = max(interval_s, 0.1)
+    interval_s = max(interval_s, MIN_CPU_INTERVAL_S)
     procs = list(psutil.process_iter(["pid", "name", "username"]))
     for p in procs:
         try:

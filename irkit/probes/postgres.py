@@ -2,7 +2,8 @@
 migrations applied, and how many users and tenants are there.
 
 Every probe opens its own short autocommit session (pg_stat_activity is snapshotted per
-transaction), read-only, with a statement timeout, and never counts itself.
+transaction), read-only, with a statement and lock timeout. Lists of sessions leave the probe's
+own out; the pool count includes it, because it takes a slot like any client.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from irkit.errors import NotVisible, ServiceError, Unreachable
 from irkit.probe import Finding, check_thresholds, grade, probe
 from irkit.result import Status
 from irkit.targets import PostgresTarget
-from irkit.units import human_age
+from irkit.units import count, human_age
 
 Conn = psycopg.Connection[dict[str, Any]]
 
@@ -120,7 +121,7 @@ def connect(target: PostgresTarget, *, warn_s: float = 2.0) -> Finding:
 _VISIBILITY = """
 SELECT
     (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
-    OR pg_has_role(current_user, 'pg_read_all_stats', 'MEMBER') AS sees_all,
+    OR pg_has_role(current_user, 'pg_read_all_stats', 'USAGE') AS sees_all,
     current_user AS role
 """
 
@@ -190,21 +191,24 @@ def connections(
     return Finding(grade(pct, warn_pct, crit_pct), summary, evidence)
 
 
-_PASSWORD_LITERAL = re.compile(r"(?i)(password\s*)('(?:[^']|'')*')")
+_PASSWORD_LITERAL = re.compile(r"(?i)(password\s*)(E?'(?:[^'\\]|''|\\.)*')")
+_PASSWORD_SETTING = re.compile(r"(?i)(password\s*=\s*)(''.*?''|'(?:[^']|'')*'|[^\s']+)")
 
 
 def mask_query(query: str | None) -> str:
-    """Query text goes into the record: hide password literals (ALTER ROLE … PASSWORD '…')."""
+    """Query text goes into the record: hide password literals (ALTER ROLE … PASSWORD '…') and
+    passwords in connection strings (dblink, foreign servers: password=…)."""
     if not query:
         return ""
-    return _PASSWORD_LITERAL.sub(r"\1'****'", query)[:_QUERY_CHARS]
+    masked = _PASSWORD_LITERAL.sub(r"\1'****'", query)
+    return _PASSWORD_SETTING.sub(r"\1****", masked)[:_QUERY_CHARS]
 
 
 def _session_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return [
         {
             **{k: v for k, v in row.items() if k != "query"},
-            "age_s": round(float(row["age_s"]), 1),
+            "age_s": round(float(row["age_s"] or 0.0), 1),
             "query": mask_query(row.get("query")),
         }
         for row in rows
@@ -225,8 +229,9 @@ def _aged_sessions(
     since: str,
     warn_s: float,
     crit_s: float,
-    what: str,
+    what: tuple[str, str],
 ) -> Finding:
+    """Sessions in a state for longer than the thresholds; `what` names one and several."""
     check_thresholds(warn_s, crit_s)
     with session(target) as conn:
         sees_all, role = _sees_all(conn)
@@ -258,19 +263,19 @@ def _aged_sessions(
     if over_crit:
         status = Status.CRIT
         summary = (
-            f"{len(over_crit)} {what} older than {human_age(crit_s)} "
+            f"{count(len(over_crit), *what)} older than {human_age(crit_s)} "
             f"(oldest {human_age(rows[0]['age_s'])}, pid {rows[0]['pid']}); "
             f"{len(rows)} over {human_age(warn_s)}"
         )
     elif rows:
         status = Status.WARN
         summary = (
-            f"{len(rows)} {what} older than {human_age(warn_s)} "
+            f"{count(len(rows), *what)} older than {human_age(warn_s)} "
             f"(oldest {human_age(rows[0]['age_s'])}, pid {rows[0]['pid']})"
         )
     else:
         status = Status.OK
-        summary = f"no {what} older than {human_age(warn_s)}"
+        summary = f"no {what[1]} older than {human_age(warn_s)}"
     if hidden:
         summary += f"; {_hidden_note(hidden, role)}"
         if status is Status.OK:
@@ -284,7 +289,12 @@ def long_queries(target: PostgresTarget, *, warn_s: float = 1.0, crit_s: float =
     """Statements running longer than `warn_s` (runbook: slow query > 1 s) and `crit_s`
     (runbook: kill candidates > 5 min), by age since `query_start`."""
     return _aged_sessions(
-        target, "state NOT LIKE 'idle%%'", "query_start", warn_s, crit_s, "queries running"
+        target,
+        "state NOT LIKE 'idle%%'",
+        "query_start",
+        warn_s,
+        crit_s,
+        ("query running", "queries running"),
     )
 
 
@@ -300,7 +310,7 @@ def idle_in_transaction(
         "state_change",
         warn_s,
         crit_s,
-        "sessions idle in a transaction",
+        ("session idle in a transaction", "sessions idle in a transaction"),
     )
 
 
@@ -311,7 +321,7 @@ def blocking(target: PostgresTarget, *, warn_s: float = 60.0, crit_s: float = 12
     with session(target) as conn:
         # pg_locks.waitstart exists from PostgreSQL 14; before that the wait is timed from the
         # waiter's last state change, which can only overstate it.
-        waitstart = "l.waitstart" if conn.info.server_version >= 140000 else "NULL"
+        waitstart = "l.waitstart" if conn.info.server_version >= 140000 else "NULL::timestamptz"
         waiters = conn.execute(
             sql.SQL(
                 "SELECT a.pid, a.usename AS user, a.application_name AS application, "
@@ -321,8 +331,9 @@ def blocking(target: PostgresTarget, *, warn_s: float = 60.0, crit_s: float = 12
                 "FROM pg_stat_activity a "
                 "LEFT JOIN LATERAL (SELECT min({waitstart}) AS since FROM pg_locks l "
                 "   WHERE l.pid = a.pid AND NOT l.granted) w ON true "
-                "WHERE cardinality(pg_blocking_pids(a.pid)) > 0 "
-                "ORDER BY age_s DESC"
+                # pg_blocking_pids briefly locks the lock manager: ask only for lock waiters.
+                "WHERE a.wait_event_type = 'Lock' AND cardinality(pg_blocking_pids(a.pid)) > 0 "
+                "ORDER BY age_s DESC NULLS LAST"
             ).format(waitstart=sql.SQL(waitstart))
         ).fetchall()
         blocker_pids = sorted({p for w in waiters for p in w["blocked_by"]})
@@ -332,7 +343,7 @@ def blocking(target: PostgresTarget, *, warn_s: float = 60.0, crit_s: float = 12
             "query FROM pg_stat_activity WHERE pid = ANY(%s)",
             [blocker_pids],
         ).fetchall()
-    longest = float(waiters[0]["age_s"]) if waiters else 0.0
+    longest = float(waiters[0]["age_s"] or 0.0) if waiters else 0.0
     # The sessions at the head of the chains: blocking others while not waiting themselves.
     waiting = {w["pid"] for w in waiters}
     roots = [p for p in blocker_pids if p not in waiting] or blocker_pids
@@ -348,7 +359,8 @@ def blocking(target: PostgresTarget, *, warn_s: float = 60.0, crit_s: float = 12
     if not waiters:
         return Finding(Status.OK, "no session is waiting on a lock", evidence)
     summary = (
-        f"{len(waiters)} sessions wait on locks, the longest for {human_age(longest)}; "
+        f"{count(len(waiters), 'session waits', 'sessions wait')} on locks, "
+        f"the longest for {human_age(longest)}; "
         f"blocked by pid {', '.join(map(str, roots))}"
     )
     return Finding(grade(longest, warn_s, crit_s), summary, evidence)
@@ -385,10 +397,12 @@ def migrations(target: PostgresTarget, *, expected: Sequence[str] = ()) -> Findi
     if missing:
         shown = ", ".join(missing[:10]) + (" …" if len(missing) > 10 else "")
         return Finding(
-            Status.CRIT, f"{len(missing)} expected migrations not applied: {shown}", evidence
+            Status.CRIT,
+            f"{count(len(missing), 'expected migration')} not applied: {shown}",
+            evidence,
         )
     newest = rows[-1] if rows else None
-    summary = f"{len(rows)} migrations applied across {len(per_app)} apps"
+    summary = f"{count(len(rows), 'migration')} applied across {count(len(per_app), 'app')}"
     if newest:
         summary += f"; newest {newest['app']}.{newest['name']} ({_iso(newest['applied'])})"
     if expected:

@@ -35,8 +35,11 @@ def client(target: RedisTarget, db: int | None = None) -> redis.Redis:
         kwargs["password"] = target.password
     url = target.url
     if db is not None:
-        # from_url prefers the URL's own db to a db argument: put the wanted one in the URL.
-        url = urlunsplit(urlsplit(url)._replace(path=f"/{db}"))
+        # from_url prefers the URL's own db to a db argument, and its `db` query option to both;
+        # the query option also works for unix:// URLs, whose path is the socket.
+        parts = urlsplit(url)
+        query = "&".join(q for q in parts.query.split("&") if q and not q.startswith("db="))
+        url = urlunsplit(parts._replace(query=f"{query}&db={db}" if query else f"db={db}"))
     return redis.Redis.from_url(url, **kwargs)
 
 
@@ -78,14 +81,21 @@ def ping(target: RedisTarget) -> Finding:
     """PING, as `redis-cli PING` does in the runbook."""
     with session(target) as r:
         pong = r.ping()
-        info = r.info("server")
+        try:
+            info = r.info("server")
+        except redis.exceptions.ResponseError:
+            info = {}  # an ACL may allow PING and deny INFO: the answer still stands
     evidence = {
         "pong": bool(pong),
         "redis_version": info.get("redis_version"),
         "uptime_s": info.get("uptime_in_seconds"),
         "role": info.get("role") or None,
     }
-    summary = f"PONG from Redis {info.get('redis_version')}, up {_uptime(info)}"
+    summary = (
+        f"PONG from Redis {info['redis_version']}, up {_uptime(info)}"
+        if info
+        else "PONG (INFO is not allowed for this user)"
+    )
     return Finding(Status.OK, summary, evidence)
 
 

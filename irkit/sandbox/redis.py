@@ -83,7 +83,8 @@ class RedisServer:
             f"maxmemory-policy {self.policy}",
         ]
         if self.password:
-            lines.append(f"requirepass {self.password}")
+            quoted = self.password.replace("\\", "\\\\").replace('"', '\\"')
+            lines.append(f'requirepass "{quoted}"')
         # The password sits in this file, so only its owner may read it.
         fd = os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from irkit.sandbox import process
+from irkit.secrets import with_password
 
 
 @dataclass
@@ -46,7 +47,10 @@ class CeleryWorker:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         # The log is appended to across restarts: readiness is judged on what comes after here.
         offset = self.log.stat().st_size if self.log.exists() else 0
-        env = dict(os.environ, IRKIT_SANDBOX_BROKER_URL=self._url())
+        env = dict(
+            os.environ,
+            IRKIT_SANDBOX_BROKER_URL=with_password(self.broker_url, self.broker_password),
+        )
         args = [
             sys.executable, "-m", "celery", "-A", "irkit.sandbox.tasks", "worker",
             "-n", self.nodename, "-c", str(self.concurrency), "-Q", ",".join(self.queues),
@@ -83,9 +87,3 @@ class CeleryWorker:
             # The whole group: the prefork pool's children go with their parent.
             process.terminate(pid, timeout=15, group=True)
         self.pidfile.unlink(missing_ok=True)
-
-    def _url(self) -> str:
-        if not self.broker_password:
-            return self.broker_url
-        scheme, rest = self.broker_url.split("://", 1)
-        return f"{scheme}://:{self.broker_password}@{rest}"

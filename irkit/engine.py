@@ -1,0 +1,72 @@
+"""The papermill engine `irkit run` uses: papermill's own, writing the record less often.
+
+papermill writes the whole output notebook at the start and at the end of every cell, markdown
+cells included; on a short notebook those writes are a fifth of the run. Here the record is written
+when a code cell completes, and at the start and end of the run: a run that dies mid-cell keeps
+every output before it, and its unfinished cells stay marked pending (`irkit.reports.read` reads
+that as incomplete).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from papermill.engines import NBClientEngine, NotebookExecutionManager, papermill_engines
+
+NAME = "irkit"
+
+
+class _Manager(NotebookExecutionManager):  # type: ignore[misc]
+    output_path: str | None
+
+    def cell_start(self, cell: Any, cell_index: Any = None, **kwargs: Any) -> None:
+        self._without_writing(super().cell_start, cell, cell_index, **kwargs)
+
+    def cell_complete(self, cell: Any, cell_index: Any = None, **kwargs: Any) -> None:
+        if cell.get("cell_type") == "code":
+            super().cell_complete(cell, cell_index, **kwargs)
+        else:
+            self._without_writing(super().cell_complete, cell, cell_index, **kwargs)
+
+    def _without_writing(self, step: Callable[..., None], *args: Any, **kwargs: Any) -> None:
+        output_path: str | None = self.output_path
+        self.output_path = None  # save() writes only when it has a path
+        try:
+            step(*args, **kwargs)
+        finally:
+            self.output_path = output_path
+
+
+class Engine(NBClientEngine):  # type: ignore[misc]
+    @classmethod
+    def execute_notebook(
+        cls,
+        nb: Any,
+        kernel_name: str,
+        output_path: str | None = None,
+        progress_bar: bool = True,
+        log_output: bool = False,
+        autosave_cell_every: int = 30,
+        **kwargs: Any,
+    ) -> Any:
+        # papermill's Engine.execute_notebook, with the manager above.
+        nb_man = _Manager(
+            nb,
+            output_path=output_path,
+            progress_bar=progress_bar,
+            log_output=log_output,
+            autosave_cell_every=autosave_cell_every,
+        )
+        nb_man.notebook_start()
+        try:
+            cls.execute_managed_notebook(nb_man, kernel_name, log_output=log_output, **kwargs)
+        finally:
+            nb_man.cleanup_pbar()
+            nb_man.notebook_complete()
+        return nb_man.nb
+
+
+def register() -> str:
+    papermill_engines.register(NAME, Engine)
+    return NAME
