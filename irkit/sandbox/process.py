@@ -23,8 +23,10 @@ def free_port() -> int:
 
 def port_open(host: str, port: int, timeout: float = 0.2) -> bool:
     try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            # With nothing listening on a port of the ephemeral range, Linux can pick that very
+            # port as the source and connect the socket to itself: that is no listener.
+            return bool(sock.getsockname() != sock.getpeername())
     except OSError:
         return False
 
