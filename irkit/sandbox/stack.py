@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,11 +107,23 @@ class Stack:
 
     def _refuse_foreign_listeners(self) -> None:
         for name, server in (("PostgreSQL", self.postgres), ("Redis", self.redis)):
-            if server.pid is None and process.port_open(server.host, server.port):
+            if server.pid is None and _still_listening(server.host, server.port):
                 raise SandboxError(
                     f"port {server.port} (practice {name}) is taken by another program; "
                     "stop it, or run the practice stack on another machine"
                 )
+
+
+def _still_listening(host: str, port: int, grace_s: float = 3.0) -> bool:
+    """A server that was just killed can hold its port for a moment after its pid is gone (its
+    threads are still exiting): only a port still taken after `grace_s` belongs to another
+    program."""
+    deadline = time.monotonic() + grace_s
+    while process.port_open(host, port):
+        if time.monotonic() > deadline:
+            return True
+        time.sleep(0.05)
+    return False
 
 
 def _status(
