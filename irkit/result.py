@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -98,9 +98,6 @@ class Results(tuple[Result, ...]):
     @property
     def status(self) -> Status:
         return Status.worst(r.status for r in self)
-
-    def by_status(self, *statuses: Status) -> Iterator[Result]:
-        return (r for r in self if r.status in statuses)
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
         from irkit.render import results_html, results_text

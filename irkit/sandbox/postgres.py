@@ -71,11 +71,19 @@ def bin_dir() -> Path:
     install = found.parent
     digest = hashlib.sha256(str(install).encode()).hexdigest()[:10]
     copy = Path(tempfile.gettempdir()) / f"irkit-postgres-{digest}"
-    if not (copy / "bin" / "postgres").exists():
+    # A wheel keeps its shared libraries in "<package>.libs" beside the package and finds them
+    # through a relative RPATH (pgserver: $ORIGIN/../../../pgserver.libs): copy that too, keeping
+    # the layout.
+    package = install.parent
+    libs = package.parent / f"{package.name}.libs"
+    relative = Path(package.name, install.name) if libs.is_dir() else Path()
+    if not (copy / relative / "bin" / "postgres").exists():
         staging = copy.with_name(f"{copy.name}.{os.getpid()}.partial")
-        shutil.copytree(install, staging, symlinks=True, dirs_exist_ok=True)
+        shutil.copytree(install, staging / relative, symlinks=True, dirs_exist_ok=True)
+        if libs.is_dir():
+            shutil.copytree(libs, staging / libs.name, symlinks=True, dirs_exist_ok=True)
         staging.rename(copy)
-    return copy / "bin"
+    return copy / relative / "bin"
 
 
 @dataclass

