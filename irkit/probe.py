@@ -107,7 +107,7 @@ def within_deadline(call: Callable[[], Finding], target: Target) -> Finding:
     if not outcome:
         raise Unreachable(
             f"no answer from {target.display} within {target.deadline_s:g} s, all timeouts "
-            "included: it accepted the connection and then stalled (hung, or stuck on I/O)"
+            "included: it stalled part-way (hung, or stuck on I/O)"
         )
     if isinstance(outcome[0], BaseException):
         raise outcome[0]

@@ -47,7 +47,10 @@ def publish_exact(tmp: Path, wanted: Path) -> Path:
     try:
         os.link(tmp, wanted)
     except FileExistsError:
-        raise ConfigError(f"{wanted} already exists; irkit never overwrites a report") from None
+        # Taken while the run went on: keep this run's record where it is, and say where.
+        raise ConfigError(
+            f"{wanted} appeared during the run and is not overwritten; this run's record is {tmp}"
+        ) from None
     tmp.unlink()
     return wanted
 

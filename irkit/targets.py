@@ -90,11 +90,6 @@ class RedisTarget:
         # A probe sends a handful of commands, each bounded by the socket timeout.
         return 6 * self.socket_timeout_s + 2.0
 
-    @property
-    def address(self) -> tuple[str, int]:
-        parts = urlsplit(self.url)
-        return parts.hostname or "localhost", parts.port or 6379
-
 
 @dataclass(frozen=True, kw_only=True)
 class CeleryTarget:

@@ -83,11 +83,13 @@ def test_an_evicting_policy_on_the_broker_is_a_warning(
     assert redis.memory(redis_target).status is Status.OK
 
 
-def test_rejected_clients_are_crit(redis_target: RedisTarget, admin: redislib.Redis) -> None:
+def test_rejected_clients_are_crit(
+    stack: Stack, redis_target: RedisTarget, admin: redislib.Redis
+) -> None:
     assert redis.clients(redis_target).status is Status.OK
     connected = int(admin.info("clients")["connected_clients"])
     admin.config_set("maxclients", str(connected + 1))
-    port = redis_target.address[1]
+    port = stack.redis.port
     extra = [redislib.Redis(port=port, retry=Retry(NoBackoff(), 0)) for _ in range(3)]
     for client in extra:
         with contextlib.suppress(redislib.exceptions.ConnectionError):
@@ -96,6 +98,7 @@ def test_rejected_clients_are_crit(redis_target: RedisTarget, admin: redislib.Re
     result = redis.clients(redis_target)
     assert result.status is Status.CRIT
     assert result.evidence["rejected_connections"] >= 1
+    assert result.evidence["maxclients"] == 10000
     assert "rejected since start" in result.summary
     for client in extra:
         client.close()

@@ -55,6 +55,12 @@ def test_section_overrides_from_a_file_apply_to_their_section() -> None:
     assert "sections" not in ns
 
 
+def test_thresholds_out_of_order_stop_the_notebook_before_any_probe() -> None:
+    # pg_long_query_crit_s keeps its notebook default, 300 s.
+    with pytest.raises(ParameterError, match=r"pg_long_query_warn_s \(400\) is above"):
+        Section("db", namespace(pg_long_query_warn_s=400.0))
+
+
 def test_a_section_without_parameters_is_an_error() -> None:
     with pytest.raises(ParameterError, match="no parameters found"):
         Section("db", {})

@@ -118,16 +118,16 @@ def connect(target: PostgresTarget, *, warn_s: float = 2.0) -> Finding:
     return Finding(Status.OK, summary + f"{row['version']} ({role})", evidence)
 
 
-_VISIBILITY = """
-SELECT
-    (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
-    OR pg_has_role(current_user, 'pg_read_all_stats', 'USAGE') AS sees_all,
-    current_user AS role
-"""
+# Whether this role sees every session's details in pg_stat_activity, and its name.
+_VISIBILITY = (
+    "(SELECT rolsuper FROM pg_roles WHERE rolname = current_user) "
+    "OR pg_has_role(current_user, 'pg_read_all_stats', 'USAGE') AS sees_all, "
+    "current_user AS role"
+)
 
 
 def _sees_all(conn: Conn) -> tuple[bool, str]:
-    row = conn.execute(_VISIBILITY).fetchone()
+    row = conn.execute(f"SELECT {_VISIBILITY}").fetchone()
     assert row is not None
     return bool(row["sees_all"]), str(row["role"])
 
@@ -147,9 +147,9 @@ def connections(
     (`max_connections - superuser_reserved_connections - reserved_connections`)."""
     check_thresholds(warn_pct, crit_pct)
     with session(target) as conn:
-        sees_all, role = _sees_all(conn)
         limits = conn.execute(
-            "SELECT current_setting('max_connections')::int AS max_connections, "
+            f"SELECT {_VISIBILITY}, "
+            "current_setting('max_connections')::int AS max_connections, "
             "current_setting('superuser_reserved_connections')::int AS superuser_reserved, "
             "coalesce(current_setting('reserved_connections', true), '0')::int AS reserved"
         ).fetchone()
@@ -164,6 +164,7 @@ def connections(
             "GROUP BY 1, 2, 3 ORDER BY 4 DESC"
         ).fetchall()
     assert limits is not None
+    sees_all, role = bool(limits["sees_all"]), str(limits["role"])
     available = limits["max_connections"] - limits["superuser_reserved"] - limits["reserved"]
     used = sum(g["sessions"] for g in groups)
     hidden = sum(g["sessions"] for g in groups if g["state"] == "(hidden)")

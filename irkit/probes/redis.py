@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -113,28 +114,26 @@ def memory(
     evict any key on a server holding Celery's queues (`broker_queues`): evicted tasks are lost."""
     check_thresholds(warn_pct, crit_pct)
     with session(target) as r:
-        mem = r.info("memory")
-        stats = r.info("stats")
-        keyspace = r.info("keyspace")
-        policy = str(mem.get("maxmemory_policy", "noeviction"))
+        info = r.info()  # the default sections hold memory, stats and keyspace: one round trip
+        policy = str(info.get("maxmemory_policy", "noeviction"))
         broker_dbs = (
-            _broker_dbs(target, keyspace, broker_queues) if policy.startswith("allkeys") else []
+            _broker_dbs(target, info, broker_queues) if policy.startswith("allkeys") else []
         )
-    used = int(mem["used_memory"])
-    limit = int(mem.get("maxmemory", 0))
+    used = int(info["used_memory"])
+    limit = int(info.get("maxmemory", 0))
     evidence: dict[str, Any] = {
         "used_memory": used,
-        "used_memory_human": mem.get("used_memory_human"),
+        "used_memory_human": info.get("used_memory_human"),
         "maxmemory": limit,
         "maxmemory_policy": policy,
-        "evicted_keys": stats.get("evicted_keys", 0),
-        "mem_fragmentation_ratio": mem.get("mem_fragmentation_ratio"),
+        "evicted_keys": info.get("evicted_keys", 0),
+        "mem_fragmentation_ratio": info.get("mem_fragmentation_ratio"),
         "warn_pct": warn_pct,
         "crit_pct": crit_pct,
         "broker_dbs": broker_dbs,
         "broker_at_risk": bool(broker_dbs),
     }
-    evicted = f"{stats.get('evicted_keys', 0)} keys evicted since start"
+    evicted = f"{info.get('evicted_keys', 0)} keys evicted since start"
     if limit == 0:
         summary = f"{human_bytes(used)} used with no maxmemory limit (policy {policy}); {evicted}"
         return Finding(Status.WARN, summary, evidence)
@@ -153,12 +152,12 @@ def memory(
     return Finding(status, summary, evidence)
 
 
-def _broker_dbs(target: RedisTarget, keyspace: dict[str, Any], queues: Sequence[str]) -> list[int]:
+def _broker_dbs(target: RedisTarget, info: dict[str, Any], queues: Sequence[str]) -> list[int]:
     """The dbs that hold kombu's bindings or a Celery queue key (EXISTS only: no scans)."""
     found = []
     keys = [KOMBU_BINDING.format(q) for q in queues] + list(queues)
-    for name in keyspace:
-        db = int(name.removeprefix("db"))
+    # INFO's keyspace section lists each db holding keys as `dbN`.
+    for db in sorted(int(name[2:]) for name in info if re.fullmatch(r"db\d+", name)):
         with session(target, db) as r:
             if r.exists(*keys):
                 found.append(db)
@@ -170,28 +169,28 @@ def clients(target: RedisTarget, *, warn_pct: float = 80.0) -> Finding:
     """Connected, blocked and rejected clients. Rejections are counted since the server started,
     so any at all is CRIT: Redis turned clients away at `maxclients`."""
     with session(target) as r:
-        info = r.info("clients")
-        stats = r.info("stats")
-        server = r.info("server")
-        try:
-            maxclients = int(r.config_get("maxclients").get("maxclients") or 0)
-        except redis.exceptions.ResponseError:
-            maxclients = 0  # CONFIG is often disabled on managed Redis
+        info = r.info()  # clients, stats and server sections in one round trip
+        maxclients = int(info.get("maxclients") or 0)
+        if not maxclients:  # INFO shows it from Redis 7 on; before, ask CONFIG if allowed
+            try:
+                maxclients = int(r.config_get("maxclients").get("maxclients") or 0)
+            except redis.exceptions.ResponseError:
+                maxclients = 0  # CONFIG is often disabled on managed Redis
     connected = int(info.get("connected_clients", 0))
-    rejected = int(stats.get("rejected_connections", 0))
+    rejected = int(info.get("rejected_connections", 0))
     evidence: dict[str, Any] = {
         "connected_clients": connected,
         "blocked_clients": int(info.get("blocked_clients", 0)),
         "rejected_connections": rejected,
         "maxclients": maxclients,
-        "uptime_s": server.get("uptime_in_seconds"),
+        "uptime_s": info.get("uptime_in_seconds"),
         "warn_pct": warn_pct,
     }
     summary = f"{connected} clients connected ({evidence['blocked_clients']} blocked)"
     if maxclients:
         summary += f" of maxclients {maxclients}"
     if rejected:
-        summary += f"; {rejected} connections rejected since start (up {_uptime(server)})"
+        summary += f"; {rejected} connections rejected since start (up {_uptime(info)})"
         return Finding(Status.CRIT, summary, evidence)
     if maxclients and 100.0 * connected / maxclients >= warn_pct:
         return Finding(Status.WARN, summary, evidence)
