@@ -14,7 +14,6 @@ import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -189,10 +188,11 @@ class PostgresServer:
             detail = (result.stderr or result.stdout).strip().splitlines()[-3:]
             raise SandboxError(f"{what} failed: {' / '.join(detail)} (log: {self.log})")
 
-    def seed(self, schema: str | None = None) -> None:
-        """Create the application role and database the runbook names (`psql -U erp -d himalytix`),
-        with a Django-like schema; safe to run again."""
-        with psycopg.connect(**self.conninfo(), autocommit=True, connect_timeout=5) as conn:
+    def seed(self) -> bool:
+        """Create the application role and database the runbook names (`psql -U erp -d himalytix`);
+        safe to run again. True when the database was created now: the app's migrations build its
+        schema."""
+        with self._connect() as conn:
             if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [APP_USER]).fetchone():
                 conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(APP_USER)))
             if self.password:
@@ -212,10 +212,31 @@ class PostgresServer:
                         sql.Identifier(APP_DATABASE), sql.Identifier(APP_USER)
                     )
                 )
-        schema_sql = schema or resources.files("irkit.sandbox").joinpath("seed.sql").read_text()
-        info = self.conninfo(user=APP_USER, dbname=APP_DATABASE)
-        with psycopg.connect(**info, autocommit=True, connect_timeout=5) as conn:
-            conn.execute(schema_sql.encode())
+        return not exists
+
+    def missing_migrations(self, wanted: dict[str, list[str]]) -> list[str]:
+        """Which of `wanted` (app label: migration names) django_migrations lacks."""
+        with self._connect(APP_DATABASE) as conn:
+            if conn.execute("SELECT to_regclass('django_migrations')").fetchone() == (None,):
+                return [f"{app}.{name}" for app, names in wanted.items() for name in names]
+            rows = conn.execute("SELECT app, name FROM django_migrations").fetchall()
+        applied = {f"{app}.{name}" for app, name in rows}
+        return [
+            f"{app}.{name}"
+            for app, names in wanted.items()
+            for name in names
+            if f"{app}.{name}" not in applied
+        ]
+
+    def refresh_last_logins(self) -> None:
+        """Keep the practice users "active": spread their last logins over the last 40 minutes."""
+        with self._connect(APP_DATABASE) as conn:
+            conn.execute(
+                "UPDATE auth_user SET last_login = now() - ((id % 40) || ' minutes')::interval"
+            )
+
+    def _connect(self, dbname: str = "postgres") -> psycopg.Connection[Any]:
+        return psycopg.connect(**self.conninfo(dbname=dbname), autocommit=True, connect_timeout=5)
 
 
 def _give_to_server(path: Path) -> None:

@@ -55,11 +55,20 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def wait_until(check: Callable[[], bool], timeout: float, what: str, log: Path | None) -> None:
+def wait_until(
+    check: Callable[[], bool],
+    timeout: float,
+    what: str,
+    log: Path | None,
+    pidfile: Path | None = None,
+) -> None:
+    """Wait for `check`; with a `pidfile`, give up at once when that process has exited."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if check():
             return
+        if pidfile is not None and read_pid(pidfile) is None:
+            raise SandboxError(f"{what} exited while starting{_see(log)}")
         time.sleep(0.05)
     raise SandboxError(f"{what} did not come up within {timeout:g} s{_see(log)}")
 

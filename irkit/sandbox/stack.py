@@ -1,8 +1,10 @@
-"""The practice stack: PostgreSQL, Redis and a Celery worker on their own ports and folders.
+"""The practice stack: a Himalytix look-alike on its own ports and folders.
 
-`up` is idempotent (it starts what is not running and repairs what died), `down` stops everything
-and keeps the data, `status` says what runs where. `parameters/sandbox.yaml` points the notebooks
-at the ports below.
+PostgreSQL with the app's Django schema, Redis (broker and cache), a Celery worker, the Django app
+over HTTP and HTTPS (gunicorn), and Prometheus scraping it with the runbook's alert rules.
+`up` is idempotent (it starts what is not running and repairs what died, except what an active
+drill holds down), `down` stops everything and keeps the data, `reset` starts again from nothing,
+`status` says what runs where. `parameters/sandbox.yaml` points the notebooks at the ports below.
 """
 
 from __future__ import annotations
@@ -18,11 +20,16 @@ from irkit.errors import SandboxError
 from irkit.home import kit_home
 from irkit.sandbox import process
 from irkit.sandbox.postgres import APP_DATABASE, APP_USER, PostgresServer
+from irkit.sandbox.prometheus import PrometheusServer
 from irkit.sandbox.redis import RedisServer
+from irkit.sandbox.web import AppEnvironment, WebServer
 from irkit.sandbox.worker import CeleryWorker
 
 POSTGRES_PORT = 55432
 REDIS_PORT = 56379
+WEB_PORT = 58000
+TLS_PORT = 58443
+PROMETHEUS_PORT = 59090
 BROKER_DB = 0
 CACHE_DB = 1
 
@@ -47,10 +54,14 @@ class Stack:
         *,
         postgres_port: int = POSTGRES_PORT,
         redis_port: int = REDIS_PORT,
+        web_port: int = WEB_PORT,
+        tls_port: int = TLS_PORT,
+        prometheus_port: int = PROMETHEUS_PORT,
         postgres_settings: dict[str, str] | None = None,
         password: str | None = None,
     ) -> None:
         self.base = base or sandbox_dir()
+        self.password = password
         self.postgres = PostgresServer(
             _postgres_home(self.base),
             postgres_port,
@@ -61,20 +72,69 @@ class Stack:
         self.worker = CeleryWorker(
             self.base / "worker", broker_url=self.redis.url(BROKER_DB), broker_password=password
         )
+        self.app = AppEnvironment(
+            state_dir=self.base / "app",
+            pg_host=self.postgres.host,
+            pg_port=postgres_port,
+            cache_url=self.redis.url(CACHE_DB),
+            broker_url=self.redis.url(BROKER_DB),
+            password=password,
+        )
+        self.web = WebServer("web", self.base / "web", web_port, self.app)
+        self.web_tls = WebServer(
+            "web-tls", self.base / "web", tls_port, self.app, tls_dir=self.base / "tls"
+        )
+        self.prometheus = PrometheusServer(
+            self.base / "prometheus", prometheus_port, f"{self.web.host}:{web_port}"
+        )
 
-    def up(self) -> list[ComponentStatus]:
+    @property
+    def media_dir(self) -> Path:
+        return self.app.state_dir / "media"
+
+    def up(self, held_down: frozenset[str] = frozenset()) -> list[ComponentStatus]:
+        """Start what is not running. Components in `held_down` (stopped by an active drill) are
+        left as they are."""
         self._refuse_foreign_listeners()
         self.postgres.start()
-        self.postgres.seed()
+        created = self.postgres.seed()
+        if "schema" not in held_down:
+            self._migrate(created)
+        self.media_dir.mkdir(parents=True, exist_ok=True)
         self.redis.start()
-        self.worker.start()
+        for name, component in self._services():
+            if name not in held_down:
+                component.start()
         return self.status()
 
     def down(self) -> list[ComponentStatus]:
-        self.worker.stop()
+        for _, component in reversed(self._services()):
+            component.stop()
         self.redis.stop()
         self.postgres.stop()
         return self.status()
+
+    def _services(self) -> list[tuple[str, CeleryWorker | WebServer | PrometheusServer]]:
+        """What runs on top of the servers, in start order."""
+        return [
+            ("celery-worker", self.worker),
+            ("web", self.web),
+            ("web-tls", self.web_tls),
+            ("prometheus", self.prometheus),
+        ]
+
+    def _migrate(self, database_created: bool) -> None:
+        """The app's own migrations, then its practice data; on later starts only the users'
+        last logins are refreshed (the runbook's "active users" count), which is much quicker
+        than starting Django."""
+        if database_created or self.postgres.missing_migrations(_app_migrations()):
+            for command in (("migrate", "--noinput"), ("practice_data",)):
+                done = self.app.manage(*command)
+                if done.returncode != 0:
+                    tail = " / ".join((done.stderr or done.stdout).strip().splitlines()[-3:])
+                    raise SandboxError(f"django-admin {command[0]} failed: {tail}")
+        else:
+            self.postgres.refresh_last_logins()
 
     def status(self) -> list[ComponentStatus]:
         pg, rd, wk = self.postgres, self.redis, self.worker
@@ -103,10 +163,33 @@ class Stack:
                 wk.nodename,
                 f"concurrency {wk.concurrency}, queues {','.join(wk.queues)}",
             ),
+            *(
+                _status(web.name, web.pid, web.running(), web.pidfile, web.url, str(web.log))
+                for web in (self.web, self.web_tls)
+            ),
+            self._prometheus_status(),
         ]
 
+    def _prometheus_status(self) -> ComponentStatus:
+        prom = self.prometheus
+        if not prom.installed:
+            return ComponentStatus(
+                "prometheus", "not installed", None, prom.url, "apt-get install prometheus"
+            )
+        return _status(
+            "prometheus", prom.pid, prom.running(), prom.pidfile, prom.url, "scrapes web"
+        )
+
     def _refuse_foreign_listeners(self) -> None:
-        for name, server in (("PostgreSQL", self.postgres), ("Redis", self.redis)):
+        servers: list[tuple[str, PostgresServer | RedisServer | WebServer | PrometheusServer]] = [
+            ("PostgreSQL", self.postgres),
+            ("Redis", self.redis),
+            ("web app", self.web),
+            ("HTTPS web app", self.web_tls),
+        ]
+        if self.prometheus.installed:
+            servers.append(("Prometheus", self.prometheus))
+        for name, server in servers:
             if server.pid is None and _still_listening(server.host, server.port):
                 raise SandboxError(
                     f"port {server.port} (practice {name}) is taken by another program; "
@@ -138,6 +221,21 @@ def _status(
     else:
         state = "stopped"
     return ComponentStatus(name, state, pid, address, detail)
+
+
+def _app_migrations() -> dict[str, list[str]]:
+    """The practice app's migrations on disk, by app label."""
+    from importlib import resources
+
+    found: dict[str, list[str]] = {}
+    for app in ("tenancy", "accounting"):
+        folder = resources.files(f"irkit.sandbox.himalytix.{app}.migrations")
+        found[app] = sorted(
+            f.name.removesuffix(".py")
+            for f in folder.iterdir()
+            if f.name.endswith(".py") and f.name[:4].isdigit()
+        )
+    return found
 
 
 def _postgres_home(base: Path) -> Path:

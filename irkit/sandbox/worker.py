@@ -68,7 +68,9 @@ class CeleryWorker:
             )
         self.pidfile.write_text(f"{proc.pid}\n")
         if wait:
-            process.wait_until(lambda: self.ready(offset), 60, "the Celery worker", self.log)
+            process.wait_until(
+                lambda: self.ready(offset), 60, "the Celery worker", self.log, self.pidfile
+            )
 
     def ready(self, offset: int = 0) -> bool:
         """The worker logs '<name> ready.' once it consumes; cheaper than a broadcast ping."""
