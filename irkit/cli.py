@@ -30,16 +30,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except IrkitError as exc:
         print(f"irkit: {exc}", file=sys.stderr)
         return USER_ERROR
+    except BrokenPipeError:
+        # The reader went away (`irkit … | head`): not an error of ours.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except OSError as exc:
         print(f"irkit: {redact(str(exc))}", file=sys.stderr)
         return USER_ERROR
     except KeyboardInterrupt:
         print("irkit: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:
-        # The reader went away (`irkit … | head`): not an error of ours.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
     except Exception as exc:
         # A bug: one line (a scheduler reads exit 1 as WARN, so this is UNKNOWN), and the
         # traceback only when asked for.
@@ -93,10 +93,28 @@ def _parser() -> argparse.ArgumentParser:
     sandbox = commands.add_parser(
         "sandbox",
         help="the local practice servers",
-        description="Start, stop or show the practice PostgreSQL, Redis and Celery worker.",
+        description=(
+            "The practice stack, a Himalytix look-alike on loopback: PostgreSQL, Redis, a Celery "
+            "worker, the Django app over HTTP and HTTPS, and Prometheus. up: start what is not "
+            "running (again: repair what died); down: stop all, keep the data; status: what runs "
+            "where (exit 1 if anything is down); reset: stop drills, delete all data, start afresh."
+        ),
     )
-    sandbox.add_argument("action", choices=["up", "down", "status"])
+    sandbox.add_argument("action", choices=["up", "down", "status", "reset"])
     sandbox.set_defaults(handler=_sandbox)
+
+    drill = commands.add_parser(
+        "drill",
+        help="rehearse a runbook scenario on the practice stack",
+        description=(
+            "Make one runbook scenario happen for real on the practice stack (list shows them "
+            "and the notebook to run for each), and undo it with stop. Notebooks run while a "
+            "drill is active are marked as drills and never count in the incident metrics."
+        ),
+    )
+    drill.add_argument("action", choices=["list", "start", "stop", "status"])
+    drill.add_argument("name", nargs="?", help="the drill, for start and stop (stop: or 'all')")
+    drill.set_defaults(handler=_drill)
     return parser
 
 
@@ -148,20 +166,82 @@ def _show_parameters(section: str) -> int:
 
 
 def _sandbox(args: argparse.Namespace) -> int:
+    from irkit import drills
     from irkit.sandbox.stack import Stack, format_status
 
-    stack = Stack()
-    if args.action == "up":
-        print(f"starting the practice servers in {stack.base} …", file=sys.stderr)
-        rows = stack.up()
+    stack = Stack.load()
+    if args.action in ("up", "reset"):
+        if args.action == "reset":
+            for active in drills.active(stack):
+                drills.stop(stack, active.name)
+            print(f"deleting the practice stack's data in {stack.base} …", file=sys.stderr)
+            stack.reset()
+        print(f"starting the practice stack in {stack.base} …", file=sys.stderr)
+        held = drills.held_down(stack)
+        rows = stack.up(held)
+        if held:
+            print(f"left down by active drills: {', '.join(sorted(held))}", file=sys.stderr)
     elif args.action == "down":
         rows = stack.down()
     else:
         rows = stack.status()
     print(format_status(rows))
+    if args.action != "down":
+        _print_active_drills(stack)
     if args.action == "status":
-        return 0 if all(r.state == "running" for r in rows) else Status.WARN.exit_code
+        healthy = all(r.state in ("running", "not installed") for r in rows)
+        return 0 if healthy else Status.WARN.exit_code
     return 0
+
+
+def _drill(args: argparse.Namespace) -> int:
+    from irkit import drills
+    from irkit.sandbox.stack import Stack
+
+    stack = Stack.load()
+    if args.action == "list":
+        for d in drills.catalogue().values():
+            print(f"{d.name:<18} {d.scenario}")
+            print(f"{'':<18} run: irkit run {d.section} -f parameters/sandbox.yaml")
+            print(f"{'':<18} shows: {d.shows}")
+        return 0
+    if args.action == "status":
+        if not drills.active(stack):
+            print("no drill is active")
+        _print_active_drills(stack)
+        return 0
+    if not args.name:
+        raise UsageError(f"irkit drill {args.action} needs a drill name; see: irkit drill list")
+    if args.action == "start":
+        drill = drills.get(args.name)
+        already = any(a.name == drill.name for a in drills.active(stack))
+        active = drills.start(stack, drill.name)
+        print(f"drill {drill.name} {'was already active since' if already else 'started at'} "
+              f"{active.started_at}: {drill.scenario}")  # fmt: skip
+        print(f"now run: irkit run {drill.section} -f parameters/sandbox.yaml")
+        print(f"it should show: {drill.shows}")
+        print(f"undo with: irkit drill stop {drill.name}")
+        return 0
+    names = [a.name for a in drills.active(stack)] if args.name == "all" else [args.name]
+    for name in names:
+        if drills.stop(stack, drills.get(name).name):
+            print(f"drill {name} stopped; the practice stack is healthy again")
+        else:
+            print(f"drill {name} was not active")
+    return 0
+
+
+def _print_active_drills(stack: object) -> None:
+    from irkit import drills
+    from irkit.sandbox.stack import Stack
+
+    assert isinstance(stack, Stack)
+    for active in drills.active(stack):
+        print(f"drill active: {active.name} (since {active.started_at})")
+
+
+class UsageError(IrkitError):
+    """A command line that cannot be carried out as given."""
 
 
 if __name__ == "__main__":

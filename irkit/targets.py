@@ -27,9 +27,13 @@ ENV_FOR_PARAMETER = {
     "pg_database": "PGDATABASE",
     "redis_url": "IRKIT_REDIS_URL",
     "celery_broker_url": "IRKIT_CELERY_BROKER_URL",
+    "web_url": "IRKIT_BASE_URL",
+    "prom_url": "IRKIT_PROMETHEUS_URL",
 }
 
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
+DEFAULT_WEB_URL = "http://localhost:8000"
+DEFAULT_PROMETHEUS_URL = "http://localhost:9090"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -118,6 +122,55 @@ class CeleryTarget:
         )
 
 
+@dataclass(frozen=True, kw_only=True)
+class HttpTarget:
+    """A web app or an HTTP API (Prometheus); `base_url` holds no credentials."""
+
+    base_url: str
+    timeout_s: float = 5.0
+    verify: bool | str = True  # False, or a CA bundle to trust (a private CA)
+
+    @property
+    def display(self) -> str:
+        return redact_url(self.base_url)
+
+    @property
+    def deadline_s(self) -> float:
+        # A probe makes a few requests, each bounded by the timeout (connect and each read).
+        return 4 * self.timeout_s + 2.0
+
+    def url(self, path: str) -> str:
+        return self.base_url.rstrip("/") + "/" + path.lstrip("/")
+
+
+@dataclass(frozen=True)
+class TlsEndpoint:
+    """A name served over TLS, and where to connect for it (like curl's --connect-to)."""
+
+    server_name: str
+    port: int = 443
+    address: str = ""
+
+    @property
+    def display(self) -> str:
+        at = f" via {self.address}" if self.address and self.address != self.server_name else ""
+        return f"{self.server_name}:{self.port}{at}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class TlsTarget:
+    endpoints: tuple[TlsEndpoint, ...]
+    timeout_s: float = 5.0
+
+    @property
+    def display(self) -> str:
+        return ", ".join(e.display for e in self.endpoints)
+
+    @property
+    def deadline_s(self) -> float:
+        return len(self.endpoints) * 2 * self.timeout_s + 2.0
+
+
 @dataclass(frozen=True)
 class LocalHost:
     """The machine the notebook runs on, for host and disk probes."""
@@ -183,6 +236,58 @@ def celery_target(params: Mapping[str, Any]) -> CeleryTarget:
     )
 
 
+def web_target(params: Mapping[str, Any]) -> HttpTarget:
+    url = _url_parameter(params, "web_url", ("http", "https")) or DEFAULT_WEB_URL
+    return HttpTarget(
+        base_url=url, timeout_s=_positive(params, "web_timeout_s", 5.0), verify=_verify(params)
+    )
+
+
+def prometheus_target(params: Mapping[str, Any]) -> HttpTarget:
+    url = _url_parameter(params, "prom_url", ("http", "https")) or DEFAULT_PROMETHEUS_URL
+    return HttpTarget(base_url=url, timeout_s=_positive(params, "prom_timeout_s", 5.0))
+
+
+def tls_target(params: Mapping[str, Any]) -> TlsTarget:
+    raw = params.get("tls_endpoints") or []
+    if not raw:
+        raise ParameterError(
+            "parameter tls_endpoints is empty: list the names to check, e.g. "
+            '["himalytix.com:443"] or ["himalytix.test:8443@127.0.0.1"]'
+        )
+    return TlsTarget(
+        endpoints=tuple(parse_endpoint(str(e)) for e in raw),
+        timeout_s=_positive(params, "tls_timeout_s", 5.0),
+    )
+
+
+def parse_endpoint(text: str) -> TlsEndpoint:
+    """`name[:port][@address]`: the name is sent by SNI and checked; the address, if given, is
+    where to connect (a load balancer, or 127.0.0.1 for a name that does not resolve)."""
+    name_port, _, address = text.strip().partition("@")
+    name, _, port_text = name_port.partition(":")
+    try:
+        port = int(port_text) if port_text else 443
+    except ValueError:
+        port = -1
+    if not name or not 0 < port <= 65535 or any(c in name for c in "/ "):
+        raise ParameterError(
+            f"tls_endpoints entry {text!r} is not name[:port][@address], "
+            'e.g. "himalytix.com:443" or "himalytix.test:8443@127.0.0.1"'
+        )
+    return TlsEndpoint(server_name=name, port=port, address=address)
+
+
+def _verify(params: Mapping[str, Any]) -> bool | str:
+    """Check the web app's certificate unless told not to; a CA file trusts a private CA."""
+    ca_file = str(params.get("web_ca_file", "") or "")
+    if ca_file:
+        if not os.path.isfile(ca_file):
+            raise ParameterError(f"parameter web_ca_file: no such file {ca_file}")
+        return ca_file
+    return bool(params.get("web_verify_tls", True))
+
+
 def _positive(params: Mapping[str, Any], name: str, default: float, at_least: float = 0.0) -> float:
     """A timeout: zero would mean "wait for ever" to the drivers, which is what they are for."""
     value = float(params.get(name, default))
@@ -213,6 +318,8 @@ def _url_parameter(params: Mapping[str, Any], name: str, schemes: tuple[str, ...
 
 
 def _password_env(name: str) -> str:
+    if name in ("web_url", "prom_url"):
+        return "a netrc file or a proxy that adds it"
     return "IRKIT_REDIS_PASSWORD" if name == "redis_url" else "IRKIT_CELERY_BROKER_PASSWORD"
 
 
@@ -224,7 +331,7 @@ def _check_url(name: str, value: str, schemes: tuple[str, ...]) -> None:
         raise ParameterError(f"{name} is not a valid URL ({exc}): {redact_url(value)}") from None
     if not parts.scheme or not (parts.hostname or parts.path):
         raise ParameterError(
-            f"{name} is not a valid URL: {redact_url(value)}; expected e.g. {DEFAULT_REDIS_URL}"
+            f"{name} is not a valid URL: {redact_url(value)}; expected e.g. {schemes[0]}://host:port"
         )
     if parts.scheme.split("+")[0] not in schemes:
         raise ParameterError(

@@ -26,6 +26,11 @@ CATALOGUE = {
     "disk.old_files": "irkit.probes.disk:old_files",
     "host.memory": "irkit.probes.host:memory",
     "host.cpu": "irkit.probes.host:cpu",
+    "http.health": "irkit.probes.http:health",
+    "http.smoke": "irkit.probes.http:smoke",
+    "tls.expiry": "irkit.probes.tls:expiry",
+    "prometheus.alerts": "irkit.probes.prometheus:alerts",
+    "prometheus.query": "irkit.probes.prometheus:error_rate",
 }
 
 

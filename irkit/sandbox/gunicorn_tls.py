@@ -27,7 +27,7 @@ def ssl_context(
         contexts[name] = context
     default = contexts[certs.SITE]
 
-    def choose(sock: ssl.SSLSocket, server_name: str | None, _: ssl.SSLContext) -> None:
+    def choose(sock: Any, server_name: str | None, _: ssl.SSLContext) -> None:
         if server_name in contexts:
             sock.context = contexts[server_name]
 

@@ -10,6 +10,7 @@ drill holds down), `down` stops everything and keeps the data, `reset` starts ag
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import tempfile
 import time
@@ -32,6 +33,7 @@ TLS_PORT = 58443
 PROMETHEUS_PORT = 59090
 BROKER_DB = 0
 CACHE_DB = 1
+PORTS_FILE = "stack.json"
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,38 @@ class Stack:
             self.base / "prometheus", prometheus_port, f"{self.web.host}:{web_port}"
         )
 
+    @classmethod
+    def load(cls, base: Path | None = None) -> Stack:
+        """The stack in `base` (default: the kit's sandbox folder) on the ports it was brought up
+        with, so that `status`, `down` and the drills find a stack started on other ports."""
+        base = base or sandbox_dir()
+        try:
+            ports = json.loads((base / PORTS_FILE).read_text())
+        except FileNotFoundError:
+            return cls(base)
+        except (OSError, ValueError) as exc:
+            raise SandboxError(f"{base / PORTS_FILE} is unreadable ({exc}); delete it") from None
+        default = cls(base)
+        return cls(
+            base,
+            postgres_port=int(ports.get("postgres_port", default.postgres.port)),
+            redis_port=int(ports.get("redis_port", default.redis.port)),
+            web_port=int(ports.get("web_port", default.web.port)),
+            tls_port=int(ports.get("tls_port", default.web_tls.port)),
+            prometheus_port=int(ports.get("prometheus_port", default.prometheus.port)),
+        )
+
+    def _save_ports(self) -> None:
+        self.base.mkdir(parents=True, exist_ok=True)
+        ports = {
+            "postgres_port": self.postgres.port,
+            "redis_port": self.redis.port,
+            "web_port": self.web.port,
+            "tls_port": self.web_tls.port,
+            "prometheus_port": self.prometheus.port,
+        }
+        (self.base / PORTS_FILE).write_text(json.dumps(ports, indent=2) + "\n")
+
     @property
     def media_dir(self) -> Path:
         return self.app.state_dir / "media"
@@ -96,6 +130,7 @@ class Stack:
         """Start what is not running. Components in `held_down` (stopped by an active drill) are
         left as they are."""
         self._refuse_foreign_listeners()
+        self._save_ports()
         self.postgres.start()
         created = self.postgres.seed()
         if "schema" not in held_down:
@@ -113,6 +148,18 @@ class Stack:
         self.redis.stop()
         self.postgres.stop()
         return self.status()
+
+    def reset(self) -> None:
+        """Stop everything and delete all data: the next `up` starts from nothing."""
+        import shutil
+
+        self.down()
+        shutil.rmtree(self.postgres.data_dir, ignore_errors=True)
+        for child in self.base.iterdir() if self.base.exists() else ():
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child, ignore_errors=True)
+            else:
+                child.unlink(missing_ok=True)
 
     def _services(self) -> list[tuple[str, CeleryWorker | WebServer | PrometheusServer]]:
         """What runs on top of the servers, in start order."""

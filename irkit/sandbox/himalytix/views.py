@@ -12,10 +12,8 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
 from irkit.sandbox.himalytix.accounting.models import Invoice, JournalEntry
+from irkit.sandbox.himalytix.flags import LEDGER_V2_FLAG
 from irkit.sandbox.himalytix.tenancy.models import Tenant
-
-# Set in the cache by the error-spike drill: a half-finished feature switched on in production.
-LEDGER_V2_FLAG = "feature:ledger_v2"
 
 
 def celery_app() -> Celery:

@@ -7,4 +7,4 @@ class Tenant(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
-        return self.name
+        return str(self.name)

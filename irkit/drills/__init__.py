@@ -1,0 +1,153 @@
+"""Drills: each makes one runbook scenario happen for real on the practice stack, and undoes it.
+
+A drill's state lives in the stack's folder (`drills/<name>.json`) so that `stop` works from
+another shell, after a reboot of the CLI, or from a test. Every start and stop is appended to
+`drills/history.jsonl`; notebooks run while a drill is active mark their record as a drill, so it
+never counts in the incident metrics.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from irkit.errors import SandboxError
+from irkit.result import utc_now
+from irkit.sandbox.stack import Stack
+
+State = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Drill:
+    name: str
+    scenario: str  # the runbook's words for it
+    section: str  # the notebook the runbook sends a responder to
+    shows: str  # what that notebook should show while the drill runs
+    start: Callable[[Stack, State], None]
+    stop: Callable[[Stack, State], None]
+    holds_down: tuple[str, ...] = ()  # components `sandbox up` must leave stopped meanwhile
+    needs_root: bool = False
+    conflicts: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ActiveDrill:
+    name: str
+    started_at: str
+    state: State = field(default_factory=dict)
+
+
+def catalogue() -> dict[str, Drill]:
+    from irkit.drills import database, host, services
+
+    drills = [*database.DRILLS, *services.DRILLS, *host.DRILLS]
+    return {d.name: d for d in drills}
+
+
+def get(name: str) -> Drill:
+    drills = catalogue()
+    if name not in drills:
+        raise SandboxError(f"no drill named {name!r}; the drills are: {', '.join(drills)}")
+    return drills[name]
+
+
+def folder(stack: Stack) -> Path:
+    return stack.base / "drills"
+
+
+def active(stack: Stack) -> list[ActiveDrill]:
+    found = []
+    for path in sorted(folder(stack).glob("*.json")):
+        try:
+            data = json.loads(path.read_text())
+            found.append(ActiveDrill(data["name"], data["started_at"], data.get("state", {})))
+        except (OSError, ValueError, KeyError):
+            continue
+    return found
+
+
+def held_down(stack: Stack) -> frozenset[str]:
+    drills = catalogue()
+    return frozenset(
+        component
+        for drill in active(stack)
+        if drill.name in drills
+        for component in drills[drill.name].holds_down
+    )
+
+
+def start(stack: Stack, name: str) -> ActiveDrill:
+    drill = get(name)
+    current = {d.name: d for d in active(stack)}
+    if name in current:
+        return current[name]
+    if clash := [c for c in drill.conflicts if c in current]:
+        raise SandboxError(
+            f"drill {name} cannot run while {', '.join(clash)} is active: "
+            f"irkit drill stop {clash[0]}"
+        )
+    if drill.needs_root and os.geteuid() != 0:
+        raise SandboxError(
+            f"drill {name} needs root (it mounts a small filesystem to fill); "
+            "run it with sudo, or rehearse the disk notebook against a real full disk"
+        )
+    down = [row.name for row in stack.status() if row.state not in ("running", "not installed")]
+    if down:
+        raise SandboxError(
+            f"the practice stack is not fully up ({', '.join(down)}); run: irkit sandbox up"
+        )
+    state: State = {}
+    record = ActiveDrill(name, utc_now().isoformat(), state)
+    _save(stack, record)  # first, so that a half-done start can still be stopped
+    try:
+        drill.start(stack, state)
+    except BaseException:
+        try:
+            drill.stop(stack, state)
+        finally:
+            _forget(stack, name)
+        raise
+    _save(stack, record)
+    _history(stack, {"drill": name, "event": "start", "at": record.started_at})
+    return record
+
+
+def stop(stack: Stack, name: str) -> bool:
+    """Undo the drill and bring the stack back to healthy; False if it was not active."""
+    drill = get(name)
+    current = {d.name: d for d in active(stack)}
+    if name not in current:
+        return False
+    drill.stop(stack, current[name].state)
+    _forget(stack, name)
+    # What the drill held down comes back with everything else that may have died meanwhile.
+    stack.up(held_down(stack))
+    _history(stack, {"drill": name, "event": "stop", "at": utc_now().isoformat()})
+    return True
+
+
+def _path(stack: Stack, name: str) -> Path:
+    return folder(stack) / f"{name}.json"
+
+
+def _save(stack: Stack, record: ActiveDrill) -> None:
+    folder(stack).mkdir(parents=True, exist_ok=True)
+    data = {"name": record.name, "started_at": record.started_at, "state": record.state}
+    partial = _path(stack, record.name).with_suffix(".partial")
+    partial.write_text(json.dumps(data, indent=2) + "\n")
+    partial.replace(_path(stack, record.name))
+
+
+def _forget(stack: Stack, name: str) -> None:
+    _path(stack, name).unlink(missing_ok=True)
+
+
+def _history(stack: Stack, event: dict[str, str]) -> None:
+    folder(stack).mkdir(parents=True, exist_ok=True)
+    with (folder(stack) / "history.jsonl").open("a") as f:
+        f.write(json.dumps(event) + "\n")

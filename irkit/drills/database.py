@@ -1,0 +1,110 @@
+"""Database drills: runbook Scenario 2 (connection pool exhausted), the Slow Query alert, sessions
+idle in a transaction, and Common Incident 1 (a migration that did not apply)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+
+from irkit.drills import Drill, State, agent
+from irkit.sandbox.postgres import APP_DATABASE, APP_USER
+from irkit.sandbox.stack import Stack
+
+# The migration the drill takes away, with the relation it created.
+MIGRATION = ("accounting", "0002_invoice")
+RELATION = "accounting_invoice"
+HIDDEN = "accounting_invoice_drill_hidden"
+
+
+def _app_db(stack: Stack) -> dict[str, Any]:
+    pg = stack.postgres
+    return {"host": pg.host, "port": pg.port, "user": APP_USER, "dbname": APP_DATABASE}
+
+
+def _agent_drill(kind: str, **extra: Any) -> tuple[Any, Any]:
+    def start(stack: Stack, state: State) -> None:
+        name = kind_to_name[kind]
+        state["agent_pid"] = agent.spawn(stack, name, kind, **_app_db(stack), **extra)
+        state.update(agent.ready_info(stack, name))
+
+    def stop(stack: Stack, state: State) -> None:
+        agent.end(state.get("agent_pid"))
+        # A backend busy in pg_sleep does not notice that its client went away: end it too.
+        pids = state.get("backend_pids") or []
+        if pids:
+            with psycopg.connect(**stack.postgres.conninfo(), autocommit=True) as conn:
+                conn.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE pid = ANY(%s) AND usename = %s",
+                    [pids, APP_USER],
+                )
+
+    return start, stop
+
+
+kind_to_name = {
+    "hold-connections": "pool-exhaustion",
+    "slow-queries": "slow-queries",
+    "idle-transaction": "idle-transactions",
+}
+
+
+def _hide_migration(stack: Stack, state: State) -> None:
+    with psycopg.connect(**stack.postgres.conninfo(dbname=APP_DATABASE), autocommit=True) as conn:
+        row = conn.execute(
+            "DELETE FROM django_migrations WHERE app = %s AND name = %s RETURNING applied",
+            MIGRATION,
+        ).fetchone()
+        state["applied"] = row[0].isoformat() if row else None
+        conn.execute(f"ALTER TABLE IF EXISTS {RELATION} RENAME TO {HIDDEN}")
+        state["hidden"] = True
+
+
+def _restore_migration(stack: Stack, state: State) -> None:
+    with psycopg.connect(**stack.postgres.conninfo(dbname=APP_DATABASE), autocommit=True) as conn:
+        if conn.execute("SELECT to_regclass(%s)", [HIDDEN]).fetchone() != (None,):
+            conn.execute(f"ALTER TABLE {HIDDEN} RENAME TO {RELATION}")
+        conn.execute(
+            "INSERT INTO django_migrations (app, name, applied)"
+            " SELECT %s, %s, coalesce(%s::timestamptz, now())"
+            " WHERE NOT EXISTS (SELECT 1 FROM django_migrations WHERE app = %s AND name = %s)",
+            [*MIGRATION, state.get("applied"), *MIGRATION],
+        )
+
+
+DRILLS = [
+    Drill(
+        "pool-exhaustion",
+        "Scenario 2: Database Connection Pool Exhausted",
+        "db",
+        "postgres.connections at its limit, held by himalytix-web sessions (some running long "
+        "queries, some idle in a transaction); the app's own requests start failing",
+        *_agent_drill("hold-connections"),
+    ),
+    Drill(
+        "slow-queries",
+        "Alert Triage: Slow Query Alert (>1s avg)",
+        "db",
+        "postgres.long_queries lists report queries running pg_sleep for ever",
+        *_agent_drill("slow-queries"),
+    ),
+    Drill(
+        "idle-transactions",
+        "Scenario 2: idle connections; a transaction left open holds a row lock",
+        "db",
+        "postgres.idle_in_transaction shows the open transaction, postgres.blocking the session "
+        "waiting on its lock (WARN after 1 min, CRIT after 5 by default)",
+        *_agent_drill("idle-transaction"),
+    ),
+    Drill(
+        "migration-failure",
+        "Common Incident 1: Database Migration Failure",
+        "db",
+        "postgres.migrations: accounting.0002_invoice not applied; pages fail with relation "
+        '"accounting_invoice" does not exist',
+        _hide_migration,
+        _restore_migration,
+        holds_down=("schema",),
+    ),
+]

@@ -1,0 +1,156 @@
+"""Web probes: the readiness endpoint and its components, and the runbook's smoke URLs.
+
+What `curl http://localhost:8000/health/ready/ | jq` and `curl -f URL || echo "FAILED"` answer, with
+timeouts on connecting and on every read, so a web app that accepts and never answers is a CRIT
+within the timeout rather than a hung notebook.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+
+from irkit.errors import ServiceError, Unreachable
+from irkit.probe import Finding, probe
+from irkit.result import Status
+from irkit.targets import HttpTarget
+
+SMOKE_PATHS = ("/health/ready/", "/accounts/login/", "/api/v1/health/")
+# django-health-check names a component by its repr, which may carry an object address.
+_ADDRESS = re.compile(r"<([^<>]*?) at 0x[0-9a-f]+>")
+
+
+@contextmanager
+def client(target: HttpTarget) -> Iterator[httpx.Client]:
+    """No redirects followed (as `curl -f`), no proxies from the environment for loopback, and
+    every error mapped to a finding that says what happened."""
+    with httpx.Client(
+        timeout=target.timeout_s, verify=target.verify, follow_redirects=False, trust_env=False
+    ) as http:
+        try:
+            yield http
+        except httpx.ConnectError as exc:
+            raise Unreachable(f"cannot connect to {target.display}: {_reason(exc)}") from None
+        except httpx.TimeoutException:
+            raise Unreachable(
+                f"no answer from {target.display} within {target.timeout_s:g} s: the web app "
+                "accepts connections but does not answer (workers hung or all busy)"
+            ) from None
+        except httpx.HTTPError as exc:
+            raise ServiceError(f"{target.display}: {_reason(exc)}") from None
+
+
+@probe("http.health")
+def health(target: HttpTarget, *, path: str = "/health/ready/", slow_ms: float = 1000) -> Finding:
+    """The readiness endpoint (django-health-check): its status code and each component's
+    verdict. A failing component, a non-2xx answer or a timeout is CRIT; slower than `slow_ms`
+    is WARN."""
+    url = target.url(path)
+    with client(target) as http:
+        started = time.perf_counter()
+        response = http.get(url, headers={"Accept": "application/json"})
+        elapsed_ms = (time.perf_counter() - started) * 1000
+    components = _components(response)
+    failing = {name: verdict for name, verdict in components.items() if verdict != "OK"}
+    evidence: dict[str, Any] = {
+        "url": url,
+        "status_code": response.status_code,
+        "response_ms": round(elapsed_ms, 1),
+        "components": components,
+        "failing": sorted(failing),
+        "slow_ms": slow_ms,
+    }
+    if failing:
+        listed = "; ".join(f"{name}: {verdict}" for name, verdict in failing.items())
+        return Finding(
+            Status.CRIT,
+            f"{path} answered {response.status_code}: {len(failing)} of {len(components)} "
+            f"components failing ({listed})",
+            evidence,
+        )
+    if not response.is_success:
+        return Finding(
+            Status.CRIT,
+            f"{path} answered {response.status_code} {response.reason_phrase}",
+            evidence,
+        )
+    if not components:
+        evidence["body"] = response.text[:500]
+    summary = f"{path} answered {response.status_code} in {elapsed_ms:.0f} ms"
+    if components:
+        summary += f", all {len(components)} components OK"
+    if elapsed_ms > slow_ms:
+        return Finding(Status.WARN, f"{summary}: slower than {slow_ms:g} ms", evidence)
+    return Finding(Status.OK, summary, evidence)
+
+
+@probe("http.smoke")
+def smoke(target: HttpTarget, *, paths: Sequence[str] = SMOKE_PATHS) -> Finding:
+    """The runbook's smoke test, `curl -f URL || echo "FAILED"` for each path: a 4xx or 5xx
+    answer, a refused connection or a timeout fails it."""
+    rows = []
+    with httpx.Client(
+        timeout=target.timeout_s, verify=target.verify, follow_redirects=False, trust_env=False
+    ) as http:
+        for path in paths:
+            url = target.url(path)
+            started = time.perf_counter()
+            row: dict[str, Any] = {"path": path, "url": url}
+            try:
+                response = http.get(url)
+            except httpx.TimeoutException:
+                row.update(ok=False, error=f"no answer within {target.timeout_s:g} s")
+            except httpx.HTTPError as exc:
+                row.update(ok=False, error=_reason(exc))
+            else:
+                row.update(ok=response.status_code < 400, status_code=response.status_code)
+            row["response_ms"] = round((time.perf_counter() - started) * 1000, 1)
+            rows.append(row)
+    failed = [r for r in rows if not r["ok"]]
+    evidence: dict[str, Any] = {"requests": rows, "failed": [r["path"] for r in failed]}
+    if not rows:
+        return Finding(Status.UNKNOWN, "no smoke paths given", evidence)
+    if len(failed) == len(rows) and all("status_code" not in r for r in rows):
+        # Nothing answered at all: the same as an outage, and later web probes need not wait.
+        evidence["reachable"] = False
+    if failed:
+        listed = ", ".join(
+            f"{r['path']} ({r.get('status_code') or r.get('error')})" for r in failed
+        )
+        return Finding(
+            Status.CRIT, f"{len(failed)} of {len(rows)} smoke URLs FAILED: {listed}", evidence
+        )
+    slowest = max(rows, key=lambda r: float(r["response_ms"]))
+    return Finding(
+        Status.OK,
+        f"all {len(rows)} smoke URLs answered (slowest {slowest['path']}, "
+        f"{slowest['response_ms']:.0f} ms)",
+        evidence,
+    )
+
+
+def _components(response: httpx.Response) -> dict[str, str]:
+    """django-health-check's JSON: {"Database(alias='default')": "OK", "...": "error text"}."""
+    if "json" not in response.headers.get("content-type", ""):
+        return {}
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    if not isinstance(body, dict):
+        return {}
+    return {_ADDRESS.sub(r"<\1>", str(k)): str(v) for k, v in body.items()}
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc) or type(exc).__name__
+    if "Connection refused" in text:
+        return "connection refused (nothing listens there: the web app is down)"
+    if "CERTIFICATE_VERIFY_FAILED" in text:
+        return f"its TLS certificate does not verify ({text.rsplit(':', 1)[-1].strip(' )')})"
+    return text

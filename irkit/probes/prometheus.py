@@ -1,0 +1,160 @@
+"""Prometheus probes: the alerts firing now, and the runbook's two queries (error rate and 95th
+percentile of request time) over django-prometheus' metrics.
+
+The runbook's example PromQL names
+`django_http_requests_total_by_view_transport_method_total{status=~"5.."}` and
+`django_http_request_duration_seconds_bucket`; django-prometheus has no such status label and no
+such histogram. The queries below use the metrics it does export, with the runbook's intent.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from irkit.errors import ServiceError
+from irkit.probe import Finding, check_thresholds, grade, probe
+from irkit.probes.http import client
+from irkit.result import Status
+from irkit.targets import HttpTarget
+
+RESPONSES = "django_http_responses_total_by_status_view_method_total"
+LATENCY_BUCKETS = "django_http_requests_latency_seconds_by_view_method_bucket"
+
+
+def error_rate_query(window: str) -> str:
+    # `or vector(0)`: with no 5xx at all the numerator has no series, and the ratio would vanish
+    # instead of being 0.
+    return (
+        f'(sum(rate({RESPONSES}{{status=~"5.."}}[{window}])) or vector(0))'
+        f" / sum(rate({RESPONSES}[{window}]))"
+    )
+
+
+def errors_by_view_query(window: str) -> str:
+    return f'sum by (view, status) (rate({RESPONSES}{{status=~"5.."}}[{window}])) > 0'
+
+
+def p95_query(window: str) -> str:
+    return f"histogram_quantile(0.95, sum by (le) (rate({LATENCY_BUCKETS}[{window}])))"
+
+
+@probe("prometheus.alerts")
+def alerts(target: HttpTarget) -> Finding:
+    """Alerts firing now (`GET /api/v1/alerts`): any firing alert is WARN, one labelled
+    `severity=critical` is CRIT. Pending alerts are listed but do not count yet."""
+    data = _api(target, "/api/v1/alerts")
+    listed = [
+        {
+            "alertname": a.get("labels", {}).get("alertname", "?"),
+            "state": a.get("state"),
+            "severity": a.get("labels", {}).get("severity", ""),
+            "since": a.get("activeAt"),
+            "summary": a.get("annotations", {}).get("summary", ""),
+            "runbook": a.get("annotations", {}).get("runbook", ""),
+            "labels": a.get("labels", {}),
+        }
+        for a in data.get("alerts", [])
+    ]
+    firing = [a for a in listed if a["state"] == "firing"]
+    pending = [a for a in listed if a["state"] == "pending"]
+    evidence: dict[str, Any] = {"firing": firing, "pending": pending}
+    if not firing:
+        tail = f" ({len(pending)} pending: {_names(pending)})" if pending else ""
+        return Finding(Status.OK, f"no alerts firing{tail}", evidence)
+    critical = [a for a in firing if a["severity"] == "critical"]
+    status = Status.CRIT if critical else Status.WARN
+    return Finding(status, f"{len(firing)} alerts firing: {_names(firing)}", evidence)
+
+
+@probe("prometheus.query")
+def error_rate(
+    target: HttpTarget,
+    *,
+    window: str = "5m",
+    warn_pct: float = 1.0,
+    crit_pct: float = 5.0,
+    p95_warn_s: float = 1.0,
+) -> Finding:
+    """The share of requests answered 5xx over `window` (runbook: alert above 5 %), the views
+    that fail, and the 95th percentile of request time (WARN above `p95_warn_s`)."""
+    check_thresholds(warn_pct, crit_pct)
+    queries = {
+        "error_rate": error_rate_query(window),
+        "errors_by_view": errors_by_view_query(window),
+        "p95_seconds": p95_query(window),
+    }
+    ratio = _scalar(_api(target, "/api/v1/query", {"query": queries["error_rate"]}))
+    by_view = _api(target, "/api/v1/query", {"query": queries["errors_by_view"]})
+    p95 = _scalar(_api(target, "/api/v1/query", {"query": queries["p95_seconds"]}))
+    failing_views = sorted(
+        (
+            {
+                "view": s["metric"].get("view", "?"),
+                "status": s["metric"].get("status", "?"),
+                "per_second": round(float(s["value"][1]), 3),
+            }
+            for s in by_view.get("result", [])
+        ),
+        key=lambda v: -v["per_second"],
+    )
+    evidence: dict[str, Any] = {
+        "window": window,
+        "error_rate_pct": None if ratio is None else round(ratio * 100, 2),
+        "p95_seconds": None if p95 is None else round(p95, 3),
+        "failing_views": failing_views,
+        "queries": queries,
+        "warn_pct": warn_pct,
+        "crit_pct": crit_pct,
+        "p95_warn_s": p95_warn_s,
+    }
+    if ratio is None:
+        return Finding(
+            Status.UNKNOWN,
+            f"no request metrics over the last {window}: is Prometheus scraping the app's "
+            f"/metrics (django-prometheus' {RESPONSES})?",
+            evidence,
+        )
+    pct = ratio * 100
+    status = grade(pct, warn_pct, crit_pct)
+    summary = f"{pct:.1f} % of requests failed with 5xx over the last {window}"
+    if failing_views:
+        top = failing_views[0]
+        summary += f", most from {top['view']} ({top['status']}, {top['per_second']:g}/s)"
+    if p95 is not None:
+        summary += f"; 95 % of requests took under {p95:.2f} s"
+        if p95 > p95_warn_s:
+            status = Status.worst([status, Status.WARN])
+            summary += f" (slow: above {p95_warn_s:g} s)"
+    return Finding(status, summary, evidence)
+
+
+def _api(target: HttpTarget, path: str, params: dict[str, str] | None = None) -> dict[str, Any]:
+    with client(target) as http:
+        response = http.get(target.url(path), params=params)
+    try:
+        body = response.json()
+    except ValueError:
+        raise ServiceError(
+            f"{target.display} answered {response.status_code} with no JSON: is this Prometheus?"
+        ) from None
+    if body.get("status") != "success":
+        raise ServiceError(f"Prometheus refused {path}: {body.get('error', response.text[:200])}")
+    data: dict[str, Any] = body.get("data", {})
+    return data
+
+
+def _scalar(data: dict[str, Any]) -> float | None:
+    """The single value of an instant query, or None when it has no series or is NaN (no
+    requests at all make the ratio 0/0)."""
+    result = data.get("result", [])
+    if not result:
+        return None
+    value = float(result[0]["value"][1])
+    return None if math.isnan(value) else value
+
+
+def _names(alerts_: list[dict[str, Any]]) -> str:
+    return ", ".join(
+        f"{a['alertname']} ({a['severity']})" if a["severity"] else a["alertname"] for a in alerts_
+    )
