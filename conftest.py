@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from irkit.sandbox import certs
 from irkit.sandbox.process import free_port
 from irkit.sandbox.stack import BROKER_DB, CACHE_DB, Stack
 
@@ -36,6 +37,9 @@ def session_stack() -> Stack:
             _base,
             postgres_port=free_port(),
             redis_port=free_port(),
+            web_port=free_port(),
+            tls_port=free_port(),
+            prometheus_port=free_port(),
             postgres_settings={"max_connections": str(MAX_CONNECTIONS)},
         )
         _stack = stack
@@ -47,8 +51,17 @@ def session_stack() -> Stack:
             PGDATABASE="himalytix",
             IRKIT_REDIS_URL=stack.redis.url(CACHE_DB),
             IRKIT_CELERY_BROKER_URL=stack.redis.url(BROKER_DB),
+            IRKIT_BASE_URL=stack.web.url,
+            IRKIT_PROMETHEUS_URL=stack.prometheus.url,
+            IRKIT_TLS_ENDPOINTS=",".join(tls_endpoints(stack)),
+            IRKIT_SANDBOX_DIR=str(_base),
         )
     return _stack
+
+
+def tls_endpoints(stack: Stack) -> list[str]:
+    """The practice HTTPS listener's two names, reached on loopback."""
+    return [f"{name}:{stack.web_tls.port}@127.0.0.1" for name in certs.NAMES]
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

@@ -160,6 +160,60 @@ def _host_cpu(r: Result) -> str:
     )
 
 
+def _http_health(r: Result) -> str:
+    failing = r.evidence.get("failing") or []
+    if failing:
+        return (
+            f"Runbook 'Health Check Failure': failing component(s) {', '.join(failing)}. Check "
+            "each one directly: the db notebook (`pg_isready`), the redis notebook (PING), the "
+            "celery notebook (workers), the disk notebook (storage volume); then "
+            "`python manage.py check --deploy` and the web log."
+        )
+    if r.evidence.get("reachable") is False:
+        return (
+            "The web app does not answer: runbook Quick Health Checks, `docker-compose ps` and "
+            "`docker-compose logs --tail=100 web`; restart the web service. Users cannot work: "
+            "P0 by the runbook's severity list."
+        )
+    return (
+        f"Runbook 'Health Check Failure': `curl -v` the endpoint and read the web log "
+        f"({r.summary})."
+    )
+
+
+def _http_smoke(r: Result) -> str:
+    return (
+        f"Smoke test FAILED for {', '.join(r.evidence.get('failed') or [])}: the service is not "
+        "restored; do not declare the incident resolved. Read the web log for these views."
+    )
+
+
+def _tls_expiry(r: Result) -> str:
+    return (
+        "Runbook Common Incident 3, HTTPS certificate: renew it (`certbot renew "
+        "--force-renewal`), reload the web server (`docker-compose restart web`), then verify "
+        "with `curl -vI https://…` and re-run this check."
+    )
+
+
+def _prometheus_alerts(r: Result) -> str:
+    names = ", ".join(a.get("alertname", "?") for a in r.evidence.get("firing", []))
+    return (
+        f"Firing: {names}. Each alert's runbook section is in the evidence; start with the "
+        "critical ones and check whether they share a cause (one component down fires several)."
+    )
+
+
+def _prometheus_query(r: Result) -> str:
+    views = ", ".join(v["view"] for v in r.evidence.get("failing_views", [])[:3])
+    where = f" (failing views: {views})" if views else ""
+    return (
+        f"Runbook 'High Error Rate Alert'{where}: group the web log's errors by type "
+        "(`docker-compose logs web --since 30m | grep ERROR`), check Sentry, and roll back a "
+        "deployment that coincides."
+    )
+
+
 ADVICE: dict[str, Advice] = {
     "postgres.connect": _postgres_connect,
     "postgres.connections": _postgres_connections,
@@ -176,6 +230,11 @@ ADVICE: dict[str, Advice] = {
     "disk.old_files": _disk_old_files,
     "host.memory": _host_memory,
     "host.cpu": _host_cpu,
+    "http.health": _http_health,
+    "http.smoke": _http_smoke,
+    "tls.expiry": _tls_expiry,
+    "prometheus.alerts": _prometheus_alerts,
+    "prometheus.query": _prometheus_query,
 }
 
 

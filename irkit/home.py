@@ -33,6 +33,19 @@ def reports_dir() -> Path:
     return Path(os.environ.get("IRKIT_REPORTS") or kit_home() / "reports")
 
 
+def sandbox_dir() -> Path:
+    """The practice stack's folder: IRKIT_SANDBOX_DIR, else `.sandbox` in the kit."""
+    return Path(os.environ.get("IRKIT_SANDBOX_DIR") or kit_home() / ".sandbox").resolve()
+
+
+def active_drills() -> list[str]:
+    """The drills running now on the practice stack (their state files; see irkit.drills)."""
+    try:
+        return sorted(p.stem for p in (sandbox_dir() / "drills").glob("*.json"))
+    except (OSError, ConfigError):
+        return []
+
+
 def sections() -> list[str]:
     """The runnable sections: one per notebook."""
     return sorted(p.stem for p in notebooks_dir().glob("*.ipynb"))

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from irkit.errors import ConfigError
-from irkit.result import RESULT_MIME, Result, Status
+from irkit.result import EVENT_MIME, INCIDENT_MIME, RESULT_MIME, Result, Status
 
 
 def stamp(now: datetime | None = None) -> str:
@@ -73,6 +73,8 @@ class Record:
     results: list[Result] = field(default_factory=list)
     complete: bool = True
     error: str = ""
+    incident: dict[str, Any] = field(default_factory=dict)
+    events: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def status(self) -> Status:
@@ -105,7 +107,12 @@ def read(path: Path) -> Record:
         if output.get("output_type") == "error":
             record.complete = False
             record.error = f"{output.get('ename')}: {output.get('evalue')}"
-        payload = output.get("data", {}).get(RESULT_MIME)
+        data = output.get("data", {})
+        if isinstance(data.get(INCIDENT_MIME), dict):
+            record.incident.update(data[INCIDENT_MIME])
+        if isinstance(data.get(EVENT_MIME), dict):
+            record.events.append(data[EVENT_MIME])
+        payload = data.get(RESULT_MIME)
         items = payload if isinstance(payload, list) else [payload] if payload else []
         for item in items:
             with contextlib.suppress(KeyError, ValueError, TypeError):

@@ -9,6 +9,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 RESULT_MIME = "application/vnd.irkit.result+json"
+# The incident record inside executed notebooks: partial incident objects (later ones override
+# earlier fields) and timeline events.
+INCIDENT_MIME = "application/vnd.irkit.incident+json"
+EVENT_MIME = "application/vnd.irkit.event+json"
 
 
 class Status(enum.Enum):

@@ -11,8 +11,9 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 from irkit import parameters, targets
 from irkit.advice import NextSteps
 from irkit.errors import ParameterError
+from irkit.home import active_drills
 from irkit.probe import Target
-from irkit.result import Result, Status
+from irkit.result import EVENT_MIME, INCIDENT_MIME, Result, Status, utc_now
 
 P = ParamSpec("P")
 T = TypeVar("T", bound=Target)
@@ -43,6 +44,9 @@ class Section:
         namespace.pop(parameters.SECTIONS_KEY, None)
         self._latest: dict[tuple[str, str], Result] = {}
         self._unreachable: dict[str, tuple[float, Result]] = {}
+        self.drills = active_drills()
+        if self.drills:
+            _mark_as_drill(name, self.drills)
 
     @functools.cached_property
     def postgres(self) -> targets.PostgresTarget:
@@ -55,6 +59,18 @@ class Section:
     @functools.cached_property
     def celery(self) -> targets.CeleryTarget:
         return targets.celery_target(self.params)
+
+    @functools.cached_property
+    def web(self) -> targets.HttpTarget:
+        return targets.web_target(self.params)
+
+    @functools.cached_property
+    def prometheus(self) -> targets.HttpTarget:
+        return targets.prometheus_target(self.params)
+
+    @functools.cached_property
+    def tls(self) -> targets.TlsTarget:
+        return targets.tls_target(self.params)
 
     @functools.cached_property
     def host(self) -> targets.LocalHost:
@@ -98,6 +114,20 @@ class Section:
     def next_steps(self) -> NextSteps:
         """The closing summary: the section's verdict and what the runbook says to do next."""
         return NextSteps(self.name, self.results)
+
+
+def _mark_as_drill(section: str, drills: list[str]) -> None:
+    """A run during a drill is a rehearsal: its record says so, and the metrics leave it out."""
+    from IPython.display import display
+
+    text = (
+        f"Drill in progress ({', '.join(drills)}): what this notebook finds was made on purpose "
+        "on the practice stack, and its record is marked as a drill."
+    )
+    event = {"at": utc_now().isoformat(), "kind": "drill", "text": text, "source": section}
+    incident = {INCIDENT_MIME: {"drill": True, "drills": drills}, "text/plain": text}
+    display(incident, raw=True)  # type: ignore[no-untyped-call]
+    display({EVENT_MIME: event, "text/plain": f"event: {text}"}, raw=True)  # type: ignore[no-untyped-call]
 
 
 def _not_attempted(name: str, cause: Result) -> Result:

@@ -164,7 +164,7 @@ class TlsTarget:
 
     @property
     def display(self) -> str:
-        return ", ".join(e.display for e in self.endpoints)
+        return ", ".join(e.display for e in self.endpoints) or "(no endpoints)"
 
     @property
     def deadline_s(self) -> float:
@@ -249,12 +249,15 @@ def prometheus_target(params: Mapping[str, Any]) -> HttpTarget:
 
 
 def tls_target(params: Mapping[str, Any]) -> TlsTarget:
-    raw = params.get("tls_endpoints") or []
+    """The endpoints named, else IRKIT_TLS_ENDPOINTS (comma-separated), else the web app's own
+    address when it is served over HTTPS; possibly none, which the probe reports as such."""
+    raw = list(params.get("tls_endpoints") or [])
+    if not raw and (from_env := os.environ.get("IRKIT_TLS_ENDPOINTS", "")):
+        raw = [e for e in from_env.split(",") if e.strip()]
     if not raw:
-        raise ParameterError(
-            "parameter tls_endpoints is empty: list the names to check, e.g. "
-            '["himalytix.com:443"] or ["himalytix.test:8443@127.0.0.1"]'
-        )
+        web = urlsplit(web_target(params).base_url)
+        if web.scheme == "https" and web.hostname:
+            raw = [f"{web.hostname}:{web.port or 443}"]
     return TlsTarget(
         endpoints=tuple(parse_endpoint(str(e)) for e in raw),
         timeout_s=_positive(params, "tls_timeout_s", 5.0),

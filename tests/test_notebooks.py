@@ -12,6 +12,7 @@ from typing import Any
 import papermill
 import pytest
 
+from conftest import tls_endpoints
 from irkit import parameters, reports
 from irkit.result import RESULT_MIME, Status
 from irkit.sandbox.stack import BROKER_DB, CACHE_DB, Stack
@@ -25,6 +26,8 @@ EXPECTED = {
     "redis": ["redis.ping", "redis.memory", "redis.clients"],
     "celery": ["celery.queues", "celery.workers"],
     "disk": ["disk.usage", "disk.old_files", "host.memory", "host.cpu"],
+    "alerts": ["prometheus.alerts", "http.health", "http.smoke", "prometheus.query",
+               "tls.expiry"],
 }  # fmt: skip
 
 
@@ -61,8 +64,10 @@ def test_thin_one_call_per_check(path: Path) -> None:
     checks = [source(c) for c in cells if "section.check(" in source(c)]
     assert all(len(ast.parse(s).body) == 1 for s in checks)
     used = [ast.unparse(ast.parse(s).body[0].value.args[0]) for s in checks]  # type: ignore[attr-defined]
-    # Each probe module is named after its service, so `postgres.connect` is also the probe's name.
-    assert used == EXPECTED[path.stem]
+    # Each probe is called by its module and function: `postgres.connect` is also its name, but for
+    # prometheus.query, whose function is error_rate.
+    names = {"prometheus.error_rate": "prometheus.query"}
+    assert [names.get(u, u) for u in used] == EXPECTED[path.stem]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -125,6 +130,9 @@ def targets(stack: Stack) -> dict[str, Any]:
         "pg_database": "himalytix",
         "redis_url": stack.redis.url(CACHE_DB),
         "celery_broker_url": stack.redis.url(BROKER_DB),
+        "web_url": stack.web.url,
+        "prom_url": stack.prometheus.url,
+        "tls_endpoints": tls_endpoints(stack),
     }
 
 

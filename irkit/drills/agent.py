@@ -22,7 +22,8 @@ from irkit.errors import SandboxError
 from irkit.sandbox import process
 from irkit.sandbox.stack import Stack
 
-READY_TIMEOUT_S = 60.0
+# Holding most of a large machine's memory takes a while: every page is faulted in and written.
+READY_TIMEOUT_S = 180.0
 
 
 def spawn(stack: Stack, name: str, kind: str, **args: Any) -> int:

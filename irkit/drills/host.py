@@ -76,7 +76,7 @@ DRILLS = [
     Drill(
         "high-cpu",
         "Alert Triage: High CPU Alert (>80% for 5 min)",
-        "alerts",
+        "disk",
         "host.cpu above 95 %, the drill's busy processes at the top of the list",
         _burn,
         _end_agent,
@@ -84,7 +84,7 @@ DRILLS = [
     Drill(
         "high-memory",
         "Scenario 1: High Memory Usage",
-        "alerts",
+        "disk",
         "host.memory below 10 % available, the drill's process largest by RSS",
         _hold_memory,
         _end_agent,

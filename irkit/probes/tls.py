@@ -25,6 +25,13 @@ def expiry(target: TlsTarget, *, warn_days: float = 20, crit_days: float = 15) -
     """Days left on each endpoint's certificate: WARN at or below `warn_days`, CRIT at or below
     `crit_days` or once expired. An endpoint that refuses the handshake is CRIT."""
     check_thresholds(warn_days, crit_days, higher_is_worse=False)
+    if not target.endpoints:
+        return Finding(
+            Status.UNKNOWN,
+            'no HTTPS endpoint to check: set tls_endpoints (e.g. ["himalytix.com:443"]) or an '
+            "https web_url",
+            {"certificates": []},
+        )
     now = dt.datetime.now(dt.UTC)
     rows = [_inspect(endpoint, target.timeout_s, now) for endpoint in target.endpoints]
     statuses = [

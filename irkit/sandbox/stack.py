@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from irkit.errors import SandboxError
-from irkit.home import kit_home
+from irkit.home import sandbox_dir
 from irkit.sandbox import process
 from irkit.sandbox.postgres import APP_DATABASE, APP_USER, PostgresServer
 from irkit.sandbox.prometheus import PrometheusServer
@@ -43,10 +42,6 @@ class ComponentStatus:
     pid: int | None
     address: str
     detail: str = ""
-
-
-def sandbox_dir() -> Path:
-    return Path(os.environ.get("IRKIT_SANDBOX_DIR") or kit_home() / ".sandbox").resolve()
 
 
 class Stack:
