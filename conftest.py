@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -44,6 +45,7 @@ def session_stack() -> Stack:
         )
         _stack = stack
         stack.up()
+        _wait_for_first_scrapes(stack)
         os.environ.update(
             PGHOST=stack.postgres.host,
             PGPORT=str(stack.postgres.port),
@@ -57,6 +59,20 @@ def session_stack() -> Stack:
             IRKIT_SANDBOX_DIR=str(_base),
         )
     return _stack
+
+
+def _wait_for_first_scrapes(stack: Stack) -> None:
+    """Rates need two scrapes: a notebook run in the first seconds would rightly say "no data"."""
+    from irkit.probes import prometheus
+    from irkit.result import Status
+    from irkit.targets import HttpTarget
+
+    target = HttpTarget(base_url=stack.prometheus.url)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if prometheus.error_rate(target).status is not Status.UNKNOWN:
+            return
+        time.sleep(0.5)
 
 
 def tls_endpoints(stack: Stack) -> list[str]:

@@ -25,10 +25,15 @@ from tests.test_cli import irkit
 def fresh() -> Iterator[Stack]:
     base = Path(tempfile.mkdtemp(prefix="irkit-sandbox-test-"))
     base.chmod(0o755)
-    stack = Stack(base, postgres_port=free_port(), redis_port=free_port())
+    stack = Stack(base, **free_ports())
     yield stack
     stack.down()
     shutil.rmtree(base, ignore_errors=True)
+
+
+def free_ports() -> dict[str, int]:
+    names = ("postgres_port", "redis_port", "web_port", "tls_port", "prometheus_port")
+    return {name: free_port() for name in names}
 
 
 def states(stack: Stack) -> dict[str, str]:

@@ -11,9 +11,9 @@ from urllib.parse import quote
 
 import pytest
 
-from irkit.sandbox.process import free_port
 from irkit.sandbox.stack import BROKER_DB, CACHE_DB, Stack
 from tests.test_cli import files, irkit
+from tests.test_sandbox import free_ports
 
 # Characters that need escaping in a URL or a config file, so that a half-escaped password shows.
 PASSWORD = f"s3cret/%p@ss#?{secrets.token_hex(8)}"
@@ -25,7 +25,7 @@ def guarded_stack() -> Iterator[Stack]:
     """Practice servers that demand the password: PostgreSQL (scram), Redis and the broker."""
     base = Path(tempfile.mkdtemp(prefix="irkit-secrets-"))
     base.chmod(0o755)
-    stack = Stack(base, postgres_port=free_port(), redis_port=free_port(), password=PASSWORD)
+    stack = Stack(base, **free_ports(), password=PASSWORD)
     stack.up()
     yield stack
     stack.down()
