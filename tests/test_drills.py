@@ -15,8 +15,10 @@ import pytest
 
 from irkit import drills, parameters
 from irkit.errors import SandboxError
+from irkit.probes import prometheus
 from irkit.result import Result, Status
 from irkit.sandbox.stack import Stack
+from irkit.targets import HttpTarget
 from tests.conftest import ROOT
 from tests.test_cli import irkit
 from tests.test_notebooks import run, targets
@@ -160,6 +162,11 @@ def drill_stack(stack: Stack) -> Iterator[Stack]:
     yield stack
     for active in drills.active(stack):  # a failed test must not leave its fault behind
         drills.stop(stack, active.name)
+    # Prometheus' alerts outlive a fault by their rate window: let them clear for the next test.
+    target = HttpTarget(base_url=stack.prometheus.url)
+    deadline = time.monotonic() + 90
+    while prometheus.alerts(target).status is not Status.OK and time.monotonic() < deadline:
+        time.sleep(1)
 
 
 @pytest.mark.parametrize("name", list(CASES))
