@@ -9,11 +9,15 @@ import sys
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from irkit import __version__
 from irkit.errors import IrkitError
 from irkit.result import Status
 from irkit.secrets import redact
+
+if TYPE_CHECKING:
+    from irkit.sandbox.stack import Stack
 
 USER_ERROR = Status.UNKNOWN.exit_code
 
@@ -226,16 +230,16 @@ def _drill(args: argparse.Namespace) -> int:
     for name in names:
         if drills.stop(stack, drills.get(name).name):
             print(f"drill {name} stopped; the practice stack is healthy again")
+            if lingers := drills.get(name).lingers:
+                print(f"note: {lingers}")
         else:
             print(f"drill {name} was not active")
     return 0
 
 
-def _print_active_drills(stack: object) -> None:
+def _print_active_drills(stack: Stack) -> None:
     from irkit import drills
-    from irkit.sandbox.stack import Stack
 
-    assert isinstance(stack, Stack)
     for active in drills.active(stack):
         print(f"drill active: {active.name} (since {active.started_at})")
 

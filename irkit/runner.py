@@ -49,12 +49,7 @@ def plan(
     parameters.check_threshold_pairs(values, declared_full)
     # Building the targets refuses passwords in URLs and malformed URLs, before papermill would
     # write them into the notebook.
-    if "pg_host" in declared:
-        targets.postgres_target(values)
-    if "redis_url" in declared:
-        targets.redis_target(values)
-    if "celery_broker_url" in declared:
-        targets.celery_target(values)
+    targets.check_all(values, declared)
     if output is None:
         folder = reports_dir() / "runs"
         wanted = folder / f"{reports.stamp()}-{section}.ipynb"

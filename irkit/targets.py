@@ -11,7 +11,7 @@ from __future__ import annotations
 import getpass
 import os
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -281,6 +281,22 @@ def parse_endpoint(text: str) -> TlsEndpoint:
     return TlsEndpoint(server_name=name, port=port, address=address)
 
 
+def check_all(params: Mapping[str, Any], declared: Collection[str]) -> None:
+    """Build every target a section declares, so that a bad URL, port or endpoint (or a password
+    in a URL) is refused before papermill writes the parameters into a notebook."""
+    builders: dict[str, Callable[[Mapping[str, Any]], object]] = {
+        "pg_host": postgres_target,
+        "redis_url": redis_target,
+        "celery_broker_url": celery_target,
+        "web_url": web_target,
+        "prom_url": prometheus_target,
+        "tls_endpoints": tls_target,
+    }
+    for marker, build in builders.items():
+        if marker in declared:
+            build(params)
+
+
 def _verify(params: Mapping[str, Any]) -> bool | str:
     """Check the web app's certificate unless told not to; a CA file trusts a private CA."""
     ca_file = str(params.get("web_ca_file", "") or "")
@@ -306,6 +322,12 @@ def _url_parameter(params: Mapping[str, Any], name: str, schemes: tuple[str, ...
     papermill would write it into the executed notebook."""
     value = str(params.get(name, "") or "")
     if value:
+        if url_password(value) is not None and name in ("web_url", "prom_url"):
+            raise ParameterError(
+                f"parameter {name} contains a password, and parameters are written into the "
+                "executed notebook; the web and Prometheus checks take no credentials: remove "
+                "them from the URL"
+            )
         if url_password(value) is not None:
             raise ParameterError(
                 f"parameter {name} contains a password, and parameters are written into the "
@@ -321,8 +343,6 @@ def _url_parameter(params: Mapping[str, Any], name: str, schemes: tuple[str, ...
 
 
 def _password_env(name: str) -> str:
-    if name in ("web_url", "prom_url"):
-        return "a netrc file or a proxy that adds it"
     return "IRKIT_REDIS_PASSWORD" if name == "redis_url" else "IRKIT_CELERY_BROKER_PASSWORD"
 
 

@@ -62,20 +62,58 @@ def test_up_twice_down_twice(fresh: Stack) -> None:
     assert set(states(fresh).values()) == {"stopped"}
 
 
-def test_a_killed_component_is_reported_and_repaired(fresh: Stack) -> None:
+def test_killed_components_are_reported_and_repaired(fresh: Stack) -> None:
     fresh.up()
-    redis_pid = fresh.redis.pid
+    redis_pid, web_pid = fresh.redis.pid, fresh.web.pid
     assert redis_pid
+    assert web_pid
     os.kill(redis_pid, signal.SIGKILL)
+    os.killpg(web_pid, signal.SIGKILL)  # gunicorn's master and its worker, as an OOM kill would
     deadline = time.monotonic() + 5
-    while states(fresh)["redis"] == "running":
+    while {states(fresh)["redis"], states(fresh)["web"]} & {"running"}:
         assert time.monotonic() < deadline
         time.sleep(0.05)
     assert states(fresh)["redis"] in {"dead", "stopped"}
+    assert states(fresh)["web"] == "dead"
     assert states(fresh)["postgres"] == "running"
     fresh.up()
     assert set(states(fresh).values()) == {"running"}
     assert fresh.redis.pid != redis_pid
+    assert fresh.web.pid != web_pid
+    assert fresh.web.answers()
+
+
+def test_a_failed_up_leaves_nothing_half_started(
+    fresh: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("IRKIT_PROMETHEUS_BIN", "/bin/false")  # the last component cannot start
+    with pytest.raises(SandboxError, match="Prometheus exited while starting"):
+        fresh.up()
+    assert set(states(fresh).values()) == {"stopped"}
+
+
+def test_reset_starts_again_from_nothing(fresh: Stack) -> None:
+    fresh.up()
+    with fresh.postgres.connect("himalytix") as conn:
+        conn.execute("CREATE TABLE left_behind (id int)")
+    (fresh.media_dir / "upload.txt").write_text("old")
+    fresh.reset()
+    assert set(states(fresh).values()) == {"stopped"}
+    fresh.up()
+    with fresh.postgres.connect("himalytix") as conn:
+        assert conn.execute("SELECT to_regclass('left_behind')").fetchone() == (None,)
+        assert conn.execute("SELECT count(*) FROM tenancy_tenant").fetchone() == (4,)
+    assert not (fresh.media_dir / "upload.txt").exists()
+
+
+def test_later_commands_find_the_ports_the_stack_was_started_on(fresh: Stack) -> None:
+    fresh.up()
+    again = Stack.load(fresh.base)
+    assert (again.postgres.port, again.web.port) == (fresh.postgres.port, fresh.web.port)
+    assert {row.state for row in again.status()} == {"running"}
+    (fresh.base / "stack.json").write_text("{not json")
+    with pytest.raises(SandboxError, match=r"stack\.json is unreadable"):
+        Stack.load(fresh.base)
 
 
 def test_a_port_taken_by_another_program_is_refused(fresh: Stack, hanging_port: int) -> None:

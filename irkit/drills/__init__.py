@@ -33,6 +33,8 @@ class Drill:
     holds_down: tuple[str, ...] = ()  # components `sandbox up` must leave stopped meanwhile
     needs_root: bool = False
     conflicts: tuple[str, ...] = ()
+    # What still shows after `stop`, and for how long (monitoring that looks back over a window).
+    lingers: str = ""
 
 
 @dataclass(frozen=True)
@@ -138,9 +140,10 @@ def _path(stack: Stack, name: str) -> Path:
 def _save(stack: Stack, record: ActiveDrill) -> None:
     folder(stack).mkdir(parents=True, exist_ok=True)
     data = {"name": record.name, "started_at": record.started_at, "state": record.state}
-    partial = _path(stack, record.name).with_suffix(".partial")
+    final = _path(stack, record.name)
+    partial = final.with_name(final.name + ".partial")
     partial.write_text(json.dumps(data, indent=2) + "\n")
-    partial.replace(_path(stack, record.name))
+    partial.replace(final)
 
 
 def _forget(stack: Stack, name: str) -> None:

@@ -1,8 +1,9 @@
 """The processes that keep a drill's fault going after `irkit drill start` returns: they hold
 database sessions, send traffic, burn CPU or hold memory until `stop` ends them.
 
-Started as `python -m irkit.drills.agent KIND ARGS_JSON`, in a session of their own; each writes a
-ready file once the fault is in place, which is what `start` waits for.
+Started as `python -m irkit.drills.agent KIND ARGS_JSON READY_FILE`, in a session of their own.
+Each kind sets its fault up, writes what it did to the ready file (which is what `start` waits
+for), then keeps the fault going until it is terminated.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import contextlib
 import json
 import multiprocessing
 import os
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -25,47 +25,53 @@ from irkit.sandbox.stack import Stack
 # Holding most of a large machine's memory takes a while: every page is faulted in and written.
 READY_TIMEOUT_S = 180.0
 
+Step = Callable[[Stack, dict[str, Any]], None]
+Ready = Callable[[dict[str, Any]], None]
 
-def spawn(stack: Stack, name: str, kind: str, **args: Any) -> int:
-    """Start an agent for drill `name` and wait until its fault is in place."""
+
+def _daemon(stack: Stack, name: str) -> process.Detached:
     where = stack.base / "drills"
-    where.mkdir(parents=True, exist_ok=True)
-    ready = where / f"{name}.ready"
+    return process.Detached(where / f"{name}.pid", where / f"{name}.log")
+
+
+def spawn(stack: Stack, name: str, kind: str, **args: Any) -> dict[str, Any]:
+    """Start an agent for drill `name`, wait until its fault is in place, and return what it
+    reported then, with its pid."""
+    daemon = _daemon(stack, name)
+    ready = daemon.pidfile.with_suffix(".ready")
     ready.unlink(missing_ok=True)
     env = dict(os.environ)
     if stack.password:
         env["PGPASSWORD"] = stack.password  # the environment, never the arguments or a file
-    log = where / f"{name}.log"
-    with log.open("ab") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "irkit.drills.agent", kind, json.dumps(args), str(ready)],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+    command = [sys.executable, "-m", "irkit.drills.agent", kind, json.dumps(args), str(ready)]
+    pid = daemon.spawn(command, cwd=stack.base, env=env)
     deadline = time.monotonic() + READY_TIMEOUT_S
     while not ready.exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            process.terminate(proc.pid, group=True)
-            tail = " / ".join(log.read_text(errors="replace").strip().splitlines()[-3:])
-            raise SandboxError(f"drill {name} could not set up its fault: {tail} (log: {log})")
+        if daemon.pid is None or time.monotonic() > deadline:
+            daemon.stop()
+            tail = " / ".join(daemon.log.read_text(errors="replace").strip().splitlines()[-3:])
+            raise SandboxError(
+                f"drill {name} could not set up its fault: {tail} (log: {daemon.log})"
+            )
         time.sleep(0.05)
-    return proc.pid
+    info: dict[str, Any] = json.loads(ready.read_text())
+    return {"agent_pid": pid, **info}
 
 
-def end(pid: int | None) -> None:
-    if pid:
-        process.terminate(pid, timeout=10, group=True)
+def end(stack: Stack, name: str) -> None:
+    _daemon(stack, name).stop()
 
 
-def ready_info(stack: Stack, name: str) -> dict[str, Any]:
-    try:
-        info: dict[str, Any] = json.loads((stack.base / "drills" / f"{name}.ready").read_text())
-        return info
-    except (OSError, ValueError):
-        return {}
+def held(name: str, kind: str, **args: Any) -> tuple[Step, Step]:
+    """Start and stop for a drill whose whole fault lives in an agent."""
+
+    def start(stack: Stack, state: dict[str, Any]) -> None:
+        state.update(spawn(stack, name, kind, **args))
+
+    def stop(stack: Stack, state: dict[str, Any]) -> None:
+        end(stack, name)
+
+    return start, stop
 
 
 # --- inside the agent process ---------------------------------------------------------------
@@ -85,7 +91,7 @@ def _connect(args: dict[str, Any], application_name: str) -> Any:
     )
 
 
-def hold_connections(args: dict[str, Any]) -> dict[str, Any]:
+def hold_connections(args: dict[str, Any], ready: Ready) -> None:
     """Open sessions as the application does until one slot short of the limit: a quarter run
     long queries, a quarter sit idle in a transaction, the rest idle, as a leaking pool does."""
     import psycopg
@@ -111,11 +117,11 @@ def hold_connections(args: dict[str, Any]) -> dict[str, Any]:
         elif i % 4 == 1:
             conn.execute("BEGIN")
             conn.execute("SELECT count(*) FROM tenancy_tenant")
-    _keep(held)
-    return {"held": len(held), "limit": limit, "backend_pids": _pids(held)}
+    ready({"held": len(held), "limit": limit, "backend_pids": _pids(held)})
+    _until_terminated()
 
 
-def slow_queries(args: dict[str, Any]) -> dict[str, Any]:
+def slow_queries(args: dict[str, Any], ready: Ready) -> None:
     """Report queries that run for minutes: sequential scans sleeping in pg_sleep."""
     held = []
     for i in range(args.get("count", 3)):
@@ -125,11 +131,11 @@ def slow_queries(args: dict[str, Any]) -> dict[str, Any]:
             " FROM accounting_journalentry".encode()
         )
         held.append(conn)
-    _keep(held)
-    return {"queries": len(held), "backend_pids": _pids(held)}
+    ready({"queries": len(held), "backend_pids": _pids(held)})
+    _until_terminated()
 
 
-def idle_transaction(args: dict[str, Any]) -> dict[str, Any]:
+def idle_transaction(args: dict[str, Any], ready: Ready) -> None:
     """A request that opened a transaction, updated a tenant and never finished; a second
     session waits on its row lock."""
     blocker = _connect(args, "himalytix-web")
@@ -137,22 +143,24 @@ def idle_transaction(args: dict[str, Any]) -> dict[str, Any]:
     blocker.execute("UPDATE tenancy_tenant SET name = name WHERE schema_name = 'acme'")
     waiter = _connect(args, "himalytix-worker")
     waiter.pgconn.send_query(b"UPDATE tenancy_tenant SET name = name WHERE schema_name = 'acme'")
-    _keep([blocker, waiter])
-    return {
-        "blocker_pid": blocker.info.backend_pid,
-        "waiter_pid": waiter.info.backend_pid,
-        "backend_pids": _pids([blocker, waiter]),
-    }
+    ready(
+        {
+            "blocker_pid": blocker.info.backend_pid,
+            "waiter_pid": waiter.info.backend_pid,
+            "backend_pids": _pids([blocker, waiter]),
+        }
+    )
+    _until_terminated()
 
 
-def traffic(args: dict[str, Any]) -> dict[str, Any]:
+def traffic(args: dict[str, Any], ready: Ready) -> None:
     """Steady requests over the app's pages, as users would make them."""
     import httpx
 
     urls: list[str] = args["urls"]
     pause = 1.0 / float(args.get("per_second", 20))
     with httpx.Client(timeout=5, trust_env=False) as http:
-        _ready({"urls": urls})
+        ready({"urls": urls})
         i = 0
         while True:
             with contextlib.suppress(httpx.HTTPError):
@@ -161,7 +169,7 @@ def traffic(args: dict[str, Any]) -> dict[str, Any]:
             time.sleep(pause)
 
 
-def burn_cpu(args: dict[str, Any]) -> dict[str, Any]:
+def burn_cpu(args: dict[str, Any], ready: Ready) -> None:
     """One busy process per CPU, for at most `max_s` seconds (a drill left running ends)."""
     count = int(args.get("processes") or os.cpu_count() or 1)
     workers = [
@@ -170,13 +178,12 @@ def burn_cpu(args: dict[str, Any]) -> dict[str, Any]:
     ]
     for w in workers:
         w.start()
-    _ready({"processes": count, "pids": [w.pid for w in workers]})
+    ready({"processes": count, "pids": [w.pid for w in workers]})
     for w in workers:
         w.join()
-    return {}
 
 
-def hold_memory(args: dict[str, Any]) -> dict[str, Any]:
+def hold_memory(args: dict[str, Any], ready: Ready) -> None:
     """Allocate (and touch) memory until the host has only `target_available_pct` available.
     This process volunteers to the kernel's OOM killer first, so a misjudged drill costs only
     itself."""
@@ -188,9 +195,8 @@ def hold_memory(args: dict[str, Any]) -> dict[str, Any]:
     held: list[bytearray] = []
     while psutil.virtual_memory().available / psutil.virtual_memory().total * 100 > target:
         held.append(bytearray(chunk))  # a copy: every page written, so really resident
-    _ready({"held_bytes": len(held) * len(chunk)})
+    ready({"held_bytes": len(held) * len(chunk)})
     time.sleep(float(args.get("max_s", 1800)))
-    return {}
 
 
 def _pids(conns: list[Any]) -> list[int]:
@@ -203,25 +209,13 @@ def _spin(max_s: float) -> None:
         pass
 
 
-_READY: Path | None = None
+def _until_terminated() -> None:
+    """Keep the caller's sessions open (they are its locals) until `stop` ends this process."""
+    while True:
+        time.sleep(3600)
 
 
-def _ready(info: dict[str, Any]) -> None:
-    assert _READY is not None
-    partial = _READY.with_suffix(".partial")
-    partial.write_text(json.dumps(info))
-    partial.replace(_READY)
-
-
-# Sessions a holder keeps open until the process is terminated (which closes them).
-_KEPT: list[Any] = []
-
-
-def _keep(held: list[Any]) -> None:
-    _KEPT.extend(held)
-
-
-KINDS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+KINDS: dict[str, Callable[[dict[str, Any], Ready], None]] = {
     "hold-connections": hold_connections,
     "slow-queries": slow_queries,
     "idle-transaction": idle_transaction,
@@ -230,19 +224,16 @@ KINDS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "hold-memory": hold_memory,
 }
 
-# Kinds that hold database sessions: they report ready once set up, then wait to be stopped.
-_HOLDERS = {"hold-connections", "slow-queries", "idle-transaction"}
-
 
 def main(argv: list[str]) -> None:
-    global _READY
-    kind, args, ready = argv[0], json.loads(argv[1]), Path(argv[2])
-    _READY = ready
-    if kind in _HOLDERS:
-        _ready(KINDS[kind](args))
-        while True:
-            time.sleep(3600)
-    KINDS[kind](args)
+    kind, args, ready_file = argv[0], json.loads(argv[1]), Path(argv[2])
+
+    def ready(info: dict[str, Any]) -> None:
+        partial = ready_file.with_name(ready_file.name + ".partial")
+        partial.write_text(json.dumps(info))
+        partial.replace(ready_file)
+
+    KINDS[kind](args, ready)
 
 
 if __name__ == "__main__":

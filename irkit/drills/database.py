@@ -3,10 +3,6 @@ idle in a transaction, and Common Incident 1 (a migration that did not apply).""
 
 from __future__ import annotations
 
-from typing import Any
-
-import psycopg
-
 from irkit.drills import Drill, State, agent
 from irkit.sandbox.postgres import APP_DATABASE, APP_USER
 from irkit.sandbox.stack import Stack
@@ -17,23 +13,19 @@ RELATION = "accounting_invoice"
 HIDDEN = "accounting_invoice_drill_hidden"
 
 
-def _app_db(stack: Stack) -> dict[str, Any]:
-    pg = stack.postgres
-    return {"host": pg.host, "port": pg.port, "user": APP_USER, "dbname": APP_DATABASE}
+def _sessions(name: str, kind: str) -> tuple[agent.Step, agent.Step]:
+    """A drill whose fault is database sessions held by an agent, as the application's role."""
 
-
-def _agent_drill(kind: str, **extra: Any) -> tuple[Any, Any]:
     def start(stack: Stack, state: State) -> None:
-        name = kind_to_name[kind]
-        state["agent_pid"] = agent.spawn(stack, name, kind, **_app_db(stack), **extra)
-        state.update(agent.ready_info(stack, name))
+        pg = stack.postgres
+        app = {"host": pg.host, "port": pg.port, "user": APP_USER, "dbname": APP_DATABASE}
+        state.update(agent.spawn(stack, name, kind, **app))
 
     def stop(stack: Stack, state: State) -> None:
-        agent.end(state.get("agent_pid"))
+        agent.end(stack, name)
         # A backend busy in pg_sleep does not notice that its client went away: end it too.
-        pids = state.get("backend_pids") or []
-        if pids:
-            with psycopg.connect(**stack.postgres.conninfo(), autocommit=True) as conn:
+        if pids := state.get("backend_pids"):
+            with stack.postgres.connect() as conn:
                 conn.execute(
                     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
                     " WHERE pid = ANY(%s) AND usename = %s",
@@ -43,15 +35,8 @@ def _agent_drill(kind: str, **extra: Any) -> tuple[Any, Any]:
     return start, stop
 
 
-kind_to_name = {
-    "hold-connections": "pool-exhaustion",
-    "slow-queries": "slow-queries",
-    "idle-transaction": "idle-transactions",
-}
-
-
 def _hide_migration(stack: Stack, state: State) -> None:
-    with psycopg.connect(**stack.postgres.conninfo(dbname=APP_DATABASE), autocommit=True) as conn:
+    with stack.postgres.connect(APP_DATABASE) as conn:
         row = conn.execute(
             "DELETE FROM django_migrations WHERE app = %s AND name = %s RETURNING applied",
             MIGRATION,
@@ -62,7 +47,7 @@ def _hide_migration(stack: Stack, state: State) -> None:
 
 
 def _restore_migration(stack: Stack, state: State) -> None:
-    with psycopg.connect(**stack.postgres.conninfo(dbname=APP_DATABASE), autocommit=True) as conn:
+    with stack.postgres.connect(APP_DATABASE) as conn:
         if conn.execute("SELECT to_regclass(%s)", [HIDDEN]).fetchone() != (None,):
             conn.execute(f"ALTER TABLE {HIDDEN} RENAME TO {RELATION}")
         conn.execute(
@@ -80,14 +65,14 @@ DRILLS = [
         "db",
         "postgres.connections at its limit, held by himalytix-web sessions (some running long "
         "queries, some idle in a transaction); the app's own requests start failing",
-        *_agent_drill("hold-connections"),
+        *_sessions("pool-exhaustion", "hold-connections"),
     ),
     Drill(
         "slow-queries",
         "Alert Triage: Slow Query Alert (>1s avg)",
         "db",
         "postgres.long_queries lists report queries running pg_sleep for ever",
-        *_agent_drill("slow-queries"),
+        *_sessions("slow-queries", "slow-queries"),
     ),
     Drill(
         "idle-transactions",
@@ -95,7 +80,7 @@ DRILLS = [
         "db",
         "postgres.idle_in_transaction shows the open transaction, postgres.blocking the session "
         "waiting on its lock (WARN after 1 min, CRIT after 5 by default)",
-        *_agent_drill("idle-transaction"),
+        *_sessions("idle-transactions", "idle-transaction"),
     ),
     Drill(
         "migration-failure",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -21,8 +22,6 @@ def _fill_disk(stack: Stack, state: State) -> None:
     media.mkdir(parents=True, exist_ok=True)
     _run(["mount", "-t", "tmpfs", "-o", f"size={DISK_SIZE},mode=0755", "irkit-drill", str(media)])
     state["mounted"] = str(media)
-    import shutil
-
     total = shutil.disk_usage(media).total
     with (media / FILL_FILE).open("wb") as f:
         block = b"\0" * (1 << 20)
@@ -46,22 +45,6 @@ def _run(args: list[str]) -> None:
         raise SandboxError(f"{' '.join(args)} failed: {done.stderr.strip()}")
 
 
-def _burn(stack: Stack, state: State) -> None:
-    state["agent_pid"] = agent.spawn(stack, "high-cpu", "burn-cpu", max_s=1800)
-    state.update(agent.ready_info(stack, "high-cpu"))
-
-
-def _hold_memory(stack: Stack, state: State) -> None:
-    state["agent_pid"] = agent.spawn(
-        stack, "high-memory", "hold-memory", target_available_pct=7.0, max_s=1800
-    )
-    state.update(agent.ready_info(stack, "high-memory"))
-
-
-def _end_agent(stack: Stack, state: State) -> None:
-    agent.end(state.get("agent_pid"))
-
-
 DRILLS = [
     Drill(
         "disk-full",
@@ -78,15 +61,13 @@ DRILLS = [
         "Alert Triage: High CPU Alert (>80% for 5 min)",
         "disk",
         "host.cpu above 95 %, the drill's busy processes at the top of the list",
-        _burn,
-        _end_agent,
+        *agent.held("high-cpu", "burn-cpu", max_s=1800),
     ),
     Drill(
         "high-memory",
         "Scenario 1: High Memory Usage",
         "disk",
         "host.memory below 10 % available, the drill's process largest by RSS",
-        _hold_memory,
-        _end_agent,
+        *agent.held("high-memory", "hold-memory", target_available_pct=7.0, max_s=1800),
     ),
 ]

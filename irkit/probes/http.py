@@ -25,13 +25,18 @@ SMOKE_PATHS = ("/health/ready/", "/accounts/login/", "/api/v1/health/")
 _ADDRESS = re.compile(r"<([^<>]*?) at 0x[0-9a-f]+>")
 
 
+def new_client(target: HttpTarget) -> httpx.Client:
+    """Every connect and read bounded by the target's timeout; no redirects followed (as
+    `curl -f`); no proxy from the environment (a probe reaches its target directly)."""
+    return httpx.Client(
+        timeout=target.timeout_s, verify=target.verify, follow_redirects=False, trust_env=False
+    )
+
+
 @contextmanager
 def client(target: HttpTarget) -> Iterator[httpx.Client]:
-    """No redirects followed (as `curl -f`), no proxies from the environment for loopback, and
-    every error mapped to a finding that says what happened."""
-    with httpx.Client(
-        timeout=target.timeout_s, verify=target.verify, follow_redirects=False, trust_env=False
-    ) as http:
+    """A client whose errors become findings that say what happened."""
+    with new_client(target) as http:
         try:
             yield http
         except httpx.ConnectError as exc:
@@ -92,19 +97,26 @@ def health(target: HttpTarget, *, path: str = "/health/ready/", slow_ms: float =
 @probe("http.smoke")
 def smoke(target: HttpTarget, *, paths: Sequence[str] = SMOKE_PATHS) -> Finding:
     """The runbook's smoke test, `curl -f URL || echo "FAILED"` for each path: a 4xx or 5xx
-    answer, a refused connection or a timeout fails it."""
+    answer, a refused connection or a timeout fails it. Once the server has not answered at all,
+    the remaining paths are not tried: a hung app costs one timeout, not one per URL."""
     rows = []
-    with httpx.Client(
-        timeout=target.timeout_s, verify=target.verify, follow_redirects=False, trust_env=False
-    ) as http:
+    silent = ""
+    with new_client(target) as http:
         for path in paths:
             url = target.url(path)
             started = time.perf_counter()
             row: dict[str, Any] = {"path": path, "url": url}
+            if silent:
+                rows.append({**row, "ok": False, "error": f"not tried: {silent}"})
+                continue
             try:
                 response = http.get(url)
             except httpx.TimeoutException:
                 row.update(ok=False, error=f"no answer within {target.timeout_s:g} s")
+                silent = f"no answer to {path}"
+            except httpx.ConnectError as exc:
+                row.update(ok=False, error=_reason(exc))
+                silent = f"could not connect for {path}"
             except httpx.HTTPError as exc:
                 row.update(ok=False, error=_reason(exc))
             else:

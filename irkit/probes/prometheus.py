@@ -12,6 +12,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import httpx
+
 from irkit.errors import ServiceError
 from irkit.probe import Finding, check_thresholds, grade, probe
 from irkit.probes.http import client
@@ -43,7 +45,8 @@ def p95_query(window: str) -> str:
 def alerts(target: HttpTarget) -> Finding:
     """Alerts firing now (`GET /api/v1/alerts`): any firing alert is WARN, one labelled
     `severity=critical` is CRIT. Pending alerts are listed but do not count yet."""
-    data = _api(target, "/api/v1/alerts")
+    with client(target) as http:
+        data = _api(http, target, "/api/v1/alerts")
     listed = [
         {
             "alertname": a.get("labels", {}).get("alertname", "?"),
@@ -84,9 +87,12 @@ def error_rate(
         "errors_by_view": errors_by_view_query(window),
         "p95_seconds": p95_query(window),
     }
-    ratio = _scalar(_api(target, "/api/v1/query", {"query": queries["error_rate"]}))
-    by_view = _api(target, "/api/v1/query", {"query": queries["errors_by_view"]})
-    p95 = _scalar(_api(target, "/api/v1/query", {"query": queries["p95_seconds"]}))
+    with client(target) as http:  # one connection for the three queries
+        answers = {
+            name: _api(http, target, "/api/v1/query", {"query": query})
+            for name, query in queries.items()
+        }
+    ratio, p95 = _scalar(answers["error_rate"]), _scalar(answers["p95_seconds"])
     failing_views = sorted(
         (
             {
@@ -94,7 +100,7 @@ def error_rate(
                 "status": s["metric"].get("status", "?"),
                 "per_second": round(float(s["value"][1]), 3),
             }
-            for s in by_view.get("result", [])
+            for s in answers["errors_by_view"].get("result", [])
         ),
         key=lambda v: -v["per_second"],
     )
@@ -129,9 +135,10 @@ def error_rate(
     return Finding(status, summary, evidence)
 
 
-def _api(target: HttpTarget, path: str, params: dict[str, str] | None = None) -> dict[str, Any]:
-    with client(target) as http:
-        response = http.get(target.url(path), params=params)
+def _api(
+    http: httpx.Client, target: HttpTarget, path: str, params: dict[str, str] | None = None
+) -> dict[str, Any]:
+    response = http.get(target.url(path), params=params)
     try:
         body = response.json()
     except ValueError:

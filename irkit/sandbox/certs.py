@@ -61,7 +61,8 @@ def issue(folder: Path, name: str, *, not_before: dt.datetime, not_after: dt.dat
     out = files(folder, name)
     _write(out.key, _key_pem(key), private=True)
     # The chain, as a web server serves it: the leaf, then the CA.
-    _write(out.cert, cert.public_bytes(serialization.Encoding.PEM) + _ca_pem(ca_cert), False)
+    chain = [c.public_bytes(serialization.Encoding.PEM) for c in (cert, ca_cert)]
+    _write(out.cert, b"".join(chain), private=False)
     return out
 
 
@@ -100,10 +101,6 @@ def _ca(folder: Path) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
     _write(key_path, _key_pem(key), private=True)
     _write(cert_path, cert.public_bytes(serialization.Encoding.PEM), private=False)
     return key, cert
-
-
-def _ca_pem(cert: x509.Certificate) -> bytes:
-    return cert.public_bytes(serialization.Encoding.PEM)
 
 
 def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:

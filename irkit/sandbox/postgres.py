@@ -192,7 +192,7 @@ class PostgresServer:
         """Create the application role and database the runbook names (`psql -U erp -d himalytix`);
         safe to run again. True when the database was created now: the app's migrations build its
         schema."""
-        with self._connect() as conn:
+        with self.connect() as conn:
             if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [APP_USER]).fetchone():
                 conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(APP_USER)))
             if self.password:
@@ -216,7 +216,7 @@ class PostgresServer:
 
     def missing_migrations(self, wanted: dict[str, list[str]]) -> list[str]:
         """Which of `wanted` (app label: migration names) django_migrations lacks."""
-        with self._connect(APP_DATABASE) as conn:
+        with self.connect(APP_DATABASE) as conn:
             if conn.execute("SELECT to_regclass('django_migrations')").fetchone() == (None,):
                 return [f"{app}.{name}" for app, names in wanted.items() for name in names]
             rows = conn.execute("SELECT app, name FROM django_migrations").fetchall()
@@ -230,12 +230,13 @@ class PostgresServer:
 
     def refresh_last_logins(self) -> None:
         """Keep the practice users "active": spread their last logins over the last 40 minutes."""
-        with self._connect(APP_DATABASE) as conn:
+        with self.connect(APP_DATABASE) as conn:
             conn.execute(
                 "UPDATE auth_user SET last_login = now() - ((id % 40) || ' minutes')::interval"
             )
 
-    def _connect(self, dbname: str = "postgres") -> psycopg.Connection[Any]:
+    def connect(self, dbname: str = "postgres") -> psycopg.Connection[Any]:
+        """A superuser session (autocommit), for setting the practice server up and faulting it."""
         return psycopg.connect(**self.conninfo(dbname=dbname), autocommit=True, connect_timeout=5)
 
 

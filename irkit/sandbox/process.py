@@ -7,8 +7,12 @@ import os
 import pwd
 import signal
 import socket
+import ssl
+import subprocess
 import time
-from collections.abc import Callable
+import urllib.request
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from irkit.errors import SandboxError
@@ -85,6 +89,57 @@ def terminate(pid: int, timeout: float = 10.0, *, group: bool = False) -> None:
         time.sleep(0.05)
     with contextlib.suppress(ProcessLookupError):
         kill(pid, signal.SIGKILL)
+
+
+@dataclass(frozen=True)
+class Detached:
+    """A process run in a session of its own (so that stopping it takes its children too), known
+    by its pid file and writing its output to one log."""
+
+    pidfile: Path
+    log: Path
+
+    @property
+    def pid(self) -> int | None:
+        return read_pid(self.pidfile)
+
+    def spawn(self, args: Sequence[str], *, cwd: Path, env: Mapping[str, str] | None = None) -> int:
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        with self.log.open("ab") as out:
+            proc = subprocess.Popen(
+                list(args),
+                env=dict(env) if env is not None else None,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                cwd=cwd,
+            )
+        self.pidfile.write_text(f"{proc.pid}\n")
+        return proc.pid
+
+    def stop(self, timeout: float = 10.0) -> None:
+        pid = self.pid
+        if pid is not None:
+            terminate(pid, timeout=timeout, group=True)
+        self.pidfile.unlink(missing_ok=True)
+
+
+def http_ok(url: str, timeout: float = 2.0) -> bool:
+    """A 200 from `url`, certificate unchecked (a readiness poll of our own loopback server, whose
+    certificate may be expired on purpose) and no proxy from the environment (it could not reach
+    our loopback)."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    opener = urllib.request.build_opener(
+        urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=context)
+    )
+    try:
+        with opener.open(url, timeout=timeout) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
 
 
 def unprivileged_user() -> pwd.struct_passwd | None:

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import urllib.request
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -38,16 +36,20 @@ class PrometheusServer:
         return f"http://{self.host}:{self.port}"
 
     @property
-    def pidfile(self) -> Path:
-        return self.data_dir / "prometheus.pid"
-
-    @property
     def log(self) -> Path:
         return self.data_dir / "prometheus.log"
 
     @property
+    def daemon(self) -> process.Detached:
+        return process.Detached(self.data_dir / "prometheus.pid", self.log)
+
+    @property
+    def pidfile(self) -> Path:
+        return self.daemon.pidfile
+
+    @property
     def pid(self) -> int | None:
-        return process.read_pid(self.pidfile)
+        return self.daemon.pid
 
     @property
     def installed(self) -> bool:
@@ -57,13 +59,11 @@ class PrometheusServer:
     def running(self) -> bool:
         return self.pid is not None and process.port_open(self.host, self.port)
 
-    def start(self, wait: bool = True) -> None:
-        if self.running() or not self.installed:
-            return
-        if self.pid is not None:
-            self.stop()
+    def start(self) -> None:
         binary = find_binary()
-        assert binary is not None
+        if self.running() or binary is None or not binary.exists():
+            return
+        self.stop()  # alive but not listening: start afresh
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._write_config()
         args = [
@@ -74,34 +74,14 @@ class PrometheusServer:
             f"--web.listen-address={self.host}:{self.port}",
             "--web.enable-lifecycle",
         ]
-        with self.log.open("ab") as log:
-            proc = subprocess.Popen(
-                args,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-                cwd=self.data_dir,
-            )
-        self.pidfile.write_text(f"{proc.pid}\n")
-        if wait:
-            process.wait_until(self.ready, 60, "Prometheus", self.log, self.pidfile)
+        self.daemon.spawn(args, cwd=self.data_dir)
+        process.wait_until(self.ready, 60, "Prometheus", self.log, self.pidfile)
 
     def ready(self) -> bool:
-        if not self.running():
-            return False
-        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-        try:
-            with opener.open(f"{self.url}/-/ready", timeout=2) as response:
-                return bool(response.status == 200)
-        except OSError:
-            return False
+        return self.running() and process.http_ok(f"{self.url}/-/ready")
 
     def stop(self) -> None:
-        pid = self.pid
-        if pid is not None:
-            process.terminate(pid, timeout=15, group=True)
-        self.pidfile.unlink(missing_ok=True)
+        self.daemon.stop(timeout=15)
 
     def _write_config(self) -> None:
         rules = resources.files("irkit.sandbox").joinpath("alert_rules.yml").read_text()

@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
+from typing import Protocol
 
 from irkit.errors import SandboxError
 from irkit.home import sandbox_dir
@@ -33,6 +36,19 @@ PROMETHEUS_PORT = 59090
 BROKER_DB = 0
 CACHE_DB = 1
 PORTS_FILE = "stack.json"
+DEFAULT_PORTS = {
+    "postgres_port": POSTGRES_PORT,
+    "redis_port": REDIS_PORT,
+    "web_port": WEB_PORT,
+    "tls_port": TLS_PORT,
+    "prometheus_port": PROMETHEUS_PORT,
+}
+
+
+class _Component(Protocol):
+    def running(self) -> bool: ...
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -90,20 +106,24 @@ class Stack:
         """The stack in `base` (default: the kit's sandbox folder) on the ports it was brought up
         with, so that `status`, `down` and the drills find a stack started on other ports."""
         base = base or sandbox_dir()
-        try:
-            ports = json.loads((base / PORTS_FILE).read_text())
-        except FileNotFoundError:
+        path = base / PORTS_FILE
+        if not path.exists():
             return cls(base)
-        except (OSError, ValueError) as exc:
-            raise SandboxError(f"{base / PORTS_FILE} is unreadable ({exc}); delete it") from None
-        default = cls(base)
+        try:
+            saved = json.loads(path.read_text())
+            ports = {name: int(saved.get(name, default)) for name, default in DEFAULT_PORTS.items()}
+        except (OSError, ValueError, TypeError, AttributeError) as exc:
+            raise SandboxError(
+                f"{path} is unreadable ({exc}); stop what runs there, delete the file, and run "
+                "irkit sandbox up"
+            ) from None
         return cls(
             base,
-            postgres_port=int(ports.get("postgres_port", default.postgres.port)),
-            redis_port=int(ports.get("redis_port", default.redis.port)),
-            web_port=int(ports.get("web_port", default.web.port)),
-            tls_port=int(ports.get("tls_port", default.web_tls.port)),
-            prometheus_port=int(ports.get("prometheus_port", default.prometheus.port)),
+            postgres_port=ports["postgres_port"],
+            redis_port=ports["redis_port"],
+            web_port=ports["web_port"],
+            tls_port=ports["tls_port"],
+            prometheus_port=ports["prometheus_port"],
         )
 
     def _save_ports(self) -> None:
@@ -123,18 +143,31 @@ class Stack:
 
     def up(self, held_down: frozenset[str] = frozenset()) -> list[ComponentStatus]:
         """Start what is not running. Components in `held_down` (stopped by an active drill) are
-        left as they are."""
+        left as they are. If a start fails, what this call started is stopped again (what already
+        ran stays), so a failed `up` leaves nothing half-started behind."""
         self._refuse_foreign_listeners()
         self._save_ports()
-        self.postgres.start()
-        created = self.postgres.seed()
-        if "schema" not in held_down:
-            self._migrate(created)
-        self.media_dir.mkdir(parents=True, exist_ok=True)
-        self.redis.start()
-        for name, component in self._services():
-            if name not in held_down:
+        started: list[_Component] = []
+
+        def start(component: _Component) -> None:
+            if not component.running():
+                started.append(component)  # first: a start that fails half-way is stopped too
                 component.start()
+
+        try:
+            start(self.postgres)
+            created = self.postgres.seed()
+            if "schema" not in held_down:
+                self._migrate(created)
+            self.media_dir.mkdir(parents=True, exist_ok=True)
+            start(self.redis)
+            for name, component in self._services():
+                if name not in held_down:
+                    start(component)
+        except BaseException:
+            for component in reversed(started):
+                component.stop()
+            raise
         return self.status()
 
     def down(self) -> list[ComponentStatus]:
@@ -146,8 +179,6 @@ class Stack:
 
     def reset(self) -> None:
         """Stop everything and delete all data: the next `up` starts from nothing."""
-        import shutil
-
         self.down()
         shutil.rmtree(self.postgres.data_dir, ignore_errors=True)
         for child in self.base.iterdir() if self.base.exists() else ():
@@ -156,7 +187,7 @@ class Stack:
             else:
                 child.unlink(missing_ok=True)
 
-    def _services(self) -> list[tuple[str, CeleryWorker | WebServer | PrometheusServer]]:
+    def _services(self) -> list[tuple[str, _Component]]:
         """What runs on top of the servers, in start order."""
         return [
             ("celery-worker", self.worker),
@@ -267,8 +298,6 @@ def _status(
 
 def _app_migrations() -> dict[str, list[str]]:
     """The practice app's migrations on disk, by app label."""
-    from importlib import resources
-
     found: dict[str, list[str]] = {}
     for app in ("tenancy", "accounting"):
         folder = resources.files(f"irkit.sandbox.himalytix.{app}.migrations")

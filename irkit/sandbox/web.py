@@ -4,11 +4,9 @@ HTTPS (its own certificates), each a process group of its own."""
 from __future__ import annotations
 
 import os
-import ssl
 import subprocess
 import sys
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -73,10 +71,6 @@ class WebServer:
         return f"{self.scheme}://{self.host}:{self.port}"
 
     @property
-    def pidfile(self) -> Path:
-        return self.data_dir / f"{self.name}.pid"
-
-    @property
     def log(self) -> Path:
         """Errors and the app's own log lines (what `docker-compose logs web` shows)."""
         return self.data_dir / f"{self.name}.log"
@@ -86,18 +80,25 @@ class WebServer:
         return self.data_dir / f"{self.name}-access.log"
 
     @property
+    def daemon(self) -> process.Detached:
+        return process.Detached(self.data_dir / f"{self.name}.pid", self.log)
+
+    @property
+    def pidfile(self) -> Path:
+        return self.daemon.pidfile
+
+    @property
     def pid(self) -> int | None:
-        return process.read_pid(self.pidfile)
+        return self.daemon.pid
 
     def running(self) -> bool:
         return self.pid is not None and process.port_open(self.host, self.port)
 
-    def start(self, wait: bool = True) -> None:
+    def start(self) -> None:
         if self.running():
             return
-        if self.pid is not None:
-            # Alive but not listening: a master stuck on boot. Start afresh.
-            self.stop()
+        # Alive but not listening: a master stuck on boot. Start afresh.
+        self.stop()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ, **self.app.variables())
         # One worker with threads: django-prometheus keeps its counters per process, and a single
@@ -118,44 +119,16 @@ class WebServer:
             env["IRKIT_SANDBOX_TLS_DIR"] = str(self.tls_dir)
             args += ["--certfile", str(site.cert), "--keyfile", str(site.key)]
             args += ["-c", "python:irkit.sandbox.gunicorn_tls"]
-        with self.log.open("ab") as log:
-            proc = subprocess.Popen(
-                args,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-                cwd=self.data_dir,
-            )
-        self.pidfile.write_text(f"{proc.pid}\n")
-        if wait:
-            process.wait_until(
-                self.answers, 60, f"the practice web app ({self.name})", self.log, self.pidfile
-            )
+        self.daemon.spawn(args, cwd=self.data_dir, env=env)
+        what = f"the practice web app ({self.name})"
+        process.wait_until(self.answers, 60, what, self.log, self.pidfile)
 
     def answers(self) -> bool:
         """Serving requests, not only bound: the login page needs Django fully loaded."""
-        if not self.running():
-            return False
-        context = ssl.create_default_context()
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-        # No proxies: a proxy from the environment cannot reach our loopback.
-        opener = urllib.request.build_opener(
-            urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=context)
-        )
-        try:
-            with opener.open(f"{self.url}/accounts/login/", timeout=2) as response:
-                return bool(response.status == 200)
-        except OSError:
-            return False
+        return self.running() and process.http_ok(f"{self.url}/accounts/login/")
 
     def stop(self) -> None:
-        pid = self.pid
-        if pid is not None:
-            process.terminate(pid, timeout=10, group=True)
-        self.pidfile.unlink(missing_ok=True)
+        self.daemon.stop()
 
     def restart(self) -> None:
         self.stop()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -27,8 +26,12 @@ class CeleryWorker:
         return self.data_dir / "worker.log"
 
     @property
+    def daemon(self) -> process.Detached:
+        return process.Detached(self.data_dir / "worker.pid", self.log)
+
+    @property
     def pidfile(self) -> Path:
-        return self.data_dir / "worker.pid"
+        return self.daemon.pidfile
 
     @property
     def nodename(self) -> str:
@@ -36,12 +39,12 @@ class CeleryWorker:
 
     @property
     def pid(self) -> int | None:
-        return process.read_pid(self.pidfile)
+        return self.daemon.pid
 
     def running(self) -> bool:
         return self.pid is not None
 
-    def start(self, wait: bool = True) -> None:
+    def start(self) -> None:
         if self.running():
             return
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -56,21 +59,9 @@ class CeleryWorker:
             "-n", self.nodename, "-c", str(self.concurrency), "-Q", ",".join(self.queues),
             "--pool", "prefork", "--without-gossip", "--without-mingle", "--loglevel", "INFO",
         ]  # fmt: skip
-        with self.log.open("ab") as log:
-            proc = subprocess.Popen(
-                args,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-                cwd=self.data_dir,
-            )
-        self.pidfile.write_text(f"{proc.pid}\n")
-        if wait:
-            process.wait_until(
-                lambda: self.ready(offset), 60, "the Celery worker", self.log, self.pidfile
-            )
+        self.daemon.spawn(args, cwd=self.data_dir, env=env)
+        what = "the Celery worker"
+        process.wait_until(lambda: self.ready(offset), 60, what, self.log, self.pidfile)
 
     def ready(self, offset: int = 0) -> bool:
         """The worker logs '<name> ready.' once it consumes; cheaper than a broadcast ping."""
@@ -84,8 +75,5 @@ class CeleryWorker:
             return False
 
     def stop(self) -> None:
-        pid = self.pid
-        if pid is not None:
-            # The whole group: the prefork pool's children go with their parent.
-            process.terminate(pid, timeout=15, group=True)
-        self.pidfile.unlink(missing_ok=True)
+        # The whole group: the prefork pool's children go with their parent.
+        self.daemon.stop(timeout=15)
