@@ -188,6 +188,13 @@ def _http_smoke(r: Result) -> str:
     )
 
 
+def _http_load(r: Result) -> str:
+    return (
+        f"Under load the app is not healthy yet ({r.summary}): keep the incident open, watch the "
+        "error rate, and scale out (`docker-compose up -d --scale web=3`) if it is capacity."
+    )
+
+
 def _tls_expiry(r: Result) -> str:
     return (
         "Runbook Common Incident 3, HTTPS certificate: renew it (`certbot renew "
@@ -232,6 +239,7 @@ ADVICE: dict[str, Advice] = {
     "host.cpu": _host_cpu,
     "http.health": _http_health,
     "http.smoke": _http_smoke,
+    "http.load": _http_load,
     "tls.expiry": _tls_expiry,
     "prometheus.alerts": _prometheus_alerts,
     "prometheus.query": _prometheus_query,

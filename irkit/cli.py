@@ -88,6 +88,10 @@ def _parser() -> argparse.ArgumentParser:
         help="one parameter (repeatable; wins over files)",
     )  # fmt: skip
     run.add_argument("--output", type=Path, help="write the executed notebook exactly here")
+    run.add_argument(
+        "--incident", metavar="ID",
+        help="add the run to this incident as its next numbered notebook (see: irkit incident)",
+    )  # fmt: skip
     run.add_argument("--html", action="store_true", help="also write an HTML copy")
     run.add_argument(
         "--show-parameters", action="store_true", help="list the section's parameters and stop"
@@ -119,6 +123,56 @@ def _parser() -> argparse.ArgumentParser:
     drill.add_argument("action", choices=["list", "start", "stop", "status"])
     drill.add_argument("name", nargs="?", help="the drill, for start and stop (stop: or 'all')")
     drill.set_defaults(handler=_drill)
+
+    incident = commands.add_parser(
+        "incident",
+        help="open, list and show incidents (their executed notebooks are the record)",
+        description=(
+            "open: create reports/incidents/<id>/ with 01-triage.ipynb prepared to step through "
+            "in JupyterLab (or run: irkit run triage --incident ID). list: every incident. "
+            "show: one incident's merged record, clocks and timeline."
+        ),
+    )
+    incident_commands = incident.add_subparsers(dest="action", required=True, metavar="ACTION")
+    opening = incident_commands.add_parser("open", help="declare an incident")
+    opening.add_argument("--title", required=True, help="what is wrong, in a few words")
+    opening.add_argument("--category", default="", help="database, infrastructure, application "
+                         "or security (picks the escalation path)")  # fmt: skip
+    opening.add_argument(
+        "--severity", default="", help="P0-P3 if already known (else triage decides)"
+    )
+    opening.add_argument("--responder", default="", help="who responds (default: $USER)")
+    opening.add_argument("--impact-started-at", default="", metavar="TIME",
+                         help="when users were first affected, ISO-8601 UTC")  # fmt: skip
+    opening.add_argument("--detected-at", default="", metavar="TIME",
+                         help="when the alert fired (default: now), ISO-8601 UTC")  # fmt: skip
+    opening.add_argument("--detection-source", default="", metavar="TEXT",
+                         help="how it was detected, e.g. 'Prometheus alert'")  # fmt: skip
+    opening.add_argument("--id", default="", dest="incident_id",
+                         help="the incident id (default: UTC time and title)")  # fmt: skip
+    opening.set_defaults(handler=_incident_open)
+    listing = incident_commands.add_parser("list", help="every incident, oldest first")
+    listing.add_argument("--json", action="store_true", help="machine-readable")
+    listing.set_defaults(handler=_incident_list)
+    showing = incident_commands.add_parser("show", help="one incident's merged record")
+    showing.add_argument("incident_id", metavar="ID")
+    showing.add_argument("--json", action="store_true", help="machine-readable")
+    showing.set_defaults(handler=_incident_show)
+
+    postmortem = commands.add_parser(
+        "postmortem",
+        help="fill the runbook's postmortem template from an incident's record",
+        description=(
+            "Run the postmortem notebook on the incident: it writes postmortem.md into the "
+            "incident's folder (an earlier one is kept) and lists what the record is missing."
+        ),
+    )
+    postmortem.add_argument("incident_id", metavar="ID")
+    postmortem.add_argument("-f", "--file", dest="files", action="append", type=Path, default=[],
+                            metavar="FILE", help="a YAML parameter file")  # fmt: skip
+    postmortem.add_argument("-p", "--parameter", dest="pairs", action="append", default=[],
+                            metavar="NAME=VALUE", help="e.g. -p author='Jane Doe'")  # fmt: skip
+    postmortem.set_defaults(handler=_postmortem)
     return parser
 
 
@@ -136,7 +190,7 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.show_parameters:
         return _show_parameters(args.section)
-    plan = runner.plan(args.section, args.files, args.pairs, args.output)
+    plan = runner.plan(args.section, args.files, args.pairs, args.output, args.incident)
     record = runner.execute(plan, progress=sys.stderr.isatty())
     for result in record.results:
         print(result)
@@ -234,6 +288,95 @@ def _drill(args: argparse.Namespace) -> int:
                 print(f"note: {lingers}")
         else:
             print(f"drill {name} was not active")
+    return 0
+
+
+def _incident_open(args: argparse.Namespace) -> int:
+    from irkit import drills
+    from irkit.incident import schema, store
+    from irkit.result import utc_now
+    from irkit.sandbox.stack import Stack
+
+    detected = schema.time_parameter("--detected-at", args.detected_at)
+    active = [a.name for a in drills.active(Stack.load())] if _sandbox_exists() else []
+    opened = store.open_incident(
+        args.title,
+        category=args.category,
+        severity=args.severity,
+        responder=args.responder or os.environ.get("USER", ""),
+        detected_at=schema.parse_time(detected) or utc_now(),
+        impact_started_at=args.impact_started_at,
+        detection_source=args.detection_source,
+        drill=bool(active),
+        incident_id=args.incident_id,
+    )
+    print(f"incident: {opened.incident_id}" + (f" (drill: {', '.join(active)})" if active else ""))
+    print(f"folder:   {opened.folder}")
+    print(f"triage:   {opened.notebook}  (open it in JupyterLab: ./kit lab)")
+    print(f"headless: irkit run triage --incident {opened.incident_id} -f parameters/sandbox.yaml")
+    return 0
+
+
+def _sandbox_exists() -> bool:
+    from irkit.home import sandbox_dir
+
+    try:
+        return sandbox_dir().exists()
+    except IrkitError:
+        return False
+
+
+def _incident_list(args: argparse.Namespace) -> int:
+    import json
+
+    from irkit.incident import load, summary
+
+    incidents, problems = load.load_all()
+    for problem in problems:
+        print(f"irkit: {problem}", file=sys.stderr)
+    if args.json:
+        print(json.dumps([i.to_json() for i in incidents], indent=2, default=str))
+        return 0
+    if not incidents:
+        print("no incidents yet; open one with: irkit incident open --title …")
+        return 0
+    print(summary.table(incidents))
+    return 0
+
+
+def _incident_show(args: argparse.Namespace) -> int:
+    import json
+
+    from irkit.incident import load, summary
+
+    incident = load.load(args.incident_id)
+    if args.json:
+        print(json.dumps(incident.to_json(), indent=2, default=str))
+    else:
+        print(summary.detail(incident))
+    for warning in incident.warnings:
+        print(f"irkit: {warning}", file=sys.stderr)
+    return 0
+
+
+def _postmortem(args: argparse.Namespace) -> int:
+    from irkit import runner
+    from irkit.incident import load
+
+    plan = runner.plan("postmortem", args.files, args.pairs, None, args.incident_id)
+    record = runner.execute(plan, progress=sys.stderr.isatty())
+    print(f"report: {record.path}")
+    if not record.complete:
+        print(f"irkit: the postmortem notebook did not run to the end ({record.error})",
+              file=sys.stderr)  # fmt: skip
+        return USER_ERROR
+    written = [e for e in record.events if e.get("kind") == "postmortem"]
+    incident = load.load(args.incident_id)
+    if written:
+        print(f"postmortem: {incident.folder / str(written[-1].get('data', {}).get('file'))}")
+    missing = next((e.get("data", {}).get("missing") for e in reversed(written)), None)
+    if missing:
+        print(f"missing from the record ({len(missing)}): {', '.join(missing)}")
     return 0
 
 

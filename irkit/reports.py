@@ -75,6 +75,14 @@ class Record:
     error: str = ""
     incident: dict[str, Any] = field(default_factory=dict)
     events: list[dict[str, Any]] = field(default_factory=list)
+    # Each incident output in the order written (`incident` is them merged).
+    updates: list[dict[str, Any]] = field(default_factory=list)
+    corrupt: bool = False
+    started_at: str = ""
+    ended_at: str = ""
+    # A notebook prepared to be stepped through by hand (irkit incident open) says when.
+    prepared_at: str = ""
+    parameters: dict[str, Any] = field(default_factory=dict)
 
     @property
     def status(self) -> Status:
@@ -89,13 +97,25 @@ def read(path: Path) -> Record:
         nb = json.loads(path.read_text(encoding="utf-8"))
         cells = nb["cells"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        return Record(path, complete=False, error=f"unreadable notebook: {exc}")
+        return Record(path, complete=False, corrupt=True, error=f"unreadable notebook: {exc}")
+    if not isinstance(cells, list):
+        return Record(path, complete=False, corrupt=True, error="unreadable notebook: no cells")
     record = Record(path)
-    papermill = nb.get("metadata", {}).get("papermill", {})
+    metadata = nb.get("metadata") if isinstance(nb.get("metadata"), dict) else {}
+    papermill = (metadata or {}).get("papermill") or {}
+    papermill = papermill if isinstance(papermill, dict) else {}
+    record.started_at = str(papermill.get("start_time") or "")
+    record.ended_at = str(papermill.get("end_time") or "")
+    if isinstance(papermill.get("parameters"), dict):
+        record.parameters = papermill["parameters"]
+    own = (metadata or {}).get("irkit")
+    own = own if isinstance(own, dict) else {}
+    record.prepared_at = str(own.get("prepared_at") or "")
     if papermill.get("exception"):
         record.complete = False
-    # A run that was stopped leaves cells that never completed (papermill marks them pending).
-    if papermill and any(
+    # A run that was stopped leaves cells that never completed (papermill marks them pending; a
+    # notebook only prepared by papermill, then run by hand, keeps those marks and is not one).
+    if papermill.get("start_time") and any(
         isinstance(c, dict)
         and c.get("cell_type") == "code"
         and c.get("metadata", {}).get("papermill", {}).get("status", "completed") != "completed"
@@ -110,6 +130,7 @@ def read(path: Path) -> Record:
         data = output.get("data", {})
         if isinstance(data.get(INCIDENT_MIME), dict):
             record.incident.update(data[INCIDENT_MIME])
+            record.updates.append(data[INCIDENT_MIME])
         if isinstance(data.get(EVENT_MIME), dict):
             record.events.append(data[EVENT_MIME])
         payload = data.get(RESULT_MIME)

@@ -28,6 +28,8 @@ class Plan:
     values: dict[str, Any]
     output: Path
     exact_output: bool
+    # The incident folder the run joins as its next numbered notebook.
+    incident: Path | None = None
 
 
 def plan(
@@ -35,6 +37,7 @@ def plan(
     files: Sequence[Path] = (),
     pairs: Sequence[str] = (),
     output: Path | None = None,
+    incident: str | None = None,
 ) -> Plan:
     """Check everything a user can get wrong before a kernel starts or a file is written."""
     notebook = notebook_path(section)
@@ -50,6 +53,23 @@ def plan(
     # Building the targets refuses passwords in URLs and malformed URLs, before papermill would
     # write them into the notebook.
     targets.check_all(values, declared)
+    if incident is None and values.get("incident_id"):
+        incident = str(values["incident_id"])  # -p incident_id=… means --incident …
+    if incident is not None:
+        from irkit.incident import store
+
+        folder = store.folder(incident)
+        if "incident_id" not in declared:
+            raise ConfigError(f"the {section} notebook does not take part in incidents")
+        if values.get("incident_id", incident) != incident:
+            raise ConfigError(
+                f"incident_id={values['incident_id']!r} contradicts --incident {incident}"
+            )
+        if output is not None:
+            raise ConfigError("--output and --incident exclude each other: an incident's "
+                              "notebooks are numbered in its folder")  # fmt: skip
+        values["incident_id"] = incident
+        return Plan(section, notebook, values, store.running_path(folder, section), False, folder)
     if output is None:
         folder = reports_dir() / "runs"
         wanted = folder / f"{reports.stamp()}-{section}.ipynb"
@@ -77,7 +97,7 @@ def execute(run: Plan, *, progress: bool = False) -> reports.Record:
 
     from irkit import engine
 
-    tmp = reports.temporary_path(run.output)
+    tmp = run.output if run.incident else reports.temporary_path(run.output)
     # papermill logs each cell at INFO; the CLI shows its own summary instead.
     logging.getLogger("papermill").setLevel(logging.WARNING)
     failure = ""
@@ -110,9 +130,7 @@ def execute(run: Plan, *, progress: bool = False) -> reports.Record:
         # Only a file this run wrote is its record: never another run's of the same name.
         final = None
         if tmp.exists():
-            final = (reports.publish_exact if run.exact_output else reports.publish)(
-                tmp, run.output
-            )
+            final = _publish(run, tmp)
     if final is None:
         raise ConfigError(f"the notebook did not start ({failure or 'no output was written'})")
     record = reports.read(final)
@@ -120,6 +138,16 @@ def execute(run: Plan, *, progress: bool = False) -> reports.Record:
         record.complete = False
         record.error = record.error or failure
     return record
+
+
+def _publish(run: Plan, tmp: Path) -> Path:
+    if run.incident is not None:
+        from irkit.incident import store
+
+        return store.publish_numbered(tmp, run.incident, run.section)
+    if run.exact_output:
+        return reports.publish_exact(tmp, run.output)
+    return reports.publish(tmp, run.output)
 
 
 def write_html(notebook: Path) -> Path:

@@ -6,14 +6,19 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable, MutableMapping
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 from irkit import parameters, targets
 from irkit.advice import NextSteps
 from irkit.errors import ParameterError
 from irkit.home import active_drills
+from irkit.incident.log import IncidentLog
 from irkit.probe import Target
-from irkit.result import EVENT_MIME, INCIDENT_MIME, Result, Status, utc_now
+from irkit.result import Result, Status
+
+if TYPE_CHECKING:
+    from irkit.incident.load import Incident
 
 P = ParamSpec("P")
 T = TypeVar("T", bound=Target)
@@ -44,9 +49,21 @@ class Section:
         namespace.pop(parameters.SECTIONS_KEY, None)
         self._latest: dict[tuple[str, str], Result] = {}
         self._unreachable: dict[str, tuple[float, Result]] = {}
+        self.incident = _incident_log(name, self.params.get("incident_id", ""))
         self.drills = active_drills()
         if self.drills:
-            _mark_as_drill(name, self.drills)
+            _mark_as_drill(self.incident, self.drills)
+
+    def record(self) -> Incident:
+        """The incident so far, merged from its folder (empty without an incident)."""
+        from irkit.incident import load
+
+        if self.incident.folder is None:
+            return load.Incident(incident_id="", folder=Path(), fields=dict(self.incident.fields))
+        incident = load.load_folder(self.incident.folder)
+        # What this run recorded and its notebook does not hold yet (it is written at the end).
+        incident.fields.update(self.incident.fields)
+        return incident
 
     @functools.cached_property
     def postgres(self) -> targets.PostgresTarget:
@@ -116,18 +133,27 @@ class Section:
         return NextSteps(self.name, self.results)
 
 
-def _mark_as_drill(section: str, drills: list[str]) -> None:
-    """A run during a drill is a rehearsal: its record says so, and the metrics leave it out."""
-    from IPython.display import display
+def _incident_log(section: str, incident_id: str) -> IncidentLog:
+    """The record this run writes to: an incident's when the notebook was given its id."""
+    if not incident_id:
+        return IncidentLog("", section)
+    from irkit.incident import load, store
 
+    folder = store.folder(incident_id)
+    log = IncidentLog(incident_id, section, folder)
+    log.fields = dict(load.load_folder(folder).fields)
+    return log
+
+
+def _mark_as_drill(log: IncidentLog, drills: list[str]) -> None:
+    """A run during a drill is a rehearsal: its record says so, and the metrics leave it out."""
     text = (
         f"Drill in progress ({', '.join(drills)}): what this notebook finds was made on purpose "
         "on the practice stack, and its record is marked as a drill."
     )
-    event = {"at": utc_now().isoformat(), "kind": "drill", "text": text, "source": section}
-    incident = {INCIDENT_MIME: {"drill": True, "drills": drills}, "text/plain": text}
-    display(incident, raw=True)  # type: ignore[no-untyped-call]
-    display({EVENT_MIME: event, "text/plain": f"event: {text}"}, raw=True)  # type: ignore[no-untyped-call]
+    if log.fields.get("drills") != drills:
+        log.event("drill", text)
+    log.update(drill=True, drills=drills)
 
 
 def _not_attempted(name: str, cause: Result) -> Result:

@@ -28,6 +28,7 @@ CATALOGUE = {
     "host.cpu": "irkit.probes.host:cpu",
     "http.health": "irkit.probes.http:health",
     "http.smoke": "irkit.probes.http:smoke",
+    "http.load": "irkit.probes.http:load",
     "tls.expiry": "irkit.probes.tls:expiry",
     "prometheus.alerts": "irkit.probes.prometheus:alerts",
     "prometheus.query": "irkit.probes.prometheus:error_rate",

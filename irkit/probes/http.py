@@ -7,7 +7,9 @@ within the timeout rather than a hung notebook.
 
 from __future__ import annotations
 
+import math
 import re
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -166,3 +168,114 @@ def _reason(exc: Exception) -> str:
     if "CERTIFICATE_VERIFY_FAILED" in text:
         return f"its TLS certificate does not verify ({text.rsplit(':', 1)[-1].strip(' )')})"
     return text
+
+
+@probe("http.load")
+def load(
+    target: HttpTarget,
+    *,
+    path: str = "/",
+    requests: int = 100,
+    concurrency: int = 10,
+    warn_error_pct: float = 0.0,
+    crit_error_pct: float = 5.0,
+    slow_ms: float = 1000.0,
+    progress: bool = True,
+) -> Finding:
+    """The runbook's `ab -n 100 -c 10 URL`: `requests` GETs, `concurrency` at a time, with their
+    p50/p95/p99 time and errors. Errors above `crit_error_pct` % (the runbook's error-rate alert)
+    are CRIT, any above `warn_error_pct` WARN, a p95 slower than `slow_ms` WARN. A server that
+    answers none of the first wave is not sent the rest, and the test stops sending before the
+    probe's deadline."""
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+
+    from tqdm import tqdm  # type: ignore[import-untyped]
+
+    if requests < 1 or concurrency < 1:
+        raise ServiceError("the load test needs at least one request and one connection")
+    concurrency = min(concurrency, requests)
+    url = target.url(path)
+    stop_at = time.monotonic() + target.deadline_s - target.timeout_s - 1.0
+    silent = threading.Event()
+
+    def one(http: httpx.Client) -> tuple[int | str, float]:
+        if silent.is_set() or time.monotonic() > stop_at:
+            return "not sent", 0.0
+        started = time.perf_counter()
+        try:
+            code: int | str = http.get(url).status_code
+        except httpx.TimeoutException:
+            code = "timeout"
+        except httpx.HTTPError as exc:
+            code = type(exc).__name__
+        return code, (time.perf_counter() - started) * 1000
+
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    wall = time.perf_counter()
+    outcomes: list[tuple[int | str, float]] = []
+    with (
+        httpx.Client(
+            timeout=target.timeout_s, verify=target.verify, trust_env=False, limits=limits
+        ) as http,
+        ThreadPoolExecutor(concurrency, thread_name_prefix="irkit-load") as pool,
+        tqdm(
+            total=requests,
+            desc=f"GET {path}",
+            unit="req",
+            disable=not progress,
+            leave=False,
+            mininterval=0.5,
+        ) as bar,  # fmt: skip
+    ):
+        futures = [pool.submit(one, http) for _ in range(requests)]
+        for future in as_completed(futures):
+            outcomes.append(future.result())
+            bar.update()
+            first_wave = outcomes[:concurrency]
+            if len(first_wave) == concurrency and all(isinstance(c, str) for c, _ in first_wave):
+                silent.set()
+    wall_s = time.perf_counter() - wall
+    sent = [(c, ms) for c, ms in outcomes if c != "not sent"]
+    answered = sorted(ms for c, ms in sent if isinstance(c, int))
+    errors = [c for c, _ in sent if not isinstance(c, int) or c >= 500]
+    by_code: dict[str, int] = {}
+    for code, _ in outcomes:
+        by_code[str(code)] = by_code.get(str(code), 0) + 1
+    evidence: dict[str, Any] = {
+        "url": url,
+        "requests": requests,
+        "concurrency": concurrency,
+        "sent": len(sent),
+        "errors": len(errors),
+        "by_status": by_code,
+        "wall_s": round(wall_s, 2),
+        "requests_per_s": round(len(sent) / wall_s, 1) if wall_s else None,
+        "thresholds": {"error_pct": [warn_error_pct, crit_error_pct], "p95_ms": slow_ms},
+    }
+    for q in (50, 95, 99):
+        evidence[f"p{q}_ms"] = round(_percentile(answered, q), 1) if answered else None
+    if not answered:
+        evidence["reachable"] = False
+        return Finding(Status.CRIT, f"no answer to any of {len(sent)} requests to {path}", evidence)
+    error_pct = 100 * len(errors) / len(sent)
+    evidence["error_pct"] = round(error_pct, 2)
+    summary = (
+        f"{len(sent)} requests to {path}, {concurrency} at a time: {len(errors)} errors "
+        f"({error_pct:.1f} %), p50 {evidence['p50_ms']:.0f} ms, p95 {evidence['p95_ms']:.0f} ms, "
+        f"p99 {evidence['p99_ms']:.0f} ms"
+    )
+    if len(sent) < requests:
+        summary += f"; stopped after {len(sent)} of {requests}"
+    if error_pct > crit_error_pct:
+        return Finding(Status.CRIT, summary, evidence)
+    if error_pct > warn_error_pct or len(sent) < requests:
+        return Finding(Status.WARN, summary, evidence)
+    if evidence["p95_ms"] > slow_ms:
+        return Finding(Status.WARN, f"{summary}: p95 slower than {slow_ms:g} ms", evidence)
+    return Finding(Status.OK, summary, evidence)
+
+
+def _percentile(sorted_ms: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile, as ab reports it."""
+    rank = max(1, math.ceil(q / 100 * len(sorted_ms)))
+    return sorted_ms[rank - 1]

@@ -1,0 +1,224 @@
+"""Reading an incident back: every notebook in its folder and its journal, merged into one record.
+
+Later values override earlier ones; events from all sources are merged (one copy per id) and
+sorted; a notebook whose run raised is kept and marked incomplete; a corrupt file is skipped with
+a warning that names it. Nothing here writes.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from irkit import reports
+from irkit.incident import schema, store
+from irkit.incident.log import JOURNAL
+from irkit.result import Status
+
+
+@dataclass
+class NotebookRun:
+    """One notebook of the incident, as the record lists it."""
+
+    name: str
+    section: str
+    status: Status
+    complete: bool
+    ran: bool
+    error: str = ""
+    started_at: str = ""
+
+
+@dataclass
+class Incident:
+    incident_id: str
+    folder: Path
+    fields: dict[str, Any] = field(default_factory=dict)
+    timeline: list[dict[str, Any]] = field(default_factory=list)
+    notebooks: list[NotebookRun] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    # The latest verdict of each probe on each target, across the incident's notebooks.
+    results: list[dict[str, Any]] = field(default_factory=list)
+
+    def get(self, name: str, default: Any = None) -> Any:
+        value = self.fields.get(name)
+        return default if value in (None, "", [], {}) else value
+
+    def time(self, name: str) -> datetime | None:
+        return schema.parse_time(self.fields.get(name))
+
+    @property
+    def drill(self) -> bool:
+        return bool(self.fields.get("drill"))
+
+    @property
+    def complete(self) -> bool:
+        return all(n.complete for n in self.notebooks)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            **{name: self.fields.get(name) for name in schema.FIELDS if name != "timeline"},
+            **{k: v for k, v in self.fields.items() if k not in schema.FIELDS},
+            "timeline": self.timeline,
+            "notebooks": [
+                {
+                    "name": n.name,
+                    "section": n.section,
+                    "status": n.status.name,
+                    "complete": n.complete,
+                    "ran": n.ran,
+                    "error": n.error,
+                }
+                for n in self.notebooks
+            ],
+            "warnings": self.warnings,
+        }
+
+
+def load(incident_id: str) -> Incident:
+    return load_folder(store.folder(incident_id))
+
+
+def load_all(root: Path | None = None) -> tuple[list[Incident], list[str]]:
+    """Every incident under `root` (default reports/incidents/), oldest first, and warnings for
+    folders that are not incidents."""
+    root = root or store.incidents_dir()
+    if not root.exists():
+        return [], []
+    incidents, problems = [], []
+    for path in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        if not schema.ID_PATTERN.fullmatch(path.name):
+            problems.append(f"{path.name}: not an incident id; skipped")
+            continue
+        incidents.append(load_folder(path))
+    incidents.sort(key=lambda i: (i.fields.get("detected_at") or "", i.incident_id))
+    return incidents, problems
+
+
+# One change to the record, placed in time: (when, tie-break order, fields or event).
+_Change = tuple[datetime, int, dict[str, Any]]
+
+
+def load_folder(path: Path) -> Incident:
+    incident = Incident(incident_id=path.name, folder=path)
+    updates: list[_Change] = []
+    events: list[dict[str, Any]] = []
+    latest: dict[tuple[str, str], dict[str, Any]] = {}
+    order = 0
+    for nb_path in store.numbered_notebooks(path):
+        record = reports.read(nb_path)
+        section = store.NUMBERED.fullmatch(nb_path.name).group(2)  # type: ignore[union-attr]
+        if record.corrupt:
+            incident.warnings.append(f"{nb_path.name}: skipped, {record.error}")
+            continue
+        ran = bool(record.results or record.updates or record.events or record.started_at)
+        incident.notebooks.append(
+            NotebookRun(
+                name=nb_path.name,
+                section=section,
+                status=record.status if ran else Status.UNKNOWN,
+                complete=record.complete,
+                ran=ran,
+                error=record.error,
+                started_at=record.started_at,
+            )
+        )
+        when = _when(record, nb_path)
+        for fields in record.updates:
+            order += 1
+            updates.append((when, order, fields))
+        events.extend(record.events)
+        events.extend(_derived_events(nb_path.name, section, record))
+        for r in record.results:
+            latest[(r.probe, r.target)] = {**r.to_json(), "notebook": nb_path.name}
+    journal_updates, journal_events = _read_journal(path / JOURNAL, incident.warnings)
+    updates.extend((at, order + i, f) for i, (at, f) in enumerate(journal_updates, 1))
+    events.extend(journal_events)
+    for _, _, fields in sorted(updates, key=lambda u: (u[0], u[1])):
+        incident.fields.update(fields)
+    incident.fields.setdefault("incident_id", path.name)
+    incident.timeline = _merge_events(events)
+    incident.results = list(latest.values())
+    return incident
+
+
+def _when(record: reports.Record, path: Path) -> datetime:
+    """When a notebook's outputs were written: its papermill start, else (a notebook stepped
+    through by hand) when it was prepared, else the file's time."""
+    return (
+        schema.parse_time(record.started_at)
+        or schema.parse_time(record.prepared_at)
+        or datetime.fromtimestamp(path.stat().st_mtime, UTC)
+    )
+
+
+def _derived_events(name: str, section: str, record: reports.Record) -> list[dict[str, Any]]:
+    """The timeline entries a notebook implies: its verdicts that need attention, and its end."""
+    out: list[dict[str, Any]] = []
+    for r in record.results:
+        if r.status is not Status.OK:
+            out.append(
+                {
+                    "at": schema.format_time(r.at),
+                    "kind": "verdict",
+                    "text": f"{r.status.name} {r.probe}: {r.summary}",
+                    "source": name,
+                    "id": f"{name}-{r.probe}-{r.target}-{r.at.isoformat()}",
+                }
+            )
+    if record.results or not record.complete:
+        at = record.ended_at or (
+            schema.format_time(max(r.at for r in record.results)) if record.results else ""
+        )
+        if at:
+            worst = record.status.name
+            text = (
+                f"{section} ran: {worst}, {len(record.results)} checks"
+                if record.complete
+                else f"{section} did not run to the end ({record.error or 'stopped'})"
+            )
+            out.append({"at": at, "kind": "run", "text": text, "source": name, "id": f"{name}-run"})
+    return out
+
+
+def _read_journal(
+    path: Path, warnings: list[str]
+) -> tuple[list[tuple[datetime, dict[str, Any]]], list[dict[str, Any]]]:
+    updates: list[tuple[datetime, dict[str, Any]]] = []
+    events: list[dict[str, Any]] = []
+    if not path.exists():
+        return updates, events
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        warnings.append(f"{path.name}: skipped, unreadable ({exc})")
+        return updates, events
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+            at = schema.parse_time(entry.get("at"))
+        except (ValueError, AttributeError):
+            entry, at = None, None
+        if not isinstance(entry, dict) or at is None:
+            warnings.append(f"{path.name} line {number}: skipped, not a journal entry")
+            continue
+        if isinstance(entry.get("incident"), dict):
+            updates.append((at, entry["incident"]))
+        if isinstance(entry.get("event"), dict):
+            events.append(entry["event"])
+    return updates, events
+
+
+def _merge_events(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    seen: dict[str, dict[str, Any]] = {}
+    for event in events:
+        if not isinstance(event, dict) or schema.parse_time(event.get("at")) is None:
+            continue
+        key = str(event.get("id") or (event.get("at"), event.get("kind"), event.get("text")))
+        seen.setdefault(key, event)
+    return sorted(seen.values(), key=lambda e: schema.parse_time(e["at"]))  # type: ignore[arg-type,return-value]

@@ -1,0 +1,104 @@
+"""Writing the record from a notebook: incident fields and timeline events.
+
+Each update and event is shown as a display output (the executed notebook is the record). In
+JupyterLab it is also appended to the incident's journal, because a widget's choice runs in a
+callback whose output Jupyter does not save, and a responder may close a notebook unsaved. The
+loader merges both, one copy per event id.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from irkit.incident import schema
+from irkit.result import EVENT_MIME, INCIDENT_MIME, utc_now
+
+JOURNAL = "journal.jsonl"
+# Fields whose every change is a moment in the timeline.
+_TRACKED = {"severity": "severity", "status": "status"}
+
+
+def interactive() -> bool:
+    """True in a kernel a Jupyter server started for a notebook (JupyterLab, Notebook): the
+    server names the session's notebook in JPY_SESSION_NAME; papermill and nbval do not."""
+    return bool(os.environ.get("JPY_SESSION_NAME"))
+
+
+class IncidentLog:
+    """The record of one notebook run. Without an incident id it still shows what it would
+    record, so a notebook run on its own reads the same."""
+
+    def __init__(self, incident_id: str, source: str, folder: Path | None = None) -> None:
+        self.incident_id = incident_id
+        self.source = source
+        self.folder = folder
+        self.fields: dict[str, Any] = {}
+
+    @property
+    def journal(self) -> Path | None:
+        if self.folder is None or not interactive():
+            return None
+        return self.folder / JOURNAL
+
+    def update(self, reason: str = "", /, **fields: Any) -> None:
+        """Set incident fields. A change of severity or status is also a timeline event."""
+        unknown = sorted(set(fields) - set(schema.FIELDS) - set(schema.EXTRA_FIELDS))
+        if unknown:
+            raise ValueError(f"not incident fields: {', '.join(unknown)}")
+        at = utc_now()
+        for name, kind in _TRACKED.items():
+            if name in fields and fields[name] and fields[name] != self.fields.get(name):
+                before = self.fields.get(name)
+                change = f"{before} → {fields[name]}" if before else f"{fields[name]}"
+                self.event(kind, f"{name}: {change}" + (f" ({reason})" if reason else ""))
+        self.fields.update(fields)
+        shown = ", ".join(f"{k}={v}" for k, v in fields.items())
+        _display({INCIDENT_MIME: fields, "text/plain": f"record: {shown}"})
+        self._journal({"at": schema.format_time(at), "incident": fields, "source": self.source})
+
+    def event(self, kind: str, text: str, **data: Any) -> dict[str, Any]:
+        """Add one moment to the timeline."""
+        event: dict[str, Any] = {
+            "at": utc_now().isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "kind": kind,
+            "text": text,
+            "source": self.source,
+            "id": uuid.uuid4().hex,
+        }
+        if data:
+            event["data"] = data
+        _display({EVENT_MIME: event, "text/plain": f"event {event['at']}: {kind}: {text}"})
+        self._journal({"at": event["at"], "event": event, "source": self.source})
+        return event
+
+    def _journal(self, entry: Mapping[str, Any]) -> None:
+        path = self.journal
+        if path is None:
+            return
+        line = (json.dumps(entry, default=str) + "\n").encode()
+        try:
+            # One write with O_APPEND: lines from two kernels never interleave, nothing earlier
+            # is rewritten.
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                os.write(fd, line)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            warnings.warn(
+                f"could not add to the incident journal {path}: {exc}; save the notebook to "
+                "keep this step in the record",
+                stacklevel=3,
+            )
+
+
+def _display(bundle: dict[str, Any]) -> None:
+    from IPython.display import display
+
+    display(bundle, raw=True)  # type: ignore[no-untyped-call]

@@ -1,0 +1,94 @@
+"""Posting a message: only when asked, only with the credential in the environment, never fatal.
+
+The Slack incoming-webhook URL (IRKIT_SLACK_WEBHOOK) and the status-page token
+(IRKIT_STATUSPAGE_TOKEN) are secrets: they are read here and never shown or recorded. Every
+attempt, posted or failed, becomes a timeline event.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import httpx
+
+from irkit.incident.log import IncidentLog
+from irkit.incident.messages import Message
+from irkit.secrets import redact
+
+SLACK_ENV = "IRKIT_SLACK_WEBHOOK"
+STATUSPAGE_ENV = "IRKIT_STATUSPAGE_TOKEN"
+STATUSPAGE_API = "https://api.statuspage.io/v1"
+TIMEOUT_S = 10.0
+_TITLES = {
+    "detected": "INCIDENT DETECTED",
+    "resolved": "INCIDENT RESOLVED",
+    "statuspage": "status-page incident",
+}
+
+
+@dataclass(frozen=True)
+class Delivery:
+    channel: str
+    posted: bool
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.channel}: {'posted' if self.posted else 'NOT posted'} ({self.detail})"
+
+    def _repr_mimebundle_(self, include: object = None, exclude: object = None) -> dict[str, str]:
+        return {"text/plain": str(self)}
+
+
+def _post(channel: str, url: str, **kwargs: object) -> Delivery:
+    try:
+        response = httpx.post(url, timeout=TIMEOUT_S, **kwargs)  # type: ignore[arg-type]
+    except httpx.HTTPError as exc:
+        return Delivery(
+            channel, False, redact(f"{type(exc).__name__}: {exc}".replace(url, "the URL"))
+        )
+    if response.status_code >= 300:
+        body = redact(response.text[:200].strip())
+        return Delivery(channel, False, f"HTTP {response.status_code}: {body}")
+    return Delivery(channel, True, f"HTTP {response.status_code}")
+
+
+def slack(message: Message) -> Delivery:
+    url = os.environ.get(SLACK_ENV, "")
+    if not url:
+        return Delivery("slack", False, f"{SLACK_ENV} is not set: paste the text above instead")
+    return _post("slack", url, json={"text": message.slack})
+
+
+def statuspage(message: Message, page_id: str, api: str = STATUSPAGE_API) -> Delivery:
+    token = os.environ.get(STATUSPAGE_ENV, "")
+    if not token or not page_id:
+        what = f"{STATUSPAGE_ENV} is not set" if not token else "statuspage_page_id is empty"
+        return Delivery("statuspage", False, f"{what}: run the command above instead")
+    url = f"{api.rstrip('/')}/pages/{page_id}/incidents"
+    return _post(
+        "statuspage", url, json=message.payload, headers={"Authorization": f"OAuth {token}"}
+    )
+
+
+def send(
+    log: IncidentLog,
+    message: Message,
+    *,
+    notify: bool,
+    page_id: str = "",
+    api: str = STATUSPAGE_API,
+) -> Delivery | None:
+    """Post `message` if asked; record the attempt. Returns None when not asked."""
+    if not notify:
+        return None
+    delivery = statuspage(message, page_id, api) if message.kind == "statuspage" else slack(message)
+    title = _TITLES.get(message.kind, message.kind)
+    log.event(
+        "message" if delivery.posted else "message-failed",
+        f"{title} {'posted to' if delivery.posted else 'could not be posted to'} "
+        f"{delivery.channel}: {delivery.detail}",
+        channel=delivery.channel,
+        message=message.markdown if message.kind != "statuspage" else message.payload,
+    )
+    return delivery

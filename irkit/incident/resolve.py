@@ -1,0 +1,131 @@
+"""The resolve notebook's steps (runbook §5 Resolution): re-check everything, decide honestly
+whether the service is restored, record the root cause and action items, announce."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from irkit.errors import ConfigError
+from irkit.incident import forms, messages, notify, schema
+from irkit.probes import celery, disk, host, postgres, prometheus, redis, tls
+from irkit.result import Result, Results, Status, utc_now
+
+if TYPE_CHECKING:
+    from irkit.section import Section
+
+
+def recheck(section: Section, *, disk_paths: Sequence[str] = ("/",)) -> Results:
+    """Every read-only probe of the other sections, on their default thresholds: the service
+    is only restored if nothing else is still burning."""
+    checks: list[Result] = [
+        section.check(postgres.connect, section.postgres),
+        section.check(postgres.connections, section.postgres),
+        section.check(postgres.long_queries, section.postgres),
+        section.check(postgres.idle_in_transaction, section.postgres),
+        section.check(postgres.blocking, section.postgres),
+        section.check(redis.ping, section.redis),
+        section.check(redis.memory, section.redis),
+        section.check(redis.clients, section.redis),
+        section.check(celery.queues, section.celery),
+        section.check(celery.workers, section.celery),
+        section.check(disk.usage, section.host, paths=list(disk_paths)),
+        section.check(host.memory, section.host),
+        section.check(host.cpu, section.host),
+        section.check(prometheus.alerts, section.prometheus),
+    ]
+    if section.tls.endpoints:
+        checks.append(section.check(tls.expiry, section.tls))
+    return Results(checks)
+
+
+class Verdict:
+    """Whether the incident can be called resolved, and why (shown in the notebook)."""
+
+    def __init__(self, resolved: bool, text: str) -> None:
+        self.resolved = resolved
+        self.text = text
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        colour = "#d4edda" if self.resolved else "#f8d7da"
+        return {
+            "text/plain": self.text,
+            "text/html": f"<p style='background:{colour};padding:6px'><b>{self.text}</b></p>",
+        }
+
+
+def conclude(
+    section: Section,
+    *,
+    root_cause: str = "",
+    root_cause_key: str = "",
+    resolution: str = "",
+    action_items: Sequence[str] = (),
+    mitigated_at: str = "",
+    resolved_at: str = "",
+    declare_resolved: bool = False,
+) -> Verdict:
+    """Record the findings; mark the incident resolved only if no check is CRIT, or if the
+    responder declares it so (and the record says they did, over which verdicts)."""
+    fields: dict[str, Any] = {}
+    if root_cause_key and not schema.ROOT_CAUSE_KEY.fullmatch(root_cause_key):
+        raise ConfigError(
+            f"root_cause_key {root_cause_key!r}: use a lowercase slug such as "
+            "'pg-pool-exhausted' (it groups repeat incidents)"
+        )
+    for name, value in (
+        ("root_cause", root_cause),
+        ("root_cause_key", root_cause_key),
+        ("resolution", resolution),
+    ):
+        if value:
+            fields[name] = value
+    if action_items:
+        fields["action_items"] = [schema.action_item(text) for text in action_items]
+    mitigated = schema.time_parameter("mitigated_at", mitigated_at)
+    resolved = schema.time_parameter("resolved_at", resolved_at)
+    failing = [r for r in section.results if r.status is Status.CRIT]
+    record = section.incident.fields
+    if failing and not declare_resolved:
+        names = ", ".join(sorted({r.probe for r in failing}))
+        if mitigated and not record.get("mitigated_at"):
+            fields.update(mitigated_at=mitigated, status="mitigated")
+        if fields:
+            section.incident.update(**fields)
+        return Verdict(
+            False,
+            f"NOT resolved: {len(failing)} checks are CRIT ({names}). Keep the incident open, "
+            "mitigate, and run this notebook again (or set declare_resolved=True if these are "
+            "known and accepted).",
+        )
+    now = schema.format_time(utc_now())
+    fields["resolved_at"] = resolved or now
+    fields["mitigated_at"] = mitigated or record.get("mitigated_at") or fields["resolved_at"]
+    fields["status"] = "resolved"
+    reason = "every check passes" if not failing else (
+        "declared by the responder despite CRIT: " + ", ".join(sorted({r.probe for r in failing}))
+    )  # fmt: skip
+    section.incident.update(reason, **fields)
+    section.incident.event("resolved", f"incident resolved ({reason})")
+    return Verdict(True, f"RESOLVED at {fields['resolved_at']}: {reason}.")
+
+
+def announce(section: Section, *, notify_now: bool = False) -> None:
+    """The "INCIDENT RESOLVED" message from the record: ready to paste, posted when asked."""
+    message = messages.resolved(section.incident.fields)
+    shown: list[Any] = [message]
+    delivery = notify.send(section.incident, message, notify=notify_now)
+    if delivery is not None:
+        shown.append(delivery)
+    elif (button := forms.send_button(
+        "Post to Slack", lambda: notify.send(section.incident, message, notify=True)
+    )) is not None:  # fmt: skip
+        shown.append(button)
+    _display(shown)
+
+
+def _display(items: list[Any]) -> None:
+    from IPython.display import display
+
+    for item in items:
+        display(item)  # type: ignore[no-untyped-call]

@@ -1,0 +1,207 @@
+"""Incident folders: where they live, opening one, and adding the next numbered notebook without
+ever overwriting or reusing a number."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from irkit.errors import ConfigError
+from irkit.home import reports_dir
+from irkit.incident import schema
+from irkit.incident.log import JOURNAL
+
+NUMBERED = re.compile(r"(\d+)-([A-Za-z0-9_.-]+)\.ipynb")
+_LOCK = ".lock"
+
+
+def incidents_dir() -> Path:
+    return reports_dir() / "incidents"
+
+
+def folder(incident_id: str) -> Path:
+    """The folder of an existing incident."""
+    path = incidents_dir() / schema.check_id(incident_id)
+    if not path.is_dir():
+        raise ConfigError(
+            f"no incident {incident_id!r} in {incidents_dir()}; "
+            "see: irkit incident list, or start one with: irkit incident open --title …"
+        )
+    return path
+
+
+def numbered_notebooks(path: Path) -> list[Path]:
+    """The incident's notebooks in run order (hidden partial files of running runs excluded)."""
+    found = [(int(m.group(1)), p) for p in path.iterdir() if (m := NUMBERED.fullmatch(p.name))]
+    return [p for _, p in sorted(found, key=lambda item: (item[0], item[1].name))]
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """Serialise numbering among concurrent runs on this incident (a short critical section)."""
+    fd = os.open(path / _LOCK, os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def publish_numbered(tmp: Path, path: Path, section: str) -> Path:
+    """Give a finished run the next number in its incident: `03-db.ipynb`."""
+    with _locked(path):
+        taken = [int(m.group(1)) for p in path.iterdir() if (m := NUMBERED.fullmatch(p.name))]
+        number = max(taken, default=0) + 1
+        final = path / f"{number:02d}-{section}.ipynb"
+        os.link(tmp, final)  # raises rather than overwrite, even if the lock were bypassed
+    tmp.unlink()
+    return final
+
+
+def running_path(path: Path, section: str) -> Path:
+    """Where a run writes while it goes on: hidden, so readers skip it."""
+    return path / f".{section}.{os.getpid()}.partial.ipynb"
+
+
+@dataclass(frozen=True)
+class Opened:
+    incident_id: str
+    folder: Path
+    notebook: Path
+
+
+def open_incident(
+    title: str,
+    *,
+    category: str = "",
+    severity: str = "",
+    responder: str = "",
+    detected_at: datetime,
+    impact_started_at: str = "",
+    detection_source: str = "",
+    drill: bool = False,
+    incident_id: str = "",
+    triage_parameters: dict[str, Any] | None = None,
+) -> Opened:
+    """Create the incident's folder, its opening record, and `01-triage.ipynb` ready to step
+    through in JupyterLab (papermill's prepare-only: parameters in, nothing run)."""
+    if not title.strip():
+        raise ConfigError(
+            "an incident needs a title: irkit incident open --title 'Login returns 500'"
+        )
+    if category:
+        schema.check_choice("category", category, schema.CATEGORIES)
+    if severity:
+        schema.check_choice("severity", severity, schema.SEVERITIES)
+    impact_started_at = schema.time_parameter("impact_started_at", impact_started_at)
+    root = incidents_dir()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create the incidents folder {root}: {exc}") from None
+    path = _new_folder(root, incident_id, title, detected_at)
+    incident_id = path.name
+    opened_at = schema.format_time(detected_at)
+    fields: dict[str, Any] = {
+        "incident_id": incident_id,
+        "title": title.strip(),
+        "status": "investigating",
+        "detected_at": opened_at,
+        "drill": drill,
+    }
+    for name, value in (
+        ("category", category),
+        ("severity", severity),
+        ("responder", responder),
+        ("impact_started_at", impact_started_at),
+        ("detection_source", detection_source),
+    ):
+        if value:
+            fields[name] = value
+    entries = [
+        {"at": opened_at, "incident": fields, "source": "irkit incident open"},
+        {
+            "at": opened_at,
+            "event": {
+                "at": opened_at,
+                "kind": "declared",
+                "text": f"incident declared: {title.strip()}"
+                + (f" ({severity})" if severity else "")
+                + (f", responder {responder}" if responder else ""),
+                "source": "irkit incident open",
+                "id": f"{incident_id}-declared",
+            },
+            "source": "irkit incident open",
+        },
+    ]
+    if impact_started_at:
+        entries.append(
+            {
+                "at": impact_started_at,
+                "event": {
+                    "at": impact_started_at,
+                    "kind": "impact",
+                    "text": "impact started",
+                    "source": "irkit incident open",
+                    "id": f"{incident_id}-impact",
+                },
+                "source": "irkit incident open",
+            }
+        )
+    (path / JOURNAL).write_text("".join(json.dumps(e) + "\n" for e in entries), encoding="utf-8")
+    notebook = _prepare_triage(
+        path, {"incident_id": incident_id, **(triage_parameters or {})}, opened_at
+    )
+    return Opened(incident_id, path, notebook)
+
+
+def _new_folder(root: Path, wanted: str, title: str, at: datetime) -> Path:
+    if wanted:
+        path = root / schema.check_id(wanted)
+        try:
+            path.mkdir()
+        except FileExistsError:
+            raise ConfigError(
+                f"incident {wanted!r} already exists; pick another id or continue it with: "
+                f"irkit run SECTION --incident {wanted}"
+            ) from None
+        return path
+    base = f"{at:%Y%m%d-%H%M}-{schema.slug(title)}"
+    for n in range(1, 1000):
+        path = root / (base if n == 1 else f"{base}-{n}")
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue
+        return path
+    raise ConfigError(f"too many incidents named {base}* in {root}")
+
+
+def _prepare_triage(path: Path, values: dict[str, Any], prepared_at: str) -> Path:
+    import nbformat
+    import papermill
+
+    from irkit.home import notebook_path
+    from irkit.reports import publish_exact
+
+    tmp = running_path(path, "triage")
+    papermill.execute_notebook(
+        str(notebook_path("triage")),
+        str(tmp),
+        parameters=values,
+        prepare_only=True,
+        progress_bar=False,
+        log_output=False,
+    )
+    nb = nbformat.read(tmp, as_version=4)
+    nb.metadata["irkit"] = {"prepared_at": prepared_at, "incident_id": values["incident_id"]}
+    nbformat.write(nb, tmp)
+    return publish_exact(tmp, path / "01-triage.ipynb")

@@ -1,0 +1,91 @@
+"""Incidents as a terminal shows them: `irkit incident list` and `irkit incident show`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from irkit.incident import sla
+from irkit.incident.load import Incident
+from irkit.incident.schema import TIMESTAMPS, parse_time
+from irkit.result import utc_now
+
+
+def _columns(rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    )
+
+
+def table(incidents: Sequence[Incident]) -> str:
+    rows = [("ID", "SEV", "STATUS", "DETECTED (UTC)", "TTR", "NOTEBOOKS", "TITLE")]
+    for i in incidents:
+        detected = i.time("detected_at")
+        ttr = sla.durations(i.fields)["ttr"]
+        flags = " [drill]" if i.drill else ""
+        flags += " [incomplete]" if not i.complete else ""
+        flags += " [warnings]" if i.warnings else ""
+        rows.append(
+            (
+                i.incident_id,
+                str(i.get("severity", "?")),
+                str(i.get("status", "?")),
+                f"{detected:%Y-%m-%d %H:%M}" if detected else "?",
+                sla.minutes(ttr) if ttr is not None else "-",
+                str(len(i.notebooks)),
+                str(i.get("title", "?")) + flags,
+            )
+        )
+    return _columns(rows)
+
+
+def detail(i: Incident) -> str:
+    f = i.fields
+    out = [f"{i.incident_id}: {i.get('title', '(no title)')}" + ("  [drill]" if i.drill else "")]
+    for name in ("severity", "category", "status", "responder", "detection_source", "impact",
+                 "users_affected", "tenants_affected", "root_cause", "root_cause_key",
+                 "resolution"):  # fmt: skip
+        if f.get(name) not in (None, ""):
+            out.append(f"  {name + ':':<18} {f[name]}")
+    out.append("times (UTC):")
+    for name in TIMESTAMPS:
+        when = parse_time(f.get(name))
+        out.append(f"  {name + ':':<18} {f'{when:%Y-%m-%d %H:%M:%S}' if when else '-'}")
+    durations = sla.durations(f)
+    out.append(
+        "durations: "
+        + ", ".join(f"{k.upper()} {sla.minutes(v)}" for k, v in durations.items() if v is not None)
+    )
+    now = utc_now()
+    for clock in sla.clocks(f):
+        state = clock.state(now)
+        left = clock.left(now)
+        out.append(
+            f"SLA {clock.name}: {sla.minutes(clock.target)} → deadline "
+            f"{clock.deadline:%Y-%m-%d %H:%M} UTC, {state}"
+            + (f", {sla.minutes(left)} left" if state == "pending" else "")
+        )
+    if f.get("action_items"):
+        out.append("action items:")
+        out += [
+            f"  [{'x' if a.get('done') else ' '}] {a.get('action')} ({a.get('owner') or '?'}, "
+            f"due {a.get('due') or '?'}, {a.get('priority') or '?'})"
+            for a in f["action_items"]
+        ]
+    out.append("timeline:")
+    for event in i.timeline:
+        when = parse_time(event.get("at"))
+        out.append(
+            f"  {f'{when:%m-%d %H:%M:%S}' if when else '?':<15} {event.get('kind', ''):<14} "
+            f"{event.get('text', '')}"
+        )
+    out.append("notebooks:")
+    for n in i.notebooks:
+        state = (
+            "prepared, not run"
+            if not n.ran
+            else n.status.name + ("" if n.complete else f", INCOMPLETE: {n.error}")
+        )
+        out.append(f"  {n.name:<24} {state}")
+    return "\n".join(out)

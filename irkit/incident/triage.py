@@ -1,0 +1,215 @@
+"""The triage notebook's steps (runbook §1 Detection, §2 Triage, §3 Communication), one call
+per cell."""
+
+from __future__ import annotations
+
+import getpass
+import os
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from html import escape
+from typing import TYPE_CHECKING, Any
+
+from irkit.errors import ConfigError
+from irkit.incident import escalation, forms, messages, notify, schema, severity, sla
+from irkit.result import Result, utc_now
+
+if TYPE_CHECKING:
+    from irkit.section import Section
+
+
+class Links:
+    """The runbook's dashboards, as links a responder can click."""
+
+    def __init__(self, links: Mapping[str, str], logs_command: str = "") -> None:
+        self.links = {name: url for name, url in links.items() if url}
+        self.logs_command = logs_command
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        text = [f"{name}: {url}" for name, url in self.links.items()]
+        html = "".join(
+            f"<li><b>{escape(n)}</b>: <a href='{escape(u)}' target='_blank'>{escape(u)}</a></li>"
+            for n, u in self.links.items()
+        )
+        if self.logs_command:
+            text.append(f"Logs: {self.logs_command}")
+            html += f"<li><b>Logs</b>: <code>{escape(self.logs_command)}</code></li>"
+        return {"text/plain": "\n".join(text), "text/html": f"<ul>{html}</ul>"}
+
+
+def dashboards(
+    grafana_url: str, jaeger_url: str, prometheus_url: str, logs_command: str = ""
+) -> Links:
+    prom = prometheus_url.rstrip("/")
+    return Links(
+        {
+            "Grafana (metrics)": grafana_url,
+            "Jaeger (traces)": jaeger_url,
+            "Prometheus (active alerts)": f"{prom}/alerts" if prom else "",
+        },
+        logs_command,
+    )
+
+
+def start(
+    section: Section,
+    *,
+    title: str = "",
+    category: str = "",
+    responder: str = "",
+    impact: str = "",
+    detection_source: str = "",
+    impact_started_at: str = "",
+    detected_at: str = "",
+) -> dict[str, Any]:
+    """Record what the responder gave and acknowledge the incident (the response clock stops
+    when a responder starts triage). Returns the record so far."""
+    given: dict[str, Any] = {}
+    if category:
+        given["category"] = schema.check_choice("category", category, schema.CATEGORIES)
+    for name, value in (
+        ("title", title),
+        ("impact", impact),
+        ("detection_source", detection_source),
+    ):
+        if value:
+            given[name] = value
+    for name, value in (("impact_started_at", impact_started_at), ("detected_at", detected_at)):
+        if value:
+            given[name] = schema.time_parameter(name, value)
+    fields = section.incident.fields
+    if not fields.get("responder") or responder:
+        given["responder"] = responder or _user()
+    if not fields.get("detected_at") and "detected_at" not in given:
+        given["detected_at"] = schema.format_time(utc_now())
+    if not fields.get("status"):
+        given["status"] = "investigating"
+    if not fields.get("acknowledged_at"):
+        given["acknowledged_at"] = schema.format_time(utc_now())
+        section.incident.event(
+            "acknowledged", f"triage started by {given.get('responder') or fields.get('responder')}"
+        )
+    if given:
+        section.incident.update(**given)
+    return dict(section.incident.fields)
+
+
+def _user() -> str:
+    try:
+        return os.environ.get("USER") or getpass.getuser()
+    except (KeyError, OSError):
+        return ""
+
+
+def impact(section: Section, result: Result, *, tenants_affected: str = "") -> None:
+    """The runbook's quick impact check into the record: active users, tenants."""
+    fields: dict[str, Any] = {}
+    if "active_users" in result.evidence:
+        fields["users_affected"] = result.evidence["active_users"]
+    if tenants_affected:
+        fields["tenants_affected"] = tenants_affected
+    elif "tenants" in result.evidence and "tenants_affected" not in section.incident.fields:
+        fields["tenants_affected"] = "all"
+    if fields:
+        section.incident.update(**fields)
+
+
+def decide_severity(
+    section: Section,
+    *,
+    override: str = "",
+    service_down: str = "",
+    users_can_login: str = "",
+    core_features_work: str = "",
+    one_tenant_only: str = "",
+    cosmetic_only: str = "",
+    login_path: str = "/accounts/login/",
+    core_paths: Sequence[str] = (),
+) -> severity.Decision:
+    """The runbook's decision list on this run's verdicts and the responder's answers."""
+    answers = {
+        name: severity.parse_answer(f"answer_{name}", value)
+        for name, value in (
+            ("service_down", service_down),
+            ("users_can_login", users_can_login),
+            ("core_features_work", core_features_work),
+            ("one_tenant_only", one_tenant_only),
+            ("cosmetic_only", cosmetic_only),
+        )
+    }
+    decision = severity.decide(
+        section.results, answers, override=override, login_path=login_path, core_paths=core_paths
+    )
+    section.incident.update(decision.reason, severity=decision.severity)
+    return decision
+
+
+def severity_form(
+    section: Section,
+    decision: severity.Decision,
+    *,
+    login_path: str = "/accounts/login/",
+    core_paths: Sequence[str] = (),
+) -> Any:
+    return forms.severity_form(
+        section.incident, decision, section.results, login_path=login_path, core_paths=core_paths
+    )
+
+
+def clocks(section: Section) -> sla.ClockTable:
+    return sla.ClockTable(section.incident.fields, utc_now())
+
+
+def contacts(section: Section, handles: Sequence[str] = ()) -> escalation.Escalation:
+    """`handles`: "Role: @handle" strings, e.g. "Database Admin: @dba-oncall"."""
+    mapping = {}
+    for item in handles:
+        role, sep, handle = item.partition(":")
+        if not sep or not role.strip() or not handle.strip():
+            raise ConfigError(f"contact {item!r}: write it as 'Role: @handle'")
+        mapping[role.strip()] = handle.strip()
+    return escalation.Escalation(str(section.incident.fields.get("category") or ""), mapping)
+
+
+def communicate(
+    section: Section,
+    *,
+    notify_now: bool = False,
+    next_update_min: int = 30,
+    statuspage_page_id: str = "",
+    statuspage_api: str = notify.STATUSPAGE_API,
+) -> None:
+    """The Slack "INCIDENT DETECTED" text and the status-page update, from the record: shown
+    ready to paste; posted when `notify_now`, or by the buttons in JupyterLab."""
+    fields = section.incident.fields
+    slack = messages.detected(fields, utc_now(), timedelta(minutes=next_update_min))
+    page = messages.statuspage(fields)
+    shown: list[Any] = [slack, page]
+    for message in (slack, page):
+        delivery = notify.send(
+            section.incident, message, notify=notify_now, page_id=statuspage_page_id,
+            api=statuspage_api,
+        )  # fmt: skip
+        if delivery is not None:
+            shown.append(delivery)
+        else:
+            button = forms.send_button(
+                f"Post {'to Slack' if message.kind == 'detected' else 'to the status page'}",
+                lambda m=message: notify.send(  # type: ignore[misc]
+                    section.incident,
+                    m,
+                    notify=True,
+                    page_id=statuspage_page_id,
+                    api=statuspage_api,
+                ),
+            )
+            if button is not None:
+                shown.append(button)
+    _display(shown)
+
+
+def _display(items: list[Any]) -> None:
+    from IPython.display import display
+
+    for item in items:
+        display(item)  # type: ignore[no-untyped-call]
