@@ -68,3 +68,38 @@ def test_no_report_contains_a_secret(guarded_stack: Stack, tmp_path: Path) -> No
         content = path.read_bytes()
         for secret in (PASSWORD, quoted, PASSWORD[:12], WEBHOOK, "wrong-pw-42"):
             assert secret.encode() not in content, (path, secret)
+
+
+def test_an_incident_record_holds_no_secret(guarded_stack: Stack, tmp_path: Path) -> None:
+    """Triage, resolve and postmortem with a Slack webhook and a status-page token in the
+    environment, posting for real (to an address that refuses): the failure is recorded, the
+    secrets are not."""
+    s = guarded_stack
+    token = f"sp-{secrets.token_hex(10)}"
+    env = {
+        "PGPASSWORD": PASSWORD,
+        "IRKIT_REDIS_PASSWORD": PASSWORD,
+        "IRKIT_CELERY_BROKER_PASSWORD": PASSWORD,
+        # Nothing listens on port 9: the post fails, and its error must not echo the URL.
+        "IRKIT_SLACK_WEBHOOK": f"http://127.0.0.1:9/services/{secrets.token_hex(12)}",
+        "IRKIT_STATUSPAGE_TOKEN": token,
+    }
+    where = ["-p", f"pg_host={s.postgres.host}", "-p", f"pg_port={s.postgres.port}",
+             "-p", "pg_user=erp", "-p", "pg_database=himalytix"]  # fmt: skip
+    assert irkit("incident", "open", "--title", "t", "--id", "S1", reports=tmp_path).returncode == 0
+    triage = irkit("run", "triage", "--incident", "S1", *where, "-p", "notify=true",
+                   "-p", "statuspage_page_id=p1", "-p", "statuspage_api=http://127.0.0.1:9/v1",
+                   reports=tmp_path, env=env)  # fmt: skip
+    assert triage.returncode < 3, triage.stdout + triage.stderr
+    resolve = irkit("run", "resolve", "--incident", "S1", *where, "-p", "notify=true",
+                    "-p", f"redis_url={s.redis.url(CACHE_DB)}",
+                    "-p", f"celery_broker_url={s.redis.url(BROKER_DB)}", "-p", "load_requests=10",
+                    reports=tmp_path, env=env)  # fmt: skip
+    assert resolve.returncode < 3, resolve.stdout + resolve.stderr
+    assert irkit("postmortem", "S1", reports=tmp_path, env=env).returncode == 0
+    journal = (tmp_path / "incidents" / "S1").glob("*.ipynb")
+    assert "could not be posted to slack" in "".join(p.read_text() for p in journal)
+    for path in files(tmp_path):
+        content = path.read_bytes()
+        for secret in (PASSWORD, env["IRKIT_SLACK_WEBHOOK"], token):
+            assert secret.encode() not in content, (path, secret)

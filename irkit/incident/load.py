@@ -159,7 +159,8 @@ def _derived_events(name: str, section: str, record: reports.Record) -> list[dic
     """The timeline entries a notebook implies: its verdicts that need attention, and its end."""
     out: list[dict[str, Any]] = []
     for r in record.results:
-        if r.status is not Status.OK:
+        # A check skipped because its target had just failed adds nothing to that failure.
+        if r.status is not Status.OK and "skipped_because" not in r.evidence:
             out.append(
                 {
                     "at": schema.format_time(r.at),
@@ -171,7 +172,9 @@ def _derived_events(name: str, section: str, record: reports.Record) -> list[dic
             )
     if record.results or not record.complete:
         at = record.ended_at or (
-            schema.format_time(max(r.at for r in record.results)) if record.results else ""
+            schema.format_time(max(r.at for r in record.results))
+            if record.results
+            else record.started_at
         )
         if at:
             worst = record.status.name

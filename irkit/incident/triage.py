@@ -101,8 +101,9 @@ def _user() -> str:
         return ""
 
 
-def impact(section: Section, result: Result, *, tenants_affected: str = "") -> None:
-    """The runbook's quick impact check into the record: active users, tenants."""
+def impact(section: Section, result: Result, *, tenants_affected: str = "") -> Result:
+    """The runbook's quick impact check into the record (active users, tenants); returns the
+    check's result to show."""
     fields: dict[str, Any] = {}
     if "active_users" in result.evidence:
         fields["users_affected"] = result.evidence["active_users"]
@@ -112,6 +113,7 @@ def impact(section: Section, result: Result, *, tenants_affected: str = "") -> N
         fields["tenants_affected"] = "all"
     if fields:
         section.incident.update(**fields)
+    return result
 
 
 def decide_severity(

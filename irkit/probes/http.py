@@ -164,7 +164,7 @@ def _components(response: httpx.Response) -> dict[str, str]:
 def _reason(exc: Exception) -> str:
     text = str(exc) or type(exc).__name__
     if "Connection refused" in text:
-        return "connection refused (nothing listens there: the web app is down)"
+        return "connection refused (nothing listens there: the server is down)"
     if "CERTIFICATE_VERIFY_FAILED" in text:
         return f"its TLS certificate does not verify ({text.rsplit(':', 1)[-1].strip(' )')})"
     return text

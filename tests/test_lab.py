@@ -1,0 +1,146 @@
+"""Interactive use in a real browser: JupyterLab on loopback, the prepared triage notebook run in
+headless Chromium (Debian's, driven by Playwright), the severity form answered, and the choice found
+in the incident's record although Jupyter saves no widget state."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from irkit.incident import load
+from irkit.sandbox.process import free_port
+from irkit.sandbox.stack import Stack
+from tests.conftest import ROOT
+from tests.test_cli import irkit
+
+LAB = ROOT / ".venv-lab" / "bin" / "jupyter"
+CHROMIUM = os.environ.get("IRKIT_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+# Chromium as root in a container, on a machine without outside network.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync"]  # fmt: skip
+
+
+@pytest.fixture
+def lab(tmp_path: Path, stack: Stack) -> Iterator[tuple[str, Path]]:
+    """JupyterLab serving the reports folder, started as `./kit lab` installs it."""
+    if not LAB.exists():
+        pytest.fail(f"{LAB} is missing: ./kit test installs JupyterLab there (see ./kit lab)")
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Chromium is missing: ./kit test installs Debian's chromium")
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    port, token = free_port(), secrets.token_hex(16)
+    home = tmp_path / "jupyter"
+    env = {
+        **os.environ,
+        "IRKIT_REPORTS": str(reports),
+        "JUPYTER_CONFIG_DIR": str(home / "config"),
+        "JUPYTER_DATA_DIR": str(home / "data"),
+        "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
+        "JUPYTERLAB_WORKSPACES_DIR": str(home / "workspaces"),
+        "JUPYTERLAB_SETTINGS_DIR": str(home / "settings"),
+    }
+    # Render every cell: JupyterLab otherwise drops cells far from the viewport from the page.
+    tracker = home / "settings" / "@jupyterlab" / "notebook-extension"
+    tracker.mkdir(parents=True)
+    # and start the notebook's kernel without asking.
+    (tracker / "tracker.jupyterlab-settings").write_text(
+        '{"windowingMode": "none", "autoStartDefaultKernel": true}'
+    )
+    log = (tmp_path / "lab.log").open("w")
+    server = subprocess.Popen(
+        [str(LAB), "lab", "--no-browser", "--allow-root", "--ip=127.0.0.1", f"--port={port}",
+         f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={reports}",
+         "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
+        env=env, stdout=log, stderr=subprocess.STDOUT, cwd=reports,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/api/status?token={token}", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"JupyterLab did not start:\n{(tmp_path / 'lab.log').read_text()}")
+            time.sleep(0.3)
+        yield f"{base}/lab/tree/{{path}}?token={token}", reports
+    finally:
+        server.terminate()
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        log.close()
+
+
+@pytest.mark.slow
+def test_the_severity_form_in_jupyterlab_lands_in_the_record(lab: tuple[str, Path]) -> None:
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+    from playwright.sync_api import expect, sync_playwright
+
+    url, reports = lab
+    opened = irkit("incident", "open", "--title", "Misaligned logo on the invoice page",
+                   "--category", "application", "--id", "LAB-1", reports=reports)  # fmt: skip
+    assert opened.returncode == 0, opened.stderr
+    folder = reports / "incidents" / "LAB-1"
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(60_000)
+            page.goto(url.format(path="incidents/LAB-1/01-triage.ipynb"))
+            page.locator(".jp-Notebook").first.wait_for()
+            # Wait for the kernel (answering JupyterLab's kernel picker if it asks anyway), then
+            # Run > Run All Cells, as a responder would.
+            picker = page.get_by_role("button", name="Select", exact=True)
+            with contextlib.suppress(PlaywrightTimeout):
+                picker.click(timeout=5_000)
+            expect(page.get_by_text("Python 3 (ipykernel) | Idle")).to_be_visible()
+            page.get_by_role("menuitem", name="Run", exact=True).click()
+            page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
+            form = page.locator(".irkit-record-severity")
+            try:
+                form.wait_for()
+            except Exception:
+                page.screenshot(path=str(reports.parent / "lab.png"), full_page=True)
+                raise
+            # The responder knows what the probes cannot: all tenants see a cosmetic glitch.
+            page.locator(".irkit-answer-one_tenant_only select").select_option(label="no")
+            page.locator(".irkit-answer-cosmetic_only select").select_option(label="yes")
+            form.click()
+            expect(page.get_by_text("Recorded: P3 - Low")).to_be_visible()
+        finally:
+            browser.close()
+
+    # The notebook was never saved: the record still has the choice, from the journal.
+    assert 'outputs": []' in (folder / "01-triage.ipynb").read_text()
+    incident = load.load_folder(folder)
+    assert incident.fields["severity"] == "P3"
+    form_events = [e for e in incident.timeline if e["kind"] == "severity-form"]
+    assert len(form_events) == 1
+    assert form_events[0]["text"] == (
+        "responder answered the severity form: Is only one tenant affected? no; "
+        "Is it a UI cosmetic issue? yes"
+    )
+    changes = [e["text"] for e in incident.timeline if e["kind"] == "severity"]
+    assert (
+        changes[-1]
+        == "severity: P2 → P3 (severity form: Is it a UI cosmetic issue? yes (responder))"
+    )
+    # What the cells recorded while they ran is there too: triage acknowledged it.
+    assert incident.fields["acknowledged_at"]
+    assert any(e["kind"] == "acknowledged" for e in incident.timeline)
