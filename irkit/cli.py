@@ -292,13 +292,13 @@ def _drill(args: argparse.Namespace) -> int:
 
 
 def _incident_open(args: argparse.Namespace) -> int:
-    from irkit import drills
+    from irkit.home import active_drills
     from irkit.incident import schema, store
     from irkit.result import utc_now
-    from irkit.sandbox.stack import Stack
 
     detected = schema.time_parameter("--detected-at", args.detected_at)
-    active = [a.name for a in drills.active(Stack.load())] if _sandbox_exists() else []
+    # Reads the drills' state files only: a broken practice stack must not stop a real incident.
+    active = active_drills()
     opened = store.open_incident(
         args.title,
         category=args.category,
@@ -315,15 +315,6 @@ def _incident_open(args: argparse.Namespace) -> int:
     print(f"triage:   {opened.notebook}  (open it in JupyterLab: ./kit lab)")
     print(f"headless: irkit run triage --incident {opened.incident_id} -f parameters/sandbox.yaml")
     return 0
-
-
-def _sandbox_exists() -> bool:
-    from irkit.home import sandbox_dir
-
-    try:
-        return sandbox_dir().exists()
-    except IrkitError:
-        return False
 
 
 def _incident_list(args: argparse.Namespace) -> int:

@@ -16,7 +16,8 @@ from irkit import reports
 from irkit.incident import schema, sla
 from irkit.incident.load import Incident
 from irkit.incident.messages import MISSING
-from irkit.incident.schema import LESSONS, SEVERITY_NAMES, parse_time
+from irkit.incident.schema import LESSONS, SEVERITY_NAMES, format_time, parse_time
+from irkit.result import utc_now
 
 if TYPE_CHECKING:
     from irkit.section import Section
@@ -250,6 +251,9 @@ def fill(
     incident = section.record()
     document = build(incident, author=author)
     path = document.write(log.folder)
+    if incident.fields.get("status") == "resolved":
+        # The postmortem is the last step: a resolved incident is closed by it.
+        log.update("postmortem written", status="closed", closed_at=format_time(utc_now()))
     log.event(
         "postmortem",
         f"postmortem written: {path.name}"
