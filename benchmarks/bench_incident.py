@@ -30,8 +30,11 @@ import nbformat
 from nbformat.v4 import new_code_cell, new_notebook
 
 from irkit.incident import load, store
+from irkit.probes import prometheus
+from irkit.result import Status
 from irkit.sandbox.process import free_port
 from irkit.sandbox.stack import Stack
+from irkit.targets import HttpTarget
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -41,8 +44,21 @@ LOAD_RATIO_TARGET = 1.00
 
 def timed(command: list[str], env: dict[str, str]) -> float:
     started = time.perf_counter()
-    subprocess.run(command, check=True, capture_output=True, env=env, cwd=ROOT)
-    return time.perf_counter() - started
+    done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT, check=False)
+    elapsed = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"not all OK, so not comparable:\n{done.stdout}{done.stderr}")
+    return elapsed
+
+
+def wait_for_first_scrapes(stack: Stack) -> None:
+    """A rate needs two scrapes: until then the error-rate check rightly says UNKNOWN."""
+    target = HttpTarget(base_url=stack.prometheus.url)
+    deadline = time.monotonic() + 30
+    while prometheus.error_rate(target).status is not Status.OK:
+        if time.monotonic() > deadline:
+            raise SystemExit("Prometheus has no request rates after 30 s")
+        time.sleep(0.5)
 
 
 def stack_env(stack: Stack, reports: Path) -> dict[str, str]:
@@ -131,6 +147,7 @@ def main() -> int:
     stack = Stack(work / "stack", **ports)
     try:
         stack.up()
+        wait_for_first_scrapes(stack)
         baseline, triage = bench_triage(stack, work, args.runs)
         folder = build_incident(work, args.notebooks)
         size_mb = sum(p.stat().st_size for p in folder.iterdir()) / 2**20

@@ -2,19 +2,23 @@
 
 papermill writes the whole output notebook at the start and at the end of every cell, markdown
 cells included; on a short notebook those writes are a fifth of the run. Here the record is written
-when a code cell completes, and at the start and end of the run: a run that dies mid-cell keeps
-every output before it, and its unfinished cells stay marked pending (`irkit.reports.read` reads
-that as incomplete).
+when a code cell completes (at most every half second), and at the start and end of the run: a run
+whose kernel dies mid-cell keeps every output before it, and its unfinished cells stay marked
+pending (`irkit.reports.read` reads that as incomplete).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
 from papermill.engines import NBClientEngine, NotebookExecutionManager, papermill_engines
 
 NAME = "irkit"
+# A notebook of many quick cells is written at most this often while it runs; the end of the run
+# (normal, raised, interrupted or stopped by SIGTERM) always writes everything.
+WRITE_EVERY_S = 0.5
 
 
 class _Manager(NotebookExecutionManager):  # type: ignore[misc]
@@ -23,9 +27,13 @@ class _Manager(NotebookExecutionManager):  # type: ignore[misc]
     def cell_start(self, cell: Any, cell_index: Any = None, **kwargs: Any) -> None:
         self._without_writing(super().cell_start, cell, cell_index, **kwargs)
 
+    _last_write = 0.0
+
     def cell_complete(self, cell: Any, cell_index: Any = None, **kwargs: Any) -> None:
-        if cell.get("cell_type") == "code":
+        now = time.monotonic()
+        if cell.get("cell_type") == "code" and now - self._last_write >= WRITE_EVERY_S:
             super().cell_complete(cell, cell_index, **kwargs)
+            self._last_write = time.monotonic()
         else:
             self._without_writing(super().cell_complete, cell, cell_index, **kwargs)
 
