@@ -148,6 +148,8 @@ def _parser() -> argparse.ArgumentParser:
                          help="when the alert fired (default: now), ISO-8601 UTC")  # fmt: skip
     opening.add_argument("--detection-source", default="", metavar="TEXT",
                          help="how it was detected, e.g. 'Prometheus alert'")  # fmt: skip
+    opening.add_argument("--not-a-drill", action="store_true",
+                         help="a real incident, even while a practice drill runs")  # fmt: skip
     opening.add_argument("--id", default="", dest="incident_id",
                          help="the incident id (default: UTC time and title)")  # fmt: skip
     opening.set_defaults(handler=_incident_open)
@@ -294,17 +296,16 @@ def _drill(args: argparse.Namespace) -> int:
 def _incident_open(args: argparse.Namespace) -> int:
     from irkit.home import active_drills
     from irkit.incident import schema, store
-    from irkit.result import utc_now
 
-    detected = schema.time_parameter("--detected-at", args.detected_at)
+    detected = schema.parse_time(schema.time_parameter("--detected-at", args.detected_at))
     # Reads the drills' state files only: a broken practice stack must not stop a real incident.
-    active = active_drills()
+    active = [] if args.not_a_drill else active_drills()
     opened = store.open_incident(
         args.title,
         category=args.category,
         severity=args.severity,
         responder=args.responder or os.environ.get("USER", ""),
-        detected_at=schema.parse_time(detected) or utc_now(),
+        detected_at=detected,
         impact_started_at=args.impact_started_at,
         detection_source=args.detection_source,
         drill=bool(active),
@@ -313,7 +314,9 @@ def _incident_open(args: argparse.Namespace) -> int:
     print(f"incident: {opened.incident_id}" + (f" (drill: {', '.join(active)})" if active else ""))
     print(f"folder:   {opened.folder}")
     print(f"triage:   {opened.notebook}  (open it in JupyterLab: ./kit lab)")
-    print(f"headless: irkit run triage --incident {opened.incident_id} -f parameters/sandbox.yaml")
+    print(f"headless: irkit run triage --incident {opened.incident_id} -f parameters/<env>.yaml")
+    if active:
+        print("a drill is running: this incident is marked as one (--not-a-drill if it is real)")
     return 0
 
 

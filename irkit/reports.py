@@ -75,8 +75,9 @@ class Record:
     error: str = ""
     incident: dict[str, Any] = field(default_factory=dict)
     events: list[dict[str, Any]] = field(default_factory=list)
-    # Each incident output in the order written (`incident` is them merged).
-    updates: list[dict[str, Any]] = field(default_factory=list)
+    # Each incident output in the order written, with when it was set if the output says
+    # (`incident` is them merged).
+    updates: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     corrupt: bool = False
     started_at: str = ""
     ended_at: str = ""
@@ -130,7 +131,9 @@ def read(path: Path) -> Record:
         data = output.get("data", {})
         if isinstance(data.get(INCIDENT_MIME), dict):
             record.incident.update(data[INCIDENT_MIME])
-            record.updates.append(data[INCIDENT_MIME])
+            meta = output.get("metadata", {}).get(INCIDENT_MIME)
+            at = str(meta.get("at") or "") if isinstance(meta, dict) else ""
+            record.updates.append((at, data[INCIDENT_MIME]))
         if isinstance(data.get(EVENT_MIME), dict):
             record.events.append(data[EVENT_MIME])
         payload = data.get(RESULT_MIME)

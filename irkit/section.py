@@ -51,7 +51,9 @@ class Section:
         self._unreachable: dict[str, tuple[float, Result]] = {}
         self.incident = _incident_log(name, self.params.get("incident_id", ""))
         self.drills = active_drills()
-        if self.drills:
+        # An incident is a drill if it was opened during one: a drill started later does not
+        # turn a real incident into a rehearsal.
+        if self.drills and self.incident.fields.get("drill") is not False:
             _mark_as_drill(self.incident, self.drills)
 
     def record(self) -> Incident:
@@ -59,10 +61,10 @@ class Section:
         from irkit.incident import load
 
         if self.incident.folder is None:
-            return load.Incident(incident_id="", folder=Path(), fields=dict(self.incident.fields))
+            return load.Incident(incident_id="", folder=Path(), fields=dict(self.incident.changed))
         incident = load.load_folder(self.incident.folder)
         # What this run recorded and its notebook does not hold yet (it is written at the end).
-        incident.fields.update(self.incident.fields)
+        incident.fields.update(self.incident.changed)
         return incident
 
     @functools.cached_property

@@ -96,7 +96,7 @@ def test_open_prepares_the_triage_notebook(tmp_path: Path) -> None:
     assert incident.fields["title"] == "Login returns 500"
     assert incident.fields["status"] == "investigating"
     assert incident.fields["responder"] == "jane"
-    assert [e["kind"] for e in incident.timeline] == ["declared"]
+    assert [e["kind"] for e in incident.timeline] == ["detected", "declared"]
     assert incident.notebooks[0].ran is False
     # The same id again is refused; the first incident is untouched.
     before = {p: p.read_bytes() for p in files(folder)}
@@ -518,10 +518,12 @@ def test_a_whole_incident_on_the_practice_stack(tmp_path: Path, stack: Stack) ->
         assert triage.returncode < 3, triage.stdout + triage.stderr
         db = irkit("run", "db", "--incident", "DRILL-1", reports=tmp_path)
         assert db.returncode in (1, 2), db.stdout  # the pool is (nearly) full
+    mitigated = schema.format_time(datetime.now(UTC))  # the drill stopped: the mitigation
     resolved = irkit("run", "resolve", "--incident", "DRILL-1", *WINDOW,
                      "-p", "root_cause=Connections held open by a leaking client",
                      "-p", "root_cause_key=pg-pool-exhausted",
                      "-p", "resolution=Stopped the client that held them",
+                     "-p", f"mitigated_at={mitigated}",
                      "-p", 'action_items=["Add connection pool alert | Backend Lead | '
                            '2026-12-01 | P1"]', reports=tmp_path)  # fmt: skip
     assert "RESOLVED" in json.dumps(nbformat.read(
@@ -565,7 +567,7 @@ def test_a_whole_incident_on_the_practice_stack(tmp_path: Path, stack: Stack) ->
     assert "status: resolved → closed (postmortem written)" in [
         e["text"] for e in incident.timeline
     ]
-    assert "status: investigating → resolved (every check passes)" in [
+    assert "status: investigating → resolved (no check is CRIT)" in [
         e["text"] for e in incident.timeline]  # fmt: skip
 
     text = (tmp_path / "incidents" / "DRILL-1" / "postmortem.md").read_text()
@@ -578,3 +580,64 @@ def test_a_whole_incident_on_the_practice_stack(tmp_path: Path, stack: Stack) ->
     assert "- The drill was caught by the db notebook" in text
     assert "- revenue_impact" in text.split("## Missing from the record")[1]
     assert "## Root Cause\nConnections held open by a leaking client" in text
+
+
+# --- what a second look found ----------------------------------------------------------------
+
+
+def test_times_are_checked_and_kept_in_utc(tmp_path: Path) -> None:
+    future = (datetime.now(UTC) + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%S")
+    refused = irkit("incident", "open", "--title", "t", "--detected-at", future, reports=tmp_path)
+    assert refused.returncode == 3
+    assert "is in the future" in refused.stderr
+    backwards = irkit("incident", "open", "--title", "t", "--detected-at", "2024-01-15T14:35:00Z",
+                      "--impact-started-at", "2024-01-15T15:00:00Z", reports=tmp_path)  # fmt: skip
+    assert backwards.returncode == 3
+    assert "after it was detected" in backwards.stderr
+    assert not (tmp_path / "incidents").exists() or not any((tmp_path / "incidents").iterdir())
+    zoned = irkit("incident", "open", "--title", "t", "--id", "Z", "--detected-at",
+                  "2024-01-15T15:35:00+01:00", reports=tmp_path)  # fmt: skip
+    assert zoned.returncode == 0, zoned.stderr
+    incident = _load(tmp_path, "Z")
+    assert incident.fields["detected_at"] == "2024-01-15T14:35:00Z"
+    assert schema.parse_time("2024-01-15T16:22:00+01:00") == when("2024-01-15T15:22:00")
+    # The opening is journaled when it happened, not at the (earlier) detection time it records.
+    journal = [json.loads(line) for line in (incident.folder / JOURNAL).read_text().splitlines()]
+    assert schema.parse_time(journal[0]["at"]) > when("2026-01-01T00:00:00")  # type: ignore[operator]
+
+
+def test_a_bad_webhook_is_reported_not_fatal(monkeypatch: pytest.MonkeyPatch) -> None:
+    from irkit.incident import notify
+    from irkit.incident.log import IncidentLog
+
+    monkeypatch.setenv("IRKIT_SLACK_WEBHOOK", "http://hooks.example/x\n")
+    delivery = notify.send(IncidentLog("", "t"), messages.resolved({}), notify=True)
+    assert delivery is not None
+    assert not delivery.posted
+    assert "hooks.example" not in delivery.detail
+
+
+def test_the_responders_severity_stays_and_resolve_keeps_a_closed_incident(
+    tmp_path: Path, stack: Stack
+) -> None:
+    opened = irkit("incident", "open", "--title", "t", "--id", "K", "--severity", "P0",
+                   reports=tmp_path)  # fmt: skip
+    assert opened.returncode == 0, opened.stderr
+    triage = irkit("run", "triage", "--incident", "K", *WINDOW, reports=tmp_path)
+    assert triage.returncode < 3, triage.stdout + triage.stderr
+    incident = _load(tmp_path, "K")
+    assert incident.fields["severity"] == "P0"  # the probes alone would say less
+    first = [*WINDOW, "-p", "load_requests=10", "-p", 'action_items=["First | A"]']
+    assert irkit("run", "resolve", "--incident", "K", *first, reports=tmp_path).returncode < 3
+    assert irkit("postmortem", "K", "-p", 'action_items=["Second | B"]',
+                 reports=tmp_path).returncode == 0  # fmt: skip
+    closed = _load(tmp_path, "K").fields
+    assert closed["status"] == "closed"
+    again = [*WINDOW, "-p", "load_requests=10", "-p", 'action_items=["Third | C"]']
+    assert irkit("run", "resolve", "--incident", "K", *again, reports=tmp_path).returncode < 3
+    after = _load(tmp_path, "K").fields
+    assert after["status"] == "closed"
+    assert after["resolved_at"] == closed["resolved_at"]
+    assert after["closed_at"] == closed["closed_at"]
+    assert [i["action"] for i in after["action_items"]] == ["First", "Second", "Third"]
+    assert "mitigated_at" not in after  # not given: not invented

@@ -125,3 +125,51 @@ def test_something_that_is_not_prometheus_is_named(stack: Stack) -> None:
     result = prometheus.alerts(web(stack))
     assert result.status is Status.CRIT
     assert "answered 404 with no JSON: is this Prometheus?" in result.summary
+
+
+def test_load_on_the_practice_app_reports_percentiles(stack: Stack) -> None:
+    result = http.load(web(stack), requests=40, concurrency=8, progress=False)
+    assert result.status is Status.OK, result.summary
+    e = result.evidence
+    assert (e["sent"], e["errors"], e["by_status"]) == (40, 0, {"200": 40})
+    assert 0 < e["p50_ms"] <= e["p95_ms"] <= e["p99_ms"]
+
+
+def test_load_counts_server_errors_for_real() -> None:
+    """Every tenth answer a 500: 10 % errors, over the 1 % the catalogue allows."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    count = iter(range(10**6))
+
+    class Flaky(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(500 if next(count) % 10 == 0 else 200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Flaky)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        target = HttpTarget(base_url=f"http://127.0.0.1:{server.server_address[1]}")
+        result = http.load(target, requests=50, concurrency=5, progress=False)
+    finally:
+        server.shutdown()
+    assert result.status is Status.CRIT
+    assert result.evidence["errors"] == 5
+    assert result.evidence["error_pct"] == 10.0
+    assert "5 errors (10.0 %)" in result.summary
+
+
+def test_load_on_a_silent_listener_stops_after_the_first_wave(hanging_port: int) -> None:
+    started = time.monotonic()
+    target = HttpTarget(base_url=f"http://127.0.0.1:{hanging_port}", timeout_s=TIMEOUT_S)
+    result = http.load(target, requests=100, concurrency=10, progress=False)
+    assert result.status is Status.CRIT
+    assert result.evidence["reachable"] is False
+    assert result.evidence["sent"] < 100
+    assert time.monotonic() - started < 3 * TIMEOUT_S + 2

@@ -75,7 +75,11 @@ def severity_form(
                 )
                 + (f"; override {override.value}" if override.value else ""),
             )
-            log.update(f"severity form: {chosen.reason}", severity=chosen.severity)
+            log.update(
+                f"severity form: {chosen.reason}",
+                severity=chosen.severity,
+                severity_source="responder",
+            )
             print(f"Recorded: {chosen.label}, {chosen.reason}")
 
     button.on_click(_guarded(record, out))

@@ -127,9 +127,9 @@ def load_folder(path: Path) -> Incident:
             )
         )
         when = _when(record, nb_path)
-        for fields in record.updates:
+        for at, fields in record.updates:
             order += 1
-            updates.append((when, order, fields))
+            updates.append((schema.parse_time(at) or when, order, fields))
         events.extend(record.events)
         events.extend(_derived_events(nb_path.name, section, record))
         for r in record.results:

@@ -13,6 +13,7 @@ import os
 import uuid
 import warnings
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,9 @@ class IncidentLog:
         self.incident_id = incident_id
         self.source = source
         self.folder = folder
+        # The record so far (as loaded, then as updated here) and what this run changed.
         self.fields: dict[str, Any] = {}
+        self.changed: dict[str, Any] = {}
 
     @property
     def journal(self) -> Path | None:
@@ -52,20 +55,30 @@ class IncidentLog:
         if unknown:
             raise ValueError(f"not incident fields: {', '.join(unknown)}")
         at = utc_now()
+        for name in schema.TIMESTAMPS:
+            if isinstance(fields.get(name), str) and fields[name]:
+                fields[name] = schema.time_parameter(name, fields[name])  # always UTC, "Z"
         for name, kind in _TRACKED.items():
             if name in fields and fields[name] and fields[name] != self.fields.get(name):
                 before = self.fields.get(name)
                 change = f"{before} → {fields[name]}" if before else f"{fields[name]}"
                 self.event(kind, f"{name}: {change}" + (f" ({reason})" if reason else ""))
         self.fields.update(fields)
+        self.changed.update(fields)
         shown = ", ".join(f"{k}={v}" for k, v in fields.items())
-        _display({INCIDENT_MIME: fields, "text/plain": f"record: {shown}"})
-        self._journal({"at": schema.format_time(at), "incident": fields, "source": self.source})
+        # When the fields were set rides in the output's metadata: the loader orders every
+        # change by it, whichever notebook or journal it comes from.
+        when = _stamp(at)
+        _display(
+            {INCIDENT_MIME: fields, "text/plain": f"record: {shown}"},
+            metadata={INCIDENT_MIME: {"at": when}},
+        )
+        self._journal({"at": when, "incident": fields, "source": self.source})
 
     def event(self, kind: str, text: str, **data: Any) -> dict[str, Any]:
         """Add one moment to the timeline."""
         event: dict[str, Any] = {
-            "at": utc_now().isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "at": _stamp(utc_now()),
             "kind": kind,
             "text": text,
             "source": self.source,
@@ -98,7 +111,11 @@ class IncidentLog:
             )
 
 
-def _display(bundle: dict[str, Any]) -> None:
+def _stamp(at: datetime) -> str:
+    return at.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _display(bundle: dict[str, Any], metadata: dict[str, Any] | None = None) -> None:
     from IPython.display import display
 
-    display(bundle, raw=True)  # type: ignore[no-untyped-call]
+    display(bundle, raw=True, metadata=metadata)  # type: ignore[no-untyped-call]

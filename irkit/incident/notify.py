@@ -43,7 +43,8 @@ class Delivery:
 def _post(channel: str, url: str, **kwargs: object) -> Delivery:
     try:
         response = httpx.post(url, timeout=TIMEOUT_S, **kwargs)  # type: ignore[arg-type]
-    except httpx.HTTPError as exc:
+    except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:
+        # Never fatal: a bad URL in the environment is reported like a refused post.
         return Delivery(
             channel, False, redact(f"{type(exc).__name__}: {exc}".replace(url, "the URL"))
         )

@@ -80,16 +80,22 @@ def conclude(
     ):
         if value:
             fields[name] = value
-    if action_items:
-        fields["action_items"] = [schema.action_item(text) for text in action_items]
     mitigated = schema.time_parameter("mitigated_at", mitigated_at)
     resolved = schema.time_parameter("resolved_at", resolved_at)
-    failing = [r for r in section.results if r.status is Status.CRIT]
     record = section.incident.fields
+    if action_items:
+        # Added to what the record holds (the postmortem may have added some): none is lost.
+        items = list(record.get("action_items") or [])
+        known = {i.get("action") for i in items}
+        items += [i for i in map(schema.action_item, action_items) if i["action"] not in known]
+        fields["action_items"] = items
+    if mitigated:
+        fields["mitigated_at"] = mitigated
+    failing = [r for r in section.results if r.status is Status.CRIT]
     if failing and not declare_resolved:
         names = ", ".join(sorted({r.probe for r in failing}))
-        if mitigated and not record.get("mitigated_at"):
-            fields.update(mitigated_at=mitigated, status="mitigated")
+        if mitigated and record.get("status") == "investigating":
+            fields["status"] = "mitigated"
         if fields:
             section.incident.update(**fields)
         return Verdict(
@@ -98,13 +104,19 @@ def conclude(
             "mitigate, and run this notebook again (or set declare_resolved=True if these are "
             "known and accepted).",
         )
-    now = schema.format_time(utc_now())
-    fields["resolved_at"] = resolved or now
-    fields["mitigated_at"] = mitigated or record.get("mitigated_at") or fields["resolved_at"]
-    fields["status"] = "resolved"
-    reason = "every check passes" if not failing else (
+    reason = "no check is CRIT" if not failing else (
         "declared by the responder despite CRIT: " + ", ".join(sorted({r.probe for r in failing}))
     )  # fmt: skip
+    if record.get("status") in ("resolved", "closed") and not resolved:
+        # Already resolved: a later run adds its findings, and keeps when that happened.
+        if fields:
+            section.incident.update(**fields)
+        return Verdict(
+            True, f"Already {record['status']} at {record.get('resolved_at')}; {reason}."
+        )
+    fields["resolved_at"] = resolved or schema.format_time(utc_now())
+    if record.get("status") != "closed":
+        fields["status"] = "resolved"
     section.incident.update(reason, **fields)
     section.incident.event("resolved", f"incident resolved ({reason})")
     return Verdict(True, f"RESOLVED at {fields['resolved_at']}: {reason}.")

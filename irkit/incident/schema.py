@@ -52,6 +52,8 @@ EXTRA_FIELDS = (
     "follow_up",
     "public_message",
     "drills",
+    # "responder" when a person chose the severity: the decision list then only advises.
+    "severity_source",
 )
 LESSONS = {
     "went_well": "What Went Well",
@@ -92,14 +94,14 @@ def parse_time(value: Any) -> datetime | None:
     """A record timestamp as an aware UTC datetime; None for empty or unreadable values (the
     caller reports those rather than guessing)."""
     if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
+        return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
     if not isinstance(value, str) or not value.strip():
         return None
     try:
         parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
     except ValueError:
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def format_time(value: datetime) -> str:

@@ -174,4 +174,7 @@ def decide(
                     tuple(answers),
                 )
     why = "no question decided" + (f" (not answered: {'; '.join(unknown)})" if unknown else "")
-    return Decision(FALLBACK, f"{why}: minor feature degraded", tuple(answers))
+    return Decision(
+        FALLBACK, f"{why}: P2, the runbook's level when nothing graver or cosmetic applies",
+        tuple(answers),
+    )  # fmt: skip

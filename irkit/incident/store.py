@@ -10,7 +10,7 @@ import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,11 @@ from irkit.errors import ConfigError
 from irkit.home import reports_dir
 from irkit.incident import schema
 from irkit.incident.log import JOURNAL
+from irkit.result import utc_now
 
+OPENER = "irkit incident open"
+# A detection time this far ahead of the clock is a typing or time-zone mistake.
+CLOCK_SKEW = timedelta(minutes=5)
 NUMBERED = re.compile(r"(\d+)-([A-Za-z0-9_.-]+)\.ipynb")
 _LOCK = ".lock"
 
@@ -84,12 +88,11 @@ def open_incident(
     category: str = "",
     severity: str = "",
     responder: str = "",
-    detected_at: datetime,
+    detected_at: datetime | None = None,
     impact_started_at: str = "",
     detection_source: str = "",
     drill: bool = False,
     incident_id: str = "",
-    triage_parameters: dict[str, Any] | None = None,
 ) -> Opened:
     """Create the incident's folder, its opening record, and `01-triage.ipynb` ready to step
     through in JupyterLab (papermill's prepare-only: parameters in, nothing run)."""
@@ -101,65 +104,78 @@ def open_incident(
         schema.check_choice("category", category, schema.CATEGORIES)
     if severity:
         schema.check_choice("severity", severity, schema.SEVERITIES)
-    impact_started_at = schema.time_parameter("impact_started_at", impact_started_at)
+    now = utc_now()
+    detected = detected_at or now
+    if detected > now + CLOCK_SKEW:
+        raise ConfigError(
+            f"detected at {schema.format_time(detected)} is in the future (now "
+            f"{schema.format_time(now)}): give UTC, or add the zone, e.g. +01:00"
+        )
+    impact_started = schema.parse_time(
+        schema.time_parameter("impact_started_at", impact_started_at)
+    )
+    if impact_started and impact_started > detected:
+        raise ConfigError(
+            f"impact started at {schema.format_time(impact_started)}, after it was detected "
+            f"({schema.format_time(detected)}): check both times"
+        )
     root = incidents_dir()
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError(f"cannot create the incidents folder {root}: {exc}") from None
-    path = _new_folder(root, incident_id, title, detected_at)
+    path = _new_folder(root, incident_id, title, detected)
     incident_id = path.name
-    opened_at = schema.format_time(detected_at)
     fields: dict[str, Any] = {
         "incident_id": incident_id,
         "title": title.strip(),
         "status": "investigating",
-        "detected_at": opened_at,
+        "detected_at": schema.format_time(detected),
         "drill": drill,
     }
     for name, value in (
         ("category", category),
         ("severity", severity),
         ("responder", responder),
-        ("impact_started_at", impact_started_at),
+        ("impact_started_at", schema.format_time(impact_started) if impact_started else ""),
         ("detection_source", detection_source),
     ):
         if value:
             fields[name] = value
-    entries = [
-        {"at": opened_at, "incident": fields, "source": "irkit incident open"},
-        {
-            "at": opened_at,
-            "event": {
-                "at": opened_at,
-                "kind": "declared",
-                "text": f"incident declared: {title.strip()}"
-                + (f" ({severity})" if severity else "")
-                + (f", responder {responder}" if responder else ""),
-                "source": "irkit incident open",
-                "id": f"{incident_id}-declared",
-            },
-            "source": "irkit incident open",
-        },
+    if severity:
+        fields["severity_source"] = "responder"
+    # The journal is ordered by when things were written; the moments the responder gave are
+    # events at their own times.
+    opened = schema.format_time(now)
+    events = [
+        (fields.get("impact_started_at"), "impact", "impact started"),
+        (fields["detected_at"], "detected", f"detected: {detection_source or 'alert'}"),
+        (
+            opened,
+            "declared",
+            f"incident declared: {title.strip()}"
+            + (f" ({severity})" if severity else "")
+            + (f", responder {responder}" if responder else ""),
+        ),
     ]
-    if impact_started_at:
-        entries.append(
-            {
-                "at": impact_started_at,
-                "event": {
-                    "at": impact_started_at,
-                    "kind": "impact",
-                    "text": "impact started",
-                    "source": "irkit incident open",
-                    "id": f"{incident_id}-impact",
-                },
-                "source": "irkit incident open",
-            }
-        )
+    entries: list[dict[str, Any]] = [{"at": opened, "incident": fields, "source": OPENER}]
+    entries += [
+        {
+            "at": opened,
+            "event": {
+                "at": at,
+                "kind": kind,
+                "text": text,
+                "source": OPENER,
+                "id": f"{incident_id}-{kind}",
+            },
+            "source": OPENER,
+        }
+        for at, kind, text in events
+        if at
+    ]
     (path / JOURNAL).write_text("".join(json.dumps(e) + "\n" for e in entries), encoding="utf-8")
-    notebook = _prepare_triage(
-        path, {"incident_id": incident_id, **(triage_parameters or {})}, opened_at
-    )
+    notebook = _prepare_triage(path, {"incident_id": incident_id}, opened)
     return Opened(incident_id, path, notebook)
 
 

@@ -101,18 +101,11 @@ def _user() -> str:
         return ""
 
 
-def impact(section: Section, result: Result, *, tenants_affected: str = "") -> Result:
-    """The runbook's quick impact check into the record (active users, tenants); returns the
-    check's result to show."""
-    fields: dict[str, Any] = {}
+def impact(section: Section, result: Result) -> Result:
+    """The runbook's quick impact check into the record (users active in the window); returns
+    the check's result to show."""
     if "active_users" in result.evidence:
-        fields["users_affected"] = result.evidence["active_users"]
-    if tenants_affected:
-        fields["tenants_affected"] = tenants_affected
-    elif "tenants" in result.evidence and "tenants_affected" not in section.incident.fields:
-        fields["tenants_affected"] = "all"
-    if fields:
-        section.incident.update(**fields)
+        section.incident.update(users_affected=result.evidence["active_users"])
     return result
 
 
@@ -125,10 +118,13 @@ def decide_severity(
     core_features_work: str = "",
     one_tenant_only: str = "",
     cosmetic_only: str = "",
+    tenants_affected: str = "",
     login_path: str = "/accounts/login/",
     core_paths: Sequence[str] = (),
 ) -> severity.Decision:
-    """The runbook's decision list on this run's verdicts and the responder's answers."""
+    """The runbook's decision list on this run's verdicts and the responder's answers. A
+    severity a person chose (`severity`, `--severity`, the form) is kept unless this run
+    overrides it: the list then only advises."""
     answers = {
         name: severity.parse_answer(f"answer_{name}", value)
         for name, value in (
@@ -142,8 +138,33 @@ def decide_severity(
     decision = severity.decide(
         section.results, answers, override=override, login_path=login_path, core_paths=core_paths
     )
-    section.incident.update(decision.reason, severity=decision.severity)
+    log = section.incident
+    chosen = log.fields.get("severity")
+    if override or any(v is not None for v in answers.values()):
+        log.update(decision.reason, severity=decision.severity, severity_source="responder")
+    elif log.fields.get("severity_source") == "responder" and chosen in schema.SEVERITIES:
+        decision = severity.Decision(
+            chosen,
+            f"kept as the responder set it (the decision list says {decision.severity}: "
+            f"{decision.reason})",
+            decision.answers,
+            overridden=True,
+        )
+    else:
+        log.update(decision.reason, severity=decision.severity, severity_source="decision list")
+    _record_tenants(section, tenants_affected, decision)
     return decision
+
+
+def _record_tenants(section: Section, given: str, decision: severity.Decision) -> None:
+    """Tenants affected: as the responder says, else what the one-tenant answer implies; never
+    guessed from the probes alone."""
+    if given:
+        section.incident.update(tenants_affected=given)
+        return
+    one = next(a for a in decision.answers if a.key == "one_tenant_only")
+    if one.value is not None and not section.incident.fields.get("tenants_affected"):
+        section.incident.update(tenants_affected="1" if one.value else "all")
 
 
 def severity_form(
