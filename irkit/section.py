@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, MutableMapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
@@ -18,6 +18,7 @@ from irkit.probe import Target
 from irkit.result import Result, Status
 
 if TYPE_CHECKING:
+    from irkit.actions.guard import Action
     from irkit.incident.load import Incident
 
 P = ParamSpec("P")
@@ -129,6 +130,15 @@ class Section:
     @property
     def status(self) -> Status:
         return Status.worst(r.status for r in self._latest.values())
+
+    def act(
+        self, action: Action, *, allow_actions: Sequence[str] = (), confirmed_by: str = ""
+    ) -> None:
+        """A guarded mitigation: its plan shown and recorded; done only if named in
+        `allow_actions` (papermill) or confirmed in the panel (JupyterLab)."""
+        from irkit.actions.guard import guarded
+
+        guarded(self.incident, action, allow_actions=allow_actions, confirmed_by=confirmed_by)
 
     def next_steps(self) -> NextSteps:
         """The closing summary: the section's verdict and what the runbook says to do next."""

@@ -1,0 +1,225 @@
+"""The guard rails every action passes through (design §6).
+
+- `Plan`: what an action would do, item by item, and what it refuses and why. Making a plan
+  changes nothing.
+- `Section.act` / `guarded`: shows the plan and records it; then acts only if the responder
+  confirms in JupyterLab (by typing the number of items), or if the action is named in
+  `allow_actions` under papermill. Otherwise it stays a dry run, and says how to act.
+- An action's `act` re-checks each item against the plan and acts only on those that still
+  match: a pid now running another query, a file changed since, is left alone and reported.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from html import escape
+from typing import Any, Protocol
+
+from irkit.incident.log import IncidentLog, interactive
+from irkit.result import utc_now
+from irkit.secrets import redact
+
+
+@dataclass(frozen=True)
+class Item:
+    """One thing an action would change: `key` identifies it (a pid, a path, a queue)."""
+
+    key: str
+    summary: str
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Plan:
+    action: str
+    target: str
+    what: str  # "terminate 3 backends", in the plan's own words
+    items: tuple[Item, ...] = ()
+    refused: tuple[tuple[str, str], ...] = ()  # (item, why it is left alone)
+    at: datetime = field(default_factory=utc_now)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "action": self.action,
+            "target": self.target,
+            "what": self.what,
+            "items": [{"key": i.key, "summary": i.summary, **i.details} for i in self.items],
+            "refused": [{"item": k, "why": why} for k, why in self.refused],
+            "at": self.at.isoformat(timespec="seconds"),
+        }
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        head = f"PLAN {self.action} on {self.target}: {self.what}"
+        lines = [head] + [f"  - {i.summary}" for i in self.items]
+        lines += [f"  refused: {k}: {why}" for k, why in self.refused]
+        if not self.items:
+            lines.append("  nothing to do")
+        html = f"<p><b>{escape(head)}</b></p><ul>"
+        html += "".join(f"<li>{escape(i.summary)}</li>" for i in self.items)
+        html += "".join(
+            f"<li style='color:#8a6d3b'>refused: {escape(k)}: {escape(why)}</li>"
+            for k, why in self.refused
+        )
+        html += "</ul>" if self.items or self.refused else "<li>nothing to do</li></ul>"
+        return {"text/plain": redact("\n".join(lines)), "text/html": redact(html)}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    action: str
+    target: str
+    done: tuple[tuple[str, str], ...] = ()  # (item, what happened)
+    skipped: tuple[tuple[str, str], ...] = ()  # (item, why not: changed since the plan, …)
+    failed: tuple[tuple[str, str], ...] = ()
+    summary: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "action": self.action,
+            "target": self.target,
+            "summary": self.summary,
+            "done": [{"item": k, "result": r} for k, r in self.done],
+            "skipped": [{"item": k, "why": r} for k, r in self.skipped],
+            "failed": [{"item": k, "why": r} for k, r in self.failed],
+        }
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        lines = [f"DONE {self.action} on {self.target}: {self.summary}"]
+        lines += [f"  done: {k}: {r}" for k, r in self.done]
+        lines += [f"  skipped: {k}: {r}" for k, r in self.skipped]
+        lines += [f"  FAILED: {k}: {r}" for k, r in self.failed]
+        return {"text/plain": redact("\n".join(lines))}
+
+
+class Action(Protocol):
+    name: str
+
+    def plan(self) -> Plan: ...
+
+    def act(self, plan: Plan) -> Outcome: ...
+
+
+class Dry:
+    """What a guarded step shows when it did not act."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        return {"text/plain": self.text, "text/html": f"<p><i>{escape(self.text)}</i></p>"}
+
+
+def who(confirmed_by: str = "") -> str:
+    if confirmed_by:
+        return confirmed_by
+    try:
+        return os.environ.get("USER") or getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def guarded(
+    log: IncidentLog,
+    action: Action,
+    *,
+    allow_actions: Sequence[str] = (),
+    confirmed_by: str = "",
+) -> Outcome | None:
+    """Plan, show, record; act only if allowed (papermill) or confirmed (JupyterLab). Returns
+    the outcome when it acted at once, else None."""
+    shown = _guarded(log, action, allow_actions, confirmed_by)
+    from IPython.display import display
+
+    for item in shown:
+        display(item)  # type: ignore[no-untyped-call]
+    return next((s for s in shown if isinstance(s, Outcome)), None)
+
+
+def _guarded(
+    log: IncidentLog, action: Action, allow_actions: Sequence[str], confirmed_by: str
+) -> list[Any]:
+    plan = action.plan()
+    log.event("action-plan", f"plan {plan.action}: {plan.what}", plan=plan.to_json())
+    shown: list[Any] = [plan]
+    if not plan.items:
+        return shown
+    if action.name in allow_actions:
+        actor = f"{who(confirmed_by)} (allow_actions)"
+        shown.append(_act(log, action, plan, actor))
+    elif interactive():
+        shown.append(_confirm_panel(log, action, plan, confirmed_by))
+    else:
+        text = (
+            f"Dry run: nothing was changed. To act under papermill, add {action.name!r} to "
+            "allow_actions (e.g. -p 'allow_actions=[\"" + action.name + "\"]'); in JupyterLab, "
+            "confirm in the panel."
+        )
+        log.event("action-dry-run", f"{plan.action} not run: {action.name} not in allow_actions")
+        shown.append(Dry(text))
+    return shown
+
+
+def _act(log: IncidentLog, action: Action, plan: Plan, actor: str) -> Outcome:
+    log.event("action-confirmed", f"{plan.action} confirmed by {actor}: {plan.what}")
+    outcome = action.act(plan)
+    log.event(
+        "action-result",
+        f"{plan.action}: {outcome.summary}",
+        outcome=outcome.to_json(),
+        confirmed_by=actor,
+    )
+    return outcome
+
+
+def _confirm_panel(log: IncidentLog, action: Action, plan: Plan, confirmed_by: str) -> Any:
+    """Type the number of items, then press the button: a count typed by hand cannot be a
+    reflex, and it must match the plan shown."""
+    import ipywidgets as w  # type: ignore[import-untyped]
+
+    n = len(plan.items)
+    box = w.Text(placeholder=f"type {n} to confirm", layout=w.Layout(width="14em"))
+    box.add_class("irkit-confirm-count")
+    button = w.Button(description=f"{plan.action}: act on {n}", button_style="danger")
+    button.add_class("irkit-confirm-act")
+    out = w.Output()
+
+    def click(_: Any) -> None:
+        with out:
+            out.clear_output()
+            if box.value.strip() != str(n):
+                print(f"Not done: type {n} (the number of items in the plan) to confirm.")
+                return
+            button.disabled = True
+            try:
+                outcome = _act(log, action, plan, who(confirmed_by))
+            except Exception as exc:
+                print(f"FAILED: {type(exc).__name__}: {redact(str(exc))}")
+                log.event("action-result", f"{plan.action} failed: {redact(str(exc))}")
+                return
+            print(outcome._repr_mimebundle_()["text/plain"])
+
+    button.on_click(click)
+    return w.VBox([w.HTML(f"<b>Confirm {escape(plan.what)}</b>"), w.HBox([box, button]), out])
+
+
+def act_on(
+    plan: Plan,
+    still_matches: Callable[[Item], str | None],
+    do: Callable[[Item], str],
+) -> tuple[list[tuple[str, str]], list[tuple[str, str]], list[tuple[str, str]]]:
+    """Run `do` on each planned item that `still_matches` (which returns None, or why not)."""
+    done, skipped, failed = [], [], []
+    for item in plan.items:
+        why_not = still_matches(item)
+        if why_not:
+            skipped.append((item.summary, why_not))
+            continue
+        try:
+            done.append((item.summary, do(item)))
+        except Exception as exc:
+            failed.append((item.summary, redact(f"{type(exc).__name__}: {exc}")))
+    return done, skipped, failed
