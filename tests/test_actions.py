@@ -3,7 +3,11 @@ and changes nothing unless allowed or confirmed."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -13,8 +17,15 @@ from irkit.actions import guard
 from irkit.actions.postgres import Backends
 from irkit.errors import ConfigError
 from irkit.incident.log import IncidentLog
-from irkit.sandbox.stack import Stack
-from irkit.targets import PostgresTarget
+from irkit.probes.redis import session
+from irkit.sandbox.stack import BROKER_DB, Stack
+from irkit.targets import CeleryTarget, PostgresTarget, RedisTarget
+
+
+@contextlib.contextmanager
+def redis_client(target: RedisTarget) -> Iterator[Any]:
+    with session(target) as r:
+        yield r
 
 
 def pids_running(stack: Stack, needle: str) -> set[int]:
@@ -130,3 +141,141 @@ def test_a_filter_is_required() -> None:
         Backends(PostgresTarget(), older_than_s=0)
     with pytest.raises(ConfigError, match="mode 'kill'"):
         Backends(PostgresTarget(), mode="kill")
+
+
+# --- Redis -------------------------------------------------------------------------------------
+
+
+def test_flush_refuses_the_broker_db_and_empties_a_cache_db(
+    redis_target: RedisTarget, stack: Stack
+) -> None:
+    from irkit.actions.redis import FlushDb
+
+    broker_db = RedisTarget(url=stack.redis.url(BROKER_DB))
+    with redis_client(broker_db) as r:
+        before = r.dbsize()
+    plan = FlushDb(broker_db).plan()
+    assert plan.items == ()
+    assert "holds Celery/kombu keys" in plan.refused[0][1]
+    assert guard.guarded(log(), FlushDb(broker_db), allow_actions=["redis.flushdb"]) is None
+    with redis_client(broker_db) as r:
+        assert r.dbsize() == before  # nothing happened, even though allowed
+
+    with redis_client(redis_target) as r:
+        r.mset({f"irkit-test:{n}": n for n in range(25)})
+        keys = r.dbsize()
+    plan = FlushDb(redis_target).plan()
+    assert plan.items[0].details["keys"] == keys
+    outcome = FlushDb(redis_target).act(plan)
+    assert outcome.summary == f"{keys} keys removed (0 now)"
+    with redis_client(redis_target) as r:
+        assert r.dbsize() == 0
+
+
+def test_maxmemory_is_changed_and_a_too_small_value_refused(redis_target: RedisTarget) -> None:
+    from irkit.actions.redis import MaxMemory, parse_size
+
+    assert parse_size("512mb") == 512 * 2**20
+    assert parse_size("1k") == 1000
+    with redis_client(redis_target) as r:
+        original = int(r.config_get("maxmemory")["maxmemory"])
+        try:
+            assert MaxMemory(redis_target, "1kb").plan().refused  # below what is in use
+            action = MaxMemory(redis_target, "300mb")
+            outcome = guard.guarded(log(), action, allow_actions=["redis.maxmemory"])
+            assert outcome is not None
+            assert int(r.config_get("maxmemory")["maxmemory"]) == 300 * 2**20
+        finally:
+            r.config_set("maxmemory", original)
+
+
+# --- Celery ------------------------------------------------------------------------------------
+
+
+def test_purge_empties_a_real_queue_of_known_size(broker: CeleryTarget) -> None:
+    from celery import Celery
+
+    from irkit.actions.celery import Purge
+
+    queue = "irkit-test-purge"  # no worker consumes it
+    app = Celery("t", broker=broker.broker_url, set_as_current=False)
+    try:
+        for n in range(30):
+            app.send_task("nothing.here", queue=queue, priority=[0, 5, 9][n % 3])
+    finally:
+        app.close()
+    action = Purge(broker, [queue])
+    plan = action.plan()
+    assert plan.items[0].details["waiting"] == 30
+    assert guard.guarded(log(), action) is None  # not allowed: a dry run
+    assert Purge(broker, [queue]).plan().items[0].details["waiting"] == 30
+    outcome = action.act(plan)
+    assert outcome.summary == "30 tasks discarded from 1 queue(s)"
+    assert Purge(broker, [queue]).plan().items == ()  # every priority sub-queue is empty
+
+
+def test_pool_grow_changes_a_real_workers_pool(broker: CeleryTarget) -> None:
+    from irkit.actions.celery import Pool, pool_sizes
+
+    before = pool_sizes(broker)
+    assert before, "the practice worker answers"
+    worker, size = next(iter(before.items()))
+    try:
+        outcome = guard.guarded(log(), Pool(broker, 1, [worker]),
+                                allow_actions=["celery.pool_grow"])  # fmt: skip
+        assert outcome is not None
+        assert outcome.done == ((f"{worker}: pool {size} → {size + 1}", f"pool is now {size + 1}"),)
+        assert pool_sizes(broker)[worker] == size + 1
+        refused = Pool(broker, -(size + 5), [worker]).plan()
+        assert "cannot lose" in refused.refused[0][1]
+    finally:
+        shrink = Pool(broker, -1, [worker])
+        shrink.act(shrink.plan())
+    assert pool_sizes(broker)[worker] == size
+
+
+# --- disk ----------------------------------------------------------------------------------
+
+
+def test_cleanup_deletes_exactly_the_old_files_and_nothing_behind_a_symlink(
+    tmp_path: Path,
+) -> None:
+    from irkit.actions.disk import OldFiles
+
+    root, outside = tmp_path / "logs", tmp_path / "keep"
+    (root / "sub").mkdir(parents=True)
+    outside.mkdir()
+    old = time.time() - 10 * 86400
+    files = {
+        "old": root / "app.log",
+        "old_sub": root / "sub" / "worker.log",
+        "new": root / "today.log",
+        "other": root / "notes.txt",
+        "target": outside / "precious.log",
+    }
+    for name, path in files.items():
+        path.write_bytes(b"x" * 1000)
+        if name != "new":
+            os.utime(path, (old, old))
+    (root / "link.log").symlink_to(files["target"])
+    (root / "linked-dir").symlink_to(outside, target_is_directory=True)
+    action = OldFiles([str(root)], max_age_days=7, pattern="*.log")
+    plan = action.plan()
+    assert sorted(i.key for i in plan.items) == sorted([str(files["old"]), str(files["old_sub"])])
+    files["old_sub"].write_bytes(b"changed")  # after the plan: left alone
+    os.utime(files["old_sub"], (old, old))
+    outcome = action.act(plan)
+    assert not files["old"].exists()
+    assert outcome.skipped[0][1] == "changed since the plan"
+    for name in ("old_sub", "new", "other", "target"):
+        assert files[name].exists(), name
+    assert (root / "link.log").is_symlink()
+
+
+@pytest.mark.parametrize("root", ["/", "~", "/root"])
+def test_cleanup_refuses_root_and_home_folders(root: str) -> None:
+    from irkit.actions.disk import OldFiles
+
+    plan = OldFiles([os.path.expanduser(root)], max_age_days=7).plan()
+    assert plan.items == ()
+    assert plan.refused[0][1] in ("it is /", "it is a home folder")

@@ -19,6 +19,7 @@ from datetime import datetime
 from html import escape
 from typing import Any, Protocol
 
+from irkit.errors import IrkitError, NotVisible, ServiceError
 from irkit.incident.log import IncidentLog, interactive
 from irkit.result import utc_now
 from irkit.secrets import redact
@@ -142,7 +143,13 @@ def guarded(
 def _guarded(
     log: IncidentLog, action: Action, allow_actions: Sequence[str], confirmed_by: str
 ) -> list[Any]:
-    plan = action.plan()
+    try:
+        plan = action.plan()
+    except (ServiceError, NotVisible, IrkitError) as exc:
+        # A target that is down cannot be mitigated from here: say so, do not crash the notebook.
+        text = f"{action.name}: no plan could be made: {redact(str(exc))}"
+        log.event("action-plan", text)
+        return [Dry(text)]
     log.event("action-plan", f"plan {plan.action}: {plan.what}", plan=plan.to_json())
     shown: list[Any] = [plan]
     if not plan.items:
@@ -165,7 +172,12 @@ def _guarded(
 
 def _act(log: IncidentLog, action: Action, plan: Plan, actor: str) -> Outcome:
     log.event("action-confirmed", f"{plan.action} confirmed by {actor}: {plan.what}")
-    outcome = action.act(plan)
+    try:
+        outcome = action.act(plan)
+    except (ServiceError, NotVisible, IrkitError) as exc:
+        reason = redact(str(exc))
+        outcome = Outcome(plan.action, plan.target, failed=(("all", reason),),
+                          summary=f"FAILED: {reason}")  # fmt: skip
     log.event(
         "action-result",
         f"{plan.action}: {outcome.summary}",

@@ -1,0 +1,133 @@
+"""Celery mitigations from Common Incident 2: purge a queue (`celery -A … purge`) and grow or
+shrink a worker's pool (the runbook scales workers; a running worker's pool grows through the
+control API without a restart)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from irkit.actions.guard import Item, Outcome, Plan, act_on
+from irkit.errors import ConfigError
+from irkit.probes import celery as probes
+from irkit.targets import CeleryTarget
+
+RESIZE_WAIT_S = 5.0
+
+
+def _waiting(target: CeleryTarget, queues: Sequence[str]) -> dict[str, int]:
+    result = probes.queues(target, names=list(queues), warn=10**9, crit=10**9)
+    if result.evidence.get("reachable") is False or "rows" not in result.evidence:
+        raise ConfigError(f"cannot count the queues: {result.summary}")
+    return {r["queue"]: int(r["waiting"]) for r in result.evidence["rows"]}
+
+
+class Purge:
+    """Discard every task waiting in the named queues, priority sub-queues included (kombu's
+    own purge, as `celery purge` does)."""
+
+    name = "celery.purge"
+
+    def __init__(self, target: CeleryTarget, queues: Sequence[str] = ("celery",)) -> None:
+        if not queues:
+            raise ConfigError("name the queues to purge (celery_queues)")
+        self.target = target
+        self.queues = list(queues)
+
+    def plan(self) -> Plan:
+        waiting = _waiting(self.target, self.queues)
+        items = tuple(
+            Item(q, f"queue {q}: {n} tasks waiting", {"queue": q, "waiting": n})
+            for q, n in waiting.items()
+            if n
+        )
+        total = sum(waiting.values())
+        return Plan(self.name, self.target.display, f"purge {total} tasks", items)
+
+    def act(self, plan: Plan) -> Outcome:
+        from kombu import Connection
+
+        from irkit.secrets import with_password
+
+        url = with_password(self.target.broker_url, self.target.password)
+        with Connection(url, connect_timeout=self.target.socket_timeout_s) as conn:
+            channel = conn.default_channel
+
+            def purge(item: Item) -> str:
+                discarded = int(channel.queue_purge(item.key) or 0)
+                return f"{discarded} tasks discarded (planned {item.details['waiting']})"
+
+            done, skipped, failed = act_on(plan, lambda item: None, purge)
+        total = sum(int(text.split()[0]) for _, text in done)
+        summary = f"{total} tasks discarded from {len(done)} queue(s)"
+        return Outcome(self.name, plan.target, tuple(done), tuple(skipped), tuple(failed), summary)
+
+
+def pool_sizes(target: CeleryTarget) -> dict[str, int]:
+    """Each answering worker's pool size (`inspect stats`)."""
+    with probes._app(target) as app:
+        stats = app.control.inspect(timeout=target.inspect_timeout_s).stats() or {}
+    # `processes` follows pool_grow/pool_shrink; `max-concurrency` keeps the configured size.
+    return {
+        name: len(pool["processes"])
+        if isinstance((pool := s.get("pool", {})).get("processes"), list)
+        else int(pool.get("max-concurrency", 0))
+        for name, s in stats.items()
+    }
+
+
+class Pool:
+    """Grow (`by` > 0) or shrink (`by` < 0) the pool of each named worker (all that answer, if
+    none are named) by `by` processes."""
+
+    def __init__(self, target: CeleryTarget, by: int, workers: Sequence[str] = ()) -> None:
+        if by == 0:
+            raise ConfigError("give the number of processes to add (> 0) or remove (< 0)")
+        self.name = "celery.pool_grow" if by > 0 else "celery.pool_shrink"
+        self.target = target
+        self.by = by
+        self.workers = list(workers)
+
+    def plan(self) -> Plan:
+        sizes = pool_sizes(self.target)
+        items, refused = [], []
+        for name in self.workers or sorted(sizes):
+            if name not in sizes:
+                refused.append((name, "did not answer (not running, or too busy to reply)"))
+                continue
+            new = sizes[name] + self.by
+            if new < 1:
+                refused.append((name, f"its pool has {sizes[name]}: it cannot lose {-self.by}"))
+                continue
+            items.append(Item(name, f"{name}: pool {sizes[name]} → {new}",
+                              {"worker": name, "from": sizes[name], "to": new}))  # fmt: skip
+        verb = "grow" if self.by > 0 else "shrink"
+        what = f"{verb} the pool of {len(items)} worker(s) by {abs(self.by)}"
+        return Plan(self.name, self.target.display, what, tuple(items), tuple(refused))
+
+    def act(self, plan: Plan) -> Outcome:
+        def still_matches(item: Item) -> str | None:
+            now = pool_sizes(self.target).get(item.key)
+            if now is None:
+                return "no longer answers"
+            return None if now == item.details["from"] else f"its pool is {now} now, not planned"
+
+        def resize(item: Item) -> str:
+            with probes._app(self.target) as app:
+                call: Any = app.control.pool_grow if self.by > 0 else app.control.pool_shrink
+                replies = call(abs(self.by), destination=[item.key], reply=True,
+                               timeout=max(self.target.inspect_timeout_s, 2.0))  # fmt: skip
+            if not replies:
+                raise ConfigError("the worker did not acknowledge")
+            # The worker acknowledges first and resizes after: wait to see it done.
+            deadline = time.monotonic() + RESIZE_WAIT_S
+            now = pool_sizes(self.target).get(item.key)
+            while now != item.details["to"] and time.monotonic() < deadline:
+                time.sleep(0.2)
+                now = pool_sizes(self.target).get(item.key)
+            return f"pool is now {now}"
+
+        done, skipped, failed = act_on(plan, still_matches, resize)
+        summary = f"{len(done)} of {len(plan.items)} pools resized"
+        return Outcome(self.name, plan.target, tuple(done), tuple(skipped), tuple(failed), summary)
