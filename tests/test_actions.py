@@ -4,6 +4,7 @@ and changes nothing unless allowed or confirmed."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import time
 from collections.abc import Iterator
@@ -279,3 +280,42 @@ def test_cleanup_refuses_root_and_home_folders(root: str) -> None:
     plan = OldFiles([os.path.expanduser(root)], max_age_days=7).plan()
     assert plan.items == ()
     assert plan.refused[0][1] in ("it is /", "it is a home folder")
+
+
+# --- in the notebooks, headless ----------------------------------------------------------------
+
+
+def test_headless_db_notebook_acts_only_when_allowed_and_records_it(
+    tmp_path: Path, stack: Stack, hold: Any
+) -> None:
+    from irkit.incident import load
+    from tests.test_cli import irkit
+
+    (conn,) = hold(1)
+    hold.background(conn, "SELECT pg_sleep(120) /* runaway report */")
+    wait_for(lambda: pids_running(stack, "/* runaway report */"))
+    time.sleep(1.2)
+    assert irkit("incident", "open", "--title", "t", "--id", "A1", reports=tmp_path).returncode == 0
+    kill = ["-p", "pg_kill_older_than_s=1"]
+    dry = irkit("run", "db", "--incident", "A1", *kill, reports=tmp_path)
+    assert dry.returncode < 3, dry.stdout + dry.stderr
+    assert pids_running(stack, "/* runaway report */")  # re-read: nothing changed
+    allowed = irkit("run", "db", "--incident", "A1", *kill, "-p", "confirmed_by=jane",
+                    "-p", 'allow_actions=["postgres.terminate"]', reports=tmp_path)  # fmt: skip
+    assert allowed.returncode < 3, allowed.stdout + allowed.stderr
+    assert not pids_running(stack, "/* runaway report */")
+    timeline = load.load_folder(tmp_path / "incidents" / "A1").timeline
+    kinds = [e["kind"] for e in timeline if e["kind"].startswith("action")]
+    assert kinds == ["action-plan", "action-dry-run", "action-plan", "action-confirmed",
+                     "action-result"]  # fmt: skip
+    confirmed = next(e for e in timeline if e["kind"] == "action-confirmed")
+    assert "confirmed by jane (allow_actions)" in confirmed["text"]
+    result = next(e for e in timeline if e["kind"] == "action-result")
+    assert result["text"] == "postgres.terminate: terminate: 1 of 1 done"
+    assert "runaway report" in json.dumps(result["data"])
+    pm = irkit("postmortem", "A1", reports=tmp_path)
+    assert pm.returncode == 0
+    assert (
+        "postgres.terminate: terminate: 1 of 1 done"
+        in (tmp_path / "incidents" / "A1" / "postmortem.md").read_text()
+    )

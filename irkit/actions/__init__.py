@@ -3,3 +3,7 @@ shows exactly what would be done), acts only after a confirmation or an explicit
 every item against its plan before touching it, and leaves the plan, the confirmation and the
 result in the incident's timeline. See `guard`.
 """
+
+from irkit.actions import celery, disk, postgres, redis
+
+__all__ = ["celery", "disk", "postgres", "redis"]

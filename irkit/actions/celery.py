@@ -82,14 +82,14 @@ class Pool:
     none are named) by `by` processes."""
 
     def __init__(self, target: CeleryTarget, by: int, workers: Sequence[str] = ()) -> None:
-        if by == 0:
-            raise ConfigError("give the number of processes to add (> 0) or remove (< 0)")
         self.name = "celery.pool_grow" if by > 0 else "celery.pool_shrink"
         self.target = target
         self.by = by
         self.workers = list(workers)
 
     def plan(self) -> Plan:
+        if self.by == 0:
+            return Plan(self.name, self.target.display, "no pool change asked: nothing to do")
         sizes = pool_sizes(self.target)
         items, refused = [], []
         for name in self.workers or sorted(sizes):

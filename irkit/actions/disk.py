@@ -35,11 +35,16 @@ def _refused_root(root: Path) -> str | None:
 class OldFiles:
     """Files matching `pattern` older than `max_age_days` under each root."""
 
-    name = "disk.cleanup"
-
     def __init__(
-        self, roots: Sequence[str], *, max_age_days: float, pattern: str = "*", label: str = ""
+        self,
+        roots: Sequence[str],
+        *,
+        max_age_days: float,
+        pattern: str = "*",
+        label: str = "",
+        name: str = "disk.cleanup",
     ) -> None:
+        self.name = name
         if max_age_days <= 0:
             raise ConfigError("max_age_days must be positive")
         self.roots = [Path(r) for r in roots]
@@ -48,6 +53,8 @@ class OldFiles:
         self.label = label or f"{pattern} older than {max_age_days:g} days"
 
     def plan(self) -> Plan:
+        if not self.roots:
+            return Plan(self.name, "-", "no folders configured: nothing to do")
         now = time.time()
         items: list[Item] = []
         refused: list[tuple[str, str]] = []

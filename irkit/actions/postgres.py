@@ -57,7 +57,7 @@ class Backends:
         mode: str = "terminate",
         older_than_s: float = 300.0,
         idle_in_transaction_s: float = 0.0,
-        pids: Sequence[int] = (),
+        pids: Sequence[int | str] = (),
         allow_superuser: bool = False,
         wait_s: float = 5.0,
     ) -> None:
@@ -70,7 +70,10 @@ class Backends:
         self.mode = mode
         self.older_than_s = older_than_s
         self.idle_in_transaction_s = idle_in_transaction_s
-        self.pids = [int(p) for p in pids]
+        try:
+            self.pids = [int(p) for p in pids]
+        except ValueError:
+            raise ConfigError(f"pids must be numbers, got {list(pids)}") from None
         self.allow_superuser = allow_superuser
         self.wait_s = wait_s
 

@@ -107,9 +107,11 @@ class MaxMemory:
 
     def __init__(self, target: RedisTarget, new: str) -> None:
         self.target = target
-        self.new = parse_size(new)
+        self.new = parse_size(new) if str(new).strip() else None
 
     def plan(self) -> Plan:
+        if self.new is None:
+            return Plan(self.name, self.target.display, "no new maxmemory given: nothing to do")
         with session(self.target) as r:
             current = int(r.config_get("maxmemory")["maxmemory"] or 0)
             used = int(r.info("memory")["used_memory"])
