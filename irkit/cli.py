@@ -105,10 +105,18 @@ def _parser() -> argparse.ArgumentParser:
             "The practice stack, a Himalytix look-alike on loopback: PostgreSQL, Redis, a Celery "
             "worker, the Django app over HTTP and HTTPS, and Prometheus. up: start what is not "
             "running (again: repair what died); down: stop all, keep the data; status: what runs "
-            "where (exit 1 if anything is down); reset: stop drills, delete all data, start afresh."
+            "where (exit 1 if anything is down); reset: stop drills, delete all data, start "
+            "afresh. "
+            "The stack's own deployment commands, as the runbook's are for production: restart "
+            "web|web-tls|celery-worker; renew-cert (a fresh certificate for every name, then "
+            "the HTTPS server restarted); manage ARGS (django-admin against the practice app, "
+            "e.g. manage migrate)."
         ),
     )
-    sandbox.add_argument("action", choices=["up", "down", "status", "reset"])
+    sandbox.add_argument(
+        "action", choices=["up", "down", "status", "reset", "restart", "renew-cert", "manage"]
+    )
+    sandbox.add_argument("args", nargs=argparse.REMAINDER, help="for restart and manage")
     sandbox.set_defaults(handler=_sandbox)
 
     drill = commands.add_parser(
@@ -230,6 +238,10 @@ def _sandbox(args: argparse.Namespace) -> int:
     from irkit.sandbox.stack import Stack, format_status
 
     stack = Stack.load()
+    if args.action in ("restart", "renew-cert", "manage"):
+        return _sandbox_operation(stack, args.action, args.args)
+    if args.args:
+        raise UsageError(f"irkit sandbox {args.action} takes no further arguments")
     if args.action in ("up", "reset"):
         if args.action == "reset":
             for active in drills.active(stack):
@@ -251,6 +263,37 @@ def _sandbox(args: argparse.Namespace) -> int:
     if args.action == "status":
         healthy = all(r.state in ("running", "not installed") for r in rows)
         return 0 if healthy else Status.WARN.exit_code
+    return 0
+
+
+def _sandbox_operation(stack: Stack, action: str, rest: list[str]) -> int:
+    from irkit.sandbox import certs
+
+    if action == "manage":
+        if not rest:
+            raise UsageError("irkit sandbox manage needs a django-admin command, e.g. migrate")
+        done = stack.app.manage(*rest)
+        sys.stdout.write(done.stdout)
+        sys.stderr.write(done.stderr)
+        return done.returncode
+    if action == "renew-cert":
+        folder = stack.web_tls.tls_dir
+        assert folder is not None
+        for name in certs.NAMES:
+            certs.issue_for(folder, name, certs.NORMAL_LIFETIME)
+            print(f"renewed {name} for {certs.NORMAL_LIFETIME.days} days")
+        stack.web_tls.restart()
+        print(f"restarted web-tls at {stack.web_tls.url}")
+        return 0
+    components = {"web": stack.web, "web-tls": stack.web_tls}
+    if len(rest) != 1 or rest[0] not in (*components, "celery-worker"):
+        raise UsageError("irkit sandbox restart needs one of: web, web-tls, celery-worker")
+    if rest[0] == "celery-worker":
+        stack.worker.stop()
+        stack.worker.start()
+    else:
+        components[rest[0]].restart()
+    print(f"restarted {rest[0]}")
     return 0
 
 

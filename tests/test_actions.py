@@ -305,7 +305,7 @@ def test_headless_db_notebook_acts_only_when_allowed_and_records_it(
     assert allowed.returncode < 3, allowed.stdout + allowed.stderr
     assert not pids_running(stack, "/* runaway report */")
     timeline = load.load_folder(tmp_path / "incidents" / "A1").timeline
-    kinds = [e["kind"] for e in timeline if e["kind"].startswith("action")]
+    kinds = [e["kind"] for e in timeline if "postgres.terminate" in e["text"]]
     assert kinds == ["action-plan", "action-dry-run", "action-plan", "action-confirmed",
                      "action-result"]  # fmt: skip
     confirmed = next(e for e in timeline if e["kind"] == "action-confirmed")
@@ -319,3 +319,90 @@ def test_headless_db_notebook_acts_only_when_allowed_and_records_it(
         "postgres.terminate: terminate: 1 of 1 done"
         in (tmp_path / "incidents" / "A1" / "postmortem.md").read_text()
     )
+
+
+# --- deployment commands -----------------------------------------------------------------------
+
+
+def test_commands_are_parsed_and_an_unconfigured_one_says_how() -> None:
+    from irkit.actions.commands import Named, parse
+
+    assert parse(["restart_web: docker compose restart web"]) == {
+        "restart_web": ["docker", "compose", "restart", "web"]}  # fmt: skip
+    for bad in ("restart web", "Restart: x", "x:", "q: echo 'unclosed"):
+        with pytest.raises(ConfigError):
+            parse([bad])
+    plan = Named("renew_cert", []).plan()
+    assert plan.items == ()
+    assert "add 'renew_cert: <command>' to deploy_commands" in plan.what
+
+
+def test_a_command_runs_once_allowed_with_exit_code_output_and_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from irkit.actions.commands import Named
+
+    secret = "webhook-secret-5f4e3d2c1b"
+    monkeypatch.setenv("IRKIT_SLACK_WEBHOOK", secret)
+    ok = Named("say", ["say: sh -c 'echo hello; echo $IRKIT_SLACK_WEBHOOK'"])
+    assert guard.guarded(log(), ok) is None  # a dry run: not allowed
+    outcome = guard.guarded(log(), ok, allow_actions=["command.say"])
+    assert outcome is not None
+    assert outcome.done[0][1] == "exit code 0: hello\n****"  # the secret is masked
+    failing = Named("fail", ["fail: sh -c 'echo broken >&2; exit 3'"])
+    outcome = failing.act(failing.plan())
+    assert outcome.failed[0][1] == "ConfigError: exit code 3: broken"
+    slow = Named("slow", ["slow: sleep 30"], timeout_s=0.5)
+    started = time.monotonic()
+    outcome = slow.act(slow.plan())
+    assert "still running after 0.5 s: stopped" in outcome.failed[0][1]
+    assert time.monotonic() - started < 5
+
+
+def acted(outcome: guard.Outcome | None) -> bool:
+    assert outcome is not None
+    assert outcome.done, outcome
+    return True
+
+
+SANDBOX_COMMANDS = [
+    "restart_web: irkit sandbox restart web",
+    "migrate: irkit sandbox manage migrate",
+    "renew_cert: irkit sandbox renew-cert",
+]
+
+
+@pytest.mark.slow
+def test_the_practice_stacks_own_commands_mend_its_drills(stack: Stack, pg: PostgresTarget) -> None:
+    """Incident 1 and Incident 3 on the practice stack, mended by its deployment commands."""
+    from irkit import drills
+    from irkit.actions.commands import Named
+    from irkit.probes import postgres, tls
+    from irkit.result import Status
+    from irkit.targets import TlsTarget, parse_endpoint
+    from conftest import tls_endpoints
+
+    expected = ["accounting.0001_initial", "accounting.0002_invoice"]
+    certificates = TlsTarget(endpoints=tuple(parse_endpoint(e) for e in tls_endpoints(stack)))
+    allow = ["command.migrate", "command.renew_cert", "command.restart_web"]
+    try:
+        drills.start(stack, "migration-failure")
+        assert postgres.migrations(pg, expected=expected).status is Status.CRIT
+        outcome = guard.guarded(log(), Named("migrate", SANDBOX_COMMANDS), allow_actions=allow)
+        assert acted(outcome)
+        assert postgres.migrations(pg, expected=expected).status is Status.OK
+    finally:
+        drills.stop(stack, "migration-failure")
+    try:
+        drills.start(stack, "cert-expiry")
+        assert tls.expiry(certificates).status is Status.CRIT
+        outcome = guard.guarded(log(), Named("renew_cert", SANDBOX_COMMANDS), allow_actions=allow)
+        assert acted(outcome)
+        assert tls.expiry(certificates).status is Status.OK
+    finally:
+        drills.stop(stack, "cert-expiry")
+    before = stack.web.pid
+    outcome = guard.guarded(log(), Named("restart_web", SANDBOX_COMMANDS), allow_actions=allow)
+    assert acted(outcome)
+    assert stack.web.pid != before
+    assert stack.web.answers()

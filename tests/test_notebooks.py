@@ -27,7 +27,7 @@ EXPECTED = {
     "celery": ["celery.queues", "celery.workers", "celery.queues"],
     "disk": ["disk.usage", "disk.old_files", "host.memory", "host.cpu", "disk.usage"],
     "alerts": ["prometheus.alerts", "http.health", "http.smoke", "prometheus.query",
-               "tls.expiry"],
+               "tls.expiry", "tls.expiry"],
     "triage": ["prometheus.alerts", "http.health", "http.smoke", "prometheus.query",
                "postgres.impact"],
     "resolve": ["http.health", "http.smoke", "prometheus.query", "http.load"],

@@ -4,6 +4,6 @@ every item against its plan before touching it, and leaves the plan, the confirm
 result in the incident's timeline. See `guard`.
 """
 
-from irkit.actions import celery, disk, postgres, redis
+from irkit.actions import celery, commands, disk, postgres, redis
 
-__all__ = ["celery", "disk", "postgres", "redis"]
+__all__ = ["celery", "commands", "disk", "postgres", "redis"]

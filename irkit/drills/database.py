@@ -7,10 +7,12 @@ from irkit.drills import Drill, State, agent
 from irkit.sandbox.postgres import APP_DATABASE, APP_USER
 from irkit.sandbox.stack import Stack
 
-# The migration the drill takes away, with the relation it created.
+# The migration the drill takes away, with the relation it created. The relation is moved into
+# a schema of its own (indexes and sequences go with it), so that `manage.py migrate`, the
+# runbook's fix, can create it afresh without colliding with anything left behind.
 MIGRATION = ("accounting", "0002_invoice")
 RELATION = "accounting_invoice"
-HIDDEN = "accounting_invoice_drill_hidden"
+HIDDEN_SCHEMA = "irkit_drill_hidden"
 
 
 def _sessions(name: str, kind: str) -> tuple[agent.Step, agent.Step]:
@@ -42,14 +44,21 @@ def _hide_migration(stack: Stack, state: State) -> None:
             MIGRATION,
         ).fetchone()
         state["applied"] = row[0].isoformat() if row else None
-        conn.execute(f"ALTER TABLE IF EXISTS {RELATION} RENAME TO {HIDDEN}")
+        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {HIDDEN_SCHEMA}")
+        conn.execute(f"ALTER TABLE IF EXISTS public.{RELATION} SET SCHEMA {HIDDEN_SCHEMA}")
         state["hidden"] = True
 
 
 def _restore_migration(stack: Stack, state: State) -> None:
     with stack.postgres.connect(APP_DATABASE) as conn:
-        if conn.execute("SELECT to_regclass(%s)", [HIDDEN]).fetchone() != (None,):
-            conn.execute(f"ALTER TABLE {HIDDEN} RENAME TO {RELATION}")
+        hidden = conn.execute("SELECT to_regclass(%s)", [f"{HIDDEN_SCHEMA}.{RELATION}"]).fetchone()
+        if hidden != (None,):
+            if conn.execute("SELECT to_regclass(%s)", [f"public.{RELATION}"]).fetchone() != (None,):
+                # The responder re-applied the migration: theirs stays.
+                conn.execute(f"DROP TABLE {HIDDEN_SCHEMA}.{RELATION}")
+            else:
+                conn.execute(f"ALTER TABLE {HIDDEN_SCHEMA}.{RELATION} SET SCHEMA public")
+        conn.execute(f"DROP SCHEMA IF EXISTS {HIDDEN_SCHEMA}")
         conn.execute(
             "INSERT INTO django_migrations (app, name, applied)"
             " SELECT %s, %s, coalesce(%s::timestamptz, now())"
