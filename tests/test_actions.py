@@ -375,12 +375,12 @@ SANDBOX_COMMANDS = [
 @pytest.mark.slow
 def test_the_practice_stacks_own_commands_mend_its_drills(stack: Stack, pg: PostgresTarget) -> None:
     """Incident 1 and Incident 3 on the practice stack, mended by its deployment commands."""
+    from conftest import tls_endpoints
     from irkit import drills
     from irkit.actions.commands import Named
     from irkit.probes import postgres, tls
     from irkit.result import Status
     from irkit.targets import TlsTarget, parse_endpoint
-    from conftest import tls_endpoints
 
     expected = ["accounting.0001_initial", "accounting.0002_invoice"]
     certificates = TlsTarget(endpoints=tuple(parse_endpoint(e) for e in tls_endpoints(stack)))
@@ -401,8 +401,62 @@ def test_the_practice_stacks_own_commands_mend_its_drills(stack: Stack, pg: Post
         assert tls.expiry(certificates).status is Status.OK
     finally:
         drills.stop(stack, "cert-expiry")
+    inspect = Named("inspect_active", [
+        f"inspect_active: celery -A irkit.sandbox.tasks -b {stack.redis.url(BROKER_DB)} "
+        "inspect active"])  # fmt: skip
+    outcome = inspect.act(inspect.plan())
+    assert "irkit-sandbox@localhost" in outcome.done[0][1]
     before = stack.web.pid
     outcome = guard.guarded(log(), Named("restart_web", SANDBOX_COMMANDS), allow_actions=allow)
     assert acted(outcome)
     assert stack.web.pid != before
     assert stack.web.answers()
+
+
+def test_headless_redis_celery_and_disk_notebooks_change_nothing_unless_allowed(
+    tmp_path: Path, stack: Stack, redis_target: RedisTarget, broker: CeleryTarget
+) -> None:
+    from celery import Celery
+
+    from irkit.actions.celery import Purge
+    from tests.test_cli import irkit
+
+    queue = "irkit-test-headless"
+    app = Celery("t", broker=broker.broker_url, set_as_current=False)
+    try:
+        for _ in range(12):
+            app.send_task("nothing.here", queue=queue)
+    finally:
+        app.close()
+    with redis_client(redis_target) as r:
+        r.mset({f"irkit-test:{n}": n for n in range(7)})
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    old_log = logs / "app.log"
+    old_log.write_text("x")
+    os.utime(old_log, (time.time() - 9 * 86400,) * 2)
+    runs = {
+        "redis": ["-p", "redis_memory_warn_pct=99", "-p", "redis_memory_crit_pct=100"],
+        "celery": ["-p", f'celery_queues=["{queue}"]'],
+        "disk": ["-p", f'disk_log_dirs=["{logs}"]'],
+    }
+    allow = {"redis": "redis.flushdb", "celery": "celery.purge", "disk": "disk.cleanup_logs"}
+    reports = tmp_path / "reports"
+
+    def state() -> tuple[int, int, bool]:
+        with redis_client(redis_target) as r:
+            keys = len(list(r.scan_iter(match="irkit-test:*")))
+        waiting = Purge(broker, [queue]).plan().items
+        return keys, int(waiting[0].details["waiting"]) if waiting else 0, old_log.exists()
+
+    before = state()
+    assert before[1:] == (12, True)
+    for section, args in runs.items():
+        done = irkit("run", section, *args, reports=reports)
+        assert "Dry run: nothing was changed" in (done.stdout + done.stderr) or done.returncode < 3
+    assert state() == before  # re-read from the servers and the disk: nothing changed
+    for section, args in runs.items():
+        done = irkit("run", section, *args, "-p", f'allow_actions=["{allow[section]}"]',
+                     reports=reports)  # fmt: skip
+        assert done.returncode < 3, done.stdout + done.stderr
+    assert state() == (0, 0, False)

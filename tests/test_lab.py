@@ -12,6 +12,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -86,10 +87,35 @@ def lab(tmp_path: Path, stack: Stack) -> Iterator[tuple[str, Path]]:
         log.close()
 
 
-@pytest.mark.slow
-def test_the_severity_form_in_jupyterlab_lands_in_the_record(lab: tuple[str, Path]) -> None:
+@contextlib.contextmanager
+def run_all(url: str, reports: Path) -> Iterator[Any]:
+    """Open a notebook in headless Chromium, wait for its kernel, and Run > Run All Cells, as a
+    responder would."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(60_000)
+            page.goto(url)
+            page.locator(".jp-Notebook").first.wait_for()
+            # JupyterLab may ask for the kernel anyway: answer its picker.
+            picker = page.get_by_role("button", name="Select", exact=True)
+            with contextlib.suppress(PlaywrightTimeout):
+                picker.click(timeout=5_000)
+            expect(page.get_by_text("Python 3 (ipykernel) | Idle")).to_be_visible()
+            page.get_by_role("menuitem", name="Run", exact=True).click()
+            page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
+            yield page
+        finally:
+            browser.close()
+
+
+@pytest.mark.slow
+def test_the_severity_form_in_jupyterlab_lands_in_the_record(lab: tuple[str, Path]) -> None:
+    from playwright.sync_api import expect
 
     url, reports = lab
     opened = irkit("incident", "open", "--title", "Misaligned logo on the invoice page",
@@ -97,34 +123,18 @@ def test_the_severity_form_in_jupyterlab_lands_in_the_record(lab: tuple[str, Pat
     assert opened.returncode == 0, opened.stderr
     folder = reports / "incidents" / "LAB-1"
 
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    with run_all(url.format(path="incidents/LAB-1/01-triage.ipynb"), reports) as page:
+        form = page.locator(".irkit-record-severity")
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.set_default_timeout(60_000)
-            page.goto(url.format(path="incidents/LAB-1/01-triage.ipynb"))
-            page.locator(".jp-Notebook").first.wait_for()
-            # Wait for the kernel (answering JupyterLab's kernel picker if it asks anyway), then
-            # Run > Run All Cells, as a responder would.
-            picker = page.get_by_role("button", name="Select", exact=True)
-            with contextlib.suppress(PlaywrightTimeout):
-                picker.click(timeout=5_000)
-            expect(page.get_by_text("Python 3 (ipykernel) | Idle")).to_be_visible()
-            page.get_by_role("menuitem", name="Run", exact=True).click()
-            page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
-            form = page.locator(".irkit-record-severity")
-            try:
-                form.wait_for()
-            except Exception:
-                page.screenshot(path=str(reports.parent / "lab.png"), full_page=True)
-                raise
-            # The responder knows what the probes cannot: all tenants see a cosmetic glitch.
-            page.locator(".irkit-answer-one_tenant_only select").select_option(label="no")
-            page.locator(".irkit-answer-cosmetic_only select").select_option(label="yes")
-            form.click()
-            expect(page.get_by_text("Recorded: P3 - Low")).to_be_visible()
-        finally:
-            browser.close()
+            form.wait_for()
+        except Exception:
+            page.screenshot(path=str(reports.parent / "lab.png"), full_page=True)
+            raise
+        # The responder knows what the probes cannot: all tenants see a cosmetic glitch.
+        page.locator(".irkit-answer-one_tenant_only select").select_option(label="no")
+        page.locator(".irkit-answer-cosmetic_only select").select_option(label="yes")
+        form.click()
+        expect(page.get_by_text("Recorded: P3 - Low")).to_be_visible()
 
     # The notebook was never saved: the record still has the choice, from the journal.
     assert 'outputs": []' in (folder / "01-triage.ipynb").read_text()
@@ -144,3 +154,53 @@ def test_the_severity_form_in_jupyterlab_lands_in_the_record(lab: tuple[str, Pat
     # What the cells recorded while they ran is there too: triage acknowledged it.
     assert incident.fields["acknowledged_at"]
     assert any(e["kind"] == "acknowledged" for e in incident.timeline)
+
+
+@pytest.mark.slow
+def test_an_action_acts_only_after_the_count_is_typed(lab: tuple[str, Path]) -> None:
+    """The confirmation panel: a wrong count does nothing; the right one acts, and who confirmed
+    it is in the incident's timeline."""
+    import nbformat
+    from playwright.sync_api import expect
+
+    url, reports = lab
+    assert irkit("incident", "open", "--title", "Disk full", "--id", "LAB-2",
+                 reports=reports).returncode == 0  # fmt: skip
+    logs = reports.parent / "app-logs"
+    logs.mkdir()
+    old = time.time() - 10 * 86400
+    for name in ("a.log", "b.log"):
+        (logs / name).write_text("x" * 100)
+        os.utime(logs / name, (old, old))
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)"}
+    params = nbformat.v4.new_code_cell(f'incident_id: str = "LAB-2"\nlogs_dir: str = "{logs}"')
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [
+        nbformat.v4.new_code_cell("import irkit\nfrom irkit import actions"),
+        params,
+        nbformat.v4.new_code_cell('section = irkit.Section("disk", globals())'),
+        nbformat.v4.new_code_cell(
+            "section.act(actions.disk.OldFiles([logs_dir], max_age_days=7, pattern='*.log'),"
+            " confirmed_by='lab-tester')"
+        ),
+    ]
+    nbformat.write(nb, reports / "cleanup.ipynb")
+
+    with run_all(url.format(path="cleanup.ipynb"), reports) as page:
+        button = page.locator(".irkit-confirm-act")
+        button.wait_for()
+        page.locator(".irkit-confirm-count input").fill("1")
+        button.click()
+        expect(page.get_by_text("Not done: type 2")).to_be_visible()
+        assert (logs / "a.log").exists()
+        page.locator(".irkit-confirm-count input").fill("2")
+        button.click()
+        expect(page.get_by_text("DONE disk.cleanup")).to_be_visible()
+    assert not (logs / "a.log").exists()
+    assert not (logs / "b.log").exists()
+    timeline = load.load_folder(reports / "incidents" / "LAB-2").timeline
+    kinds = [e["kind"] for e in timeline if e["kind"].startswith("action")]
+    assert kinds == ["action-plan", "action-confirmed", "action-result"]
+    confirmed = next(e for e in timeline if e["kind"] == "action-confirmed")
+    assert "confirmed by lab-tester" in confirmed["text"]
