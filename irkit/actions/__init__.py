@@ -4,6 +4,16 @@ every item against its plan before touching it, and leaves the plan, the confirm
 result in the incident's timeline. See `guard`.
 """
 
-from irkit.actions import celery, commands, disk, postgres, redis
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
 
 __all__ = ["celery", "commands", "disk", "postgres", "redis"]
+
+
+def __getattr__(name: str) -> ModuleType:
+    # Imported on first use: the db notebook should not pay for Celery's import.
+    if name in __all__:
+        return importlib.import_module(f"irkit.actions.{name}")
+    raise AttributeError(f"module 'irkit.actions' has no attribute {name!r}")
