@@ -352,7 +352,8 @@ def test_a_command_runs_once_allowed_with_exit_code_output_and_timeout(
     failing = Named("fail", ["fail: sh -c 'echo broken >&2; exit 3'"])
     outcome = failing.act(failing.plan())
     assert outcome.failed[0][1] == "ConfigError: exit code 3: broken"
-    slow = Named("slow", ["slow: sleep 30"], timeout_s=0.5)
+    # The command and what it started in the background: both stopped at the timeout.
+    slow = Named("slow", ["slow: sh -c 'sleep 30 & sleep 30'"], timeout_s=0.5)
     started = time.monotonic()
     outcome = slow.act(slow.plan())
     assert "still running after 0.5 s: stopped" in outcome.failed[0][1]
@@ -460,3 +461,88 @@ def test_headless_redis_celery_and_disk_notebooks_change_nothing_unless_allowed(
                      reports=reports)  # fmt: skip
         assert done.returncode < 3, done.stdout + done.stderr
     assert state() == (0, 0, False)
+
+
+# --- what a second look found ----------------------------------------------------------------
+
+
+def test_a_folder_swapped_for_a_symlink_after_the_plan_is_not_followed(tmp_path: Path) -> None:
+    from irkit.actions.disk import OldFiles
+
+    root, outside = tmp_path / "logs", tmp_path / "etc"
+    (root / "sub").mkdir(parents=True)
+    outside.mkdir()
+    old = time.time() - 10 * 86400
+    for path in (root / "sub" / "app.log", outside / "app.log"):
+        path.write_text("x")
+        os.utime(path, (old, old))
+    action = OldFiles([str(root)], max_age_days=7, pattern="*.log")
+    plan = action.plan()
+    assert len(plan.items) == 1
+    (root / "sub").rename(root / "sub-moved")
+    (root / "sub").symlink_to(outside, target_is_directory=True)
+    outcome = action.act(plan)
+    assert outcome.done == ()
+    assert outcome.skipped[0][1] == "a folder on its path was replaced (by a symlink or a file)"
+    assert (outside / "app.log").exists()
+    assert (root / "sub-moved" / "app.log").exists()
+
+
+@pytest.mark.parametrize(("root", "why"), [("", "an empty path"), ("/home", "it is a home folder")])
+def test_cleanup_refuses_an_empty_root_and_home_parents(root: str, why: str) -> None:
+    from irkit.actions.disk import OldFiles
+
+    assert OldFiles([root], max_age_days=7).plan().refused[0][1] == why
+
+
+def test_purge_leaves_a_queue_that_grew_since_the_plan(broker: CeleryTarget) -> None:
+    from celery import Celery
+
+    from irkit.actions.celery import Purge
+
+    queue = "irkit-test-grew"
+    app = Celery("t", broker=broker.broker_url, set_as_current=False)
+    try:
+        for _ in range(5):
+            app.send_task("nothing.here", queue=queue)
+        action = Purge(broker, [queue])
+        plan = action.plan()
+        for _ in range(3):
+            app.send_task("nothing.here", queue=queue)
+    finally:
+        app.close()
+    outcome = action.act(plan)
+    assert outcome.done == ()
+    assert "8 tasks wait now, the plan was for 5" in outcome.skipped[0][1]
+    fresh = Purge(broker, [queue])
+    assert fresh.act(fresh.plan()).summary == "8 tasks discarded from 1 queue(s)"
+
+
+def test_cancel_refuses_a_session_with_no_statement(pg: PostgresTarget, hold: Any) -> None:
+    (conn,) = hold(1)
+    conn.execute("SELECT 1")  # and the transaction stays open, idle
+    plan = Backends(pg, mode="cancel", pids=[conn.info.backend_pid]).plan()
+    assert plan.items == ()
+    assert "no statement to cancel" in plan.refused[0][1]
+
+
+def test_plans_and_results_are_recorded_without_secrets(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    secret = "statuspage-token-9a8b7c6d"
+    monkeypatch.setenv("IRKIT_STATUSPAGE_TOKEN", secret)
+
+    class Leaky:
+        """Pure logic: a plan whose items quote a secret, as a query text might."""
+
+        name = "test.leaky"
+
+        def plan(self) -> guard.Plan:
+            item = guard.Item("1", f"ALTER ROLE app PASSWORD '{secret}'", {"query": secret})
+            return guard.Plan(self.name, "t", "one", (item,))
+
+        def act(self, plan: guard.Plan) -> guard.Outcome:
+            return guard.Outcome(self.name, "t", done=((secret, secret),), summary=secret)
+
+    guard.guarded(log(), Leaky(), allow_actions=["test.leaky"])
+    assert secret not in capsys.readouterr().out

@@ -51,14 +51,25 @@ class Purge:
         from irkit.secrets import with_password
 
         url = with_password(self.target.broker_url, self.target.password)
-        with Connection(url, connect_timeout=self.target.socket_timeout_s) as conn:
+        with Connection(url, connect_timeout=self.target.socket_timeout_s,
+                        transport_options={"max_retries": 0}) as conn:  # fmt: skip
             channel = conn.default_channel
 
             def purge(item: Item) -> str:
                 discarded = int(channel.queue_purge(item.key) or 0)
                 return f"{discarded} tasks discarded (planned {item.details['waiting']})"
 
-            done, skipped, failed = act_on(plan, lambda item: None, purge)
+            def still_matches(item: Item) -> str | None:
+                now = _waiting(self.target, [item.key])[item.key]
+                planned = int(item.details["waiting"])
+                if now > planned:
+                    return (
+                        f"{now} tasks wait now, the plan was for {planned}: new work arrived, "
+                        "plan again"
+                    )
+                return None
+
+            done, skipped, failed = act_on(plan, still_matches, purge)
         total = sum(int(text.split()[0]) for _, text in done)
         summary = f"{total} tasks discarded from {len(done)} queue(s)"
         return Outcome(self.name, plan.target, tuple(done), tuple(skipped), tuple(failed), summary)
@@ -120,6 +131,10 @@ class Pool:
                                timeout=max(self.target.inspect_timeout_s, 2.0))  # fmt: skip
             if not replies:
                 raise ConfigError("the worker did not acknowledge")
+            errors = [r.get("error") for reply in replies for r in reply.values()
+                      if isinstance(r, dict) and r.get("error")]  # fmt: skip
+            if errors:
+                raise ConfigError(f"the worker refused: {errors[0]}")
             # The worker acknowledges first and resizes after: wait to see it done.
             deadline = time.monotonic() + RESIZE_WAIT_S
             now = pool_sizes(self.target).get(item.key)

@@ -10,10 +10,12 @@ timeout, and its exit code and output go into the record.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -98,20 +100,26 @@ class Named:
             assert self.argv is not None
             argv = [_resolve(self.argv[0]), *self.argv[1:]]
             try:
-                done = subprocess.run(
-                    argv, capture_output=True, text=True, timeout=self.timeout_s,
-                    cwd=self.cwd, env=os.environ.copy(), check=False,
+                # A session of its own: a timeout stops the command and everything it started.
+                proc = subprocess.Popen(
+                    argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                    cwd=self.cwd, env=os.environ.copy(), start_new_session=True,
                 )  # fmt: skip
-            except subprocess.TimeoutExpired as exc:
-                raise ConfigError(
-                    f"still running after {self.timeout_s:g} s: stopped; output so far: "
-                    f"{_tail(exc.stdout)}{_tail(exc.stderr)}"
-                ) from None
             except OSError as exc:
                 raise ConfigError(f"could not start: {exc}") from None
-            output = (_tail(done.stdout) + _tail(done.stderr)).strip()
-            if done.returncode != 0:
-                raise ConfigError(f"exit code {done.returncode}: {output}")
+            try:
+                stdout, stderr = proc.communicate(timeout=self.timeout_s)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                stdout, stderr = proc.communicate()
+                raise ConfigError(
+                    f"still running after {self.timeout_s:g} s: stopped; output so far: "
+                    f"{_tail(stdout)}{_tail(stderr)}"
+                ) from None
+            output = (_tail(stdout) + _tail(stderr)).strip()
+            if proc.returncode != 0:
+                raise ConfigError(f"exit code {proc.returncode}: {output}")
             return f"exit code 0: {output}" if output else "exit code 0"
 
         done, skipped, failed = act_on(plan, lambda item: None, run)
@@ -123,4 +131,4 @@ class Named:
 def _tail(text: str | bytes | None) -> str:
     if isinstance(text, bytes):
         text = text.decode(errors="replace")
-    return redact((text or "")[-_OUTPUT_CHARS:])
+    return redact(text or "")[-_OUTPUT_CHARS:]

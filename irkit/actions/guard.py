@@ -19,7 +19,7 @@ from datetime import datetime
 from html import escape
 from typing import Any, Protocol
 
-from irkit.errors import IrkitError, NotVisible, ServiceError
+from irkit.errors import IrkitError
 from irkit.incident.log import IncidentLog, interactive
 from irkit.result import utc_now
 from irkit.secrets import redact
@@ -52,6 +52,9 @@ class Plan:
             "refused": [{"item": k, "why": why} for k, why in self.refused],
             "at": self.at.isoformat(timespec="seconds"),
         }
+
+    def __repr__(self) -> str:
+        return str(self._repr_mimebundle_()["text/plain"])
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
         head = f"PLAN {self.action} on {self.target}: {self.what}"
@@ -87,6 +90,9 @@ class Outcome:
             "skipped": [{"item": k, "why": r} for k, r in self.skipped],
             "failed": [{"item": k, "why": r} for k, r in self.failed],
         }
+
+    def __repr__(self) -> str:
+        return str(self._repr_mimebundle_()["text/plain"])
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
         lines = [f"DONE {self.action} on {self.target}: {self.summary}"]
@@ -145,12 +151,12 @@ def _guarded(
 ) -> list[Any]:
     try:
         plan = action.plan()
-    except (ServiceError, NotVisible, IrkitError) as exc:
+    except Exception as exc:
         # A target that is down cannot be mitigated from here: say so, do not crash the notebook.
         text = f"{action.name}: no plan could be made: {redact(str(exc))}"
         log.event("action-plan", text)
         return [Dry(text)]
-    log.event("action-plan", f"plan {plan.action}: {plan.what}", plan=plan.to_json())
+    log.event("action-plan", f"plan {plan.action}: {plan.what}", plan=redact(plan.to_json()))
     shown: list[Any] = [plan]
     if not plan.items:
         return shown
@@ -174,14 +180,18 @@ def _act(log: IncidentLog, action: Action, plan: Plan, actor: str) -> Outcome:
     log.event("action-confirmed", f"{plan.action} confirmed by {actor}: {plan.what}")
     try:
         outcome = action.act(plan)
-    except (ServiceError, NotVisible, IrkitError) as exc:
-        reason = redact(str(exc))
+    except Exception as exc:
+        # Items done before the failure are lost to this outcome only if the action could not
+        # even start (no connection): `act_on` keeps each item's own result.
+        reason = redact(
+            f"{type(exc).__name__}: {exc}" if not isinstance(exc, IrkitError) else str(exc)
+        )
         outcome = Outcome(plan.action, plan.target, failed=(("all", reason),),
                           summary=f"FAILED: {reason}")  # fmt: skip
     log.event(
         "action-result",
         f"{plan.action}: {outcome.summary}",
-        outcome=outcome.to_json(),
+        outcome=redact(outcome.to_json()),
         confirmed_by=actor,
     )
     return outcome
@@ -226,11 +236,11 @@ def act_on(
     """Run `do` on each planned item that `still_matches` (which returns None, or why not)."""
     done, skipped, failed = [], [], []
     for item in plan.items:
-        why_not = still_matches(item)
-        if why_not:
-            skipped.append((item.summary, why_not))
-            continue
         try:
+            why_not = still_matches(item)
+            if why_not:
+                skipped.append((item.summary, why_not))
+                continue
             done.append((item.summary, do(item)))
         except Exception as exc:
             failed.append((item.summary, redact(f"{type(exc).__name__}: {exc}")))

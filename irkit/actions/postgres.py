@@ -89,6 +89,8 @@ class Backends:
         )
 
     def _refusal(self, row: dict[str, Any]) -> str | None:
+        if self.mode == "cancel" and str(row["state"] or "").startswith("idle"):
+            return f"{row['state']}: no statement to cancel (terminate ends the session)"
         if row["backend_type"] != "client backend":
             return f"a {row['backend_type']}, not a client session: never signalled"
         if str(row["application"]).startswith("irkit"):
@@ -163,8 +165,8 @@ class Backends:
                 d = item.details
                 if _iso(row["backend_start"]) != d["backend_start"]:
                     return "the pid now belongs to another session"
-                if (_iso(row["query_start"]), _iso(row["xact_start"])) != (
-                    d["query_start"], d["xact_start"]
+                if (_iso(row["query_start"]), _iso(row["xact_start"]), row["state"]) != (
+                    d["query_start"], d["xact_start"], d["state"]
                 ):  # fmt: skip
                     return f"it moved on since the plan: now {_label(row)}"
                 return self._refusal(row)

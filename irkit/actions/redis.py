@@ -4,6 +4,7 @@ every waiting task and the routing, so it is refused unless `allow_broker` says 
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Sequence
 
@@ -14,6 +15,7 @@ from irkit.probes.redis import KOMBU_BINDING, session
 from irkit.targets import RedisTarget
 from irkit.units import human_bytes
 
+_SCAN_CALLS = 200  # about 200,000 keys looked at for kombu's bindings
 _SIZE = re.compile(r"(?i)\s*(\d+(?:\.\d+)?)\s*(b|kb|mb|gb|k|m|g)?\s*")
 _UNITS = {
     "": 1,
@@ -38,7 +40,16 @@ def broker_keys(target: RedisTarget, db: int, queues: Sequence[str]) -> list[str
     with session(target, db) as r:
         found = [k for q in queues for k in priority_keys(q) if r.exists(k)]
         found += [k for k in ("unacked", "unacked_index") if r.exists(k)]
-        found += list(r.scan_iter(match=KOMBU_BINDING.format("*"), count=1000))[:10]
+        # Bindings under any key prefix (kombu's global_keyprefix): a scan, bounded so that a
+        # cache of millions of keys is not walked end to end in the middle of an incident.
+        cursor, calls = 0, 0
+        pattern = "*" + KOMBU_BINDING.format("*")
+        while calls < _SCAN_CALLS and len(found) < 10:
+            cursor, keys = r.scan(cursor, match=pattern, count=1000)
+            found += [str(k) for k in keys]
+            calls += 1
+            if cursor == 0:
+                break
     return [k.encode("unicode_escape").decode("ascii") for k in found]
 
 
@@ -60,7 +71,12 @@ class FlushDb:
         db = _db(self.target)
         with session(self.target, db) as r:
             size = int(r.dbsize())
-            sample = sorted(r.scan_iter(count=100))[:10] if size else []
+            sample = []
+            with contextlib.suppress(UnicodeDecodeError):  # a binary key name: no sample
+                for key in r.scan_iter(count=100):
+                    sample.append(key)
+                    if len(sample) >= 10:
+                        break
         broker = broker_keys(self.target, db, self.queues)
         label = f"db {db}: {size} keys"
         if broker and not self.allow_broker:

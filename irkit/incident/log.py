@@ -19,6 +19,7 @@ from typing import Any
 
 from irkit.incident import schema
 from irkit.result import EVENT_MIME, INCIDENT_MIME, utc_now
+from irkit.secrets import redact
 
 JOURNAL = "journal.jsonl"
 # Fields whose every change is a moment in the timeline.
@@ -65,6 +66,7 @@ class IncidentLog:
                 self.event(kind, f"{name}: {change}" + (f" ({reason})" if reason else ""))
         self.fields.update(fields)
         self.changed.update(fields)
+        fields = redact(fields)
         shown = ", ".join(f"{k}={v}" for k, v in fields.items())
         # When the fields were set rides in the output's metadata: the loader orders every
         # change by it, whichever notebook or journal it comes from.
@@ -80,13 +82,14 @@ class IncidentLog:
         event: dict[str, Any] = {
             "at": _stamp(utc_now()),
             "kind": kind,
-            "text": text,
+            # Never a secret in the record, whatever a caller passes (a query text, an output).
+            "text": redact(text),
             "source": self.source,
             "id": uuid.uuid4().hex,
         }
         if data:
-            event["data"] = data
-        _display({EVENT_MIME: event, "text/plain": f"event {event['at']}: {kind}: {text}"})
+            event["data"] = redact(data)
+        _display({EVENT_MIME: event, "text/plain": f"event {event['at']}: {kind}: {event['text']}"})
         self._journal({"at": event["at"], "event": event, "source": self.source})
         return event
 
