@@ -108,7 +108,7 @@ def _parser() -> argparse.ArgumentParser:
             "where (exit 1 if anything is down); reset: stop drills, delete all data, start "
             "afresh. "
             "The stack's own deployment commands, as the runbook's are for production: restart "
-            "web|web-tls|celery-worker; renew-cert (a fresh certificate for every name, then "
+            "web|web-tls|celery-worker|redis; renew-cert (a fresh certificate for every name, then "
             "the HTTPS server restarted); manage ARGS (django-admin against the practice app, "
             "e.g. manage migrate)."
         ),
@@ -286,11 +286,12 @@ def _sandbox_operation(stack: Stack, action: str, rest: list[str]) -> int:
         print(f"restarted web-tls at {stack.web_tls.url}")
         return 0
     components = {"web": stack.web, "web-tls": stack.web_tls}
-    if len(rest) != 1 or rest[0] not in (*components, "celery-worker"):
-        raise UsageError("irkit sandbox restart needs one of: web, web-tls, celery-worker")
-    if rest[0] == "celery-worker":
-        stack.worker.stop()
-        stack.worker.start()
+    if len(rest) != 1 or rest[0] not in (*components, "celery-worker", "redis"):
+        raise UsageError("irkit sandbox restart needs one of: web, web-tls, celery-worker, redis")
+    if rest[0] in ("celery-worker", "redis"):
+        server = stack.worker if rest[0] == "celery-worker" else stack.redis
+        server.stop()
+        server.start()
     else:
         components[rest[0]].restart()
     print(f"restarted {rest[0]}")

@@ -407,6 +407,18 @@ def test_the_practice_stacks_own_commands_mend_its_drills(stack: Stack, pg: Post
         "inspect active"])  # fmt: skip
     outcome = inspect.act(inspect.plan())
     assert "irkit-sandbox@localhost" in outcome.done[0][1]
+    # Scale the workers the practice way: the real `celery control pool_grow`.
+    from irkit.actions.celery import Pool, pool_sizes
+
+    broker = CeleryTarget(broker_url=stack.redis.url(BROKER_DB))
+    size = pool_sizes(broker)["irkit-sandbox@localhost"]
+    grow = Named("scale_workers", [
+        f"scale_workers: celery -A irkit.sandbox.tasks -b {stack.redis.url(BROKER_DB)} "
+        "control pool_grow 1"])  # fmt: skip
+    assert acted(grow.act(grow.plan()))
+    wait_for(lambda: pool_sizes(broker)["irkit-sandbox@localhost"] == size + 1)
+    shrink = Pool(broker, -1)
+    shrink.act(shrink.plan())
     before = stack.web.pid
     outcome = guard.guarded(log(), Named("restart_web", SANDBOX_COMMANDS), allow_actions=allow)
     assert acted(outcome)

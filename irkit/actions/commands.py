@@ -33,6 +33,7 @@ STEPS = {
     "restart_redis": "Scenario 4: docker-compose restart redis",
     "showmigrations": "Incident 1: manage.py showmigrations",
     "migrate": "Incident 1: manage.py migrate",
+    "migrate_fake": "Incident 1: manage.py migrate --fake app_name migration_name (if stuck)",
     "inspect_active": "Incident 2: celery -A dashboard inspect active",
     "scale_workers": "Incident 2: docker-compose up -d --scale celery=4",
     "renew_cert": "Incident 3: certbot renew --force-renewal",
