@@ -558,3 +558,18 @@ def test_plans_and_results_are_recorded_without_secrets(
 
     guard.guarded(log(), Leaky(), allow_actions=["test.leaky"])
     assert secret not in capsys.readouterr().out
+
+
+def test_autoscale_is_refused_by_a_worker_without_an_autoscaler(broker: CeleryTarget) -> None:
+    """The practice worker runs a fixed pool: the real worker's refusal is the outcome."""
+    from irkit.actions.celery import Autoscale
+
+    assert Autoscale(broker, 0, 0).plan().items == ()
+    with pytest.raises(ConfigError, match="need 0 <= min <= max"):
+        Autoscale(broker, 2, 5)
+    action = Autoscale(broker, 4, 1)
+    plan = action.plan()
+    assert [i.key for i in plan.items] == ["irkit-sandbox@localhost"]
+    outcome = action.act(plan)
+    assert outcome.done == ()
+    assert "the worker refused" in outcome.failed[0][1]

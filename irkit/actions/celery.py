@@ -146,3 +146,60 @@ class Pool:
         done, skipped, failed = act_on(plan, still_matches, resize)
         summary = f"{len(done)} of {len(plan.items)} pools resized"
         return Outcome(self.name, plan.target, tuple(done), tuple(skipped), tuple(failed), summary)
+
+
+class Autoscale:
+    """Set the autoscaler's bounds of each named worker (all that answer, if none): the
+    control API's `autoscale max min`. Only workers started with --autoscale accept it; the
+    others say so, and the outcome reports it."""
+
+    name = "celery.autoscale"
+
+    def __init__(
+        self, target: CeleryTarget, maximum: int, minimum: int, workers: Sequence[str] = ()
+    ) -> None:
+        if maximum and not 0 <= minimum <= maximum:
+            raise ConfigError(f"autoscale {maximum},{minimum}: need 0 <= min <= max")
+        self.target = target
+        self.maximum = maximum
+        self.minimum = minimum
+        self.workers = list(workers)
+
+    def plan(self) -> Plan:
+        if not self.maximum:
+            return Plan(self.name, self.target.display, "no autoscale bounds asked: nothing to do")
+        sizes = pool_sizes(self.target)
+        items, refused = [], []
+        for name in self.workers or sorted(sizes):
+            if name not in sizes:
+                refused.append((name, "did not answer (not running, or too busy to reply)"))
+                continue
+            items.append(Item(name, f"{name}: pool {sizes[name]}, autoscale to "
+                                    f"{self.minimum}..{self.maximum}",
+                              {"worker": name, "from": sizes[name]}))  # fmt: skip
+        what = f"autoscale {len(items)} worker(s) between {self.minimum} and {self.maximum}"
+        return Plan(self.name, self.target.display, what, tuple(items), tuple(refused))
+
+    def act(self, plan: Plan) -> Outcome:
+        def still_matches(item: Item) -> str | None:
+            return None if item.key in pool_sizes(self.target) else "no longer answers"
+
+        def autoscale(item: Item) -> str:
+            with probes._app(self.target) as app:
+                replies = app.control.autoscale(
+                    self.maximum, self.minimum, destination=[item.key], reply=True,
+                    timeout=max(self.target.inspect_timeout_s, 2.0),
+                )  # fmt: skip
+            if not replies:
+                raise ConfigError("the worker did not acknowledge")
+            errors = [r.get("error") for reply in replies for r in reply.values()
+                      if isinstance(r, dict) and r.get("error")]  # fmt: skip
+            if errors:
+                raise ConfigError(f"the worker refused: {errors[0]}")
+            return f"autoscaling between {self.minimum} and {self.maximum}"
+
+        done, skipped, failed = act_on(plan, still_matches, autoscale)
+        summary = f"{len(done)} of {len(plan.items)} workers autoscaling"
+        if failed:
+            summary += f"; {failed[0][1]}"
+        return Outcome(self.name, plan.target, tuple(done), tuple(skipped), tuple(failed), summary)
