@@ -88,6 +88,31 @@ def pool_sizes(target: CeleryTarget) -> dict[str, int]:
     }
 
 
+def _answering(
+    target: CeleryTarget, wanted: Sequence[str]
+) -> tuple[dict[str, int], list[str], list[tuple[str, str]]]:
+    """Pool sizes, the wanted workers that answer (all, if none named), and those that don't."""
+    sizes = pool_sizes(target)
+    names = list(wanted) or sorted(sizes)
+    refused = [(n, "did not answer (not running, or too busy to reply)") for n in names
+               if n not in sizes]  # fmt: skip
+    return sizes, [n for n in names if n in sizes], refused
+
+
+def _control(target: CeleryTarget, worker: str, method: str, *args: int) -> None:
+    """One control-API call to one worker; its refusal (an `error` reply) raised as such."""
+    with probes._app(target) as app:
+        call: Any = getattr(app.control, method)
+        replies = call(*args, destination=[worker], reply=True,
+                       timeout=max(target.inspect_timeout_s, 2.0))  # fmt: skip
+    if not replies:
+        raise ConfigError("the worker did not acknowledge")
+    errors = [r.get("error") for reply in replies for r in reply.values()
+              if isinstance(r, dict) and r.get("error")]  # fmt: skip
+    if errors:
+        raise ConfigError(f"the worker refused: {errors[0]}")
+
+
 class Pool:
     """Grow (`by` > 0) or shrink (`by` < 0) the pool of each named worker (all that answer, if
     none are named) by `by` processes."""
@@ -101,12 +126,9 @@ class Pool:
     def plan(self) -> Plan:
         if self.by == 0:
             return Plan(self.name, self.target.display, "no pool change asked: nothing to do")
-        sizes = pool_sizes(self.target)
-        items, refused = [], []
-        for name in self.workers or sorted(sizes):
-            if name not in sizes:
-                refused.append((name, "did not answer (not running, or too busy to reply)"))
-                continue
+        sizes, names, refused = _answering(self.target, self.workers)
+        items = []
+        for name in names:
             new = sizes[name] + self.by
             if new < 1:
                 refused.append((name, f"its pool has {sizes[name]}: it cannot lose {-self.by}"))
@@ -125,16 +147,8 @@ class Pool:
             return None if now == item.details["from"] else f"its pool is {now} now, not planned"
 
         def resize(item: Item) -> str:
-            with probes._app(self.target) as app:
-                call: Any = app.control.pool_grow if self.by > 0 else app.control.pool_shrink
-                replies = call(abs(self.by), destination=[item.key], reply=True,
-                               timeout=max(self.target.inspect_timeout_s, 2.0))  # fmt: skip
-            if not replies:
-                raise ConfigError("the worker did not acknowledge")
-            errors = [r.get("error") for reply in replies for r in reply.values()
-                      if isinstance(r, dict) and r.get("error")]  # fmt: skip
-            if errors:
-                raise ConfigError(f"the worker refused: {errors[0]}")
+            method = "pool_grow" if self.by > 0 else "pool_shrink"
+            _control(self.target, item.key, method, abs(self.by))
             # The worker acknowledges first and resizes after: wait to see it done.
             deadline = time.monotonic() + RESIZE_WAIT_S
             now = pool_sizes(self.target).get(item.key)
@@ -168,12 +182,9 @@ class Autoscale:
     def plan(self) -> Plan:
         if not self.maximum:
             return Plan(self.name, self.target.display, "no autoscale bounds asked: nothing to do")
-        sizes = pool_sizes(self.target)
-        items, refused = [], []
-        for name in self.workers or sorted(sizes):
-            if name not in sizes:
-                refused.append((name, "did not answer (not running, or too busy to reply)"))
-                continue
+        sizes, names, refused = _answering(self.target, self.workers)
+        items = []
+        for name in names:
             items.append(Item(name, f"{name}: pool {sizes[name]}, autoscale to "
                                     f"{self.minimum}..{self.maximum}",
                               {"worker": name, "from": sizes[name]}))  # fmt: skip
@@ -185,17 +196,7 @@ class Autoscale:
             return None if item.key in pool_sizes(self.target) else "no longer answers"
 
         def autoscale(item: Item) -> str:
-            with probes._app(self.target) as app:
-                replies = app.control.autoscale(
-                    self.maximum, self.minimum, destination=[item.key], reply=True,
-                    timeout=max(self.target.inspect_timeout_s, 2.0),
-                )  # fmt: skip
-            if not replies:
-                raise ConfigError("the worker did not acknowledge")
-            errors = [r.get("error") for reply in replies for r in reply.values()
-                      if isinstance(r, dict) and r.get("error")]  # fmt: skip
-            if errors:
-                raise ConfigError(f"the worker refused: {errors[0]}")
+            _control(self.target, item.key, "autoscale", self.maximum, self.minimum)
             return f"autoscaling between {self.minimum} and {self.maximum}"
 
         done, skipped, failed = act_on(plan, still_matches, autoscale)
