@@ -101,3 +101,11 @@ def _scalar(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:g}"
     return json.dumps(value, default=str)
+
+
+def show(items: Iterable[Any]) -> None:
+    """Display several things in one notebook cell, each with its own rich output."""
+    from IPython.display import display
+
+    for item in items:
+        display(item)  # type: ignore[no-untyped-call]

@@ -73,17 +73,22 @@ class Record:
     results: list[Result] = field(default_factory=list)
     complete: bool = True
     error: str = ""
-    incident: dict[str, Any] = field(default_factory=dict)
     events: list[dict[str, Any]] = field(default_factory=list)
-    # Each incident output in the order written, with when it was set if the output says
-    # (`incident` is them merged).
+    # Each incident output in the order written, with when it was set if the output says.
     updates: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     corrupt: bool = False
     started_at: str = ""
     ended_at: str = ""
     # A notebook prepared to be stepped through by hand (irkit incident open) says when.
     prepared_at: str = ""
-    parameters: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def incident(self) -> dict[str, Any]:
+        """The incident fields this notebook sets, later outputs overriding earlier ones."""
+        merged: dict[str, Any] = {}
+        for _, fields in self.updates:
+            merged.update(fields)
+        return merged
 
     @property
     def status(self) -> Status:
@@ -107,8 +112,6 @@ def read(path: Path) -> Record:
     papermill = papermill if isinstance(papermill, dict) else {}
     record.started_at = str(papermill.get("start_time") or "")
     record.ended_at = str(papermill.get("end_time") or "")
-    if isinstance(papermill.get("parameters"), dict):
-        record.parameters = papermill["parameters"]
     own = (metadata or {}).get("irkit")
     own = own if isinstance(own, dict) else {}
     record.prepared_at = str(own.get("prepared_at") or "")
@@ -130,7 +133,6 @@ def read(path: Path) -> Record:
             record.error = f"{output.get('ename')}: {output.get('evalue')}"
         data = output.get("data", {})
         if isinstance(data.get(INCIDENT_MIME), dict):
-            record.incident.update(data[INCIDENT_MIME])
             meta = output.get("metadata", {}).get(INCIDENT_MIME)
             at = str(meta.get("at") or "") if isinstance(meta, dict) else ""
             record.updates.append((at, data[INCIDENT_MIME]))

@@ -138,11 +138,10 @@ def guarded(
 ) -> Outcome | None:
     """Plan, show, record; act only if allowed (papermill) or confirmed (JupyterLab). Returns
     the outcome when it acted at once, else None."""
-    shown = _guarded(log, action, allow_actions, confirmed_by)
-    from IPython.display import display
+    from irkit.render import show
 
-    for item in shown:
-        display(item)  # type: ignore[no-untyped-call]
+    shown = _guarded(log, action, allow_actions, confirmed_by)
+    show(shown)
     return next((s for s in shown if isinstance(s, Outcome)), None)
 
 

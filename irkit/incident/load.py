@@ -29,7 +29,6 @@ class NotebookRun:
     complete: bool
     ran: bool
     error: str = ""
-    started_at: str = ""
 
 
 @dataclass
@@ -40,8 +39,6 @@ class Incident:
     timeline: list[dict[str, Any]] = field(default_factory=list)
     notebooks: list[NotebookRun] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
-    # The latest verdict of each probe on each target, across the incident's notebooks.
-    results: list[dict[str, Any]] = field(default_factory=list)
 
     def get(self, name: str, default: Any = None) -> Any:
         value = self.fields.get(name)
@@ -106,7 +103,6 @@ def load_folder(path: Path) -> Incident:
     incident = Incident(incident_id=path.name, folder=path)
     updates: list[_Change] = []
     events: list[dict[str, Any]] = []
-    latest: dict[tuple[str, str], dict[str, Any]] = {}
     order = 0
     for nb_path in store.numbered_notebooks(path):
         record = reports.read(nb_path)
@@ -123,7 +119,6 @@ def load_folder(path: Path) -> Incident:
                 complete=record.complete,
                 ran=ran,
                 error=record.error,
-                started_at=record.started_at,
             )
         )
         when = _when(record, nb_path)
@@ -132,8 +127,6 @@ def load_folder(path: Path) -> Incident:
             updates.append((schema.parse_time(at) or when, order, fields))
         events.extend(record.events)
         events.extend(_derived_events(nb_path.name, section, record))
-        for r in record.results:
-            latest[(r.probe, r.target)] = {**r.to_json(), "notebook": nb_path.name}
     journal_updates, journal_events = _read_journal(path / JOURNAL, incident.warnings)
     updates.extend((at, order + i, f) for i, (at, f) in enumerate(journal_updates, 1))
     events.extend(journal_events)
@@ -141,7 +134,6 @@ def load_folder(path: Path) -> Incident:
         incident.fields.update(fields)
     incident.fields.setdefault("incident_id", path.name)
     incident.timeline = _merge_events(events)
-    incident.results = list(latest.values())
     return incident
 
 

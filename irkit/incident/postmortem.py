@@ -242,10 +242,9 @@ def fill(
     if follow_up:
         given["follow_up"] = list(follow_up)
     if action_items:
-        items = list(log.fields.get("action_items") or [])
-        known = {i.get("action") for i in items}
-        items += [i for i in map(schema.action_item, action_items) if i["action"] not in known]
-        given["action_items"] = items
+        given["action_items"] = schema.add_action_items(
+            log.fields.get("action_items"), action_items
+        )
     if given:
         log.update(**given)
     incident = section.record()

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from irkit.errors import ConfigError
 from irkit.incident import forms, messages, notify, schema
 from irkit.probes import celery, disk, host, postgres, prometheus, redis, tls
+from irkit.render import show
 from irkit.result import Result, Results, Status, utc_now
 
 if TYPE_CHECKING:
@@ -85,10 +86,7 @@ def conclude(
     record = section.incident.fields
     if action_items:
         # Added to what the record holds (the postmortem may have added some): none is lost.
-        items = list(record.get("action_items") or [])
-        known = {i.get("action") for i in items}
-        items += [i for i in map(schema.action_item, action_items) if i["action"] not in known]
-        fields["action_items"] = items
+        fields["action_items"] = schema.add_action_items(record.get("action_items"), action_items)
     if mitigated:
         fields["mitigated_at"] = mitigated
     failing = [r for r in section.results if r.status is Status.CRIT]
@@ -133,11 +131,4 @@ def announce(section: Section, *, notify_now: bool = False) -> None:
         "Post to Slack", lambda: notify.send(section.incident, message, notify=True)
     )) is not None:  # fmt: skip
         shown.append(button)
-    _display(shown)
-
-
-def _display(items: list[Any]) -> None:
-    from IPython.display import display
-
-    for item in items:
-        display(item)  # type: ignore[no-untyped-call]
+    show(shown)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -146,3 +147,11 @@ def action_item(text: str) -> dict[str, Any]:
             f"{', '.join(ACTION_PRIORITIES)}"
         )
     return {"action": action, "owner": owner, "due": due, "priority": priority, "done": done}
+
+
+def add_action_items(existing: Any, texts: Sequence[str]) -> list[dict[str, Any]]:
+    """The recorded action items with `texts` added, none twice (by their action)."""
+    items = list(existing or [])
+    known = {i.get("action") for i in items}
+    items += [i for i in map(action_item, texts) if i["action"] not in known]
+    return items

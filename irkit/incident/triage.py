@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from irkit.errors import ConfigError
 from irkit.incident import escalation, forms, messages, notify, schema, severity, sla
+from irkit.render import show
 from irkit.result import Result, utc_now
 
 if TYPE_CHECKING:
@@ -228,11 +229,4 @@ def communicate(
             )
             if button is not None:
                 shown.append(button)
-    _display(shown)
-
-
-def _display(items: list[Any]) -> None:
-    from IPython.display import display
-
-    for item in items:
-        display(item)  # type: ignore[no-untyped-call]
+    show(shown)
