@@ -119,6 +119,15 @@ def _celery_queues(r: Result) -> str:
 
 
 def _celery_workers(r: Result) -> str:
+    runaway = r.evidence.get("runaway") or []
+    if runaway:
+        first = runaway[0]
+        return (
+            f"Runbook 'High CPU Alert', runaway Celery tasks: {len(runaway)} task(s) running past "
+            f"the limit, e.g. {first.get('name')} [{first.get('id')}] on {first.get('worker')}. "
+            "Find why (its args are in the evidence), then revoke it "
+            "(`celery -A dashboard control revoke --terminate ID`) or restart that worker."
+        )
     if r.status is Status.WARN:
         return (
             "Every pool slot is busy: look for stuck or runaway tasks in the active list, "
@@ -221,6 +230,29 @@ def _prometheus_query(r: Result) -> str:
     )
 
 
+def _logs_errors(r: Result) -> str:
+    top = (r.evidence.get("rows") or [{}])[0]
+    return (
+        f"Runbook 'High Error Rate Alert', errors by type: most are {top.get('type')} "
+        f"({top.get('count')}, e.g. {top.get('sample')!r}). Read one whole traceback in the log, "
+        "and check Sentry for the same type."
+    )
+
+
+def _deploy_recent(r: Result) -> str:
+    return (
+        "Runbook 'High CPU Alert': a deploy landed shortly before; if the alert began after it, "
+        "roll it back (redeploy the previous commit, listed in the evidence) and watch the alert."
+    )
+
+
+def _command_check(r: Result) -> str:
+    return (
+        f"Runbook 'Health Check Failure', component-wise checks: {r.summary}. Its output is in "
+        "the evidence; fix what it names, then re-run the health check."
+    )
+
+
 ADVICE: dict[str, Advice] = {
     "postgres.connect": _postgres_connect,
     "postgres.connections": _postgres_connections,
@@ -243,6 +275,8 @@ ADVICE: dict[str, Advice] = {
     "tls.expiry": _tls_expiry,
     "prometheus.alerts": _prometheus_alerts,
     "prometheus.query": _prometheus_query,
+    "deploy.recent": _deploy_recent,
+    "command.check": _command_check,
 }
 
 
@@ -254,6 +288,8 @@ def advise(result: Result) -> str | None:
         # Informational probes can still point at something useful (reclaimable files).
         if result.probe == "disk.old_files" and result.evidence.get("files"):
             return _disk_old_files(result)
+        if result.probe == "logs.errors" and result.evidence.get("total"):
+            return _logs_errors(result)
         return None
     advice = ADVICE.get(result.probe)
     return advice(result) if advice else result.summary

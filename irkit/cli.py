@@ -98,6 +98,37 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.set_defaults(handler=_run)
 
+    health = commands.add_parser(
+        "health",
+        help="the scheduled health report: every read-only check at once",
+        description=(
+            "Run every read-only check of every section concurrently, bounded in time (about one "
+            "timeout even when every target hangs; health_deadline_s at most), into "
+            "reports/health/<UTC time>-health.ipynb and its .html. Prints each verdict; exit "
+            "code: the worst status, Nagios style (0 OK, 1 WARN, 2 CRIT, 3 UNKNOWN or a usage "
+            "error). For cron, a systemd timer, Airflow or Celery beat: see the README."
+        ),
+    )
+    health.add_argument(
+        "-f", "--file", dest="files", action="append", type=Path, default=[], metavar="FILE",
+        help="a YAML parameter file (repeatable; later files win)",
+    )  # fmt: skip
+    health.add_argument(
+        "-p", "--parameter", dest="pairs", action="append", default=[], metavar="NAME=VALUE",
+        help="one parameter (repeatable; wins over files)",
+    )  # fmt: skip
+    health.add_argument(
+        "--notify", action="store_true",
+        help="post a Slack notice (IRKIT_SLACK_WEBHOOK) when the worst status changes, or while "
+             "it stays CRIT at most every notify_repeat_min minutes",
+    )  # fmt: skip
+    health.add_argument(
+        "--keep", metavar="AGE",
+        help="after the run, delete health reports older than AGE (e.g. 30d, 12h, 2w); "
+             "incident records and other reports are never touched",
+    )  # fmt: skip
+    health.set_defaults(handler=_health)
+
     sandbox = commands.add_parser(
         "sandbox",
         help="the local practice servers",
@@ -216,6 +247,42 @@ def _run(args: argparse.Namespace) -> int:
             print(f"irkit: could not write the HTML copy: {exc}", file=sys.stderr)
     print(f"report: {record.path}")
     print(f"status: {record.status.name}")
+    return record.status.exit_code
+
+
+def _health(args: argparse.Namespace) -> int:
+    from irkit import reports, runner
+    from irkit.health import history, retention
+    from irkit.result import utc_now
+
+    keep = retention.parse_age(args.keep) if args.keep else None
+    pairs = [*args.pairs, *(["notify=true"] if args.notify else [])]
+    folder = history.folder()
+    plan = runner.plan("health", args.files, pairs, folder=folder)
+    for adopted in reports.adopt_orphans(folder):
+        print(f"irkit: kept the record of a run that was killed: {adopted}", file=sys.stderr)
+    runner.preload_html()
+    record = runner.execute(plan, progress=sys.stderr.isatty())
+    for result in record.results:
+        print(result)
+    if not record.complete:
+        why = record.error or "it stopped before the end"
+        print(f"irkit: the report did not run to the end ({why})", file=sys.stderr)
+    written = [record.path]
+    try:
+        written.append(runner.write_html(record.path, exclude_input=True))
+        print(f"html:   {written[-1]}")
+    except Exception as exc:  # the record itself is safe; say what went wrong with the copy
+        print(f"irkit: could not write the HTML copy: {exc}", file=sys.stderr)
+    print(f"report: {record.path}")
+    if keep is not None:
+        removed = retention.prune(folder, keep, utc_now(), spare=written)
+        if removed:
+            print(f"pruned: {len(removed)} health report file(s) older than {args.keep}")
+    counts = ", ".join(
+        f"{n} {s.name}" for s in Status if (n := sum(r.status is s for r in record.results))
+    )
+    print(f"status: {record.status.name}" + (f" ({counts})" if counts else ""))
     return record.status.exit_code
 
 

@@ -9,6 +9,7 @@ pending (`irkit.reports.read` reads that as incomplete).
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -36,6 +37,20 @@ class _Manager(NotebookExecutionManager):  # type: ignore[misc]
             self._last_write = time.monotonic()
         else:
             self._without_writing(super().cell_complete, cell, cell_index, **kwargs)
+
+    def save(self, **kwargs: Any) -> None:
+        # Written beside, then renamed over: a run killed mid-write (SIGKILL) still leaves a
+        # whole notebook, the last one saved, never half a file.
+        path = self.output_path
+        if path and "://" not in path:
+            import nbformat
+
+            tmp = f"{path}.writing"
+            nbformat.write(self.nb, tmp)
+            os.replace(tmp, path)
+            self.last_save_time = self.now()
+            return
+        super().save(**kwargs)
 
     def _without_writing(self, step: Callable[..., None], *args: Any, **kwargs: Any) -> None:
         output_path: str | None = self.output_path

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -26,6 +27,39 @@ def stamp(now: datetime | None = None) -> str:
 
 def temporary_path(final: Path) -> Path:
     return final.with_name(f".{final.stem}.{os.getpid()}.partial.ipynb")
+
+
+_ORPHAN = re.compile(r"^\.(?P<stem>.+)\.(?P<pid>\d+)\.partial\.ipynb$")
+
+
+def adopt_orphans(folder: Path) -> list[Path]:
+    """Publish what runs killed outright (SIGKILL, a lost machine) left in their hidden files: a
+    record is never lost, and reads as incomplete (its unfinished cells are marked pending)."""
+    adopted: list[Path] = []
+    if not folder.is_dir():
+        return adopted
+    for tmp in sorted(folder.iterdir()):
+        match = _ORPHAN.match(tmp.name)
+        if not match or _alive(int(match["pid"])):
+            continue
+        # Claimed by a rename first: of two runs adopting at once, only one gets it.
+        claimed = tmp.with_name(f"{tmp.name}.adopted-by-{os.getpid()}")
+        try:
+            tmp.rename(claimed)
+        except FileNotFoundError:
+            continue
+        adopted.append(publish(claimed, folder / f"{match['stem']}.ipynb"))
+    return adopted
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
 
 
 def publish(tmp: Path, wanted: Path) -> Path:

@@ -4,8 +4,9 @@ verdicts so far."""
 from __future__ import annotations
 
 import functools
+import html
 import time
-from collections.abc import Callable, MutableMapping, Sequence
+from collections.abc import Callable, Iterable, MutableMapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
@@ -96,6 +97,18 @@ class Section:
     def host(self) -> targets.LocalHost:
         return targets.LocalHost()
 
+    @functools.cached_property
+    def logs(self) -> targets.LogSource:
+        return targets.logs_target(self.params)
+
+    @functools.cached_property
+    def repo(self) -> targets.RepoTarget:
+        return targets.repo_target(self.params)
+
+    def command(self, name: str) -> targets.CommandTarget:
+        """The read-only diagnostic command called `name` in `check_commands`."""
+        return targets.command_target(self.params, name)
+
     def check(
         self,
         probe: Callable[Concatenate[T, P], Result],
@@ -105,7 +118,30 @@ class Section:
         **kwargs: P.kwargs,
     ) -> Result:
         """Run one probe and remember its verdict for the closing summary."""
+        result = self.measure(probe, target, *args, **kwargs)
+        self.note([result])
+        return result
+
+    def measure(
+        self,
+        probe: Callable[Concatenate[T, P], Result],
+        target: T,
+        /,
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> Result:
+        """Run one probe without remembering its verdict (the health report runs many at once
+        and keeps only those that finish within its deadline)."""
         name = str(getattr(probe, "probe_name", getattr(probe, "__name__", "probe")))
+        if getattr(target, "configured", True) is False:
+            # An optional source nobody gave (a log file, a repository): said, not judged.
+            return NotConfigured(
+                probe=name,
+                target=target.display,
+                status=Status.UNKNOWN,
+                summary=f"not configured: {getattr(target, 'hint', 'no target given')}",
+                evidence={"configured": False},
+            )
         key = target.display
         earlier = self._unreachable.get(key)
         if (
@@ -113,15 +149,19 @@ class Section:
             and time.monotonic() - earlier[0] < UNREACHABLE_MEMORY_S
             and (earlier[1].probe != name)
         ):
-            result = _not_attempted(name, earlier[1])
+            return _not_attempted(name, earlier[1])
+        result = probe(target, *args, **kwargs)
+        if result.evidence.get("reachable") is False:
+            self._unreachable[key] = (time.monotonic(), result)
         else:
-            result = probe(target, *args, **kwargs)
-            if result.evidence.get("reachable") is False:
-                self._unreachable[key] = (time.monotonic(), result)
-            else:
-                self._unreachable.pop(key, None)
-        self._latest[(name, key)] = result
+            self._unreachable.pop(key, None)
         return result
+
+    def note(self, results: Iterable[Result]) -> None:
+        """Remember verdicts for the closing summary (a check not configured is not one)."""
+        for result in results:
+            if not isinstance(result, NotConfigured):
+                self._latest[(result.probe, result.target)] = result
 
     @property
     def results(self) -> list[Result]:
@@ -143,6 +183,15 @@ class Section:
     def next_steps(self) -> NextSteps:
         """The closing summary: the section's verdict and what the runbook says to do next."""
         return NextSteps(self.name, self.results)
+
+
+class NotConfigured(Result):
+    """A check left out because its optional target was not given. Shown as a note, and kept out
+    of the record's verdicts: an unconfigured source is neither healthy nor failing."""
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        text = f"{self.probe}: {self.summary}"
+        return {"text/plain": text, "text/html": f"<p><em>{html.escape(text)}</em></p>"}
 
 
 def _incident_log(section: str, incident_id: str) -> IncidentLog:

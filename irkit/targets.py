@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import shlex
 import socket
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from irkit.errors import ParameterError
-from irkit.secrets import redact_url, url_password, without_password
+from irkit.secrets import redact, redact_url, url_password, without_password
 
 # Which environment variable stands in for an empty target parameter.
 ENV_FOR_PARAMETER = {
@@ -188,6 +189,85 @@ class LocalHost:
         return 120.0
 
 
+@dataclass(frozen=True, kw_only=True)
+class LogSource:
+    """Where the application's log lines come from: files (globs), or a command's output such as
+    `docker compose logs web --since 30m`."""
+
+    files: tuple[str, ...] = ()
+    command: tuple[str, ...] = ()
+    timeout_s: float = 10.0
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.files or self.command)
+
+    @property
+    def hint(self) -> str:
+        return "give log_files (paths or globs) or log_command to read the application's errors"
+
+    @property
+    def display(self) -> str:
+        if self.command:
+            return redact(shlex.join(self.command))[:120]
+        shown = ", ".join(self.files[:3])
+        return shown + (f" and {len(self.files) - 3} more" if len(self.files) > 3 else "")
+
+    @property
+    def deadline_s(self) -> float:
+        # The command's own time limit, or reading at most a few MB per file.
+        return self.timeout_s + 5.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class RepoTarget:
+    """The deployed checkout, for `git log` (when did the code last change here?)."""
+
+    path: str = ""
+    timeout_s: float = 5.0
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.path)
+
+    @property
+    def hint(self) -> str:
+        return "give deploy_repo, the deployed checkout, to see recent deploys"
+
+    @property
+    def display(self) -> str:
+        return self.path or "(no repository)"
+
+    @property
+    def deadline_s(self) -> float:
+        return 2 * self.timeout_s + 2.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class CommandTarget:
+    """A read-only diagnostic command named in `check_commands`, e.g. `manage.py check --deploy`."""
+
+    name: str
+    argv: tuple[str, ...] = ()
+    timeout_s: float = 20.0
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.argv)
+
+    @property
+    def hint(self) -> str:
+        return f"add '{self.name}: <command line>' to check_commands to run it"
+
+    @property
+    def display(self) -> str:
+        return f"{self.name}: {redact(shlex.join(self.argv))}" if self.argv else self.name
+
+    @property
+    def deadline_s(self) -> float:
+        return self.timeout_s + 5.0
+
+
 SSLMODES = ("", "disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 REDIS_SCHEMES = ("redis", "rediss", "unix")
 
@@ -264,6 +344,30 @@ def tls_target(params: Mapping[str, Any]) -> TlsTarget:
     )
 
 
+def logs_target(params: Mapping[str, Any]) -> LogSource:
+    from irkit.command import split
+
+    line = str(params.get("log_command", "") or "")
+    return LogSource(
+        files=tuple(str(f) for f in params.get("log_files") or []),
+        command=tuple(split(line, "parameter log_command")) if line.strip() else (),
+        timeout_s=_positive(params, "log_timeout_s", 10.0),
+    )
+
+
+def repo_target(params: Mapping[str, Any]) -> RepoTarget:
+    return RepoTarget(path=str(params.get("deploy_repo", "") or ""))
+
+
+def command_target(params: Mapping[str, Any], name: str) -> CommandTarget:
+    from irkit.command import parse_named
+
+    argv = parse_named(params.get("check_commands") or [], "check_commands").get(name, [])
+    return CommandTarget(
+        name=name, argv=tuple(argv), timeout_s=_positive(params, "check_timeout_s", 20.0)
+    )
+
+
 def parse_endpoint(text: str) -> TlsEndpoint:
     """`name[:port][@address]`: the name is sent by SNI and checked; the address, if given, is
     where to connect (a load balancer, or 127.0.0.1 for a name that does not resolve)."""
@@ -291,10 +395,19 @@ def check_all(params: Mapping[str, Any], declared: Collection[str]) -> None:
         "web_url": web_target,
         "prom_url": prometheus_target,
         "tls_endpoints": tls_target,
+        "log_command": logs_target,
+        "check_commands": lambda p: [command_target(p, n) for n in _named(p)],
+        "health_deadline_s": lambda p: _positive(p, "health_deadline_s", 30.0),
     }
     for marker, build in builders.items():
         if marker in declared:
             build(params)
+
+
+def _named(params: Mapping[str, Any]) -> list[str]:
+    from irkit.command import parse_named
+
+    return list(parse_named(params.get("check_commands") or [], "check_commands"))
 
 
 def _verify(params: Mapping[str, Any]) -> bool | str:

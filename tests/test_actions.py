@@ -331,7 +331,8 @@ def test_headless_db_notebook_acts_only_when_allowed_and_records_it(
 
 
 def test_commands_are_parsed_and_an_unconfigured_one_says_how() -> None:
-    from irkit.actions.commands import Named, parse
+    from irkit.actions.commands import Named
+    from irkit.command import parse_named as parse
 
     assert parse(["restart_web: docker compose restart web"]) == {
         "restart_web": ["docker", "compose", "restart", "web"]}  # fmt: skip

@@ -10,17 +10,10 @@ timeout, and its exit code and output go into the record.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import re
 import shlex
-import shutil
-import signal
-import subprocess
-import sys
 from collections.abc import Sequence
-from pathlib import Path
 
+from irkit import command
 from irkit.actions.guard import Item, Outcome, Plan, act_on
 from irkit.errors import ConfigError
 from irkit.secrets import redact
@@ -38,37 +31,7 @@ STEPS = {
     "scale_workers": "Incident 2: docker-compose up -d --scale celery=4",
     "renew_cert": "Incident 3: certbot renew --force-renewal",
 }
-_NAME = re.compile(r"[a-z][a-z0-9_]*")
 _OUTPUT_CHARS = 4000
-
-
-def parse(entries: Sequence[str]) -> dict[str, list[str]]:
-    """`["restart_web: docker compose restart web"]` → {"restart_web": [argv]}."""
-    commands: dict[str, list[str]] = {}
-    for entry in entries:
-        name, sep, line = str(entry).partition(":")
-        name = name.strip()
-        if not sep or not _NAME.fullmatch(name) or not line.strip():
-            raise ConfigError(
-                f"deploy command {entry!r}: write it as 'name: command line', e.g. "
-                "'restart_web: docker compose restart web'"
-            )
-        try:
-            commands[name] = shlex.split(line)
-        except ValueError as exc:
-            raise ConfigError(f"deploy command {name}: {exc}") from None
-    return commands
-
-
-def _resolve(program: str) -> str:
-    """On PATH, else beside this Python (the kit's own venv: `irkit`, `celery`)."""
-    found = shutil.which(program)
-    if found:
-        return found
-    beside = Path(sys.executable).parent / program
-    if beside.exists():
-        return str(beside)
-    raise ConfigError(f"{program!r} is not installed here (not on PATH)")
 
 
 class Named:
@@ -79,7 +42,7 @@ class Named:
     ) -> None:
         self.name = f"command.{name}"
         self.step = name
-        self.argv = parse(deploy_commands).get(name)
+        self.argv = command.parse_named(deploy_commands).get(name)
         self.timeout_s = timeout_s
         self.cwd = cwd or None
 
@@ -99,28 +62,15 @@ class Named:
     def act(self, plan: Plan) -> Outcome:
         def run(item: Item) -> str:
             assert self.argv is not None
-            argv = [_resolve(self.argv[0]), *self.argv[1:]]
             try:
-                # A session of its own: a timeout stops the command and everything it started.
-                proc = subprocess.Popen(
-                    argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                    cwd=self.cwd, env=os.environ.copy(), start_new_session=True,
-                )  # fmt: skip
-            except OSError as exc:
-                raise ConfigError(f"could not start: {exc}") from None
-            try:
-                stdout, stderr = proc.communicate(timeout=self.timeout_s)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                stdout, stderr = proc.communicate()
+                done = command.run(self.argv, timeout_s=self.timeout_s, cwd=self.cwd)
+            except command.TimedOut as exc:
                 raise ConfigError(
-                    f"still running after {self.timeout_s:g} s: stopped; output so far: "
-                    f"{_tail(stdout)}{_tail(stderr)}"
+                    f"{exc}; output so far: {_tail(exc.stdout)}{_tail(exc.stderr)}"
                 ) from None
-            output = (_tail(stdout) + _tail(stderr)).strip()
-            if proc.returncode != 0:
-                raise ConfigError(f"exit code {proc.returncode}: {output}")
+            output = (_tail(done.stdout) + _tail(done.stderr)).strip()
+            if done.returncode != 0:
+                raise ConfigError(f"exit code {done.returncode}: {output}")
             return f"exit code 0: {output}" if output else "exit code 0"
 
         done, skipped, failed = act_on(plan, lambda item: None, run)
@@ -129,7 +79,5 @@ class Named:
         return Outcome(self.name, plan.target, tuple(done), tuple(skipped), tuple(failed), summary)
 
 
-def _tail(text: str | bytes | None) -> str:
-    if isinstance(text, bytes):
-        text = text.decode(errors="replace")
-    return redact(text or "")[-_OUTPUT_CHARS:]
+def _tail(text: str) -> str:
+    return command.tail(text, _OUTPUT_CHARS)

@@ -55,10 +55,15 @@ def _post(channel: str, url: str, **kwargs: object) -> Delivery:
 
 
 def slack(message: Message) -> Delivery:
+    return post_slack(message.slack)
+
+
+def post_slack(text: str) -> Delivery:
+    """Post `text` to the incoming webhook in IRKIT_SLACK_WEBHOOK."""
     url = os.environ.get(SLACK_ENV, "")
     if not url:
         return Delivery("slack", False, f"{SLACK_ENV} is not set: paste the text above instead")
-    return _post("slack", url, json={"text": message.slack})
+    return _post("slack", url, json={"text": text})
 
 
 def statuspage(message: Message, page_id: str, api: str = STATUSPAGE_API) -> Delivery:

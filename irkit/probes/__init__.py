@@ -32,6 +32,9 @@ CATALOGUE = {
     "tls.expiry": "irkit.probes.tls:expiry",
     "prometheus.alerts": "irkit.probes.prometheus:alerts",
     "prometheus.query": "irkit.probes.prometheus:error_rate",
+    "logs.errors": "irkit.probes.logs:errors",
+    "deploy.recent": "irkit.probes.deploy:recent",
+    "command.check": "irkit.probes.commands:check",
 }
 
 

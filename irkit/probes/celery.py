@@ -145,12 +145,19 @@ def broker_error(target: CeleryTarget, exc: BaseException) -> Unreachable:
 
 
 @probe("celery.workers")
-def workers(target: CeleryTarget, *, min_workers: int = 1) -> Finding:
+def workers(
+    target: CeleryTarget, *, min_workers: int = 1, runaway_s: float = 300.0, expected: int = 0
+) -> Finding:
     """Workers alive, their active and reserved tasks and pool use, as
-    `celery -A dashboard inspect active` shows them."""
+    `celery -A dashboard inspect active` shows them; a task running longer than `runaway_s` is a
+    runaway (runbook High CPU Alert, Incident 2 "identify stuck tasks"). Workers are given the
+    whole inspect timeout to answer, unless `expected` says how many there are: the check then
+    stops waiting once that many have answered."""
+    if runaway_s <= 0:
+        raise ParameterError(f"runaway_s must be a positive number of seconds, got {runaway_s:g}")
     timeout = target.inspect_timeout_s
     with _app(target) as app:
-        pings = app.control.inspect(timeout=timeout).ping() or {}
+        pings = app.control.inspect(timeout=timeout, limit=expected or None).ping() or {}
         names = sorted(pings)
         if names:
             # Addressing the workers that answered lets each call return as soon as all reply.
@@ -182,8 +189,15 @@ def workers(target: CeleryTarget, *, min_workers: int = 1) -> Finding:
                 "longest_task_s": round(now - min(started), 1) if started else 0.0,
                 "processed": sum(((stats.get(name) or {}).get("total") or {}).values()),
                 "active_tasks": [
-                    {"id": t.get("id"), "name": t.get("name"), "args": str(t.get("args"))[:100]}
-                    for t in tasks[:20]
+                    {
+                        "id": t.get("id"),
+                        "name": t.get("name"),
+                        "args": str(t.get("args"))[:100],
+                        "running_s": round(now - t["time_start"], 1)
+                        if t.get("time_start")
+                        else None,
+                    }
+                    for t in sorted(tasks, key=lambda t: t.get("time_start") or now)[:20]
                 ],
             }
         )
@@ -196,6 +210,21 @@ def workers(target: CeleryTarget, *, min_workers: int = 1) -> Finding:
     longest = max(r["longest_task_s"] for r in rows)
     if longest:
         summary += f"; longest task running {human_age(longest)}"
+    runaway = [
+        {"worker": r["worker"], **t}
+        for r in rows
+        for t in r["active_tasks"]
+        if (t["running_s"] or 0) >= runaway_s
+    ]
+    evidence.update(runaway=runaway, runaway_s=runaway_s)
+    if runaway:
+        first = runaway[0]
+        return Finding(
+            Status.WARN,
+            summary + f"; {count(len(runaway), 'runaway task')} over {human_age(runaway_s)}, "
+            f"e.g. {first['name']} on {first['worker']}",
+            evidence,
+        )
     if len(names) < min_workers:
         return Finding(Status.WARN, summary + f"; expected at least {min_workers}", evidence)
     if full and len(full) == len(rows):

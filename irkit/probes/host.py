@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import time
 from typing import Any
 
 import psutil
@@ -59,12 +61,21 @@ def memory(host: LocalHost, *, warn_pct: float = 10.0, crit_pct: float = 5.0) ->
 
 @probe("host.cpu")
 def cpu(
-    host: LocalHost, *, interval_s: float = 0.5, warn_pct: float = 80.0, crit_pct: float = 95.0
+    host: LocalHost,
+    *,
+    interval_s: float = 0.5,
+    warn_pct: float = 80.0,
+    crit_pct: float = 95.0,
+    exclude_self: bool = False,
 ) -> Finding:
     """CPU use over `interval_s` (a first reading with no interval is always 0) and the busiest
-    processes over the same interval, as `top -b -n 1` would show them."""
+    processes over the same interval, as `top -b -n 1` would show them. With `exclude_self`, the
+    CPU used meanwhile by this process and its children is left out (the health report measures
+    while its other checks run)."""
     check_thresholds(warn_pct, crit_pct)
     interval_s = max(interval_s, MIN_CPU_INTERVAL_S)
+    own_before = _own_cpu_s() if exclude_self else 0.0
+    started = time.monotonic()
     procs = list(psutil.process_iter(["pid", "name", "username"]))
     for p in procs:
         try:
@@ -72,8 +83,17 @@ def cpu(
         except psutil.Error:
             continue
     total = psutil.cpu_percent(interval=interval_s)
+    own_pids: set[int] = set()
+    own_pct = 0.0
+    if exclude_self:
+        wall = time.monotonic() - started
+        own_pct = 100.0 * (_own_cpu_s() - own_before) / (wall * (psutil.cpu_count() or 1))
+        total = round(max(0.0, total - own_pct), 1)
+        own_pids = _own_pids()
     rows = []
     for p in procs:
+        if p.pid in own_pids:
+            continue
         try:
             used = p.cpu_percent(None)
         except psutil.Error:
@@ -94,6 +114,7 @@ def cpu(
         "cpus": psutil.cpu_count(),
         "load_average": [round(load1, 2), round(load5, 2), round(load15, 2)],
         "interval_s": interval_s,
+        **({"own_cpu_pct_left_out": round(own_pct, 1)} if exclude_self else {}),
         "rows": rows[:TOP],
         "warn_pct": warn_pct,
         "crit_pct": crit_pct,
@@ -108,3 +129,23 @@ def cpu(
         f"(load {load1:.2f}){busiest}"
     )
     return Finding(grade(total, warn_pct, crit_pct), summary, evidence)
+
+
+def _own_pids() -> set[int]:
+    me = psutil.Process()
+    pids = {me.pid}
+    with contextlib.suppress(psutil.Error):
+        pids |= {c.pid for c in me.children(recursive=True)}
+    return pids
+
+
+def _own_cpu_s() -> float:
+    """CPU seconds used by this process and its children so far, those it already waited for
+    included (a child that ended during the interval still counts)."""
+    me = psutil.Process()
+    total = 0.0
+    for proc in [me, *me.children(recursive=True)]:
+        with contextlib.suppress(psutil.Error):
+            t = proc.cpu_times()
+            total += t.user + t.system + t.children_user + t.children_system
+    return total

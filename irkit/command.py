@@ -1,0 +1,104 @@
+"""Running the deployment's own tools: without a shell, in a session of their own, within a time
+limit that stops the command and everything it started.
+
+The guarded deployment commands (`irkit.actions.commands`), the read-only diagnostic commands
+(`command.check`) and a log command (`logs.errors`) all run this way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from irkit.errors import ConfigError
+from irkit.secrets import redact
+
+_NAME = re.compile(r"[a-z][a-z0-9_]*")
+
+
+@dataclass(frozen=True)
+class Completed:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+class TimedOut(Exception):
+    """The command outlived its time limit and was stopped; what it wrote so far is kept."""
+
+    def __init__(self, timeout_s: float, stdout: str, stderr: str) -> None:
+        super().__init__(f"still running after {timeout_s:g} s: stopped")
+        self.stdout = stdout
+        self.stderr = stderr
+
+
+def parse_named(entries: Sequence[str], parameter: str = "deploy_commands") -> dict[str, list[str]]:
+    """`["restart_web: docker compose restart web"]` → {"restart_web": [argv]}."""
+    commands: dict[str, list[str]] = {}
+    for entry in entries:
+        name, sep, line = str(entry).partition(":")
+        name = name.strip()
+        if not sep or not _NAME.fullmatch(name) or not line.strip():
+            raise ConfigError(
+                f"{parameter} entry {entry!r}: write it as 'name: command line', e.g. "
+                "'restart_web: docker compose restart web'"
+            )
+        commands[name] = split(line, f"{parameter} {name}")
+    return commands
+
+
+def split(line: str, what: str) -> list[str]:
+    try:
+        argv = shlex.split(line)
+    except ValueError as exc:
+        raise ConfigError(f"{what}: {exc}") from None
+    if not argv:
+        raise ConfigError(f"{what}: the command line is empty")
+    return argv
+
+
+def resolve(program: str) -> str:
+    """On PATH, else beside this Python (the kit's own venv: `irkit`, `celery`)."""
+    found = shutil.which(program)
+    if found:
+        return found
+    beside = Path(sys.executable).parent / program
+    if beside.exists():
+        return str(beside)
+    raise ConfigError(f"{program!r} is not installed here (not on PATH)")
+
+
+def run(argv: Sequence[str], *, timeout_s: float, cwd: str | None = None) -> Completed:
+    """Run `argv` to completion; raise TimedOut (after stopping its whole session) when it
+    outlives `timeout_s`, ConfigError when it cannot start."""
+    full = [resolve(argv[0]), *argv[1:]]
+    try:
+        # A session of its own: a timeout stops the command and everything it started.
+        proc = subprocess.Popen(
+            full, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+            text=True, errors="replace", cwd=cwd, env=os.environ.copy(), start_new_session=True,
+        )  # fmt: skip
+    except OSError as exc:
+        raise ConfigError(f"could not start {argv[0]}: {exc}") from None
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        stdout, stderr = proc.communicate()
+        raise TimedOut(timeout_s, stdout or "", stderr or "") from None
+    return Completed(proc.returncode, stdout or "", stderr or "")
+
+
+def tail(text: str, chars: int = 4000) -> str:
+    """The end of a command's output, secrets masked."""
+    return redact(text or "")[-chars:]

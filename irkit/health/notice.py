@@ -1,0 +1,51 @@
+"""The health report's Slack notice: posted only when the worst status changes, or while it stays
+CRIT no more often than every `repeat_min` minutes. A scheduler running the report every five
+minutes must not page a channel every five minutes."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from irkit.result import Result, Status
+from irkit.secrets import redact
+
+_LISTED = 5
+
+
+def reason(
+    now: Status,
+    before: Status | None,
+    last_posted: datetime | None,
+    at: datetime,
+    repeat_min: float,
+) -> str:
+    """Why a notice is due, or "" when none is."""
+    if before is None:
+        return "" if now is Status.OK else f"first health report: {now.name}"
+    if now is not before:
+        return "recovered" if now is Status.OK else f"{before.name} → {now.name}"
+    if now is Status.CRIT:
+        if last_posted is None:
+            return "still CRIT (no notice posted yet)"
+        if at - last_posted >= timedelta(minutes=repeat_min):
+            return (
+                f"still CRIT, last notice {int((at - last_posted).total_seconds() // 60)} min ago"
+            )
+    return ""
+
+
+def text(results: Sequence[Result], worst: Status, why: str, at: datetime) -> str:
+    """A short Slack message: the verdict, why now, and the worst findings."""
+    counts = {s: sum(r.status is s for r in results) for s in Status}
+    tally = ", ".join(f"{n} {s.name}" for s, n in counts.items() if n)
+    lines = [
+        f"*irkit health: {worst.name}* on {socket.gethostname()} at "
+        f"{at:%Y-%m-%d %H:%M} UTC ({why}): {tally}"
+    ]
+    bad = sorted((r for r in results if r.status is not Status.OK), key=lambda r: -r.status.rank)
+    lines += [f"• {r.status.name} {r.probe}: {r.summary}" for r in bad[:_LISTED]]
+    if len(bad) > _LISTED:
+        lines.append(f"• … and {len(bad) - _LISTED} more in the report")
+    return redact("\n".join(lines))

@@ -1,0 +1,35 @@
+"""Read-only diagnostic commands of the deployment, named in `check_commands`: the runbook's
+Health Check Failure step `docker-compose exec web python manage.py check --deploy`, or
+`pg_isready`. The exit code is the verdict; the output's last lines are the evidence."""
+
+from __future__ import annotations
+
+from irkit import command
+from irkit.errors import ParameterError, ServiceError
+from irkit.probe import Finding, probe
+from irkit.result import Status
+from irkit.targets import CommandTarget
+
+_OUTPUT_CHARS = 2000
+
+
+@probe("command.check")
+def check(target: CommandTarget) -> Finding:
+    """OK when the command exits 0, CRIT otherwise; its output is kept, secrets masked."""
+    if not target.configured:
+        raise ParameterError(f"the command {target.name} is not configured: {target.hint}")
+    try:
+        done = command.run(target.argv, timeout_s=target.timeout_s)
+    except command.TimedOut as exc:
+        raise ServiceError(
+            f"{target.name} ran longer than {target.timeout_s:g} s and was stopped",
+            output=command.tail(exc.stdout + exc.stderr, _OUTPUT_CHARS),
+        ) from None
+    output = command.tail(done.stdout + done.stderr, _OUTPUT_CHARS).strip()
+    last = output.splitlines()[-1].strip() if output else "no output"
+    evidence = {"exit_code": done.returncode, "output": output}
+    if done.returncode != 0:
+        return Finding(
+            Status.CRIT, f"{target.name} failed (exit code {done.returncode}): {last}", evidence
+        )
+    return Finding(Status.OK, f"{target.name} passed: {last}", evidence)

@@ -1,0 +1,85 @@
+"""Recent deploys, from the deployed checkout's git history: the runbook's High CPU step
+
+    git log --oneline -10
+    docker-compose exec web git rev-parse HEAD
+
+"Rollback recent deployment if spike coincides": the reflog says when this checkout last moved
+to another commit (the deploy), which can be much later than the commit itself.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from irkit import command
+from irkit.errors import NotVisible, ParameterError
+from irkit.probe import Finding, probe
+from irkit.result import Status
+from irkit.secrets import redact
+from irkit.targets import RepoTarget
+from irkit.units import human_age
+
+_SEP = "\x1f"
+
+
+def _git(target: RepoTarget, *args: str) -> str:
+    try:
+        done = command.run(["git", "-C", target.path, *args], timeout_s=target.timeout_s)
+    except command.TimedOut as exc:
+        raise NotVisible(f"git did not answer within {target.timeout_s:g} s") from exc
+    if done.returncode != 0:
+        reason = command.tail(done.stderr, 300).strip().splitlines()
+        raise NotVisible(f"git cannot read {target.path}: {reason[-1] if reason else 'failed'}")
+    return done.stdout
+
+
+@probe("deploy.recent")
+def recent(target: RepoTarget, *, commits: int = 10, window_min: float = 60.0) -> Finding:
+    """The last `commits` commits of the deployed checkout and when it last changed; WARN when
+    that was less than `window_min` minutes ago (a deploy that may coincide with an alert)."""
+    if not target.configured:
+        raise ParameterError(f"no repository given: {target.hint}")
+    if commits < 1 or window_min <= 0:
+        raise ParameterError("deploy.recent needs commits >= 1 and a positive window_min")
+    fields = _SEP.join(["%H", "%h", "%ct", "%an", "%s"])
+    log = _git(target, "log", f"-{commits}", f"--format={fields}")
+    now = time.time()
+    rows: list[dict[str, Any]] = []
+    for line in log.splitlines():
+        full, short, committed, author, subject = (line.split(_SEP) + [""] * 5)[:5]
+        rows.append(
+            {
+                "commit": short,
+                "full": full,
+                "committed_ago_s": round(now - int(committed or now)),
+                "author": redact(author),
+                "subject": redact(subject)[:200],
+            }
+        )
+    if not rows:
+        return Finding(Status.OK, "the repository has no commits yet", {"rows": []})
+    # When HEAD last moved here (checkout, pull, reset): the deploy time, if the reflog is kept.
+    moved = _git(target, "reflog", "-1", "--date=unix", "--format=%gd").strip()
+    moved_at = int(moved[moved.find("{") + 1 : -1]) if moved.startswith("HEAD@{") else None
+    head = rows[0]
+    changed_ago = now - moved_at if moved_at else head["committed_ago_s"]
+    evidence: dict[str, Any] = {
+        "head": head["full"],
+        "changed_ago_s": round(changed_ago),
+        "changed_from": "reflog" if moved_at else "commit time",
+        "window_min": window_min,
+        "rows": rows,
+    }
+    summary = (
+        f'HEAD {head["commit"]} "{head["subject"][:60]}" by {head["author"]}; this checkout '
+        f"changed {human_age(changed_ago)} ago"
+    )
+    if changed_ago < window_min * 60:
+        return Finding(
+            Status.WARN,
+            summary + f" (within {window_min:g} min): if the alert began after it, the runbook "
+            "says roll the deploy back",
+            evidence,
+        )
+    return Finding(Status.OK, summary, evidence)

@@ -1,0 +1,227 @@
+"""Errors in the application's logs, grouped by exception type: the runbook's
+
+    docker-compose logs web --since 30m | grep "ERROR" | awk '{print $NF}' | sort | uniq -c
+
+done so that a traceback counts once, under the exception it ended with (its last line), and only
+lines from the last N minutes count.
+
+A log entry starts at a line carrying a timestamp; the lines after it without one (a traceback)
+belong to it. An entry is an error when its level is ERROR, CRITICAL or FATAL, or when it holds a
+traceback. Timestamps without a zone are read as this machine's local time, as `date` shows it.
+"""
+
+from __future__ import annotations
+
+import glob
+import itertools
+import os
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from irkit import command
+from irkit.errors import NotVisible, ParameterError
+from irkit.probe import Finding, probe
+from irkit.result import Status, utc_now
+from irkit.secrets import redact
+from irkit.targets import LogSource
+from irkit.units import count
+
+# Read at most this much of the end of each file: a responder wants the last minutes, not a year.
+MAX_BYTES_PER_FILE = 16 * 1024 * 1024
+_SAMPLE_CHARS = 240
+
+_TIMESTAMP = re.compile(
+    r"(?P<date>\d{4}-\d{2}-\d{2})[T ](?P<time>\d{2}:\d{2}:\d{2})(?P<fraction>[.,]\d+)?"
+    r"\s*(?P<zone>Z|[+-]\d{2}:?\d{2}|UTC)?"
+)
+# Only near the start of a line (after a container name, a bracket, a level): a date in a message
+# is not the entry's time.
+_TIMESTAMP_WITHIN = 64
+_LEVEL = re.compile(r"\b(?:ERROR|CRITICAL|FATAL)\b|level=(?:error|critical|fatal)\b")
+_TRACEBACK = "Traceback (most recent call last):"
+# The last line of a Python traceback: `module.Type: message`, or the bare type.
+_RAISED = re.compile(r"^(?P<type>[A-Za-z_][\w.]*)(?::\s|:$|$)")
+# An exception named anywhere in a line without a traceback.
+_NAMED = re.compile(r"\b(?P<type>(?:[a-z_][\w]*\.)*[A-Z]\w*(?:Error|Exception))\b")
+NO_TYPE = "(no exception type)"
+
+
+@dataclass
+class Entry:
+    at: datetime | None
+    lines: list[str] = field(default_factory=list)
+
+    @property
+    def is_error(self) -> bool:
+        head = self.lines[0] if self.lines else ""
+        return bool(_LEVEL.search(head)) or any(_TRACEBACK in line for line in self.lines)
+
+    @property
+    def exception(self) -> str:
+        raised = ""
+        in_traceback = False
+        for line in self.lines:
+            if _TRACEBACK in line:
+                in_traceback = True
+                continue
+            if in_traceback and line and not line[0].isspace():
+                match = _RAISED.match(line.strip())
+                raised = match["type"] if match else raised
+                in_traceback = False
+        if raised:
+            return raised
+        for line in self.lines:
+            if match := _NAMED.search(line):
+                return match["type"]
+        return NO_TYPE
+
+
+def parse_time(line: str) -> datetime | None:
+    """The entry time at the start of a log line, in UTC; None when the line has none."""
+    match = _TIMESTAMP.search(line[:_TIMESTAMP_WITHIN])
+    if not match:
+        return None
+    fraction = (match["fraction"] or "").replace(",", ".")[:7]
+    zone = match["zone"] or ""
+    if zone in ("Z", "UTC"):
+        zone = "+00:00"
+    try:
+        at = datetime.fromisoformat(f"{match['date']}T{match['time']}{fraction}{zone}")
+    except ValueError:
+        return None
+    # No zone: this machine's local time.
+    return at.astimezone() if at.tzinfo is None else at
+
+
+def entries(lines: Iterable[str]) -> Iterator[Entry]:
+    current: Entry | None = None
+    for raw in lines:
+        line = raw.rstrip("\n")
+        at = parse_time(line)
+        if at is not None or current is None:
+            if current is not None:
+                yield current
+            current = Entry(at)
+        current.lines.append(line)
+    if current is not None:
+        yield current
+
+
+def group(found: Iterable[Entry], since: datetime) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """Errors since `since`, by exception type, most frequent first; and what was read."""
+    groups: dict[str, dict[str, Any]] = {}
+    seen = {"entries": 0, "undated": 0, "older": 0}
+    for entry in found:
+        seen["entries"] += 1
+        if entry.at is None:
+            seen["undated"] += 1
+            continue
+        if entry.at < since:
+            seen["older"] += 1
+            continue
+        if not entry.is_error:
+            continue
+        kind = entry.exception
+        at = entry.at.astimezone(since.tzinfo).isoformat(timespec="seconds")
+        row = groups.setdefault(kind, {"type": kind, "count": 0, "first_at": at, "sample": ""})
+        row["count"] += 1
+        row["last_at"] = at
+        if not row["sample"]:
+            row["sample"] = _sample(entry)
+    rows = sorted(groups.values(), key=lambda r: (-r["count"], r["type"]))
+    return rows, seen
+
+
+def _sample(entry: Entry) -> str:
+    raised = next(
+        (line for line in reversed(entry.lines) if line and not line[0].isspace()), entry.lines[0]
+    )
+    return redact(raised.strip())[:_SAMPLE_CHARS]
+
+
+@probe("logs.errors")
+def errors(target: LogSource, *, window_min: float = 30.0) -> Finding:
+    """Errors in the last `window_min` minutes of the log, grouped by exception type."""
+    if window_min <= 0:
+        raise ParameterError(
+            f"the log window must be a positive number of minutes, got {window_min:g}"
+        )
+    if not target.configured:
+        raise ParameterError(f"no log source given: {target.hint}")
+    since = utc_now() - timedelta(minutes=window_min)
+    cut: list[str]
+    if target.command:
+        texts, sources, cut = [_command_lines(target)], [target.display], []
+    else:
+        texts, sources, cut = _file_lines(target.files)
+    # Each file on its own: a file's first lines never continue another file's last entry.
+    rows, seen = group(itertools.chain.from_iterable(entries(t) for t in texts), since)
+    total = sum(r["count"] for r in rows)
+    evidence: dict[str, Any] = {
+        "window_min": window_min,
+        "total": total,
+        "rows": rows,
+        "sources": sources,
+        "read_only_the_last_mb_of": cut,
+        **seen,
+    }
+    if seen["entries"] and seen["undated"] == seen["entries"]:
+        return Finding(
+            Status.UNKNOWN,
+            f"no line of the log carries a timestamp, so the last {window_min:g} min cannot be "
+            "told apart; use a log format with times (or a log command with --timestamps)",
+            evidence,
+        )
+    if not rows:
+        return Finding(Status.OK, f"no errors in the last {window_min:g} min", evidence)
+    top = ", ".join(f"{r['type']} {r['count']}" for r in rows[:3])
+    more = f" and {len(rows) - 3} more types" if len(rows) > 3 else ""
+    summary = f"{count(total, 'error')} in the last {window_min:g} min: {top}{more}"
+    # Informational: the error rate (prometheus.query) grades; this says which errors they are.
+    return Finding(Status.OK, summary, evidence)
+
+
+def _command_lines(target: LogSource) -> list[str]:
+    try:
+        done = command.run(target.command, timeout_s=target.timeout_s)
+    except command.TimedOut as exc:
+        raise NotVisible(
+            f"the log command ran longer than {target.timeout_s:g} s and was stopped "
+            "(use a command that ends, e.g. without --follow)"
+        ) from exc
+    if done.returncode != 0:
+        raise NotVisible(
+            f"the log command failed (exit code {done.returncode}): "
+            f"{command.tail(done.stderr or done.stdout, 300).strip()}"
+        )
+    # `docker compose logs` writes to stdout; other tools log to stderr.
+    return (done.stdout + "\n" + done.stderr).splitlines()
+
+
+def _file_lines(patterns: Iterable[str]) -> tuple[list[list[str]], list[str], list[str]]:
+    paths: list[str] = []
+    for pattern in patterns:
+        matched = sorted(glob.glob(os.path.expanduser(pattern)))
+        if not matched:
+            raise NotVisible(f"no log file matches {pattern}")
+        paths.extend(p for p in matched if os.path.isfile(p))
+    texts: list[list[str]] = []
+    cut: list[str] = []
+    for path in dict.fromkeys(paths):
+        try:
+            with open(path, "rb") as f:
+                size = f.seek(0, os.SEEK_END)
+                start = max(0, size - MAX_BYTES_PER_FILE)
+                f.seek(start)
+                data = f.read()
+        except OSError as exc:
+            raise NotVisible(f"cannot read the log file {path}: {exc.strerror}") from None
+        text = data.decode("utf-8", errors="replace").splitlines()
+        if start:
+            cut.append(path)
+            text = text[1:]  # the first line read is likely cut in half
+        texts.append(text)
+    return texts, list(dict.fromkeys(paths)), cut

@@ -1,0 +1,396 @@
+"""`irkit health`: the scheduled report, against the real practice stack and against targets that
+refuse or never answer; its exit code, HTML, notices, retention, and records that survive
+concurrent and killed runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from irkit import reports
+from irkit.health import checks, history, notice, retention
+from irkit.result import Result, Status
+from irkit.sandbox.stack import Stack
+from tests.conftest import ROOT
+from tests.test_cli import irkit
+from tests.test_incident import Receiver
+from tests.test_notebooks import targets
+
+# Everything on the network in the report, by probe.
+NETWORK = {"http.health", "http.smoke", "postgres.connect", "postgres.connections",
+           "postgres.long_queries", "postgres.idle_in_transaction", "postgres.blocking",
+           "postgres.migrations", "redis.ping", "redis.memory", "redis.clients", "celery.queues",
+           "celery.workers", "tls.expiry", "prometheus.alerts", "prometheus.query"}  # fmt: skip
+TIMEOUT_S = 2
+
+
+def params_file(folder: Path, values: dict[str, Any]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"params-{len(list(folder.glob('params-*')))}.yaml"
+    path.write_text(yaml.safe_dump(values))
+    return path
+
+
+def healthy(stack: Stack) -> dict[str, Any]:
+    return {**targets(stack), "disk_paths": [str(stack.base)], "celery_expected_workers": 1}
+
+
+def run_health(
+    tmp_path: Path, values: dict[str, Any], *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return irkit("health", "-f", str(params_file(tmp_path / "p", values)), *args,
+                 reports=tmp_path / "reports", env=env)  # fmt: skip
+
+
+def written(tmp_path: Path) -> list[Path]:
+    found = (tmp_path / "reports" / "health").glob("*-health*.ipynb")
+    return sorted(p for p in found if not p.name.startswith("."))
+
+
+def by_probe(record: reports.Record) -> dict[str, Result]:
+    return {r.probe: r for r in record.results}
+
+
+def test_all_healthy_exits_0_with_every_section_ok_and_an_html_report(
+    tmp_path: Path, stack: Stack
+) -> None:
+    done = run_health(tmp_path, healthy(stack))
+    assert done.returncode == 0, done.stdout + done.stderr
+    (path,) = written(tmp_path)
+    record = reports.read(path)
+    assert record.complete, record.error
+    probes = [r.probe for r in record.results]
+    assert probes == [c.probe for c in checks.CHECKS if not c.needs]
+    assert {r.status for r in record.results} == {Status.OK}, [str(r) for r in record.results]
+    html = path.with_suffix(".html").read_text()
+    # The summary first, then every area, with the charts inline; no code cells.
+    assert html.index("Every check is OK.") < html.index("1. Web app") < html.index("7. Alerts")
+    assert html.count('<img alt="chart"') == 3
+    assert "report.show(" not in html
+    assert f"report: {path}" in done.stdout
+    assert done.stdout.rstrip().endswith(f"status: OK ({len(probes)} OK)")
+    # A second run compares itself with the first.
+    again = run_health(tmp_path, healthy(stack))
+    assert again.returncode == 0
+    summary = _summary(written(tmp_path)[-1])
+    assert summary["previous"]["report"] == path.name
+    assert summary["changes"] == []
+    assert summary["counts"] == {"OK": len(probes), "WARN": 0, "CRIT": 0, "UNKNOWN": 0}
+
+
+def _summary(path: Path) -> dict[str, Any]:
+    nb = json.loads(path.read_text())
+    for cell in nb["cells"]:
+        for output in cell.get("outputs", []):
+            if "application/vnd.irkit.health+json" in output.get("data", {}):
+                found: dict[str, Any] = output["data"]["application/vnd.irkit.health+json"]
+                return found
+    raise AssertionError("no health summary in the report")
+
+
+def test_optional_sources_join_the_report_when_given(tmp_path: Path, stack: Stack) -> None:
+    log = tmp_path / "web.log"
+    at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    log.write_text(f"{at} ERROR django.request boom\nTraceback (most recent call last):\n"
+                   '  File "x.py", line 1\nKeyError: \'tenant\'\n')  # fmt: skip
+    commands = ["check_deploy: irkit sandbox manage check --deploy",
+                "broken: sh -c 'echo cannot reach the cache; exit 1'"]  # fmt: skip
+    values = {**healthy(stack), "log_files": [str(log)], "check_commands": commands}
+    done = run_health(tmp_path, values, env={"IRKIT_SANDBOX_DIR": str(stack.base)})
+    assert done.returncode == 2, done.stdout + done.stderr
+    record = reports.read(written(tmp_path)[-1])
+    results = {(r.probe, r.target.split(":")[0]): r for r in record.results}
+    assert results[("logs.errors", str(log))].evidence["rows"][0]["type"] == "KeyError"
+    assert results[("command.check", "check_deploy")].status is Status.OK
+    broken = results[("command.check", "broken")]
+    assert broken.status is Status.CRIT
+    assert broken.summary == "broken failed (exit code 1): cannot reach the cache"
+
+
+def test_every_target_unreachable_is_crit_and_bounded_by_one_timeout(
+    tmp_path: Path, closed_port: int, hanging_port: int
+) -> None:
+    def everything_at(port: int) -> dict[str, Any]:
+        return {"pg_host": "127.0.0.1", "pg_port": port, "pg_connect_timeout_s": TIMEOUT_S,
+                "redis_url": f"redis://127.0.0.1:{port}/1", "redis_socket_timeout_s": TIMEOUT_S,
+                "celery_broker_url": f"redis://127.0.0.1:{port}/0",
+                "celery_socket_timeout_s": TIMEOUT_S, "web_url": f"http://127.0.0.1:{port}",
+                "web_timeout_s": TIMEOUT_S, "prom_url": f"http://127.0.0.1:{port}",
+                "prom_timeout_s": TIMEOUT_S, "tls_endpoints": [f"himalytix.test:{port}@127.0.0.1"],
+                "tls_timeout_s": TIMEOUT_S, "disk_paths": [str(tmp_path)]}  # fmt: skip
+
+    started = time.monotonic()
+    refused = run_health(tmp_path / "refused", everything_at(closed_port))
+    fixed_cost = time.monotonic() - started
+    started = time.monotonic()
+    hung = run_health(tmp_path / "hung", everything_at(hanging_port))
+    elapsed = time.monotonic() - started
+    for done, folder in ((refused, "refused"), (hung, "hung")):
+        assert done.returncode == 2, done.stdout + done.stderr
+        (path,) = written(tmp_path / folder)
+        record = reports.read(path)
+        assert record.complete, record.error
+        network = [r for r in record.results if r.probe in NETWORK]
+        assert len(network) == len(NETWORK)
+        # Each target is CRIT; the checks after its first failure say they were not attempted.
+        assert {r.status for r in network} <= {Status.CRIT, Status.UNKNOWN}
+        crit_targets = {r.target for r in network if r.status is Status.CRIT}
+        assert crit_targets == {r.target for r in network}, [str(r) for r in network]
+        assert path.with_suffix(".html").exists()
+    # Six targets hang, each for one timeout: one after the other that would be 12 s and more.
+    assert elapsed < fixed_cost + TIMEOUT_S + 2.0, (elapsed, fixed_cost)
+
+
+def test_a_hung_check_is_cut_at_the_reports_deadline(tmp_path: Path) -> None:
+    values = {"check_commands": ["stuck: sleep 30"], "check_timeout_s": 60.0,
+              "health_deadline_s": 3.0, "pg_port": 1, "redis_url": "redis://127.0.0.1:1/1",
+              "celery_broker_url": "redis://127.0.0.1:1/0", "web_url": "http://127.0.0.1:1",
+              "prom_url": "http://127.0.0.1:1", "tls_endpoints": ["x.test:1@127.0.0.1"],
+              "disk_paths": [str(tmp_path)]}  # fmt: skip
+    started = time.monotonic()
+    done = run_health(tmp_path, values)
+    assert time.monotonic() - started < 20
+    assert done.returncode == 2
+    stuck = next(
+        r for r in reports.read(written(tmp_path)[0]).results if r.probe == "command.check"
+    )
+    assert stuck.status is Status.CRIT
+    assert "no answer within the report's limit of 3 s" in stuck.summary
+
+
+def test_two_runs_at_once_give_two_reports(tmp_path: Path, stack: Stack) -> None:
+    path = params_file(tmp_path / "p", healthy(stack))
+    env = {**os.environ, "IRKIT_REPORTS": str(tmp_path / "reports")}
+    command = [sys.executable, "-m", "irkit", "health", "-f", str(path)]
+    runs = [subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True) for _ in range(2)]  # fmt: skip
+    outputs = [r.communicate(timeout=120) for r in runs]
+    assert [r.returncode for r in runs] == [0, 0], outputs
+    found = written(tmp_path)
+    assert len(found) == 2
+    assert all(reports.read(p).complete for p in found)
+    assert len({p.with_suffix(".html").name for p in found}) == 2
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["term", "kill"])
+def test_a_killed_run_leaves_a_readable_partial_report(
+    tmp_path: Path, hanging_port: int, sig: signal.Signals
+) -> None:
+    values = {"web_url": f"http://127.0.0.1:{hanging_port}", "web_timeout_s": 30.0,
+              "prom_url": f"http://127.0.0.1:{hanging_port}", "prom_timeout_s": 30.0,
+              "health_deadline_s": 60.0, "disk_paths": [str(tmp_path)]}  # fmt: skip
+    path = params_file(tmp_path / "p", values)
+    env = {**os.environ, "IRKIT_REPORTS": str(tmp_path / "reports")}
+    run = subprocess.Popen([sys.executable, "-m", "irkit", "health", "-f", str(path)], cwd=ROOT,
+                           env=env, start_new_session=True, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)  # fmt: skip
+    folder = tmp_path / "reports" / "health"
+    deadline = time.monotonic() + 60
+    # Mid-way: the kernel is running the checks (the report's first cells are saved).
+    while time.monotonic() < deadline and not any(
+        p.name.endswith(".partial.ipynb") and _cells_done(p) >= 1
+        for p in (folder.iterdir() if folder.exists() else [])
+    ):
+        time.sleep(0.2)
+    time.sleep(1.0)
+    if sig is signal.SIGKILL:
+        os.killpg(run.pid, sig)  # the whole group: nothing gets to clean up
+    else:
+        run.send_signal(sig)
+    _, err = run.communicate(timeout=60)
+    if sig is signal.SIGKILL:
+        assert written(tmp_path) == []  # still hidden: the next run adopts it
+        again = run_health(tmp_path, {"disk_paths": [str(tmp_path)], "pg_port": 1,
+                                      "web_url": "http://127.0.0.1:1", "prom_url":
+                                      "http://127.0.0.1:1", "redis_url": "redis://127.0.0.1:1/1",
+                                      "celery_broker_url": "redis://127.0.0.1:1/0"})  # fmt: skip
+        assert "kept the record of a run that was killed" in again.stderr
+    else:
+        assert run.returncode == 130, err
+    partial = reports.read(written(tmp_path)[0])
+    assert not partial.corrupt
+    assert not partial.complete
+    assert partial.error  # why it is incomplete: stopped, or the interrupt it got
+    assert not list(folder.glob(".*.partial.ipynb"))
+
+
+def _cells_done(path: Path) -> int:
+    try:
+        nb = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return 0
+    return sum(
+        c.get("metadata", {}).get("papermill", {}).get("status") == "completed"
+        for c in nb["cells"]
+        if c["cell_type"] == "code"
+    )
+
+
+def test_notices_only_when_news_and_never_the_webhook_in_a_file(
+    tmp_path: Path, stack: Stack, receiver: Receiver
+) -> None:
+    hook = f"{receiver.url}/services/T0/B0/healthsecret42"
+    env = {"IRKIT_SLACK_WEBHOOK": hook}
+    down = {"pg_port": 1, "pg_host": "127.0.0.1", "disk_paths": [str(tmp_path)],
+            **{k: v for k, v in healthy(stack).items() if not k.startswith("pg_")}}  # fmt: skip
+
+    def run(values: dict[str, Any], *extra: str) -> subprocess.CompletedProcess[str]:
+        return run_health(tmp_path, values, "--notify", *extra, env=env)
+
+    assert run(healthy(stack)).returncode == 0
+    assert receiver.requests == []  # first report, all OK: nothing to say
+    assert run(down).returncode == 2
+    (first,) = receiver.requests
+    text = first["json"]["text"]
+    assert text.startswith("*irkit health: CRIT* on ")
+    assert "(OK → CRIT)" in text
+    assert "• CRIT postgres.connect:" in text
+    assert run(down).returncode == 2
+    assert len(receiver.requests) == 1  # still CRIT, reminded only after notify_repeat_min
+    assert run(down, "-p", "notify_repeat_min=0.01").returncode == 2
+    assert len(receiver.requests) == 2
+    assert "still CRIT, last notice" in receiver.requests[-1]["json"]["text"]
+    assert run(healthy(stack)).returncode == 0
+    assert "(recovered)" in receiver.requests[-1]["json"]["text"]
+    assert len(receiver.requests) == 3
+    # Without --notify nothing is posted, and the report says a notice would be due.
+    quiet = run_health(tmp_path, down, env=env)
+    assert quiet.returncode == 2
+    assert len(receiver.requests) == 3
+    for path in (tmp_path / "reports").rglob("*"):
+        if path.is_file():
+            assert "healthsecret42" not in path.read_text(errors="replace"), path
+
+
+def test_keep_prunes_old_health_reports_and_nothing_else(tmp_path: Path) -> None:
+    folder = tmp_path / "reports" / "health"
+    folder.mkdir(parents=True)
+    old = (datetime.now(UTC) - timedelta(days=40)).strftime("%Y%m%dT%H%M%SZ")
+    recent = (datetime.now(UTC) - timedelta(days=3)).strftime("%Y%m%dT%H%M%SZ")
+    for name in (f"{old}-health.ipynb", f"{old}-health.html", f"{old}-health-2.ipynb",
+                 f"{recent}-health.ipynb", "notes.txt", f"{old}-health.ipynb.bak"):  # fmt: skip
+        (folder / name).write_text("{}")
+    (folder / f"{old}-health-3.ipynb").symlink_to(folder / "notes.txt")
+    incident = tmp_path / "reports" / "incidents" / f"{old}-db"
+    incident.mkdir(parents=True)
+    (incident / "01-triage.ipynb").write_text("{}")
+    values = {"pg_port": 1, "web_url": "http://127.0.0.1:1", "prom_url": "http://127.0.0.1:1",
+              "redis_url": "redis://127.0.0.1:1/1", "celery_broker_url": "redis://127.0.0.1:1/0",
+              "disk_paths": [str(tmp_path)]}  # fmt: skip
+    done = run_health(tmp_path, values, "--keep", "30d")
+    assert done.returncode == 2, done.stderr
+    assert "pruned: 3 health report file(s) older than 30d" in done.stdout
+    left = sorted(p.name for p in folder.iterdir())
+    assert f"{recent}-health.ipynb" in left
+    assert "notes.txt" in left
+    assert f"{old}-health.ipynb.bak" in left
+    assert f"{old}-health-3.ipynb" in left  # a symlink is never followed nor removed
+    assert not any(n.startswith(old) and n.endswith(("health.ipynb", "health.html"))
+                   for n in left)  # fmt: skip
+    assert (incident / "01-triage.ipynb").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--keep", "soon"], "--keep 'soon': give an age such as 30d"),
+        (["--keep", "0d"], "--keep '0d': give an age such as 30d"),
+        (["-p", "pg_hots=x"], "unknown parameter 'pg_hots'"),
+        (["-p", "health_deadline_s=-1"], "health_deadline_s must be"),
+        (["-p", "check_commands=[oops]"], "check_commands entry 'oops': write it as"),
+    ],
+)
+def test_user_errors_are_one_line_and_write_nothing(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
+    done = irkit("health", *args, reports=tmp_path)
+    assert done.returncode == 3
+    assert message in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "health").exists() or not any((tmp_path / "health").iterdir())
+
+
+def test_a_corrupt_earlier_report_is_passed_over(tmp_path: Path) -> None:
+    folder = tmp_path / "reports" / "health"
+    folder.mkdir(parents=True)
+    (folder / "20200101T000000Z-health.ipynb").write_text("{not json")
+    values = {"pg_port": 1, "web_url": "http://127.0.0.1:1", "prom_url": "http://127.0.0.1:1",
+              "redis_url": "redis://127.0.0.1:1/1", "celery_broker_url": "redis://127.0.0.1:1/0",
+              "disk_paths": [str(tmp_path)]}  # fmt: skip
+    done = run_health(tmp_path, values)
+    assert done.returncode == 2, done.stderr
+    assert (folder / "20200101T000000Z-health.ipynb").read_text() == "{not json"
+    assert _summary(written(tmp_path)[-1])["previous"] is None
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver()
+    yield r
+    r.server.shutdown()
+
+
+# --- pure logic -----------------------------------------------------------------------------
+
+
+def test_notice_rules() -> None:
+    now = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+    ok, warn, crit = Status.OK, Status.WARN, Status.CRIT
+    assert notice.reason(ok, None, None, now, 60) == ""
+    assert notice.reason(crit, None, None, now, 60) == "first health report: CRIT"
+    assert notice.reason(ok, ok, None, now, 60) == ""
+    assert notice.reason(warn, warn, None, now, 60) == ""  # a steady WARN is not news
+    assert notice.reason(crit, warn, None, now, 60) == "WARN → CRIT"
+    assert notice.reason(ok, crit, None, now, 60) == "recovered"
+    recent = now - timedelta(minutes=10)
+    assert notice.reason(crit, crit, recent, now, 60) == ""
+    assert notice.reason(crit, crit, now - timedelta(minutes=61), now, 60).startswith(
+        "still CRIT, last notice 61 min ago"
+    )
+    assert notice.reason(crit, crit, None, now, 60) == "still CRIT (no notice posted yet)"
+
+
+def test_changes_since_the_previous_report() -> None:
+    def r(probe: str, status: Status, target: str = "t") -> Result:
+        return Result(probe=probe, target=target, status=status, summary=f"{probe} {status.name}")
+
+    before = [r("a", Status.OK), r("b", Status.WARN), r("gone", Status.OK)]
+    now = [r("a", Status.CRIT), r("b", Status.WARN), r("new", Status.OK)]
+    changes = history.changes(now, before)
+    assert [(c.probe, c.was, c.now) for c in changes] == [
+        ("a", "OK", "CRIT"), ("new", "—", "OK"), ("gone", "OK", "—")]  # fmt: skip
+
+
+def test_ages_for_keep() -> None:
+    assert retention.parse_age("30d") == timedelta(days=30)
+    assert retention.parse_age("12h") == timedelta(hours=12)
+    assert retention.parse_age("2w") == timedelta(weeks=2)
+    assert retention.parse_age("90m") == timedelta(minutes=90)
+
+
+def test_orphans_are_adopted_once(tmp_path: Path) -> None:
+    pid = _dead_pid()
+    orphan = tmp_path / f".20261128T000000Z-health.{pid}.partial.ipynb"
+    orphan.write_text('{"cells": [], "metadata": {}}')
+    mine = tmp_path / f".20261128T000001Z-health.{os.getpid()}.partial.ipynb"
+    mine.write_text("{}")
+    assert reports.adopt_orphans(tmp_path) == [tmp_path / "20261128T000000Z-health.ipynb"]
+    assert mine.exists()  # a live run's file is its own
+    assert reports.adopt_orphans(tmp_path) == []
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
