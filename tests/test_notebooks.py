@@ -14,6 +14,7 @@ import pytest
 
 from conftest import tls_endpoints
 from irkit import parameters, reports
+from irkit.health import CHECKS
 from irkit.result import RESULT_MIME, Status
 from irkit.sandbox.stack import BROKER_DB, CACHE_DB, Stack
 from tests.conftest import ROOT
@@ -26,13 +27,18 @@ EXPECTED = {
     "redis": ["redis.ping", "redis.memory", "redis.clients", "redis.memory"],
     "celery": ["celery.queues", "celery.workers", "celery.queues"],
     "disk": ["disk.usage", "disk.old_files", "host.memory", "host.cpu", "disk.usage"],
-    "alerts": ["prometheus.alerts", "http.health", "http.smoke", "prometheus.query",
-               "tls.expiry", "tls.expiry"],
+    "alerts": ["prometheus.alerts", "host.cpu", "celery.workers", "deploy.recent",
+               "prometheus.query", "logs.errors", "postgres.long_queries", "http.health",
+               "command.check", "postgres.connect", "redis.ping", "http.smoke", "tls.expiry",
+               "tls.expiry"],
+    # Every check at once, in one call (irkit.health.CHECKS); none of its own.
+    "health": [],
     "triage": ["prometheus.alerts", "http.health", "http.smoke", "prometheus.query",
                "postgres.impact"],
     "resolve": ["http.health", "http.smoke", "prometheus.query", "http.load"],
     "postmortem": [],
 }  # fmt: skip
+OPTIONAL = {"logs.errors", "deploy.recent", "command.check"}
 # The resolve notebook re-runs every read-only check in one call after its own.
 RECHECK = ["postgres.connect", "postgres.connections", "postgres.long_queries",
            "postgres.idle_in_transaction", "postgres.blocking", "redis.ping", "redis.memory",
@@ -75,7 +81,8 @@ def test_thin_one_call_per_check(path: Path) -> None:
     used = [ast.unparse(ast.parse(s).body[0].value.args[0]) for s in checks]  # type: ignore[attr-defined]
     # Each probe is called by its module and function: `postgres.connect` is also its name, but for
     # prometheus.query, whose function is error_rate.
-    names = {"prometheus.error_rate": "prometheus.query"}
+    names = {"prometheus.error_rate": "prometheus.query", "logs.errors": "logs.errors",
+             "commands.check": "command.check", "deploy.recent": "deploy.recent"}  # fmt: skip
     assert [names.get(u, u) for u in used] == EXPECTED[path.stem]
 
 
@@ -157,6 +164,10 @@ def test_each_notebook_runs_against_the_practice_servers(
     record = run(path, tmp_path, **params)
     assert record.complete, record.error
     expected = EXPECTED[path.stem] + (RECHECK if path.stem == "resolve" else [])
+    if path.stem == "health":
+        expected = [c.probe for c in CHECKS if not c.needs]
+    # Sources not given here (log files, the deployed checkout, diagnostics) are not judged.
+    expected = [p for p in expected if p not in OPTIONAL]
     assert [r.probe for r in record.results] == expected
     nb = json.loads(record.path.read_text())
     assert nb["metadata"]["papermill"]["parameters"] == params
@@ -206,3 +217,23 @@ def test_plain_papermill_with_an_unknown_parameter_stops_before_any_probe(tmp_pa
     assert not record.complete
     assert record.results == []
     assert record.status is Status.UNKNOWN
+
+
+def test_the_health_reports_checks_take_declared_parameters_with_the_probes_defaults() -> None:
+    from irkit import probes
+
+    declared = parameters.declared_in_notebook(ROOT / "notebooks" / "health.ipynb")
+    for check in CHECKS:
+        signature = inspect.signature(probes.get(check.probe))
+        for keyword, name in check.kwargs.items():
+            assert name in declared, (check.probe, name)
+            default = signature.parameters[keyword].default
+            default = list(default) if isinstance(default, tuple) else default
+            assert declared[name].default == default, (check.probe, keyword)
+        for needed in filter(None, check.needs.split("|")):
+            assert needed in declared, needed
+    # Every read-only probe of every section is in the report (the load test is not read-only:
+    # it sends a hundred requests; postgres.impact is triage's, not a health question).
+    assert {c.probe for c in CHECKS} | {"command.check", "http.load", "postgres.impact"} == set(
+        probes.names()
+    )
