@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
-from irkit import drills, parameters
+from irkit import drills, parameters, reports
 from irkit.errors import SandboxError
 from irkit.probes import prometheus
 from irkit.result import Result, Status
@@ -188,6 +189,8 @@ def test_drill_end_to_end(name: str, drill_stack: Stack, tmp_path: Path) -> None
     case.check(shown, active.state)
     # The record says it was a drill, so the metrics leave it out.
     assert record.incident.get("drill") is True
+    # The scheduled report names the same probe, and exits with the worst status it found.
+    health_says(drill_stack, tmp_path, case, name)
 
     assert drills.stop(drill_stack, name)
     assert drills.active(drill_stack) == []
@@ -199,6 +202,25 @@ def test_drill_end_to_end(name: str, drill_stack: Stack, tmp_path: Path) -> None
         time.sleep(2)
     assert results[case.probe].status is Status.OK, str(results[case.probe])
     assert not record.incident.get("drill")
+
+
+def health_says(stack: Stack, tmp_path: Path, case: Case, name: str) -> None:
+    values = section_parameters(stack, "health", {"celery_expected_workers": 1, **case.during})
+    params = tmp_path / "health.yaml"
+    params.write_text(yaml.safe_dump(values))
+    done = irkit("health", "-f", str(params), reports=tmp_path / "reports")
+    (path,) = (tmp_path / "reports" / "health").glob("[0-9]*-health.ipynb")
+    record = reports.read(path)
+    assert record.complete, record.error
+    assert done.returncode == record.status.exit_code, done.stdout + done.stderr
+    assert done.returncode in (1, 2), done.stdout
+    flagged = {r.probe for r in record.results if r.status in BAD}
+    expected = {case.probe} | ({"postgres.connect"} if name == "pool-exhaustion" else set())
+    assert flagged & expected, done.stdout
+    assert any(
+        line.startswith(("WARN", "CRIT")) and any(p in line for p in expected)
+        for line in done.stdout.splitlines()
+    ), done.stdout
 
 
 def test_the_done_when_sequence_through_the_command_line(
