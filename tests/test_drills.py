@@ -204,6 +204,10 @@ def test_drill_end_to_end(name: str, drill_stack: Stack, tmp_path: Path) -> None
     assert not record.incident.get("drill")
 
 
+# Drills whose area has a chart in the health report: disk use, queue depths, sessions by state.
+CHARTED = {"disk-full", "celery-backlog", "pool-exhaustion"}
+
+
 def health_says(stack: Stack, tmp_path: Path, case: Case, name: str) -> None:
     values = section_parameters(stack, "health", {"celery_expected_workers": 1, **case.during})
     params = tmp_path / "health.yaml"
@@ -221,6 +225,8 @@ def health_says(stack: Stack, tmp_path: Path, case: Case, name: str) -> None:
         line.startswith(("WARN", "CRIT")) and any(p in line for p in expected)
         for line in done.stdout.splitlines()
     ), done.stdout
+    if name in CHARTED:  # the area needs attention: its chart shows where
+        assert '<img alt="chart"' in path.with_suffix(".html").read_text()
 
 
 def test_the_done_when_sequence_through_the_command_line(

@@ -76,13 +76,16 @@ def test_all_healthy_exits_0_with_every_section_ok_and_an_html_report(
     html = path.with_suffix(".html").read_text()
     # The summary first, then every area, with the charts inline; no code cells.
     assert html.index("Every check is OK.") < html.index("1. Web app") < html.index("7. Alerts")
-    assert html.count('<img alt="chart"') == 3
     assert "report.show(" not in html
+    # All OK, no area needs a picture; asked for, every area that has one draws it.
+    assert '<img alt="chart"' not in html
     assert f"report: {path}" in done.stdout
     assert done.stdout.rstrip().endswith(f"status: OK ({len(probes)} OK)")
     # A second run compares itself with the first.
-    again = run_health(tmp_path, healthy(stack))
+    again = run_health(tmp_path, {**healthy(stack), "charts_always": True})
     assert again.returncode == 0
+    html = written(tmp_path)[-1].with_suffix(".html").read_text()
+    assert html.count('<img alt="chart"') == 3
     summary = _summary(written(tmp_path)[-1])
     assert summary["previous"]["report"] == path.name
     assert summary["changes"] == []

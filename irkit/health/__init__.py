@@ -33,15 +33,18 @@ __all__ = ["AREAS", "CHECKS", "HEALTH_MIME", "Check", "Report", "run"]
 HEALTH_MIME = "application/vnd.irkit.health+json"
 
 
-def run(section: Section, *, deadline_s: float = 30.0) -> Report:
-    """Every read-only check this configuration allows, concurrently, within `deadline_s`."""
+def run(section: Section, *, deadline_s: float = 30.0, charts_always: bool = False) -> Report:
+    """Every read-only check this configuration allows, concurrently, within `deadline_s`.
+    Charts are drawn for the areas that need attention, or for every area with `charts_always`."""
     from irkit.health import checks
 
     chosen = selected(section.params)
     at = utc_now()
     started = time.perf_counter()
-    # The charts' library loads while the checks wait on their targets.
-    results = checks.run(section, chosen, deadline_s=deadline_s, meanwhile=charts.warm_up)
+    # When every chart is wanted, their library loads while the checks wait on their targets.
+    results = checks.run(
+        section, chosen, deadline_s=deadline_s, meanwhile=charts.warm_up if charts_always else None
+    )
     section.note(results)
     return Report(
         section=section,
@@ -50,6 +53,7 @@ def run(section: Section, *, deadline_s: float = 30.0) -> Report:
         at=at,
         elapsed_s=time.perf_counter() - started,
         previous=history.previous(),
+        charts_always=charts_always,
     )
 
 
@@ -61,6 +65,7 @@ class Report:
     at: datetime
     elapsed_s: float
     previous: Record | None
+    charts_always: bool = False
     _shown: set[str] = field(default_factory=set)
 
     @property
@@ -139,9 +144,12 @@ class Report:
         if not results:
             note = f"{AREAS[name]}: nothing configured to check here"
             return _Bundle({"text/plain": note, "text/html": f"<p><em>{escape(note)}</em></p>"})
+        # A picture helps where something needs attention: which path is full, which queue
+        # is long, which state holds the connections. (Drawing costs matplotlib's start-up.)
+        wanted = self.charts_always or any(r.status is not Status.OK for r in results)
         images = "".join(
             f'<img alt="chart" style="max-width:100%" src="{uri}"/>'
-            for uri in charts.for_area(name, results)
+            for uri in (charts.for_area(name, results) if wanted else [])
         )
         return _Bundle(
             {
