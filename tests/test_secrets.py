@@ -62,8 +62,15 @@ def test_no_report_contains_a_secret(guarded_stack: Stack, tmp_path: Path) -> No
     assert wrong.returncode == 2
     assert "authentication failed" in wrong.stdout
 
+    # The health report, posting its notice (to an address that refuses): a secret in none of it.
+    args = [a for section in ("db", "redis", "celery") for a in targets[section]]
+    health = irkit("health", *args, "--notify", reports=tmp_path, env=env)
+    assert health.returncode == 2, health.stdout + health.stderr  # no web app: CRIT
+    assert PASSWORD not in health.stdout + health.stderr
+    assert "OK      postgres.connections" in health.stdout
+
     written = files(tmp_path)
-    assert len(written) == 4 * 2 + 2
+    assert len(written) == 5 * 2 + 2
     for path in written:
         content = path.read_bytes()
         for secret in (PASSWORD, quoted, PASSWORD[:12], WEBHOOK, "wrong-pw-42"):

@@ -12,13 +12,14 @@ In the notebook:
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from html import escape
 from typing import TYPE_CHECKING, Any
 
-from irkit import render
+from irkit import probes, render
 from irkit.health import charts, history, notice
 from irkit.health.checks import AREAS, CHECKS, Check, selected
 from irkit.reports import Record
@@ -31,6 +32,19 @@ __all__ = ["AREAS", "CHECKS", "HEALTH_MIME", "Check", "Report", "run"]
 
 # The summary as data, for tools that read the reports without parsing HTML.
 HEALTH_MIME = "application/vnd.irkit.health+json"
+
+
+def _load_probes() -> None:
+    import importlib
+
+    for name in sorted({c.probe for c in CHECKS}):
+        module = probes.CATALOGUE[name].partition(":")[0]
+        importlib.import_module(module)
+
+
+# The client libraries (psycopg, redis, kombu, httpx, …) take a good part of a second to load:
+# they load while the notebook's next cells (parameters, the Section) are sent and run.
+threading.Thread(target=_load_probes, name="irkit-load-probes", daemon=True).start()
 
 
 def run(section: Section, *, deadline_s: float = 30.0, charts_always: bool = False) -> Report:
