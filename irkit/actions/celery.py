@@ -13,7 +13,7 @@ from irkit.errors import ConfigError
 from irkit.probes import celery as probes
 from irkit.targets import CeleryTarget
 
-RESIZE_WAIT_S = 5.0
+RESIZE_WAIT_S = 15.0
 
 
 def _waiting(target: CeleryTarget, queues: Sequence[str]) -> dict[str, int]:
@@ -155,6 +155,12 @@ class Pool:
             while now != item.details["to"] and time.monotonic() < deadline:
                 time.sleep(0.2)
                 now = pool_sizes(self.target).get(item.key)
+            if now != item.details["to"]:
+                # Asked and acknowledged, but not seen done: say so rather than claim it.
+                raise ConfigError(
+                    f"the worker acknowledged {method}, but its pool is still {now} after "
+                    f"{RESIZE_WAIT_S:g} s; check it again with the celery notebook"
+                )
             return f"pool is now {now}"
 
         done, skipped, failed = act_on(plan, still_matches, resize)
