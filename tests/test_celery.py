@@ -95,7 +95,12 @@ def test_queue_length_on_rabbitmq() -> None:
             producer.publish({"n": i}, exchange=queue.exchange, routing_key=name, declare=[queue])
         try:
             target = CeleryTarget(broker_url="amqp://guest@127.0.0.1:5672//", password="guest")
+            # Publishing without confirms: the broker may count a moment later.
+            deadline = time.monotonic() + 5
             result = celery.queues(target, names=[name])
+            while result.evidence.get("total") != 3 and time.monotonic() < deadline:
+                time.sleep(0.1)
+                result = celery.queues(target, names=[name])
             assert result.status is Status.OK
             assert result.evidence["total"] == 3
             assert "guest@" in result.target

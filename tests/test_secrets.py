@@ -11,6 +11,7 @@ from urllib.parse import quote
 
 import pytest
 
+from irkit import reports
 from irkit.sandbox.stack import BROKER_DB, CACHE_DB, Stack
 from tests.test_cli import files, irkit
 from tests.test_sandbox import free_ports
@@ -64,8 +65,13 @@ def test_no_report_contains_a_secret(guarded_stack: Stack, tmp_path: Path) -> No
 
     # The health report, posting its notice (to an address that refuses): a secret in none of it.
     args = [a for section in ("db", "redis", "celery") for a in targets[section]]
-    health = irkit("health", *args, "--notify", reports=tmp_path, env=env)
-    assert health.returncode == 2, health.stdout + health.stderr  # no web app: CRIT
+    # No web app there: CRIT, so the notice is due.
+    health = irkit("health", *args, "-p", "web_url=http://127.0.0.1:1", "--notify",
+                   reports=tmp_path, env=env)  # fmt: skip
+    assert health.returncode == 2, health.stdout + health.stderr
+    assert (
+        "NOT posted" in reports.read(next((tmp_path / "health").glob("*.ipynb"))).events[-1]["text"]
+    )
     assert PASSWORD not in health.stdout + health.stderr
     assert "OK      postgres.connections" in health.stdout
 
