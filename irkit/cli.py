@@ -251,6 +251,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _health(args: argparse.Namespace) -> int:
+    from datetime import timedelta
+
     from irkit import reports, runner
     from irkit.health import history, retention
     from irkit.result import utc_now
@@ -276,7 +278,9 @@ def _health(args: argparse.Namespace) -> int:
         print(f"irkit: could not write the HTML copy: {exc}", file=sys.stderr)
     print(f"report: {record.path}")
     if keep is not None:
-        removed = retention.prune(folder, keep, utc_now(), spare=written)
+        # The last notice is found in the reports: keep them as long as a reminder may wait.
+        repeat = timedelta(minutes=float(plan.values.get("notify_repeat_min", 60.0)))
+        removed = retention.prune(folder, max(keep, repeat), utc_now(), spare=written)
         if removed:
             print(f"pruned: {len(removed)} health report file(s) older than {args.keep}")
     counts = ", ".join(

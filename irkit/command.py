@@ -15,12 +15,13 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from irkit.errors import ConfigError
-from irkit.secrets import redact
+from irkit.secrets import redact, redact_url, url_password
 
 _NAME = re.compile(r"[a-z][a-z0-9_]*")
 
@@ -63,7 +64,35 @@ def split(line: str, what: str) -> list[str]:
         raise ConfigError(f"{what}: {exc}") from None
     if not argv:
         raise ConfigError(f"{what}: the command line is empty")
+    refuse_passwords(argv, what)
     return argv
+
+
+# Options that take a password on the command line (redis-cli -a, mysql --password=…).
+_PASSWORD_OPTIONS = {"-a", "--pass", "--password", "--requirepass", "--auth"}
+_PASSWORD_ASSIGNMENT = re.compile(r"(?i)^(--)?[\w-]*(password|passwd|secret|token)[\w-]*=.")
+
+
+def refuse_passwords(argv: Sequence[str], what: str) -> None:
+    """A command line is a parameter, and papermill writes parameters into the executed
+    notebook: a password in it would be kept for ever. Refuse it and say where it goes."""
+    for index, arg in enumerate(argv):
+        option = arg.split("=", 1)[0]
+        if "file" in option.lower():
+            continue  # --password-file=…: where a secret is, not the secret
+        takes_next = arg in _PASSWORD_OPTIONS and index + 1 < len(argv)
+        if (
+            takes_next
+            or (option in _PASSWORD_OPTIONS and "=" in arg)
+            or _PASSWORD_ASSIGNMENT.match(arg)
+            or ("://" in arg and url_password(arg) is not None)
+        ):
+            where = option if option.startswith("-") else f"in {redact_url(arg)}"
+            raise ConfigError(
+                f"{what} carries a password ({where}), "
+                "and parameters are written into the executed notebook: give it through the "
+                "environment instead (REDISCLI_AUTH, PGPASSWORD, a credentials file)"
+            )
 
 
 def resolve(program: str) -> str:
@@ -75,6 +104,20 @@ def resolve(program: str) -> str:
     if beside.exists():
         return str(beside)
     raise ConfigError(f"{program!r} is not installed here (not on PATH)")
+
+
+# Commands running now, so that a caller that gives up on them can stop them (stop_all).
+_live: set[subprocess.Popen[str]] = set()
+_live_lock = threading.Lock()
+
+
+def stop_all() -> None:
+    """Stop every command still running, with everything it started."""
+    with _live_lock:
+        running = list(_live)
+    for proc in running:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
 
 
 def run(argv: Sequence[str], *, timeout_s: float, cwd: str | None = None) -> Completed:
@@ -89,6 +132,8 @@ def run(argv: Sequence[str], *, timeout_s: float, cwd: str | None = None) -> Com
         )  # fmt: skip
     except OSError as exc:
         raise ConfigError(f"could not start {argv[0]}: {exc}") from None
+    with _live_lock:
+        _live.add(proc)
     try:
         stdout, stderr = proc.communicate(timeout=timeout_s)
     except subprocess.TimeoutExpired:
@@ -96,6 +141,9 @@ def run(argv: Sequence[str], *, timeout_s: float, cwd: str | None = None) -> Com
             os.killpg(proc.pid, signal.SIGKILL)
         stdout, stderr = proc.communicate()
         raise TimedOut(timeout_s, stdout or "", stderr or "") from None
+    finally:
+        with _live_lock:
+            _live.discard(proc)
     return Completed(proc.returncode, stdout or "", stderr or "")
 
 

@@ -29,7 +29,9 @@ def temporary_path(final: Path) -> Path:
     return final.with_name(f".{final.stem}.{os.getpid()}.partial.ipynb")
 
 
-_ORPHAN = re.compile(r"^\.(?P<stem>.+)\.(?P<pid>\d+)\.partial\.ipynb$")
+_ORPHAN = re.compile(
+    r"^\.(?P<stem>.+)\.(?P<pid>\d+)\.partial\.ipynb(?P<rest>\.writing|\.adopted-by-(?P<by>\d+))?$"
+)
 
 
 def adopt_orphans(folder: Path) -> list[Path]:
@@ -40,7 +42,12 @@ def adopt_orphans(folder: Path) -> list[Path]:
         return adopted
     for tmp in sorted(folder.iterdir()):
         match = _ORPHAN.match(tmp.name)
-        if not match or _alive(int(match["pid"])):
+        if not match or _alive(int(match["by"] or match["pid"])):
+            continue
+        if match["rest"] == ".writing":
+            # A save cut short: the notebook beside it holds the last whole one.
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
             continue
         # Claimed by a rename first: of two runs adopting at once, only one gets it.
         claimed = tmp.with_name(f"{tmp.name}.adopted-by-{os.getpid()}")

@@ -395,19 +395,43 @@ def check_all(params: Mapping[str, Any], declared: Collection[str]) -> None:
         "web_url": web_target,
         "prom_url": prometheus_target,
         "tls_endpoints": tls_target,
-        "log_command": logs_target,
-        "check_commands": lambda p: [command_target(p, n) for n in _named(p)],
+        "log_command": lambda p: _installed(logs_target(p).command, "log_command"),
+        "check_commands": _installed_commands,
+        "deploy_commands": lambda p: _named(p, "deploy_commands"),
         "health_deadline_s": lambda p: _positive(p, "health_deadline_s", 30.0),
+        "notify_repeat_min": lambda p: _positive_minutes(p, "notify_repeat_min"),
     }
     for marker, build in builders.items():
         if marker in declared:
             build(params)
 
 
-def _named(params: Mapping[str, Any]) -> list[str]:
+def _named(params: Mapping[str, Any], parameter: str = "check_commands") -> list[str]:
     from irkit.command import parse_named
 
-    return list(parse_named(params.get("check_commands") or [], "check_commands"))
+    return list(parse_named(params.get(parameter) or [], parameter))
+
+
+def _installed_commands(params: Mapping[str, Any]) -> None:
+    for name in _named(params):
+        _installed(command_target(params, name).argv, f"check_commands {name}")
+
+
+def _installed(argv: tuple[str, ...], what: str) -> None:
+    """A program that is not installed would fail every scheduled run: say so before any."""
+    from irkit.command import resolve
+    from irkit.errors import ConfigError
+
+    if argv:
+        try:
+            resolve(argv[0])
+        except ConfigError as exc:
+            raise ParameterError(f"{what}: {exc}") from None
+
+
+def _positive_minutes(params: Mapping[str, Any], name: str) -> None:
+    if name in params and float(params[name]) <= 0:
+        raise ParameterError(f"parameter {name} must be a positive number of minutes")
 
 
 def _verify(params: Mapping[str, Any]) -> bool | str:

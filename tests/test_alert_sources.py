@@ -186,3 +186,33 @@ def test_a_runaway_task_on_the_real_worker(stack: Stack, broker: CeleryTarget) -
     assert "1 runaway task over 1.5 s, e.g. sandbox.sleep" in result.summary
     # Asked for one worker, the check stops waiting once it answered.
     assert result.elapsed_ms < broker.inspect_timeout_s * 1000
+
+
+def test_compose_logs_with_timestamps_and_container_names(tmp_path: Path) -> None:
+    """`docker compose logs web -t`: every line carries the container's name and a time, even
+    inside a traceback; a date in the exception's message is not a new entry."""
+    at = (datetime.now(UTC) - timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%S.123456789Z")
+    lines = [
+        "ERROR django.request Internal Server Error: /api/v1/journal/",
+        "Traceback (most recent call last):",
+        '  File "/app/views.py", line 9, in journal',
+        "    raise KeyError('tenant')",
+        "KeyError: 'tenant'",
+        "",
+        "During handling of the above exception, another exception occurred:",
+        "",
+        "Traceback (most recent call last):",
+        '  File "/app/views.py", line 12, in journal',
+        "django.db.utils.OperationalError: server closed the connection at 2026-11-28 01:02:03",
+        "INFO django.server GET /health/ready/ 200",
+    ]
+    stamped = tmp_path / "stamped.log"
+    stamped.write_text("".join(f"web-1  | {at} {line}\n" for line in lines))
+    plain = tmp_path / "plain.log"
+    plain.write_text(f"web-1  | {at} {lines[0]}\n" + "".join(f"web-1  | {x}\n" for x in lines[1:]))
+    for log in (stamped, plain):
+        result = logs.errors(LogSource(files=(str(log),)), window_min=10)
+        rows = result.evidence["rows"]
+        assert [(r["type"], r["count"]) for r in rows] == [
+            ("django.db.utils.OperationalError", 1)
+        ], (log.name, rows)

@@ -170,6 +170,9 @@ def test_a_hung_check_is_cut_at_the_reports_deadline(tmp_path: Path) -> None:
     )
     assert stuck.status is Status.CRIT
     assert "no answer within the report's limit of 3 s" in stuck.summary
+    # The command it had started does not outlive the report.
+    left = subprocess.run(["pgrep", "-f", "^sleep 30$"], capture_output=True, check=False)
+    assert left.stdout == b"", left.stdout
 
 
 def test_two_runs_at_once_give_two_reports(tmp_path: Path, stack: Stack) -> None:
@@ -271,6 +274,8 @@ def test_notices_only_when_news_and_never_the_webhook_in_a_file(
     quiet = run_health(tmp_path, down, env=env)
     assert quiet.returncode == 2
     assert len(receiver.requests) == 3
+    notes = json.dumps(json.loads(written(tmp_path)[-1].read_text())["cells"], ensure_ascii=False)
+    assert "A notice would be due (OK → CRIT), not posted: notify is off." in notes
     for path in (tmp_path / "reports").rglob("*"):
         if path.is_file():
             assert "healthsecret42" not in path.read_text(errors="replace"), path
@@ -312,6 +317,20 @@ def test_keep_prunes_old_health_reports_and_nothing_else(tmp_path: Path) -> None
         (["-p", "pg_hots=x"], "unknown parameter 'pg_hots'"),
         (["-p", "health_deadline_s=-1"], "health_deadline_s must be"),
         (["-p", "check_commands=[oops]"], "check_commands entry 'oops': write it as"),
+        (
+            ["-p", "check_commands=['ping: redis-cli -a hunter2 ping']"],
+            "check_commands ping carries a password (-a), and parameters are written into",
+        ),
+        (
+            ["-p", "log_command=curl https://ops:hunter2@logs.example/web"],
+            "log_command carries a password (in https://ops:****@logs.example/web)",
+        ),
+        (
+            ["-p", "log_command=nosuchtool logs web"],
+            "log_command: 'nosuchtool' is not installed here",
+        ),
+        (["--keep", "99999999999999d"], "give an age such as 30d"),
+        (["-p", "notify_repeat_min=0"], "notify_repeat_min must be a positive number of minutes"),
     ],
 )
 def test_user_errors_are_one_line_and_write_nothing(
@@ -321,6 +340,7 @@ def test_user_errors_are_one_line_and_write_nothing(
     assert done.returncode == 3
     assert message in done.stderr, done.stderr
     assert "Traceback" not in done.stderr
+    assert "hunter2" not in done.stderr
     assert not (tmp_path / "health").exists() or not any((tmp_path / "health").iterdir())
 
 

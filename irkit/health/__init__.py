@@ -12,6 +12,7 @@ In the notebook:
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -44,7 +45,8 @@ def _load_probes() -> None:
 
 # The client libraries (psycopg, redis, kombu, httpx, …) take a good part of a second to load:
 # they load while the notebook's next cells (parameters, the Section) are sent and run.
-threading.Thread(target=_load_probes, name="irkit-load-probes", daemon=True).start()
+if "ipykernel" in sys.modules:  # in a notebook, not in the command that runs it
+    threading.Thread(target=_load_probes, name="irkit-load-probes", daemon=True).start()
 
 
 def run(section: Section, *, deadline_s: float = 30.0, charts_always: bool = False) -> Report:
@@ -182,6 +184,8 @@ class Report:
             self.worst, self.previous_worst, history.last_notified(since), self.at, repeat_min
         )
         if not why:
+            if self.previous is None:
+                return _note("No notice: the first health report here, and all is OK")
             return _note(
                 f"No notice: the worst status is {self.worst.name}, as before"
                 + ("" if self.worst is not Status.CRIT else f" (reminded every {repeat_min:g} min)")

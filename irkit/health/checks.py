@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from irkit import probes
+from irkit import command, probes
 from irkit.errors import IrkitError
 from irkit.result import Result, Status, utc_now
 
@@ -139,26 +139,30 @@ def run(
         key = f"{check.target}#{index}" if check.target in _ONE_THREAD_EACH else check.target
         lanes.setdefault(key, _Lane([])).checks.append((index, check))
     results: dict[int, Result] = {}
-    errors: list[IrkitError] = []
+    # Guards `results` and each lane's `running`: at the deadline the main thread takes one
+    # consistent snapshot, and a check finishing after it is not recorded.
+    lock = threading.Lock()
     stop = threading.Event()
     started = time.monotonic()
 
     def work(lane: _Lane) -> None:
         for index, check in lane.checks:
-            if stop.is_set():
-                return
-            lane.running = index
+            with lock:
+                if stop.is_set():
+                    return
+                lane.running = index
             kwargs = {kw: params[p] for kw, p in check.kwargs.items() if p in params}
             kwargs.update(check.fixed)
             try:
-                results[index] = section.measure(
-                    probes.get(check.probe), targets[check.target], **kwargs
-                )
+                result = section.measure(probes.get(check.probe), targets[check.target], **kwargs)
             except IrkitError as exc:
-                errors.append(exc)
-                stop.set()
-                return
-            finally:
+                # One check that cannot run (a program not installed here) is that check's
+                # verdict, not the end of the report.
+                result = _cannot_run(check.probe, targets[check.target].display, exc)
+            with lock:
+                if stop.is_set():
+                    return
+                results[index] = result
                 lane.running = None
 
     for name, lane in lanes.items():
@@ -172,19 +176,23 @@ def run(
     for lane in lanes.values():
         assert lane.thread is not None
         lane.thread.join(max(0.0, deadline_s - _since(started)))
-    stop.set()
-    if errors:
-        raise errors[0]
+    with lock:
+        stop.set()
+        done = dict(results)
+        running = {lane.running for lane in lanes.values()}
+    if len(done) < len(checks):
+        # Commands started by abandoned checks must not outlive the report.
+        command.stop_all()
     for lane in lanes.values():
         for index, check in lane.checks:
-            if index in results:
+            if index in done:
                 continue
             target = targets[check.target].display
-            if lane.running == index:
-                results[index] = _hung(check.probe, target, deadline_s)
+            if index in running:
+                done[index] = _hung(check.probe, target, deadline_s)
             else:
-                results[index] = _not_started(check.probe, target, deadline_s)
-    return [results[i] for i in range(len(checks))]
+                done[index] = _not_started(check.probe, target, deadline_s)
+    return [done[i] for i in range(len(checks))]
 
 
 def _since(started: float) -> float:
@@ -195,6 +203,17 @@ def _target(section: Section, name: str) -> Any:
     if name.startswith("command:"):
         return section.command(name.partition(":")[2])
     return getattr(section, name)
+
+
+def _cannot_run(probe: str, target: str, exc: IrkitError) -> Result:
+    return Result(
+        probe=probe,
+        target=target,
+        status=Status.UNKNOWN,
+        summary=f"cannot run here: {exc}",
+        evidence={"error": str(exc)},
+        at=utc_now(),
+    )
 
 
 def _hung(probe: str, target: str, deadline_s: float) -> Result:

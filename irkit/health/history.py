@@ -45,10 +45,11 @@ def newest_first(where: Path) -> Iterator[Path]:
 
 
 def previous(where: Path | None = None) -> reports.Record | None:
-    """The latest report before this run; a corrupt one is skipped for the one before it."""
+    """The latest complete report before this run: one that was stopped or is corrupt says
+    little about the state then, and is passed over for the one before it."""
     for path in newest_first(where or folder()):
         record = reports.read(path)
-        if not record.corrupt:
+        if record.complete and not record.corrupt:
             return record
     return None
 

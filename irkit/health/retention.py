@@ -23,9 +23,12 @@ _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 def parse_age(text: str) -> timedelta:
     """`30d`, `12h`, `2w`, `90m` → a timedelta."""
     match = _AGE.match(text.strip().lower())
-    if not match or float(match["n"]) <= 0:
-        raise ConfigError(f"--keep {text!r}: give an age such as 30d (days), 12h, 2w or 90m")
-    return timedelta(**{_UNITS[match["unit"]]: float(match["n"])})
+    try:
+        if match and float(match["n"]) > 0:
+            return timedelta(**{_UNITS[match["unit"]]: float(match["n"])})
+    except OverflowError:
+        pass
+    raise ConfigError(f"--keep {text!r}: give an age such as 30d (days), 12h, 2w or 90m")
 
 
 def prune(folder: Path, keep: timedelta, now: datetime, spare: Collection[Path] = ()) -> list[Path]:

@@ -225,6 +225,10 @@ def workers(
             f"e.g. {first['name']} on {first['worker']}",
             evidence,
         )
+    if expected and len(names) < expected:
+        return Finding(
+            Status.WARN, summary + f"; {expected} expected, the others did not answer", evidence
+        )
     if len(names) < min_workers:
         return Finding(Status.WARN, summary + f"; expected at least {min_workers}", evidence)
     if full and len(full) == len(rows):

@@ -74,14 +74,15 @@ def cpu(
     while its other checks run)."""
     check_thresholds(warn_pct, crit_pct)
     interval_s = max(interval_s, MIN_CPU_INTERVAL_S)
-    own_before = _own_cpu_s() if exclude_self else 0.0
-    started = time.monotonic()
     procs = list(psutil.process_iter(["pid", "name", "username"]))
     for p in procs:
         try:
             p.cpu_percent(None)  # start each process's own interval
         except psutil.Error:
             continue
+    # The report's own use is counted over exactly the interval the total covers.
+    own_before = _own_cpu_s() if exclude_self else 0.0
+    started = time.monotonic()
     total = psutil.cpu_percent(interval=interval_s)
     own_pids: set[int] = set()
     own_pct = 0.0

@@ -34,12 +34,11 @@ MAX_BYTES_PER_FILE = 16 * 1024 * 1024
 _SAMPLE_CHARS = 240
 
 _TIMESTAMP = re.compile(
-    r"(?P<date>\d{4}-\d{2}-\d{2})[T ](?P<time>\d{2}:\d{2}:\d{2})(?P<fraction>[.,]\d+)?"
-    r"\s*(?P<zone>Z|[+-]\d{2}:?\d{2}|UTC)?"
+    r"^\W{0,2}(?P<date>\d{4}-\d{2}-\d{2})[T ](?P<time>\d{2}:\d{2}:\d{2})(?P<fraction>[.,]\d+)?"
+    r"\s*(?P<zone>Z|[+-]\d{2}:?\d{2}|UTC)?\]?\s?"
 )
-# Only near the start of a line (after a container name, a bracket, a level): a date in a message
-# is not the entry's time.
-_TIMESTAMP_WITHIN = 64
+# `docker compose logs` puts the container's name first: `web-1  | …`.
+_CONTAINER = re.compile(r"^[\w.-]+\s*\|\s?")
 _LEVEL = re.compile(r"\b(?:ERROR|CRITICAL|FATAL)\b|level=(?:error|critical|fatal)\b")
 _TRACEBACK = "Traceback (most recent call last):"
 # The last line of a Python traceback: `module.Type: message`, or the bare type.
@@ -47,12 +46,28 @@ _RAISED = re.compile(r"^(?P<type>[A-Za-z_][\w.]*)(?::\s|:$|$)")
 # An exception named anywhere in a line without a traceback.
 _NAMED = re.compile(r"\b(?P<type>(?:[a-z_][\w]*\.)*[A-Z]\w*(?:Error|Exception))\b")
 NO_TYPE = "(no exception type)"
+# Lines of one traceback even when a log tool stamps each with a time.
+_CHAINED = (
+    _TRACEBACK,
+    "During handling of the above exception",
+    "The above exception was the direct cause",
+)
 
 
 @dataclass
 class Entry:
     at: datetime | None
+    # The entry's lines without container name or timestamp.
     lines: list[str] = field(default_factory=list)
+    # Inside a traceback's frames: its next lines belong here whatever they carry.
+    in_traceback: bool = False
+
+    def add(self, text: str) -> None:
+        self.lines.append(text)
+        if _TRACEBACK in text:
+            self.in_traceback = True
+        elif self.in_traceback and text and not text[0].isspace():
+            self.in_traceback = False  # the exception line ends the traceback
 
     @property
     def is_error(self) -> bool:
@@ -79,11 +94,12 @@ class Entry:
         return NO_TYPE
 
 
-def parse_time(line: str) -> datetime | None:
-    """The entry time at the start of a log line, in UTC; None when the line has none."""
-    match = _TIMESTAMP.search(line[:_TIMESTAMP_WITHIN])
+def split_line(line: str) -> tuple[datetime | None, str]:
+    """A log line's time (UTC, or None) and its text without container name and timestamp."""
+    text = _CONTAINER.sub("", line, count=1)
+    match = _TIMESTAMP.match(text)
     if not match:
-        return None
+        return None, text
     fraction = (match["fraction"] or "").replace(",", ".")[:7]
     zone = match["zone"] or ""
     if zone in ("Z", "UTC"):
@@ -91,21 +107,31 @@ def parse_time(line: str) -> datetime | None:
     try:
         at = datetime.fromisoformat(f"{match['date']}T{match['time']}{fraction}{zone}")
     except ValueError:
-        return None
+        return None, text
     # No zone: this machine's local time.
-    return at.astimezone() if at.tzinfo is None else at
+    return (at.astimezone() if at.tzinfo is None else at), text[match.end() :]
+
+
+def parse_time(line: str) -> datetime | None:
+    return split_line(line)[0]
 
 
 def entries(lines: Iterable[str]) -> Iterator[Entry]:
     current: Entry | None = None
     for raw in lines:
-        line = raw.rstrip("\n")
-        at = parse_time(line)
-        if at is not None or current is None:
+        at, text = split_line(raw.rstrip("\n"))
+        # A new entry starts at a timestamp, unless we are inside a traceback's frames (with
+        # `docker compose logs -t` every line carries one).
+        # A blank line continues too: chained tracebacks are separated by one.
+        continues = current is not None and (
+            current.in_traceback or not text.strip() or text.startswith(_CHAINED)
+        )
+        starts = at is not None and not continues
+        if starts or current is None:
             if current is not None:
                 yield current
             current = Entry(at)
-        current.lines.append(line)
+        current.add(text)
     if current is not None:
         yield current
 
