@@ -408,7 +408,10 @@ def test_orphans_are_adopted_once(tmp_path: Path) -> None:
     orphan.write_text('{"cells": [], "metadata": {}}')
     mine = tmp_path / f".20261128T000001Z-health.{os.getpid()}.partial.ipynb"
     mine.write_text("{}")
+    cut_short = tmp_path / f".20261128T000000Z-health.{pid}.partial.ipynb.writing"
+    cut_short.write_text('{"cells": [')
     assert reports.adopt_orphans(tmp_path) == [tmp_path / "20261128T000000Z-health.ipynb"]
+    assert not cut_short.exists()  # half a save; the notebook beside it was whole
     assert mine.exists()  # a live run's file is its own
     assert reports.adopt_orphans(tmp_path) == []
 
