@@ -19,6 +19,7 @@ from typing import Any
 
 from irkit.errors import ConfigError
 from irkit.result import EVENT_MIME, INCIDENT_MIME, RESULT_MIME, Result, Status
+from irkit.sandbox.process import pid_alive
 
 
 def stamp(now: datetime | None = None) -> str:
@@ -42,7 +43,7 @@ def adopt_orphans(folder: Path) -> list[Path]:
         return adopted
     for tmp in sorted(folder.iterdir()):
         match = _ORPHAN.match(tmp.name)
-        if not match or _alive(int(match["by"] or match["pid"])):
+        if not match or pid_alive(int(match["by"] or match["pid"])):
             continue
         if match["rest"] == ".writing":
             # A save cut short: the notebook beside it holds the last whole one.
@@ -57,16 +58,6 @@ def adopt_orphans(folder: Path) -> list[Path]:
             continue
         adopted.append(publish(claimed, folder / f"{match['stem']}.ipynb"))
     return adopted
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # someone else's process
-    return True
 
 
 def publish(tmp: Path, wanted: Path) -> Path:
