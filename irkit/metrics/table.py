@@ -1,0 +1,110 @@
+"""Incident records as one table, one row per incident, and the records that cannot be counted
+as they are, each with its reason: nothing is dropped or counted silently.
+
+Durations are in minutes, named by their two ends (design §5): TTD = detected - impact started,
+TTA = acknowledged - detected, TTM = mitigated - impact started, TTR = resolved - detected,
+impact = resolved - impact started. A duration whose end comes before its start is impossible:
+it is left empty and the record is listed with the reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import pandas as pd
+
+from irkit.incident import schema, sla
+from irkit.incident.load import Incident
+
+METRICS = tuple(sla.DURATIONS)  # ttd, tta, ttm, ttr, impact
+COLUMNS = (
+    "incident_id", "title", "severity", "category", "status", "drill", "month",
+    *schema.TIMESTAMPS, *(f"{m}_min" for m in METRICS), "root_cause_key",
+    "actions_open", "actions_done", "actions_overdue",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Problem:
+    incident_id: str
+    reason: str
+
+
+def build(incidents: Sequence[Incident], today: datetime) -> tuple[pd.DataFrame, list[Problem]]:
+    """The table of `incidents`, and the data-quality problems found while building it."""
+    rows: list[dict[str, object]] = []
+    problems: list[Problem] = []
+    for incident in incidents:
+        row, found = _row(incident, today)
+        rows.append(row)
+        problems += found
+    table = pd.DataFrame(rows, columns=list(COLUMNS))
+    for name in schema.TIMESTAMPS:
+        table[name] = pd.to_datetime(table[name], utc=True)
+    for name in METRICS:
+        table[f"{name}_min"] = table[f"{name}_min"].astype("float64")
+    table["drill"] = table["drill"].astype(bool)
+    return table, problems
+
+
+def _row(incident: Incident, today: datetime) -> tuple[dict[str, object], list[Problem]]:
+    problems = [Problem(incident.incident_id, w) for w in incident.warnings]
+    if not incident.complete:
+        failed = [n.name for n in incident.notebooks if not n.complete]
+        problems.append(
+            Problem(incident.incident_id, f"incomplete notebook(s): {', '.join(failed)}")
+        )
+    times = {name: incident.time(name) for name in schema.TIMESTAMPS}
+    detected = times["detected_at"]
+    if detected is None:
+        problems.append(
+            Problem(
+                incident.incident_id, "no detected_at: it belongs to no month and is not counted"
+            )
+        )
+    row: dict[str, object] = {
+        "incident_id": incident.incident_id,
+        "title": incident.get("title", ""),
+        "severity": incident.get("severity", ""),
+        "category": incident.get("category", ""),
+        "status": incident.get("status", ""),
+        "drill": incident.drill,
+        "month": detected.strftime("%Y-%m") if detected else None,
+        **times,
+        "root_cause_key": incident.get("root_cause_key", ""),
+    }
+    for name, value in sla.durations(incident.fields).items():
+        start, end, _ = sla.DURATIONS[name]
+        minutes = value.total_seconds() / 60 if value is not None else None
+        if minutes is not None and minutes < 0:
+            problems.append(
+                Problem(
+                    incident.incident_id,
+                    f"{_end(end)} before {_end(start)}: {name.upper()} left out",
+                )
+            )
+            minutes = None
+        row[f"{name}_min"] = minutes
+    row.update(_actions(incident.get("action_items", []), today))
+    return row, problems
+
+
+def _end(field: str) -> str:
+    return field.removesuffix("_at").replace("_", " ")
+
+
+def _actions(items: Iterable[object], today: datetime) -> dict[str, int]:
+    counts = {"actions_open": 0, "actions_done": 0, "actions_overdue": 0}
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        if item.get("done"):
+            counts["actions_done"] += 1
+            continue
+        counts["actions_open"] += 1
+        due = str(item.get("due") or "")
+        if due and due < today.strftime("%Y-%m-%d"):
+            counts["actions_overdue"] += 1
+    return counts
