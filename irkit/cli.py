@@ -200,6 +200,24 @@ def _parser() -> argparse.ArgumentParser:
     showing.add_argument("--json", action="store_true", help="machine-readable")
     showing.set_defaults(handler=_incident_show)
 
+    report = commands.add_parser(
+        "report",
+        help="the monthly incident analysis",
+        description=(
+            "monthly: run the metrics notebook on the incident records (reports/incidents/, or "
+            "--reports DIR) into reports/metrics/ with its HTML: MTTD/MTTA/MTTR with median, p90 "
+            "and n, SLA compliance, categories, repeats, action items, charts, and the records "
+            "that cannot be counted. Exit 0, also when there are no incidents."
+        ),
+    )
+    report.add_argument("kind", choices=["monthly"])
+    report.add_argument("--month", default="", help="YYYY-MM (default: the current month, UTC)")
+    report.add_argument("--months", type=int, default=6,
+                        help="months covered by the tables and trends (default 6)")  # fmt: skip
+    report.add_argument("--reports", type=Path, metavar="DIR",
+                        help="read the incidents here (reports folder or incidents/)")  # fmt: skip
+    report.set_defaults(handler=_report)
+
     postmortem = commands.add_parser(
         "postmortem",
         help="fill the runbook's postmortem template from an incident's record",
@@ -288,6 +306,44 @@ def _health(args: argparse.Namespace) -> int:
     )
     print(f"status: {record.status.name}" + (f" ({counts})" if counts else ""))
     return record.status.exit_code
+
+
+def _report(args: argparse.Namespace) -> int:
+    import json
+
+    from irkit import runner
+    from irkit.home import reports_dir
+    from irkit.metrics import report
+
+    month = report.parse_month(args.month) if args.month else ""
+    report.window(month or "2000-01", args.months)  # refuses months < 1
+    pairs = [f"month={month}", f"months={args.months}"]
+    if args.reports is not None:
+        folder = (
+            args.reports / "incidents" if (args.reports / "incidents").is_dir() else args.reports
+        )
+        if not folder.is_dir():
+            raise UsageError(f"no incident folder at {args.reports}: give the reports folder "
+                             "that holds incidents/, or the incidents folder itself")  # fmt: skip
+        pairs.append(f"incidents_dir={folder.resolve()}")
+    plan = runner.plan("metrics", [], pairs, folder=reports_dir() / "metrics")
+    runner.preload_html()
+    record = runner.execute(plan, progress=sys.stderr.isatty())
+    if not record.complete:
+        print(f"irkit: the analysis did not run to the end ({record.error})", file=sys.stderr)
+        print(f"report: {record.path}")
+        return USER_ERROR
+    nb = json.loads(record.path.read_text(encoding="utf-8"))
+    for cell in nb["cells"]:
+        for output in cell.get("outputs", []):
+            if report.METRICS_MIME in output.get("data", {}):
+                print("".join(output["data"]["text/plain"]))
+    try:
+        print(f"html:   {runner.write_html(record.path, exclude_input=True)}")
+    except Exception as exc:  # the record itself is safe; say what went wrong with the copy
+        print(f"irkit: could not write the HTML copy: {exc}", file=sys.stderr)
+    print(f"report: {record.path}")
+    return 0
 
 
 def _show_parameters(section: str) -> int:

@@ -45,7 +45,7 @@ def pg_args(stack: Stack) -> list[str]:
     ("args", "message"),
     [
         (["run", "dbx"], "unknown section 'dbx'; the sections are: alerts, celery, db, disk, "
-                            "health, postmortem, redis, resolve, triage"),
+                            "health, metrics, postmortem, redis, resolve, triage"),
         (["run", "../notebooks/db"], "unknown section '../notebooks/db'"),
         (["run", "db", "-p", "pg_hots=x"], "unknown parameter 'pg_hots' (section db has none); "
                                             "did you mean 'pg_host'?"),

@@ -124,3 +124,54 @@ def test_repeats_within_90_days_and_action_items() -> None:
     assert found[["incident_id", "days_since_last"]].values.tolist() == [["R2", 30]]
     r3 = frame.set_index("incident_id").loc["R3"]
     assert (r3["actions_open"], r3["actions_overdue"], r3["actions_done"]) == (2, 1, 1)
+
+
+# --- the command -----------------------------------------------------------------------------
+
+
+def test_report_monthly_on_real_records_and_bad_input(tmp_path: Path) -> None:
+    import json
+
+    from tests.test_cli import irkit
+
+    reports = tmp_path / "reports"
+    for args in (
+        ["--id", "EX1", "--severity", "P1", "--category", "database",
+         "--impact-started-at", "2026-11-03T14:33:00Z", "--detected-at", "2026-11-03T14:35:00Z"],
+        ["--id", "OCT", "--severity", "P2", "--detected-at", "2026-10-03T09:00:00Z"],
+    ):  # fmt: skip
+        opened = irkit("incident", "open", "--title", "t", "--not-a-drill", *args, reports=reports)
+        assert opened.returncode == 0, opened.stderr
+    done = irkit("report", "monthly", "--month", "2026-11", "--months", "3", reports=reports)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("2026-11: 1 incident(s) (P1 1); 1 still open;")
+    (path,) = (reports / "metrics").glob("*-metrics.ipynb")
+    assert path.with_suffix(".html").exists()
+    nb = json.loads(path.read_text())
+    data = next(o["data"]["application/vnd.irkit.metrics+json"] for c in nb["cells"]
+                for o in c.get("outputs", []) if "application/vnd.irkit.metrics+json" in
+                o.get("data", {}))  # fmt: skip
+    assert data["months"] == ["2026-09", "2026-10", "2026-11"]
+    assert data["by_severity_month"] == {"2026-10/P2": 1, "2026-11/P1": 1}
+    ttd = [r for r in data["durations"] if r["metric"] == "ttd" and r["month"] == "2026-11"]
+    assert ttd == [{"month": "2026-11", "severity": "P1", "metric": "ttd", "n": 1, "mean": 2.0,
+                    "median": 2.0, "p90": 2.0}]  # fmt: skip
+    assert all(o.get("output_type") != "error" for c in nb["cells"]
+               for o in c.get("outputs", []))  # fmt: skip
+
+    empty = tmp_path / "empty"
+    (empty / "incidents").mkdir(parents=True)
+    nothing = irkit("report", "monthly", "--month", "2026-11", "--reports", str(empty),
+                    reports=tmp_path / "out")  # fmt: skip
+    assert nothing.returncode == 0, nothing.stderr
+    assert nothing.stdout.startswith("No incidents in 2026-11")
+    for args, message in (
+        (["--month", "2026-13"], "month '2026-13': give it as YYYY-MM"),
+        (["--month", "Nov"], "give it as YYYY-MM"),
+        (["--months", "0"], "months must be at least 1"),
+        (["--reports", str(tmp_path / "missing")], "no incident folder at"),
+    ):
+        bad = irkit("report", "monthly", *args, reports=tmp_path / "out")
+        assert bad.returncode == 3
+        assert message in bad.stderr
+        assert "Traceback" not in bad.stderr

@@ -37,6 +37,7 @@ EXPECTED = {
                "postgres.impact"],
     "resolve": ["http.health", "http.smoke", "prometheus.query", "http.load"],
     "postmortem": [],
+    "metrics": [],
 }  # fmt: skip
 OPTIONAL = {"logs.errors", "deploy.recent", "command.check"}
 # The resolve notebook re-runs every read-only check in one call after its own.
@@ -176,6 +177,10 @@ def test_each_notebook_runs_against_the_practice_servers(
     assert {r.status for r in judged} <= {Status.OK}, [str(r) for r in judged]
     # Without an incident, nothing is written beside the notebook.
     assert sorted(p.name for p in tmp_path.iterdir()) == [f"{path.stem}.ipynb"]
+    if path.stem == "metrics":
+        outputs = [o for c in code_cells(record.path) for o in c["outputs"]]
+        assert any("application/vnd.irkit.metrics+json" in o.get("data", {}) for o in outputs)
+        return
     if path.stem == "postmortem":
         out = code_cells(record.path)[-1]["outputs"][0]["data"]["text/plain"]
         assert "No incident given" in "".join(out)
