@@ -175,3 +175,38 @@ def test_report_monthly_on_real_records_and_bad_input(tmp_path: Path) -> None:
         assert bad.returncode == 3
         assert message in bad.stderr
         assert "Traceback" not in bad.stderr
+
+
+def test_the_index_reads_again_only_what_changed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from irkit.incident import store
+    from irkit.metrics import index
+
+    monkeypatch.setenv("IRKIT_REPORTS", str(tmp_path))
+    root = store.incidents_dir()
+    for n, detected in enumerate(("2026-11-01T10:00:00Z", "2026-11-02T10:00:00Z")):
+        store.open_incident(f"t{n}", severity="P2", detected_at=schema_time(detected),
+                            incident_id=f"I{n}")  # fmt: skip
+    first, _ = index.load(root)
+    assert [i.incident_id for i in first] == ["I0", "I1"]
+    cache = json.loads((root / index.NAME).read_text())
+    assert set(cache["incidents"]) == {"I0", "I1"}
+    # A change to one record is seen; the other comes from the index unchanged.
+    with (root / "I1" / "journal.jsonl").open("a") as f:
+        resolved = {"resolved_at": "2026-11-02T11:00:00Z"}
+        f.write(json.dumps({"at": "2026-11-02T11:00:00Z", "incident": resolved}) + "\n")
+    second, _ = index.load(root)
+    assert second[1].fields["resolved_at"] == "2026-11-02T11:00:00Z"
+    assert second[0].fields == first[0].fields
+    # A corrupt index is ignored and rebuilt; the records are never touched.
+    (root / index.NAME).write_text("{not json")
+    third, _ = index.load(root)
+    assert [i.fields for i in third] == [i.fields for i in second]
+    assert json.loads((root / index.NAME).read_text())["version"] == index.VERSION
+
+
+def schema_time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))

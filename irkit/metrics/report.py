@@ -43,14 +43,15 @@ def window(month: str, months: int) -> list[str]:
 def analyse(
     *, month: str = "", months: int = 6, incidents_dir: str = "", now: datetime | None = None
 ) -> Analysis:
-    from irkit.incident import load, store
+    from irkit.incident import store
+    from irkit.metrics import index
 
     now = now or datetime.now(UTC)
     month = parse_month(month) if month else now.strftime("%Y-%m")
     root = Path(incidents_dir) if incidents_dir else store.incidents_dir()
     if incidents_dir and not root.is_dir():
         raise ConfigError(f"no incident folder at {root}")
-    incidents, folder_problems = load.load_all(root) if root.is_dir() else ([], [])
+    incidents, folder_problems = index.load(root) if root.is_dir() else ([], [])
     frame, problems = table.build(incidents, now)
     months_shown = window(month, months)
     ids_in_window = set(frame.loc[frame["month"].isin(months_shown), "incident_id"])

@@ -1,0 +1,107 @@
+"""The incident records, read once: an index beside them (`.metrics-index.json` in the incidents
+folder) keeps each incident's merged fields with the size and time of every file it came from.
+A later analysis reads again only the folders whose files changed, were added or removed.
+
+The index is a cache, never the record: delete it and the next run rebuilds it from the
+notebooks; a corrupt or foreign one is ignored.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from irkit.incident import load as records
+from irkit.incident import schema
+from irkit.incident.load import Incident, NotebookRun
+from irkit.result import Status
+
+NAME = ".metrics-index.json"
+VERSION = 1
+
+
+def _signature(folder: Path) -> list[list[Any]]:
+    found = []
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.name.startswith(".") or not entry.is_file(follow_symlinks=False):
+                continue
+            stat = entry.stat(follow_symlinks=False)
+            found.append([entry.name, stat.st_mtime_ns, stat.st_size])
+    return sorted(found)
+
+
+def _to_json(incident: Incident) -> dict[str, Any]:
+    return {
+        "fields": incident.fields,
+        "warnings": incident.warnings,
+        "notebooks": [
+            [n.name, n.section, n.status.name, n.complete, n.ran, n.error]
+            for n in incident.notebooks
+        ],
+    }
+
+
+def _from_json(folder: Path, data: dict[str, Any]) -> Incident:
+    return Incident(
+        incident_id=folder.name,
+        folder=folder,
+        fields=dict(data["fields"]),
+        warnings=list(data["warnings"]),
+        notebooks=[
+            NotebookRun(name, section, Status[status], complete, ran, error)
+            for name, section, status, complete, ran, error in data["notebooks"]
+        ],
+    )
+
+
+def load(root: Path) -> tuple[list[Incident], list[str]]:
+    """Every incident under `root` (without its timeline, which the metrics do not use), oldest
+    first, and the folders that are not incidents."""
+    cache_path = root / NAME
+    cached: dict[str, Any] = {}
+    with contextlib.suppress(OSError, ValueError, TypeError):
+        data = json.loads(cache_path.read_text(encoding="utf-8"))
+        if isinstance(data, dict) and data.get("version") == VERSION:
+            cached = data.get("incidents") or {}
+    incidents: list[Incident] = []
+    problems: list[str] = []
+    fresh: dict[str, Any] = {}
+    changed = False
+    for entry in sorted(os.scandir(root), key=lambda e: e.name):
+        if entry.name.startswith(".") or not entry.is_dir(follow_symlinks=False):
+            continue
+        if not schema.ID_PATTERN.fullmatch(entry.name):
+            problems.append(f"{entry.name}: not an incident id; skipped")
+            continue
+        folder = Path(entry.path)
+        signature = _signature(folder)
+        known = cached.get(entry.name)
+        incident = None
+        if isinstance(known, dict) and known.get("signature") == signature:
+            with contextlib.suppress(KeyError, TypeError, ValueError):
+                incident = _from_json(folder, known["incident"])
+        if incident is None:
+            incident = records.load_folder(folder)
+            changed = True
+        fresh[entry.name] = {"signature": signature, "incident": _to_json(incident)}
+        incidents.append(incident)
+    if changed or set(fresh) != set(cached):
+        _save(cache_path, {"version": VERSION, "incidents": fresh})
+    incidents.sort(key=lambda i: (i.fields.get("detected_at") or "", i.incident_id))
+    return incidents, problems
+
+
+def _save(path: Path, data: dict[str, Any]) -> None:
+    """Written beside and renamed over; a folder the analysis may not write to just goes
+    without an index (the next run reads everything again)."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.partial")
+    try:
+        tmp.write_text(json.dumps(data, default=str), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
