@@ -79,14 +79,7 @@ def _parser() -> argparse.ArgumentParser:
         ),
     )
     run.add_argument("section", help="the notebook to run, e.g. db, redis, celery, disk")
-    run.add_argument(
-        "-f", "--file", dest="files", action="append", type=Path, default=[], metavar="FILE",
-        help="a YAML parameter file (repeatable; later files win)",
-    )  # fmt: skip
-    run.add_argument(
-        "-p", "--parameter", dest="pairs", action="append", default=[], metavar="NAME=VALUE",
-        help="one parameter (repeatable; wins over files)",
-    )  # fmt: skip
+    _parameter_options(run)
     run.add_argument("--output", type=Path, help="write the executed notebook exactly here")
     run.add_argument(
         "--incident", metavar="ID",
@@ -109,14 +102,7 @@ def _parser() -> argparse.ArgumentParser:
             "error). For cron, a systemd timer, Airflow or Celery beat: see the README."
         ),
     )
-    health.add_argument(
-        "-f", "--file", dest="files", action="append", type=Path, default=[], metavar="FILE",
-        help="a YAML parameter file (repeatable; later files win)",
-    )  # fmt: skip
-    health.add_argument(
-        "-p", "--parameter", dest="pairs", action="append", default=[], metavar="NAME=VALUE",
-        help="one parameter (repeatable; wins over files)",
-    )  # fmt: skip
+    _parameter_options(health)
     health.add_argument(
         "--notify", action="store_true",
         help="post a Slack notice (IRKIT_SLACK_WEBHOOK) when the worst status changes, or while "
@@ -235,6 +221,31 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _parameter_options(parser: argparse.ArgumentParser) -> None:
+    """-f FILE and -p NAME=VALUE, as every command that runs a notebook takes them."""
+    parser.add_argument(
+        "-f", "--file", dest="files", action="append", type=Path, default=[], metavar="FILE",
+        help="a YAML parameter file (repeatable; later files win)",
+    )  # fmt: skip
+    parser.add_argument(
+        "-p", "--parameter", dest="pairs", action="append", default=[], metavar="NAME=VALUE",
+        help="one parameter (repeatable; wins over files)",
+    )  # fmt: skip
+
+
+def _html_copy(notebook: Path, *, exclude_input: bool = False) -> Path | None:
+    """Write and print the HTML copy; a failure is said, never fatal (the record is safe)."""
+    from irkit import runner
+
+    try:
+        html = runner.write_html(notebook, exclude_input=exclude_input)
+    except Exception as exc:
+        print(f"irkit: could not write the HTML copy: {exc}", file=sys.stderr)
+        return None
+    print(f"html:   {html}")
+    return html
+
+
 class _ArgumentParser(argparse.ArgumentParser):
     """argparse exits 2 on a usage error; 2 means CRIT here, so usage errors exit 3."""
 
@@ -259,10 +270,7 @@ def _run(args: argparse.Namespace) -> int:
     elif not record.results:
         print("irkit: the notebook produced no verdicts", file=sys.stderr)
     if args.html:
-        try:
-            print(f"html:   {runner.write_html(record.path)}")
-        except Exception as exc:  # the record itself is safe; say what went wrong with the copy
-            print(f"irkit: could not write the HTML copy: {exc}", file=sys.stderr)
+        _html_copy(record.path)
     print(f"report: {record.path}")
     print(f"status: {record.status.name}")
     return record.status.exit_code
@@ -288,12 +296,8 @@ def _health(args: argparse.Namespace) -> int:
     if not record.complete:
         why = record.error or "it stopped before the end"
         print(f"irkit: the report did not run to the end ({why})", file=sys.stderr)
-    written = [record.path]
-    try:
-        written.append(runner.write_html(record.path, exclude_input=True))
-        print(f"html:   {written[-1]}")
-    except Exception as exc:  # the record itself is safe; say what went wrong with the copy
-        print(f"irkit: could not write the HTML copy: {exc}", file=sys.stderr)
+    html = _html_copy(record.path, exclude_input=True)
+    written = [record.path, *([html] if html else [])]
     print(f"report: {record.path}")
     if keep is not None:
         # The last notice is found in the reports: keep them as long as a reminder may wait.
@@ -338,10 +342,7 @@ def _report(args: argparse.Namespace) -> int:
         for output in cell.get("outputs", []):
             if report.METRICS_MIME in output.get("data", {}):
                 print("".join(output["data"]["text/plain"]))
-    try:
-        print(f"html:   {runner.write_html(record.path, exclude_input=True)}")
-    except Exception as exc:  # the record itself is safe; say what went wrong with the copy
-        print(f"irkit: could not write the HTML copy: {exc}", file=sys.stderr)
+    _html_copy(record.path, exclude_input=True)
     print(f"report: {record.path}")
     return 0
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from irkit import command, probes
 from irkit.errors import IrkitError
-from irkit.result import Result, Status, utc_now
+from irkit.result import Result, Status
 
 if TYPE_CHECKING:
     from irkit.section import Section
@@ -206,40 +206,25 @@ def _target(section: Section, name: str) -> Any:
 
 
 def _cannot_run(probe: str, target: str, exc: IrkitError) -> Result:
-    return Result(
-        probe=probe,
-        target=target,
-        status=Status.UNKNOWN,
-        summary=f"cannot run here: {exc}",
-        evidence={"error": str(exc)},
-        at=utc_now(),
-    )
+    return _unmeasured(probe, target, Status.UNKNOWN, f"cannot run here: {exc}", error=str(exc))
 
 
 def _hung(probe: str, target: str, deadline_s: float) -> Result:
-    return Result(
-        probe=probe,
-        target=target,
-        status=Status.CRIT,
-        summary=(
-            f"no answer within the report's limit of {deadline_s:g} s: the target is hung or "
-            "far too slow"
-        ),
-        evidence={"reachable": False, "deadline_s": deadline_s},
-        elapsed_ms=deadline_s * 1000,
-        at=utc_now(),
+    summary = (
+        f"no answer within the report's limit of {deadline_s:g} s: the target is hung or far "
+        "too slow"
     )
+    return _unmeasured(probe, target, Status.CRIT, summary, reachable=False, deadline_s=deadline_s)
 
 
 def _not_started(probe: str, target: str, deadline_s: float) -> Result:
-    return Result(
-        probe=probe,
-        target=target,
-        status=Status.UNKNOWN,
-        summary=(
-            f"not measured: the report's limit of {deadline_s:g} s was reached while earlier "
-            "checks on this target were still waiting"
-        ),
-        evidence={"deadline_s": deadline_s},
-        at=utc_now(),
+    summary = (
+        f"not measured: the report's limit of {deadline_s:g} s was reached while earlier checks "
+        "on this target were still waiting"
     )
+    return _unmeasured(probe, target, Status.UNKNOWN, summary, deadline_s=deadline_s)
+
+
+def _unmeasured(probe: str, target: str, status: Status, summary: str, **evidence: Any) -> Result:
+    """A verdict the report gives for a check whose probe gave none."""
+    return Result(probe=probe, target=target, status=status, summary=summary, evidence=evidence)
