@@ -182,7 +182,9 @@ def test_two_runs_at_once_give_two_reports(tmp_path: Path, stack: Stack) -> None
     runs = [subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True) for _ in range(2)]  # fmt: skip
     outputs = [r.communicate(timeout=120) for r in runs]
-    assert [r.returncode for r in runs] == [0, 0], outputs
+    said = "\n".join(f"run {i}: exit {r.returncode}\n{out}{err}" for i, (r, (out, err))
+                     in enumerate(zip(runs, outputs, strict=True)))  # fmt: skip
+    assert [r.returncode for r in runs] == [0, 0], said
     found = written(tmp_path)
     assert len(found) == 2
     assert all(reports.read(p).complete for p in found)

@@ -641,3 +641,31 @@ def test_the_responders_severity_stays_and_resolve_keeps_a_closed_incident(
     assert after["closed_at"] == closed["closed_at"]
     assert [i["action"] for i in after["action_items"]] == ["First", "Second", "Third"]
     assert "mitigated_at" not in after  # not given: not invented
+
+
+def test_times_given_after_the_fact_are_kept_and_checked(tmp_path: Path, stack: Stack) -> None:
+    """A record written up later: the pager's acknowledgement time is kept, and a time before
+    the detection is refused, not recorded."""
+    opened = irkit("incident", "open", "--title", "t", "--id", "LATE", "--severity", "P2",
+                   "--detected-at", "2024-01-15T14:35:00Z", reports=tmp_path)  # fmt: skip
+    assert opened.returncode == 0, opened.stderr
+    early = irkit("run", "triage", "--incident", "LATE", *WINDOW,
+                  "-p", "acknowledged_at=2024-01-15T14:30:00Z", reports=tmp_path)  # fmt: skip
+    assert early.returncode == 3
+    assert "acknowledged_at 2024-01-15T14:30:00Z is before the incident was detected" in (
+        early.stdout + early.stderr)  # fmt: skip
+    assert "acknowledged_at" not in _load(tmp_path, "LATE").fields
+    triage = irkit("run", "triage", "--incident", "LATE", *WINDOW,
+                   "-p", "acknowledged_at=2024-01-15T14:41:00+00:00", reports=tmp_path)  # fmt: skip
+    assert triage.returncode < 3, triage.stdout + triage.stderr
+    incident = _load(tmp_path, "LATE")
+    assert incident.fields["acknowledged_at"] == "2024-01-15T14:41:00Z"
+    (ack,) = [e for e in incident.timeline if e["kind"] == "acknowledged"]
+    assert schema.parse_time(ack["at"]) == when("2024-01-15T14:41:00")
+    assert sla.durations(incident.fields)["tta"] == timedelta(minutes=6)
+    backwards = irkit("run", "resolve", "--incident", "LATE", *WINDOW, "-p", "load_requests=10",
+                      "-p", "resolved_at=2024-01-15T14:00:00Z", reports=tmp_path)  # fmt: skip
+    assert backwards.returncode == 3
+    assert "resolved_at 2024-01-15T14:00:00Z is before the incident was detected" in (
+        backwards.stdout + backwards.stderr)  # fmt: skip
+    assert "resolved_at" not in _load(tmp_path, "LATE").fields

@@ -77,10 +77,12 @@ class IncidentLog:
         )
         self._journal({"at": when, "incident": fields, "source": self.source})
 
-    def event(self, kind: str, text: str, **data: Any) -> dict[str, Any]:
-        """Add one moment to the timeline."""
+    def event(
+        self, kind: str, text: str, *, at: datetime | None = None, **data: Any
+    ) -> dict[str, Any]:
+        """Add one moment to the timeline: now, or `at` when it happened earlier."""
         event: dict[str, Any] = {
-            "at": _stamp(utc_now()),
+            "at": _stamp(at or utc_now()),
             "kind": kind,
             # Never a secret in the record, whatever a caller passes (a query text, an output).
             "text": redact(text),

@@ -55,6 +55,25 @@ class Verdict:
         }
 
 
+def check_times(
+    section: Section, *, mitigated_at: str = "", resolved_at: str = ""
+) -> tuple[str, str]:
+    """The mitigation and resolution times given, in UTC; refused before anything runs if they
+    cannot be read or come before the detection (a typo, or a time in the wrong zone)."""
+    detected = schema.parse_time(section.incident.fields.get("detected_at"))
+    given = []
+    for name, value in (("mitigated_at", mitigated_at), ("resolved_at", resolved_at)):
+        text = schema.time_parameter(name, value)
+        when = schema.parse_time(text)
+        if when and detected and when < detected:
+            raise ConfigError(
+                f"{name} {text} is before the incident was detected "
+                f"({schema.format_time(detected)}): check the time and its zone"
+            )
+        given.append(text)
+    return given[0], given[1]
+
+
 def conclude(
     section: Section,
     *,
@@ -81,8 +100,7 @@ def conclude(
     ):
         if value:
             fields[name] = value
-    mitigated = schema.time_parameter("mitigated_at", mitigated_at)
-    resolved = schema.time_parameter("resolved_at", resolved_at)
+    mitigated, resolved = check_times(section, mitigated_at=mitigated_at, resolved_at=resolved_at)
     record = section.incident.fields
     if action_items:
         # Added to what the record holds (the postmortem may have added some): none is lost.

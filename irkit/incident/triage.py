@@ -62,9 +62,11 @@ def start(
     detection_source: str = "",
     impact_started_at: str = "",
     detected_at: str = "",
+    acknowledged_at: str = "",
 ) -> dict[str, Any]:
-    """Record what the responder gave and acknowledge the incident (the response clock stops
-    when a responder starts triage). Returns the record so far."""
+    """Record what the responder gave and acknowledge the incident: the response clock stops
+    when a responder starts triage, or at `acknowledged_at` when they took the page earlier (a
+    pager's acknowledgement, or a record written up after the fact). Returns the record so far."""
     given: dict[str, Any] = {}
     if category:
         given["category"] = schema.check_choice("category", category, schema.CATEGORIES)
@@ -85,11 +87,18 @@ def start(
         given["detected_at"] = schema.format_time(utc_now())
     if not fields.get("status"):
         given["status"] = "investigating"
-    if not fields.get("acknowledged_at"):
-        given["acknowledged_at"] = schema.format_time(utc_now())
-        section.incident.event(
-            "acknowledged", f"triage started by {given.get('responder') or fields.get('responder')}"
+    acknowledged = schema.parse_time(schema.time_parameter("acknowledged_at", acknowledged_at))
+    detected = schema.parse_time(given.get("detected_at") or fields.get("detected_at"))
+    if acknowledged and detected and acknowledged < detected:
+        raise ConfigError(
+            f"acknowledged_at {schema.format_time(acknowledged)} is before the incident was "
+            f"detected ({schema.format_time(detected)}): check the time and its zone"
         )
+    if acknowledged or not fields.get("acknowledged_at"):
+        given["acknowledged_at"] = schema.format_time(acknowledged or utc_now())
+        who = given.get("responder") or fields.get("responder")
+        text = f"acknowledged by {who}" if acknowledged else f"triage started by {who}"
+        section.incident.event("acknowledged", text, at=acknowledged)
     if given:
         section.incident.update(**given)
     return dict(section.incident.fields)
