@@ -9,12 +9,16 @@ pending (`irkit.reports.read` reads that as incomplete).
 
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
 import time
 from collections.abc import Callable
 from typing import Any
 
+from jupyter_client.manager import AsyncKernelManager
 from papermill.engines import NBClientEngine, NotebookExecutionManager, papermill_engines
+from traitlets import default
 
 NAME = "irkit"
 # A notebook of many quick cells is written at most this often while it runs; the end of the run
@@ -88,6 +92,30 @@ class Engine(NBClientEngine):  # type: ignore[misc]
             nb_man.cleanup_pbar()
             nb_man.notebook_complete()
         return nb_man.nb
+
+
+class KernelManager(AsyncKernelManager):
+    """The kernel talks to the run over Unix sockets in a folder of its own, not loopback TCP.
+
+    With TCP, the client picks free ports and closes them before the kernel binds them; a second
+    run starting at the same moment can take one, and that kernel dies before its first cell
+    (papermill#511, jupyter_client#154): two scheduled reports at once must both run. A socket
+    folder of mode 0700 also keeps other local users off the kernel."""
+
+    @default("transport")
+    def _transport_default(self) -> str:
+        return "ipc"
+
+    @default("ip")
+    def _ip_default(self) -> str:
+        return os.path.join(tempfile.mkdtemp(prefix="irkit-kernel-"), "kernel")
+
+    def cleanup_ipc_files(self) -> None:
+        super().cleanup_ipc_files()
+        if self.transport == "ipc":
+            # Not empty or gone: a stray socket folder in the temp dir harms nothing.
+            with contextlib.suppress(OSError):
+                os.rmdir(os.path.dirname(self.ip))
 
 
 def register() -> str:

@@ -112,8 +112,9 @@ def execute(run: Plan, *, progress: bool = False) -> reports.Record:
             engine_name=engine.register(),
             progress_bar=progress,
             cwd=str(kit_home()),
-            # The kernel's own start-up warnings (plain-TCP transport on loopback) are noise on a
-            # responder's terminal; its errors still show.
+            kernel_manager_class=engine.KernelManager,
+            # The kernel's own start-up warnings are noise on a responder's terminal; its errors
+            # still show.
             extra_arguments=["--IPKernelApp.log_level=ERROR"],
             # Every probe has its own timeouts; this bounds a run even if one of them fails.
             execution_timeout=CELL_TIMEOUT_S,
