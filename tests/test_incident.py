@@ -263,6 +263,16 @@ def test_sla_clocks_and_durations() -> None:
     assert sla.clocks({"severity": "P1"}) == []
 
 
+def test_a_clock_stopped_before_it_started_is_impossible_not_met() -> None:
+    fields = {"severity": "P2", "detected_at": "2024-01-15T14:35:00Z",
+              "resolved_at": "2024-01-15T14:00:00Z"}  # fmt: skip
+    now = when("2024-01-16T00:00:00")
+    assert [c.state(now) for c in sla.clocks(fields)] == ["breached", "impossible"]
+    table = sla.ClockTable(fields, now)
+    assert table.rows()[1]["left"] == "stopped before it started: correct the record"
+    assert "impossible" in table._repr_mimebundle_()["text/html"]
+
+
 RUNBOOK_EXAMPLE = {
     "title": "Login page returns 500",
     "severity": "P0",
@@ -501,6 +511,13 @@ def test_the_runbooks_example_in_the_postmortem(tmp_path: Path, stack: Stack) ->
     assert "TTD 2 min" in shown
     assert "TTR 47 min" in shown
     assert "IMPACT 49 min" in shown
+    # And from the monthly analysis of these records.
+    monthly = irkit("report", "monthly", "--month", "2024-01", "--months", "1", reports=tmp_path)
+    assert monthly.returncode == 0, monthly.stderr
+    assert monthly.stdout.startswith(
+        "2024-01: 1 incident(s) (P0 1); 0 still open; time to resolve: median 47 min, mean 47, "
+        "p90 47 (n=1); 0 drill(s) left out; 0 record(s) with data problems"
+    ), monthly.stdout
 
 
 @pytest.mark.slow
@@ -580,6 +597,12 @@ def test_a_whole_incident_on_the_practice_stack(tmp_path: Path, stack: Stack) ->
     assert "- The drill was caught by the db notebook" in text
     assert "- revenue_impact" in text.split("## Missing from the record")[1]
     assert "## Root Cause\nConnections held open by a leaking client" in text
+    # The monthly analysis lists the drill apart and counts nothing from it.
+    month = f["detected_at"][:7]
+    monthly = irkit("report", "monthly", "--month", month, reports=tmp_path)
+    assert monthly.returncode == 0, monthly.stderr
+    assert monthly.stdout.startswith(f"No incidents in {month} "), monthly.stdout
+    assert "1 drill(s) left out" in monthly.stdout
 
 
 # --- what a second look found ----------------------------------------------------------------

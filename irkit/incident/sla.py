@@ -63,6 +63,10 @@ class Clock:
         return self.starts + self.target
 
     def state(self, now: datetime) -> str:
+        """met, breached or pending; "impossible" when it stopped before it started (a typo or a
+        wrong zone in the record), which counts as neither met nor breached."""
+        if self.stopped_at is not None and self.stopped_at < self.starts:
+            return "impossible"
         end = self.stopped_at or now
         if end > self.deadline:
             return "breached"
@@ -85,6 +89,15 @@ def clocks(fields: Mapping[str, Any]) -> list[Clock]:
     ]
 
 
+def _left(clock: Clock, now: datetime) -> str:
+    state = clock.state(now)
+    if state == "impossible":
+        return "stopped before it started: correct the record"
+    if state == "breached":
+        return f"over by {minutes(-clock.left(now))}"
+    return minutes(clock.left(now))
+
+
 class ClockTable:
     """The SLA clocks as a notebook shows them: deadlines in UTC, and time left."""
 
@@ -100,9 +113,7 @@ class ClockTable:
                 "target": minutes(c.target),
                 "deadline (UTC)": format_time(c.deadline),
                 "state": c.state(self.now),
-                "left": minutes(c.left(self.now))
-                if c.state(self.now) != "breached"
-                else f"over by {minutes(-c.left(self.now))}",
+                "left": _left(c, self.now),
             }
             for c in self.clocks
         ]
@@ -119,7 +130,8 @@ class ClockTable:
             [f"SLA clocks ({self.fields.get('severity')}), now {format_time(self.now)}"]
             + ["  " + "  ".join(f"{r[h]}" for h in head) for r in rows]
         )
-        colour = {"breached": "#f8d7da", "pending": "#fff3cd", "met": "#d4edda"}
+        colour = {"breached": "#f8d7da", "pending": "#fff3cd", "met": "#d4edda",
+                  "impossible": "#f8d7da"}  # fmt: skip
         html = (
             f"<p><b>SLA clocks ({escape(str(self.fields.get('severity')))})</b>, now "
             f"{format_time(self.now)}</p><table><tr>"

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from irkit.incident import sla
 from irkit.incident.load import Incident
@@ -26,6 +27,7 @@ def table(incidents: Sequence[Incident]) -> str:
         flags = " [drill]" if i.drill else ""
         flags += " [incomplete]" if not i.complete else ""
         flags += " [warnings]" if i.warnings else ""
+        flags += " [impossible times]" if _impossible(i.fields) else ""
         rows.append(
             (
                 i.incident_id,
@@ -57,6 +59,7 @@ def detail(i: Incident) -> str:
         "durations: "
         + ", ".join(f"{k.upper()} {sla.minutes(v)}" for k, v in durations.items() if v is not None)
     )
+    out += [f"  impossible: {name.upper()} is negative, {text}" for name, text in _impossible(f)]
     now = utc_now()
     for clock in sla.clocks(f):
         state = clock.state(now)
@@ -89,3 +92,13 @@ def detail(i: Incident) -> str:
         )
         out.append(f"  {n.name:<24} {state}")
     return "\n".join(out)
+
+
+def _impossible(fields: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Durations whose end comes before their start: a typo or a wrong zone, to be corrected."""
+    found = []
+    for name, value in sla.durations(fields).items():
+        if value is not None and value.total_seconds() < 0:
+            start, end, _ = sla.DURATIONS[name]
+            found.append((name, f"{end} is before {start}"))
+    return found

@@ -31,6 +31,7 @@ def by_severity_per_month(counted: pd.DataFrame, months: list[str]) -> Any:
                   .reindex(months, fill_value=0).astype(float))  # fmt: skip
         axes.bar(months, values, bottom=bottom, label=severity, color=_COLOURS[severity])
         bottom += values
+    _whole_numbers(axes.yaxis)
     axes.set_ylabel("incidents")
     axes.set_xlabel("month (by detection time, UTC)")
     axes.legend(fontsize=8)
@@ -44,12 +45,25 @@ def by_category(counted: pd.DataFrame) -> Any:
     for position, value in enumerate(counts.to_numpy()):
         axes.annotate(f"{value}", (float(value), position), xytext=(3, 0),
                       textcoords="offset points", va="center")  # fmt: skip
+    _whole_numbers(axes.xaxis)
     axes.set_xlabel("incidents")
     return figure
 
 
-def distribution(counted: pd.DataFrame, metric: str, label: str) -> Any:
-    figure, axes = _figure(f"{label} by severity (minutes; median and n shown)")
+def _wide(values: list[float]) -> bool:
+    """Minutes to days on one axis: a log scale keeps the short ones readable."""
+    positive = [v for v in values if v > 0]
+    return bool(positive) and max(positive) / min(positive) > 50
+
+
+def _whole_numbers(axis: Any) -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    axis.set_major_locator(MaxNLocator(integer=True))
+
+
+def distribution(counted: pd.DataFrame, metric: str, label: str, span: str = "") -> Any:
+    figure, axes = _figure(f"{label} by severity" + (f", {span}" if span else ""))
     data, names = [], []
     for severity in SEVERITIES:
         values = counted.loc[counted["severity"] == severity, f"{metric}_min"].dropna()
@@ -58,9 +72,14 @@ def distribution(counted: pd.DataFrame, metric: str, label: str) -> Any:
             names.append(f"{severity}\nn={values.size}, median {values.median():.0f}")
     if data:
         axes.boxplot(data, tick_labels=names, vert=False)
+        if _wide([float(v) for values in data for v in values]):
+            axes.set_xscale("log")
+            axes.set_xlabel("minutes (log scale)")
+        else:
+            axes.set_xlabel("minutes")
     else:
         axes.text(0.5, 0.5, "no incident has both times", ha="center", transform=axes.transAxes)
-    axes.set_xlabel("minutes")
+        axes.set_xlabel("minutes")
     return figure
 
 
@@ -76,7 +95,11 @@ def ttr_trend(durations: pd.DataFrame, months: list[str]) -> Any:
                 if pd.notna(median):
                     axes.annotate(f"n={int(n)}", (month, median), xytext=(0, 5),
                                   textcoords="offset points", ha="center", fontsize=7)  # fmt: skip
-    axes.set_ylabel("median TTR (minutes)")
+    if _wide([float(v) for v in ttr["median"].dropna()]):
+        axes.set_yscale("log")
+        axes.set_ylabel("median TTR (minutes, log scale)")
+    else:
+        axes.set_ylabel("median TTR (minutes)")
     axes.set_xlabel("month")
     axes.legend(fontsize=8)
     return figure
@@ -85,16 +108,18 @@ def ttr_trend(durations: pd.DataFrame, months: list[str]) -> Any:
 def sla(compliance: pd.DataFrame) -> Any:
     figure, axes = _figure("SLA compliance by severity (met / (met + breached))")
     labels, values, notes = [], [], []
-    for row in compliance.to_dict("records"):
+    # Drawn bottom up: reversed, P0 reads first.
+    for row in reversed(compliance.to_dict("records")):
         decided = int(row["met"]) + int(row["breached"])
         labels.append(f"{row['severity']} {row['clock']}")
         values.append(float(row["compliance_pct"]) if decided else 0.0)
-        notes.append(f"{row['compliance_pct']:.0f}% of {decided}" if decided else "none decided")
+        note = f"{row['compliance_pct']:.0f}% of {decided}" if decided else "none decided yet"
+        notes.append(note + (f" (+{int(row['pending'])} pending)" if row["pending"] else ""))
     axes.barh(labels, values, color="#55a868")
     for position, (value, note) in enumerate(zip(values, notes, strict=True)):
         axes.annotate(note, (value, position), xytext=(3, 0), textcoords="offset points",
                       va="center", fontsize=8)  # fmt: skip
-    axes.set_xlim(0, 115)
+    axes.set_xlim(0, 140)  # room for the note beside a full bar
     axes.set_xlabel("% of incidents within target")
     return figure
 
@@ -106,5 +131,6 @@ def repeated_causes(repeats: pd.DataFrame) -> Any:
         axes.text(0.5, 0.5, "no repeats", ha="center", transform=axes.transAxes)
     else:
         axes.barh(counts.index.tolist(), counts.to_numpy(dtype=float), color="#8172b3")
+        _whole_numbers(axes.xaxis)
     axes.set_xlabel("repeat incidents")
     return figure

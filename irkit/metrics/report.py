@@ -61,7 +61,9 @@ def analyse(
         if p.incident_id in ids_in_window or "no detected_at" in p.reason
     ] + [{"incident_id": text.partition(":")[0], "reason": text} for text in folder_problems]
     shown = frame[frame["month"].isin(months_shown)]
-    return Analysis(month, months_shown, shown, quality, now, root)
+    return Analysis(
+        month, months_shown, shown, quality, now, root, stats.repeats(frame, months_shown)
+    )
 
 
 @dataclass
@@ -72,6 +74,8 @@ class Analysis:
     quality: list[dict[str, str]]
     now: datetime
     root: Path
+    # Found over every record: a repeat's earlier incident may come before the months shown.
+    repeated: pd.DataFrame
 
     @property
     def counted(self) -> pd.DataFrame:
@@ -96,7 +100,7 @@ class Analysis:
                 f"{key[0]}/{key[1]}": int(n)  # type: ignore[index]
                 for key, n in self.counted.groupby(["month", "severity"]).size().items()
             },
-            "repeats": _records(stats.repeats(self.table)),
+            "repeats": _records(self.repeated),
             "actions": {
                 name: int(self.counted[f"actions_{name}"].sum())
                 for name in ("open", "overdue", "done")
@@ -140,11 +144,14 @@ class Analysis:
 
     def durations(self) -> _Bundle:
         frame = stats.durations(self.table)
-        figures = [charts.distribution(self.counted, m, label) for m, label in
+        span = f"{self.months[0]} to {self.months[-1]}" if len(self.months) > 1 else self.month
+        figures = [charts.distribution(self.counted, m, label, span) for m, label in
                    (("ttr", "Time to resolve"), ("ttd", "Time to detect"),
                     ("tta", "Time to acknowledge"))]  # fmt: skip
         figures.append(charts.ttr_trend(frame, self.months))
-        return _tables_and_figures([("Durations (minutes)", _rounded(frame))], figures)
+        # Rows with no incident having both times say nothing; the JSON keeps them (n = 0).
+        shown = _rounded(frame[frame["n"] > 0])
+        return _tables_and_figures([("Durations (minutes)", shown)], figures)
 
     def sla(self) -> _Bundle:
         frame = stats.sla_compliance(self.table, self.now)
@@ -153,6 +160,7 @@ class Analysis:
     def volume(self) -> _Bundle:
         counts = (self.counted.groupby(["month", "severity"]).size().unstack(fill_value=0)
                   .reindex(self.months, fill_value=0))  # fmt: skip
+        counts.columns.name = None
         return _tables_and_figures(
             [("Incidents per month and severity", counts.reset_index())],
             [charts.by_severity_per_month(self.counted, self.months),
@@ -160,7 +168,7 @@ class Analysis:
         )  # fmt: skip
 
     def repeats(self) -> _Bundle:
-        frame = stats.repeats(self.table)
+        frame = self.repeated
         return _tables_and_figures(
             [("Repeat incidents (same root_cause_key within 90 days)", frame)],
             [charts.repeated_causes(frame)],

@@ -7,6 +7,7 @@ Drills are never counted; they are listed apart.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -55,6 +56,8 @@ def sla_compliance(table: pd.DataFrame, now: datetime) -> pd.DataFrame:
                 fields[name] = row[name].isoformat()
         for clock in sla.clocks(fields):
             state = clock.state(now)
+            if state == "impossible":
+                continue  # listed as a data problem; counted neither met nor breached
             tally = counts.setdefault((clock.severity, clock.name),
                                       {"met": 0, "breached": 0, "pending": 0})  # fmt: skip
             tally[state] += 1
@@ -68,8 +71,9 @@ def sla_compliance(table: pd.DataFrame, now: datetime) -> pd.DataFrame:
     )
 
 
-def repeats(table: pd.DataFrame) -> pd.DataFrame:
-    """Incidents whose root_cause_key appeared on an earlier incident within 90 days."""
+def repeats(table: pd.DataFrame, months: Sequence[str] | None = None) -> pd.DataFrame:
+    """Incidents whose root_cause_key appeared on an earlier incident within 90 days; only those
+    detected in `months` if given (the earlier one may come from before them)."""
     counted = real(table).sort_values("detected_at")
     rows = []
     last_seen: dict[str, Any] = {}
@@ -83,7 +87,10 @@ def repeats(table: pd.DataFrame) -> pd.DataFrame:
             rows.append({"incident_id": row["incident_id"], "root_cause_key": key,
                          "month": row["month"], "days_since_last": days})  # fmt: skip
         last_seen[key] = at
-    return pd.DataFrame(rows, columns=["incident_id", "root_cause_key", "month", "days_since_last"])
+    found = pd.DataFrame(
+        rows, columns=["incident_id", "root_cause_key", "month", "days_since_last"]
+    )
+    return found if months is None else found[found["month"].isin(months)]
 
 
 def _records(table: pd.DataFrame) -> list[dict[str, Any]]:
