@@ -25,20 +25,29 @@ def real(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def durations(table: pd.DataFrame) -> pd.DataFrame:
-    """Per month, severity and metric: mean, median, p90 and n, in minutes."""
+    """Per month, severity and metric: mean, median, p90 and n, in minutes (None where n is 0)."""
+    columns = [f"{m}_min" for m in METRICS]
+    groups = real(table).groupby(["month", "severity"], sort=True)[columns]
+    # One table per statistic, indexed by (month, severity), a column per metric.
+    found: dict[str, dict[Any, dict[Any, Any]]] = {
+        name: frame.to_dict("index")
+        for name, frame in (("n", groups.count()), ("mean", groups.mean()),
+                            ("median", groups.median()), ("p90", groups.quantile(0.9)))
+    }  # fmt: skip
     rows = []
-    for (month, severity), group in real(table).groupby(["month", "severity"], sort=True):
-        for metric in METRICS:
-            values = group[f"{metric}_min"].dropna()
+    for key, counts in found["n"].items():
+        for metric, column in zip(METRICS, columns, strict=True):
+            count = int(counts[column])
             rows.append(
                 {
-                    "month": month,
-                    "severity": severity,
+                    "month": key[0],
+                    "severity": key[1],
                     "metric": metric,
-                    "n": int(values.size),
-                    "mean": float(values.mean()) if values.size else None,
-                    "median": float(values.median()) if values.size else None,
-                    "p90": float(values.quantile(0.9)) if values.size else None,
+                    "n": count,
+                    **{
+                        name: float(found[name][key][column]) if count else None
+                        for name in ("mean", "median", "p90")
+                    },
                 }
             )
     return pd.DataFrame(rows, columns=["month", "severity", "metric", "n", "mean", "median", "p90"])
@@ -49,11 +58,11 @@ def sla_compliance(table: pd.DataFrame, now: datetime) -> pd.DataFrame:
     met / (met + breached). An open incident past its target is breached; one still within it is
     pending and not counted."""
     counts: dict[tuple[str, str], dict[str, int]] = {}
-    for row in _records(real(table)):
-        fields = {"severity": row["severity"]}
-        for name in schema.TIMESTAMPS:
-            if isinstance(row[name], pd.Timestamp) and not pd.isna(row[name]):
-                fields[name] = row[name].isoformat()
+    for severity, *times in _rows(real(table), ["severity", *schema.TIMESTAMPS]):
+        fields: dict[str, Any] = {"severity": severity}
+        for name, value in zip(schema.TIMESTAMPS, times, strict=True):
+            if not pd.isna(value):
+                fields[name] = value.to_pydatetime()
         for clock in sla.clocks(fields):
             state = clock.state(now)
             if state == "impossible":
@@ -77,15 +86,14 @@ def repeats(table: pd.DataFrame, months: Sequence[str] | None = None) -> pd.Data
     counted = real(table).sort_values("detected_at")
     rows = []
     last_seen: dict[str, Any] = {}
-    for row in _records(counted):
-        key, at = str(row["root_cause_key"] or ""), row["detected_at"]
+    columns = ["incident_id", "root_cause_key", "month", "detected_at"]
+    for incident_id, key, month, at in _rows(counted, columns):
         if not key:
             continue
         earlier = last_seen.get(key)
         if earlier is not None and at - earlier <= REPEAT_WINDOW:
-            days = (at - earlier).days
-            rows.append({"incident_id": row["incident_id"], "root_cause_key": key,
-                         "month": row["month"], "days_since_last": days})  # fmt: skip
+            rows.append({"incident_id": incident_id, "root_cause_key": key, "month": month,
+                         "days_since_last": (at - earlier).days})  # fmt: skip
         last_seen[key] = at
     found = pd.DataFrame(
         rows, columns=["incident_id", "root_cause_key", "month", "days_since_last"]
@@ -93,5 +101,7 @@ def repeats(table: pd.DataFrame, months: Sequence[str] | None = None) -> pd.Data
     return found if months is None else found[found["month"].isin(months)]
 
 
-def _records(table: pd.DataFrame) -> list[dict[str, Any]]:
-    return [{str(k): v for k, v in row.items()} for row in table.to_dict("records")]
+def _rows(table: pd.DataFrame, columns: list[str]) -> list[tuple[Any, ...]]:
+    """The given columns, row by row, as plain tuples (much faster than records of every
+    column)."""
+    return list(table[columns].itertuples(index=False, name=None))
