@@ -108,14 +108,28 @@ class KernelManager(AsyncKernelManager):
 
     @default("ip")
     def _ip_default(self) -> str:
-        return os.path.join(tempfile.mkdtemp(prefix="irkit-kernel-"), "kernel")
+        if self.transport != "ipc":
+            return str(super()._ip_default())
+        return os.path.join(tempfile.mkdtemp(prefix="irkit-kernel-", dir=_socket_parent()), "k")
 
-    def cleanup_ipc_files(self) -> None:
-        super().cleanup_ipc_files()
-        if self.transport == "ipc":
+    async def _async_cleanup_resources(self, restart: bool = False) -> None:
+        await super()._async_cleanup_resources(restart=restart)
+        if self.transport == "ipc" and not restart:
             # Not empty or gone: a stray socket folder in the temp dir harms nothing.
             with contextlib.suppress(OSError):
                 os.rmdir(os.path.dirname(self.ip))
+
+
+# A Unix socket's path has room for 107 bytes; the kernel's are "<folder>/k-<port>".
+_SOCKET_PATH_MAX = 107
+_SOCKET_NAME_ROOM = len("/irkit-kernel-XXXXXXXX/k-65535")
+
+
+def _socket_parent() -> str | None:
+    """The temp dir, unless its path is too long for the sockets (a deep TMPDIR): then /tmp."""
+    if len(tempfile.gettempdir()) + _SOCKET_NAME_ROOM <= _SOCKET_PATH_MAX:
+        return None
+    return "/tmp"  # noqa: S108  (a private mkdtemp folder of mode 0700 inside it)
 
 
 def register() -> str:

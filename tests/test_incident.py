@@ -21,7 +21,7 @@ import pytest
 from irkit import drills
 from irkit.errors import ConfigError
 from irkit.incident import load, messages, postmortem, schema, severity, sla, store
-from irkit.incident.log import JOURNAL
+from irkit.incident.log import JOURNAL, IncidentLog
 from irkit.result import EVENT_MIME, INCIDENT_MIME, Result, Status
 from irkit.sandbox.stack import Stack
 from tests.conftest import ROOT
@@ -675,7 +675,7 @@ def test_times_given_after_the_fact_are_kept_and_checked(tmp_path: Path, stack: 
     early = irkit("run", "triage", "--incident", "LATE", *WINDOW,
                   "-p", "acknowledged_at=2024-01-15T14:30:00Z", reports=tmp_path)  # fmt: skip
     assert early.returncode == 3
-    assert "acknowledged_at 2024-01-15T14:30:00Z is before the incident was detected" in (
+    assert "acknowledged_at 2024-01-15T14:30:00Z is before detected_at" in (
         early.stdout + early.stderr)  # fmt: skip
     assert "acknowledged_at" not in _load(tmp_path, "LATE").fields
     triage = irkit("run", "triage", "--incident", "LATE", *WINDOW,
@@ -689,6 +689,70 @@ def test_times_given_after_the_fact_are_kept_and_checked(tmp_path: Path, stack: 
     backwards = irkit("run", "resolve", "--incident", "LATE", *WINDOW, "-p", "load_requests=10",
                       "-p", "resolved_at=2024-01-15T14:00:00Z", reports=tmp_path)  # fmt: skip
     assert backwards.returncode == 3
-    assert "resolved_at 2024-01-15T14:00:00Z is before the incident was detected" in (
+    assert "resolved_at 2024-01-15T14:00:00Z is before detected_at" in (
         backwards.stdout + backwards.stderr)  # fmt: skip
     assert "resolved_at" not in _load(tmp_path, "LATE").fields
+    again = irkit("run", "triage", "--incident", "LATE", *WINDOW,
+                  "-p", "acknowledged_at=2024-01-15T14:41:00Z", reports=tmp_path)  # fmt: skip
+    assert again.returncode < 3, again.stdout + again.stderr
+    resolved = irkit("run", "resolve", "--incident", "LATE", *WINDOW, "-p", "load_requests=10",
+                     "-p", "declare_resolved=true", "-p", "mitigated_at=2024-01-15T15:00:00Z",
+                     "-p", "resolved_at=2024-01-15T15:30:00Z", reports=tmp_path)  # fmt: skip
+    assert resolved.returncode < 3, resolved.stdout + resolved.stderr
+    # Written up afterwards, the timeline still reads in the order things happened.
+    timeline = {e["kind"]: e["at"] for e in _load(tmp_path, "LATE").timeline}
+    assert [e["kind"] for e in _load(tmp_path, "LATE").timeline].count("acknowledged") == 1
+    assert schema.parse_time(timeline["mitigated"]) == when("2024-01-15T15:00:00")
+    assert schema.parse_time(timeline["resolved"]) == when("2024-01-15T15:30:00")
+
+
+class _CountingLog(IncidentLog):
+    def __init__(self) -> None:
+        super().__init__("", "triage")
+        self.kinds: list[str] = []
+
+    def event(self, kind: str, text: str, *, at: datetime | None = None, **data: Any) -> Any:
+        self.kinds.append(kind)
+        return super().event(kind, text, at=at, **data)
+
+
+def test_an_acknowledgement_is_one_event_and_may_come_before_an_unknown_detection() -> None:
+    from types import SimpleNamespace
+
+    from irkit.incident import triage
+
+    log = _CountingLog()
+    section = SimpleNamespace(incident=log)
+    earlier = schema.format_time(datetime.now(UTC) - timedelta(minutes=10))
+    fields = triage.start(section, responder="r", acknowledged_at=earlier)  # type: ignore[arg-type]
+    # No detection time anywhere: the page taken 10 min ago was the detection at the latest.
+    assert fields["detected_at"] == fields["acknowledged_at"] == earlier
+    # The same parameter kept for a second run adds nothing.
+    triage.start(section, acknowledged_at=earlier)  # type: ignore[arg-type]
+    assert log.kinds.count("acknowledged") == 1
+    future = schema.format_time(datetime.now(UTC) + timedelta(hours=1))
+    with pytest.raises(ConfigError, match="is in the future"):
+        triage.start(section, acknowledged_at=future)  # type: ignore[arg-type]
+
+
+def test_resolution_times_are_checked_against_the_record() -> None:
+    from types import SimpleNamespace
+
+    from irkit.incident import resolve
+
+    log = IncidentLog("", "resolve")
+    log.fields = {
+        "impact_started_at": "2024-01-15T14:33:00Z",
+        "detected_at": "2024-01-15T14:35:00Z",
+    }
+    section = SimpleNamespace(incident=log)
+    resolve.check_times(section, mitigated_at="2024-01-15T15:10:00Z",  # type: ignore[arg-type]
+                        resolved_at="2024-01-15T16:22:00+01:00")  # fmt: skip
+    for name, value, message in (
+        ("mitigated_at", "2024-01-15T14:30:00Z", "is before impact_started_at"),
+        ("resolved_at", "2024-01-15T14:34:00Z", "is before detected_at"),
+        ("resolved_at", "2099-01-01T00:00:00Z", "is in the future"),
+        ("resolved_at", "yesterday", "is not a time"),
+    ):
+        with pytest.raises(ConfigError, match=message):
+            resolve.check_times(section, **{name: value})  # type: ignore[arg-type]

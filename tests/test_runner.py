@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import nbformat
@@ -42,3 +43,21 @@ def test_a_hung_cell_is_stopped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     assert not record.complete
     assert record.path.exists()
     assert record.status is Status.UNKNOWN
+
+
+def test_kernel_sockets_stay_within_the_unix_path_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    import tempfile
+
+    from irkit import engine
+
+    monkeypatch.setattr(tempfile, "tempdir", "/tmp")
+    assert engine._socket_parent() is None  # the temp dir itself
+    monkeypatch.setattr(tempfile, "tempdir", "/tmp/" + "d" * 90)
+    assert engine._socket_parent() == "/tmp"
+    manager = engine.KernelManager()
+    assert manager.transport == "ipc"
+    try:
+        assert len(manager.ip) + len("-65535") <= 107
+        assert os.stat(os.path.dirname(manager.ip)).st_mode & 0o077 == 0  # private
+    finally:
+        os.rmdir(os.path.dirname(manager.ip))

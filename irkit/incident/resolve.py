@@ -55,22 +55,21 @@ class Verdict:
         }
 
 
-def check_times(
-    section: Section, *, mitigated_at: str = "", resolved_at: str = ""
-) -> tuple[str, str]:
-    """The mitigation and resolution times given, in UTC; refused before anything runs if they
-    cannot be read or come before the detection (a typo, or a time in the wrong zone)."""
-    detected = schema.parse_time(section.incident.fields.get("detected_at"))
+def check_times(section: Section, *, mitigated_at: str = "", resolved_at: str = "") -> None:
+    """Refuse, before anything runs, a mitigation or resolution time that cannot be read, is in
+    the future, or comes before the impact started or the incident was detected (a typo, or a
+    time in the wrong zone)."""
+    _times(section, mitigated_at, resolved_at)
+
+
+def _times(section: Section, mitigated_at: str, resolved_at: str) -> tuple[str, str]:
+    record = section.incident.fields
+    earlier = {name: record.get(name) for name in ("impact_started_at", "detected_at")}
+    now = utc_now()
     given = []
     for name, value in (("mitigated_at", mitigated_at), ("resolved_at", resolved_at)):
-        text = schema.time_parameter(name, value)
-        when = schema.parse_time(text)
-        if when and detected and when < detected:
-            raise ConfigError(
-                f"{name} {text} is before the incident was detected "
-                f"({schema.format_time(detected)}): check the time and its zone"
-            )
-        given.append(text)
+        when = schema.time_in_order(name, value, not_before=earlier, now=now)
+        given.append(schema.format_time(when) if when else "")
     return given[0], given[1]
 
 
@@ -100,13 +99,16 @@ def conclude(
     ):
         if value:
             fields[name] = value
-    mitigated, resolved = check_times(section, mitigated_at=mitigated_at, resolved_at=resolved_at)
+    mitigated, resolved = _times(section, mitigated_at, resolved_at)
     record = section.incident.fields
     if action_items:
         # Added to what the record holds (the postmortem may have added some): none is lost.
         fields["action_items"] = schema.add_action_items(record.get("action_items"), action_items)
-    if mitigated:
+    if mitigated and mitigated != record.get("mitigated_at"):
         fields["mitigated_at"] = mitigated
+        section.incident.event(
+            "mitigated", f"mitigated at {mitigated}", at=schema.parse_time(mitigated)
+        )
     failing = [r for r in section.results if r.status is Status.CRIT]
     if failing and not declare_resolved:
         names = ", ".join(sorted({r.probe for r in failing}))
@@ -134,7 +136,10 @@ def conclude(
     if record.get("status") != "closed":
         fields["status"] = "resolved"
     section.incident.update(reason, **fields)
-    section.incident.event("resolved", f"incident resolved ({reason})")
+    # At the time given when written up afterwards, else now.
+    section.incident.event(
+        "resolved", f"incident resolved ({reason})", at=schema.parse_time(resolved)
+    )
     return Verdict(True, f"RESOLVED at {fields['resolved_at']}: {reason}.")
 
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from datetime import UTC, datetime
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from irkit.errors import ConfigError
@@ -103,6 +103,34 @@ def parse_time(value: Any) -> datetime | None:
     except ValueError:
         return None
     return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+# Clocks disagree a little: a time this far ahead of ours is still taken as now.
+CLOCK_SKEW = timedelta(minutes=5)
+
+
+def time_in_order(
+    name: str, value: str, *, not_before: Mapping[str, Any], now: datetime, hint: str = ""
+) -> datetime | None:
+    """A time a responder gives for the record, refused if it is unreadable, in the future, or
+    before a time of the record it must follow (`not_before`: field name → recorded value)."""
+    text = time_parameter(name, value)
+    when = parse_time(text)
+    if when is None:
+        return None
+    if when > now + CLOCK_SKEW:
+        raise ConfigError(
+            f"{name} {text} is in the future (now {format_time(now)}): give UTC, or add the "
+            "zone, e.g. +01:00"
+        )
+    for other, recorded in not_before.items():
+        earlier = parse_time(recorded)
+        if earlier is not None and when < earlier:
+            raise ConfigError(
+                f"{name} {text} is before {other} ({format_time(earlier)}): check the time and "
+                f"its zone{hint}"
+            )
+    return when
 
 
 def format_time(value: datetime) -> str:

@@ -10,7 +10,7 @@ import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from irkit.result import utc_now
 
 OPENER = "irkit incident open"
 # A detection time this far ahead of the clock is a typing or time-zone mistake.
-CLOCK_SKEW = timedelta(minutes=5)
+CLOCK_SKEW = schema.CLOCK_SKEW
 NUMBERED = re.compile(r"(\d+)-([A-Za-z0-9_.-]+)\.ipynb")
 _LOCK = ".lock"
 

@@ -83,19 +83,26 @@ def start(
     fields = section.incident.fields
     if not fields.get("responder") or responder:
         given["responder"] = responder or _user()
-    if not fields.get("detected_at") and "detected_at" not in given:
-        given["detected_at"] = schema.format_time(utc_now())
+    now = utc_now()
+    # With no detection time anywhere, it is now: unless the page was acknowledged earlier.
+    detection_unknown = not fields.get("detected_at") and "detected_at" not in given
+    detected = (
+        {}
+        if detection_unknown
+        else {"detected_at": given.get("detected_at") or fields["detected_at"]}
+    )
+    acknowledged = schema.time_in_order(
+        "acknowledged_at", acknowledged_at, not_before=detected, now=now,
+        hint=", or give detected_at too",
+    )  # fmt: skip
+    if detection_unknown:
+        given["detected_at"] = schema.format_time(min(now, acknowledged or now))
     if not fields.get("status"):
         given["status"] = "investigating"
-    acknowledged = schema.parse_time(schema.time_parameter("acknowledged_at", acknowledged_at))
-    detected = schema.parse_time(given.get("detected_at") or fields.get("detected_at"))
-    if acknowledged and detected and acknowledged < detected:
-        raise ConfigError(
-            f"acknowledged_at {schema.format_time(acknowledged)} is before the incident was "
-            f"detected ({schema.format_time(detected)}): check the time and its zone"
-        )
-    if acknowledged or not fields.get("acknowledged_at"):
-        given["acknowledged_at"] = schema.format_time(acknowledged or utc_now())
+    recorded = schema.parse_time(fields.get("acknowledged_at"))
+    # Once per acknowledgement: a parameter kept for the next run adds nothing again.
+    if (acknowledged and acknowledged != recorded) or (not acknowledged and not recorded):
+        given["acknowledged_at"] = schema.format_time(acknowledged or now)
         who = given.get("responder") or fields.get("responder")
         text = f"acknowledged by {who}" if acknowledged else f"triage started by {who}"
         section.incident.event("acknowledged", text, at=acknowledged)

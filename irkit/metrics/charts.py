@@ -51,9 +51,9 @@ def by_category(counted: pd.DataFrame) -> Any:
 
 
 def _wide(values: list[float]) -> bool:
-    """Minutes to days on one axis: a log scale keeps the short ones readable."""
-    positive = [v for v in values if v > 0]
-    return bool(positive) and max(positive) / min(positive) > 50
+    """Minutes to days on one axis: a log scale keeps the short ones readable (not with a zero,
+    which a log axis cannot show)."""
+    return bool(values) and min(values) > 0 and max(values) / min(values) > 50
 
 
 def _whole_numbers(axis: Any) -> None:
