@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -570,6 +571,10 @@ def test_a_whole_incident_on_the_practice_stack(tmp_path: Path, stack: Stack) ->
         "01-triage.ipynb", "02-triage.ipynb", "03-db.ipynb", "04-resolve.ipynb",
         "05-postmortem.ipynb"]  # fmt: skip
     assert all(n.complete for n in incident.notebooks)
+    shown = irkit("incident", "show", "DRILL-1", reports=tmp_path).stdout
+    # The postmortem gives no verdict, so none is shown for it.
+    assert f"  {'05-postmortem.ipynb':<24} ran, no checks" in shown
+    assert re.search(r"  03-db\.ipynb +(WARN|CRIT)\n", shown), shown
     kinds = [e["kind"] for e in incident.timeline]
     times = [schema.parse_time(e["at"]) for e in incident.timeline]
     assert times == sorted(times)  # type: ignore[type-var]

@@ -29,6 +29,7 @@ class NotebookRun:
     complete: bool
     ran: bool
     error: str = ""
+    checks: int = 0  # verdicts it recorded (a postmortem records none)
 
 
 @dataclass
@@ -68,6 +69,7 @@ class Incident:
                     "complete": n.complete,
                     "ran": n.ran,
                     "error": n.error,
+                    "checks": n.checks,
                 }
                 for n in self.notebooks
             ],
@@ -119,6 +121,7 @@ def load_folder(path: Path) -> Incident:
                 complete=record.complete,
                 ran=ran,
                 error=record.error,
+                checks=len(record.results),
             )
         )
         when = _when(record, nb_path)

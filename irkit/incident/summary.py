@@ -85,11 +85,15 @@ def detail(i: Incident) -> str:
         )
     out.append("notebooks:")
     for n in i.notebooks:
-        state = (
-            "prepared, not run"
-            if not n.ran
-            else n.status.name + ("" if n.complete else f", INCOMPLETE: {n.error}")
-        )
+        if not n.ran:
+            state = "prepared, not run"
+        elif not n.complete:
+            state = f"{n.status.name}, INCOMPLETE: {n.error}"
+        elif not n.checks:
+            # Its status would read UNKNOWN, which is a verdict it never gave.
+            state = "ran, no checks"
+        else:
+            state = n.status.name
         out.append(f"  {n.name:<24} {state}")
     return "\n".join(out)
 

@@ -22,7 +22,7 @@ from irkit.incident.load import Incident, NotebookRun
 from irkit.result import Status
 
 NAME = ".metrics-index.json"
-VERSION = 1
+VERSION = 2
 
 
 def _signature(folder: str) -> list[list[Any]]:
@@ -41,7 +41,7 @@ def _to_json(incident: Incident) -> dict[str, Any]:
         "fields": incident.fields,
         "warnings": incident.warnings,
         "notebooks": [
-            [n.name, n.section, n.status.name, n.complete, n.ran, n.error]
+            [n.name, n.section, n.status.name, n.complete, n.ran, n.error, n.checks]
             for n in incident.notebooks
         ],
     }
@@ -54,8 +54,8 @@ def _from_json(folder: Path, data: dict[str, Any]) -> Incident:
         fields=dict(data["fields"]),
         warnings=list(data["warnings"]),
         notebooks=[
-            NotebookRun(name, section, Status[status], complete, ran, error)
-            for name, section, status, complete, ran, error in data["notebooks"]
+            NotebookRun(name, section, Status[status], complete, ran, error, checks)
+            for name, section, status, complete, ran, error, checks in data["notebooks"]
         ],
     )
 
