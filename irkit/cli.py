@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import signal
 import sys
@@ -235,10 +236,10 @@ def _parameter_options(parser: argparse.ArgumentParser) -> None:
 
 def _html_copy(notebook: Path, *, exclude_input: bool = False) -> Path | None:
     """Write and print the HTML copy; a failure is said, never fatal (the record is safe)."""
-    from irkit import runner
+    from irkit import htmlcopy
 
     try:
-        html = runner.write_html(notebook, exclude_input=exclude_input)
+        html = htmlcopy.write(notebook, exclude_input=exclude_input)
     except Exception as exc:
         print(f"irkit: could not write the HTML copy: {exc}", file=sys.stderr)
         return None
@@ -256,12 +257,13 @@ class _ArgumentParser(argparse.ArgumentParser):
 
 
 def _run(args: argparse.Namespace) -> int:
-    from irkit import runner
+    from irkit import htmlcopy, runner
 
     if args.show_parameters:
         return _show_parameters(args.section)
     plan = runner.plan(args.section, args.files, args.pairs, args.output, args.incident)
-    record = runner.execute(plan, progress=sys.stderr.isatty())
+    warm = htmlcopy.warm if args.html else None
+    record = runner.execute(plan, progress=sys.stderr.isatty(), meanwhile=warm)
     for result in record.results:
         print(result)
     if not record.complete:
@@ -279,7 +281,7 @@ def _run(args: argparse.Namespace) -> int:
 def _health(args: argparse.Namespace) -> int:
     from datetime import timedelta
 
-    from irkit import reports, runner
+    from irkit import htmlcopy, reports, runner
     from irkit.health import history, retention
     from irkit.result import utc_now
 
@@ -289,8 +291,8 @@ def _health(args: argparse.Namespace) -> int:
     plan = runner.plan("health", args.files, pairs, folder=folder)
     for adopted in reports.adopt_orphans(folder):
         print(f"irkit: kept the record of a run that was killed: {adopted}", file=sys.stderr)
-    runner.preload_html()
-    record = runner.execute(plan, progress=sys.stderr.isatty())
+    warm = functools.partial(htmlcopy.warm, exclude_input=True)
+    record = runner.execute(plan, progress=sys.stderr.isatty(), meanwhile=warm)
     for result in record.results:
         print(result)
     if not record.complete:
@@ -315,7 +317,7 @@ def _health(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     import json
 
-    from irkit import runner
+    from irkit import htmlcopy, runner
     from irkit.home import reports_dir
     from irkit.metrics import report
 
@@ -331,8 +333,8 @@ def _report(args: argparse.Namespace) -> int:
                              "that holds incidents/, or the incidents folder itself")  # fmt: skip
         pairs.append(f"incidents_dir={folder.resolve()}")
     plan = runner.plan("metrics", [], pairs, folder=reports_dir() / "metrics")
-    runner.preload_html()
-    record = runner.execute(plan, progress=sys.stderr.isatty())
+    warm = functools.partial(htmlcopy.warm, exclude_input=True)
+    record = runner.execute(plan, progress=sys.stderr.isatty(), meanwhile=warm)
     if not record.complete:
         print(f"irkit: the analysis did not run to the end ({record.error})", file=sys.stderr)
         print(f"report: {record.path}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 
 import nbformat
@@ -61,3 +62,40 @@ def test_kernel_sockets_stay_within_the_unix_path_limit(monkeypatch: pytest.Monk
         assert os.stat(os.path.dirname(manager.ip)).st_mode & 0o077 == 0  # private
     finally:
         os.rmdir(os.path.dirname(manager.ip))
+
+
+def test_a_sections_module_is_loaded_as_the_kernel_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(runner.PRELOAD, "test", "irkit.units")
+    path = notebook(
+        tmp_path,
+        "import sys\n"
+        "loaded = 'irkit.units' in sys.modules\n"
+        "leftover = [n for n in ('importlib', 'irkit') if n in globals()]\n"
+        "print(loaded, leftover)",
+    )
+    (tmp_path / "out").mkdir()
+    record = runner.execute(plan(tmp_path, path))
+    assert record.complete, record.error
+    out = nbformat.read(record.path, as_version=4).cells[0].outputs
+    # Loaded before the first cell, and nothing left in the notebook's namespace.
+    assert out[0]["text"] == "True []\n"
+
+
+def test_a_kernel_that_will_not_exit_is_stopped_after_a_second(tmp_path: Path) -> None:
+    # ipykernel's control thread can hang in shutdown (positron#7142); an exit handler that
+    # never returns stands in for it. jupyter_client's default waits 2.5 s before SIGTERM.
+    marker = tmp_path / "exited"
+    path = notebook(
+        tmp_path, f"import atexit, pathlib, time\natexit.register(lambda: time.sleep(30) or "
+        f"pathlib.Path({str(marker)!r}).touch())"
+    )  # fmt: skip
+    (tmp_path / "out").mkdir()
+    record = runner.execute(plan(tmp_path, path))
+    returned = datetime.now(UTC)
+    assert record.complete, record.error
+    cell = nbformat.read(record.path, as_version=4).cells[0]
+    ended = datetime.fromisoformat(cell.metadata["papermill"]["end_time"])
+    assert (returned - ended).total_seconds() < 2.4
+    assert not marker.exists()
