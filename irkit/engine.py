@@ -114,10 +114,11 @@ class KernelManager(AsyncKernelManager):
 
     @default("shutdown_wait_time")
     def _shutdown_wait_time_default(self) -> float:
-        # The record is saved before the kernel is asked to stop. ipykernel's control thread can
-        # hang in shutdown, waiting on an output thread already stopped (positron#7142; here about
-        # one run in ten): such a kernel gets SIGTERM after 1 s and SIGKILL after 2 s, not after
-        # jupyter_client's 2.5 s and 5 s.
+        # The record is in this process's memory before the kernel is asked to stop, and written
+        # whatever the kernel does then. ipykernel's control thread can hang in shutdown, waiting
+        # on an output thread already stopped (positron#7142; here about one run in ten): such a
+        # kernel gets SIGTERM after 1 s and SIGKILL after 2 s, not after jupyter_client's 2.5 s
+        # and 5 s.
         return 2.0
 
     async def _async_finish_shutdown(

@@ -16,6 +16,7 @@ from irkit import reports
 
 # Per exclude_input: the thread warming an exporter, and the box it leaves the exporter in.
 _warming: dict[bool, tuple[threading.Thread, list[Any]]] = {}
+_JOIN_S = 10.0
 
 
 def warm(*, exclude_input: bool = False) -> None:
@@ -52,8 +53,10 @@ def _warmed(exclude_input: bool) -> Any:
     if warming is None:
         return None
     thread, box = warming
-    thread.join()  # still warming: waiting costs no more than exporting cold
-    return box[0] if box else None
+    # Still warming: it is nearly done (the warm-up takes a quarter of a second); stuck, the copy
+    # is exported cold rather than waited for.
+    thread.join(_JOIN_S)
+    return box[0] if box and not thread.is_alive() else None
 
 
 def _exporter(exclude_input: bool) -> Any:

@@ -41,8 +41,9 @@ def _preload(section: str) -> list[str]:
     module = PRELOAD.get(section)
     if module is None:
         return []
-    line = f"import importlib; importlib.import_module({module!r}); del importlib"
-    return [f"--IPKernelApp.exec_lines={[line]!r}"]
+    # One item per option: traitlets deprecates a whole list written as one value.
+    return [f"--IPKernelApp.exec_lines=import importlib; importlib.import_module({module!r}); "
+            "del importlib"]  # fmt: skip
 
 
 def plan(

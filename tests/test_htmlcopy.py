@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import nbformat
 import pytest
@@ -26,13 +27,28 @@ def report(path: Path) -> Path:
     return path
 
 
-def test_a_warmed_copy_is_the_copy(tmp_path: Path) -> None:
+def counting(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Record each exporter made (by its exclude_input)."""
+    made: list[bool] = []
+    real = htmlcopy._exporter
+
+    def exporter(exclude_input: bool) -> Any:
+        made.append(exclude_input)
+        return real(exclude_input)
+
+    monkeypatch.setattr(htmlcopy, "_exporter", exporter)
+    return made
+
+
+def test_a_warmed_copy_is_the_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = report(tmp_path / "r.ipynb")
+    made = counting(monkeypatch)
     cold = htmlcopy.write(path, exclude_input=True).read_text()
+    assert made == [True]
     htmlcopy.warm(exclude_input=True)
-    assert True in htmlcopy._warming
     warmed = htmlcopy.write(path, exclude_input=True).read_text()
-    assert True not in htmlcopy._warming  # used once
+    # The warm-up made the second exporter, and the copy used it rather than a third.
+    assert made == [True, True]
     assert warmed == cold
     assert "<b>CRIT</b> pool" in warmed
     assert "jp-mod-noInput" in warmed  # readers get no code
@@ -45,6 +61,23 @@ def test_a_failed_warm_up_leaves_a_cold_copy(
         raise RuntimeError("template missing")
 
     monkeypatch.setattr(htmlcopy, "_sample", broken)
+    made = counting(monkeypatch)
     htmlcopy.warm()
     html = htmlcopy.write(report(tmp_path / "r.ipynb")).read_text()
-    assert "jp-mod-noInput" not in html  # with its code: the exporter asked for, made cold
+    assert made == [False, False]  # the failed warm-up's, then the copy's own
+    assert "<b>CRIT</b> pool" in html
+    assert "jp-mod-noInput" not in html  # with its code, as asked
+
+
+def test_a_stuck_warm_up_is_not_waited_for(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    release = threading.Event()
+    monkeypatch.setattr(htmlcopy, "_sample", release.wait)
+    monkeypatch.setattr(htmlcopy, "_JOIN_S", 0.2)
+    made = counting(monkeypatch)
+    htmlcopy.warm()
+    html = htmlcopy.write(report(tmp_path / "r.ipynb")).read_text()
+    release.set()
+    assert made == [False, False]
+    assert "<b>CRIT</b> pool" in html

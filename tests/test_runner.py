@@ -12,6 +12,7 @@ from nbformat.v4 import new_code_cell, new_notebook
 
 from irkit import runner
 from irkit.result import Status
+from tests.conftest import ROOT
 
 
 def notebook(tmp_path: Path, *sources: str) -> Path:
@@ -81,6 +82,15 @@ def test_a_sections_module_is_loaded_as_the_kernel_starts(
     out = nbformat.read(record.path, as_version=4).cells[0].outputs
     # Loaded before the first cell, and nothing left in the notebook's namespace.
     assert out[0]["text"] == "True []\n"
+
+
+def test_every_preloaded_module_exists() -> None:
+    # A kernel that cannot import it only logs a warning the run hides: check the names here.
+    import importlib.util
+
+    for section, module in runner.PRELOAD.items():
+        assert (ROOT / "notebooks" / f"{section}.ipynb").exists(), section
+        assert importlib.util.find_spec(module) is not None, module
 
 
 def test_a_kernel_that_will_not_exit_is_stopped_after_a_second(tmp_path: Path) -> None:
