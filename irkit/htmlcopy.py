@@ -9,13 +9,16 @@ copy will use, so a scheduled report does not wait for it at the end.
 from __future__ import annotations
 
 import threading
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
 from irkit import reports
 
-# Per exclude_input: the thread warming an exporter, and the box it leaves the exporter in.
-_warming: dict[bool, tuple[threading.Thread, list[Any]]] = {}
+# Per exclude_input: the exporter being warmed, as a future.
+_warming: dict[bool, Future[Any]] = {}
+# Still warming when the copy is due, it is nearly done (a quarter of a second in all); stuck, the
+# copy is exported cold rather than waited for.
 _JOIN_S = 10.0
 
 
@@ -23,19 +26,19 @@ def warm(*, exclude_input: bool = False) -> None:
     """Start exporting a small notebook like a report, on a thread; `write` then reuses it."""
     if exclude_input in _warming:
         return
-    box: list[Any] = []
+    future: Future[Any] = Future()
 
     def export() -> None:
         try:
             exporter = _exporter(exclude_input)
             exporter.from_notebook_node(_sample())
-        except Exception:
-            return  # `write` then exports cold, and says what fails
-        box.append(exporter)
+        except Exception as exc:
+            future.set_exception(exc)  # `write` then exports cold, and says what fails
+        else:
+            future.set_result(exporter)
 
-    thread = threading.Thread(target=export, name="irkit-warm-html", daemon=True)
-    _warming[exclude_input] = (thread, box)
-    thread.start()
+    _warming[exclude_input] = future
+    threading.Thread(target=export, name="irkit-warm-html", daemon=True).start()
 
 
 def write(notebook: Path, *, exclude_input: bool = False) -> Path:
@@ -49,14 +52,13 @@ def write(notebook: Path, *, exclude_input: bool = False) -> Path:
 
 
 def _warmed(exclude_input: bool) -> Any:
-    warming = _warming.pop(exclude_input, None)
-    if warming is None:
+    future = _warming.pop(exclude_input, None)
+    if future is None:
         return None
-    thread, box = warming
-    # Still warming: it is nearly done (the warm-up takes a quarter of a second); stuck, the copy
-    # is exported cold rather than waited for.
-    thread.join(_JOIN_S)
-    return box[0] if box and not thread.is_alive() else None
+    try:
+        return future.result(timeout=_JOIN_S)
+    except Exception:  # failed, or stuck (TimeoutError)
+        return None
 
 
 def _exporter(exclude_input: bool) -> Any:

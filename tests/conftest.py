@@ -3,6 +3,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,24 @@ class Sessions:
         new = [psycopg.connect(**info, **kwargs) for _ in range(n)]
         self.held.extend(new)
         return new
+
+    def settle(self, timeout: float = 5.0) -> None:
+        """Wait until the server has only the held sessions: a closed session's backend leaves a
+        moment after its client, and until then holds a slot a test may be about to take."""
+        deadline = time.monotonic() + timeout
+        while (others := self._client_sessions() - len(self.held)) > 0:
+            assert time.monotonic() < deadline, f"{others} other session(s) still on the server"
+            time.sleep(0.05)
+
+    def _client_sessions(self) -> int:
+        # As the superuser: a reserved slot, and left out of the count.
+        with psycopg.connect(**self.stack.postgres.conninfo(), autocommit=True) as admin:
+            row = admin.execute(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()"
+            ).fetchone()
+        assert row is not None
+        return int(row[0])
 
     def background(self, conn: psycopg.Connection[Any], query: str) -> None:
         """Run a query that will not return soon, on its own thread."""

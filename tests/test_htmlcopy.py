@@ -12,6 +12,12 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_outp
 from irkit import htmlcopy
 
 
+@pytest.fixture(autouse=True)
+def no_warm_up_left(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test starts without a warm-up an earlier one (or a CLI run) left behind."""
+    monkeypatch.setattr(htmlcopy, "_warming", {})
+
+
 def report(path: Path) -> Path:
     nb = new_notebook(
         cells=[
