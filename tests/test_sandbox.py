@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import tempfile
 import time
 from collections.abc import Iterator
@@ -127,3 +128,14 @@ def test_status_command_on_a_stack_never_started(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert "postgres" in done.stdout
     assert "stopped" in done.stdout
+
+
+def test_free_ports_are_distinct_and_out_of_the_outgoing_range() -> None:
+    # Outgoing connections take their source ports from the ephemeral range: a server port
+    # there can be taken between the choice and the bind.
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    ports = [free_port() for _ in range(50)]
+    assert len(set(ports)) == 50
+    assert all(1024 <= p < low for p in ports)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", ports[-1]))  # nothing holds it

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import pwd
+import random
 import signal
 import socket
 import ssl
@@ -17,12 +18,43 @@ from pathlib import Path
 
 from irkit.errors import SandboxError
 
+# Ports already handed out by this process: two servers of one stack never get the same one.
+_given: set[int] = set()
+
 
 def free_port() -> int:
-    """A TCP port nothing listens on right now (the OS picks it)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A TCP port nothing listens on right now, below the ephemeral range when there is room.
+
+    A port the OS picks (bind to 0) comes from the ephemeral range, which is also where outgoing
+    connections take their source ports: one of them can take it before the server binds it
+    ("Address already in use", seen in CI). Below that range only servers bind."""
+    low = _ephemeral_low()
+    for _ in range(200):
+        # A port, no secret: any generator will do.
+        port = random.randint(_LOWEST, low - 1) if low - 1 > _LOWEST else 0  # noqa: S311
+        if port in _given:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            chosen = int(s.getsockname()[1])
+        if chosen not in _given:
+            _given.add(chosen)
+            return chosen
+    raise SandboxError("no free TCP port found on 127.0.0.1")
+
+
+# Below the ephemeral range, above the ports well-known services tend to use.
+_LOWEST = 20000
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
 
 
 def port_open(host: str, port: int, timeout: float = 0.2) -> bool:
