@@ -176,7 +176,7 @@ def _parser() -> argparse.ArgumentParser:
                          help="how it was detected, e.g. 'Prometheus alert'")  # fmt: skip
     opening.add_argument("--not-a-drill", action="store_true",
                          help="a real incident, even while a practice drill runs")  # fmt: skip
-    opening.add_argument("--id", default="", dest="incident_id",
+    opening.add_argument("--id", default=None, dest="incident_id",
                          help="the incident id (default: UTC time and title)")  # fmt: skip
     opening.set_defaults(handler=_incident_open)
     listing = incident_commands.add_parser("list", help="every incident, oldest first")
@@ -292,7 +292,15 @@ def _health(args: argparse.Namespace) -> int:
     for adopted in reports.adopt_orphans(folder):
         print(f"irkit: kept the record of a run that was killed: {adopted}", file=sys.stderr)
     warm = functools.partial(htmlcopy.warm, exclude_input=True)
-    record = runner.execute(plan, progress=sys.stderr.isatty(), meanwhile=warm)
+    try:
+        record = runner.execute(plan, progress=sys.stderr.isatty(), meanwhile=warm)
+    except reports.RecordNotWritten as exc:
+        # The checks ran: a scheduler still gets their verdicts, and exit 3 for the lost record.
+        for result in exc.record.results:
+            print(result)
+        print(f"irkit: {exc}", file=sys.stderr)
+        print(f"status: {exc.record.status.name} (not kept)")
+        return USER_ERROR
     for result in record.results:
         print(result)
     if not record.complete:

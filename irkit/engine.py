@@ -28,6 +28,8 @@ WRITE_EVERY_S = 0.5
 
 class _Manager(NotebookExecutionManager):  # type: ignore[misc]
     output_path: str | None
+    # Why the last save failed (a full or read-only disk); None once a save succeeds.
+    unsaved: OSError | None = None
 
     def cell_start(self, cell: Any, cell_index: Any = None, **kwargs: Any) -> None:
         self._without_writing(super().cell_start, cell, cell_index, **kwargs)
@@ -50,8 +52,17 @@ class _Manager(NotebookExecutionManager):  # type: ignore[misc]
             import nbformat
 
             tmp = f"{path}.writing"
-            nbformat.write(self.nb, tmp)
-            os.replace(tmp, path)
+            try:
+                nbformat.write(self.nb, tmp)
+                os.replace(tmp, path)
+            except OSError as exc:
+                # The run goes on in memory, so its verdicts can still be shown (irkit.runner
+                # says the record was not written); no half-written file is left behind.
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+                self.unsaved = exc
+                return
+            self.unsaved = None
             self.last_save_time = self.now()
             return
         super().save(**kwargs)
@@ -77,7 +88,9 @@ class Engine(NBClientEngine):  # type: ignore[misc]
         autosave_cell_every: int = 30,
         **kwargs: Any,
     ) -> Any:
-        # papermill's Engine.execute_notebook, with the manager above.
+        # papermill's Engine.execute_notebook, with the manager above, handed to the caller
+        # (the notebook as run, even when it could not be written).
+        kept: list[_Manager] | None = kwargs.pop("irkit_kept", None)
         nb_man = _Manager(
             nb,
             output_path=output_path,
@@ -85,6 +98,8 @@ class Engine(NBClientEngine):  # type: ignore[misc]
             log_output=log_output,
             autosave_cell_every=autosave_cell_every,
         )
+        if kept is not None:
+            kept.append(nb_man)
         nb_man.notebook_start()
         try:
             cls.execute_managed_notebook(nb_man, kernel_name, log_output=log_output, **kwargs)

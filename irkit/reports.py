@@ -11,13 +11,14 @@ import contextlib
 import json
 import os
 import re
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from irkit.errors import ConfigError
+from irkit.errors import ConfigError, IrkitError
 from irkit.result import EVENT_MIME, INCIDENT_MIME, RESULT_MIME, Result, Status
 from irkit.sandbox.process import pid_alive
 
@@ -35,28 +36,66 @@ _ORPHAN = re.compile(
 )
 
 
-def adopt_orphans(folder: Path) -> list[Path]:
-    """Publish what runs killed outright (SIGKILL, a lost machine) left in their hidden files: a
-    record is never lost, and reads as incomplete (its unfinished cells are marked pending)."""
-    adopted: list[Path] = []
-    if not folder.is_dir():
-        return adopted
-    for tmp in sorted(folder.iterdir()):
-        match = _ORPHAN.match(tmp.name)
-        if not match or pid_alive(int(match["by"] or match["pid"])):
+@dataclass(frozen=True)
+class Orphan:
+    """A hidden file a run left behind when it was killed outright (SIGKILL, a lost machine)."""
+
+    path: Path
+    stem: str  # the name it was to be published under, without `.ipynb`
+    pid: int
+    # A save cut short (`.writing`): the notebook beside it holds the last whole one.
+    cut_short: bool
+
+
+def orphans(folder: Path) -> list[Orphan]:
+    """The hidden files of runs that are gone; a run still going (its process alive) is not one.
+    Only regular files count: anything else there was not written by a run."""
+    found: list[Orphan] = []
+    try:
+        names = sorted(os.listdir(folder))
+    except OSError:
+        return found
+    for name in names:
+        match = _ORPHAN.match(name)
+        if not match:
             continue
-        if match["rest"] == ".writing":
-            # A save cut short: the notebook beside it holds the last whole one.
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
-            continue
-        # Claimed by a rename first: of two runs adopting at once, only one gets it.
-        claimed = tmp.with_name(f"{tmp.name}.adopted-by-{os.getpid()}")
+        pid = int(match["by"] or match["pid"])
+        path = folder / name
         try:
-            tmp.rename(claimed)
-        except FileNotFoundError:
+            regular = stat.S_ISREG(path.lstat().st_mode)
+        except OSError:
             continue
-        adopted.append(publish(claimed, folder / f"{match['stem']}.ipynb"))
+        if regular and not pid_alive(pid):
+            cut_short = match["rest"] == ".writing"
+            found.append(Orphan(path, match["stem"], int(match["pid"]), cut_short))
+    return found
+
+
+def claim(orphan: Orphan) -> Path | None:
+    """Take an orphan for publishing by renaming it: of two runs adopting at once, only one gets
+    it (None for the other). A cut-short save is deleted instead."""
+    if orphan.cut_short:
+        with contextlib.suppress(FileNotFoundError):
+            orphan.path.unlink()
+        return None
+    claimed = orphan.path.with_name(
+        f".{orphan.stem}.{orphan.pid}.partial.ipynb.adopted-by-{os.getpid()}"
+    )
+    try:
+        orphan.path.rename(claimed)
+    except FileNotFoundError:
+        return None
+    return claimed
+
+
+def adopt_orphans(folder: Path) -> list[Path]:
+    """Publish what runs killed outright left in their hidden files: a record is never lost, and
+    reads as incomplete (its unfinished cells are marked pending)."""
+    adopted: list[Path] = []
+    for orphan in orphans(folder):
+        claimed = claim(orphan)
+        if claimed is not None:
+            adopted.append(publish(claimed, folder / f"{orphan.stem}.ipynb"))
     return adopted
 
 
@@ -88,13 +127,93 @@ def publish_exact(tmp: Path, wanted: Path) -> Path:
 
 
 def write_text_atomically(path: Path, text: str) -> Path:
+    """Write `text` beside `path` and publish it under `path` (or `path-2`, …). A write that
+    fails (a full disk) leaves nothing behind: no half file, no name taken."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    tmp.write_text(text, encoding="utf-8")
     try:
+        write_new(tmp, text.encode())
         return publish(tmp, path)
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+
+
+def write_new(path: Path, data: bytes) -> None:
+    """Create `path` with `data`: never through a symlink, never into a file that was already
+    there (someone else's). A failed write removes the file it started."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            path.unlink()
+        raise
+
+
+class NotRegularFile(OSError):
+    """A path in the record that is a symlink, a FIFO, a device or a folder: never read."""
+
+
+def read_regular(path: Path) -> bytes:
+    """The bytes of the regular file at `path`. A symlink is not followed and a FIFO or device is
+    not waited on (opening one without O_NONBLOCK would hang the reader until a writer came)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        if os.path.islink(path):
+            raise NotRegularFile(f"{path.name} is a symlink (not followed)") from None
+        raise exc
+    with os.fdopen(fd, "rb") as file:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise NotRegularFile(f"{path.name} is not a regular file ({_kind(mode)})")
+        return file.read()
+
+
+_KINDS = {
+    stat.S_IFIFO: "a FIFO",
+    stat.S_IFDIR: "a folder",
+    stat.S_IFSOCK: "a socket",
+    stat.S_IFCHR: "a device",
+    stat.S_IFBLK: "a device",
+}
+
+
+def _kind(mode: int) -> str:
+    return _KINDS.get(stat.S_IFMT(mode), "not a file")
+
+
+def save_whole(nb: Any, path: Path) -> OSError | None:
+    """Write the notebook `nb` over `path` (a run's own hidden file) whole or not at all: on
+    failure `path` is removed too (it may hold a half write) and the reason returned."""
+    import nbformat
+
+    writing = path.with_name(f"{path.name}.writing")
+    try:
+        with contextlib.suppress(FileNotFoundError):
+            writing.unlink()
+        write_new(writing, nbformat.writes(nb).encode())
+        os.replace(writing, path)
+    except OSError as exc:
+        for leftover in (writing, path):
+            with contextlib.suppress(OSError):
+                leftover.unlink()
+        return exc
+    return None
+
+
+class RecordNotWritten(IrkitError):
+    """The run went on, but its record could not be written (a full or read-only disk):
+    `record` holds what it found, from memory, for the caller to show."""
+
+    def __init__(self, record: Record, reason: OSError) -> None:
+        why = reason.strerror or str(reason)
+        super().__init__(
+            f"the record could not be written in {record.path.parent} ({why}); "
+            "nothing of this run was kept"
+        )
+        self.record = record
 
 
 @dataclass
@@ -132,10 +251,17 @@ class Record:
 
 def read(path: Path) -> Record:
     try:
-        nb = json.loads(path.read_text(encoding="utf-8"))
-        cells = nb["cells"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+        nb = json.loads(read_regular(path).decode("utf-8"))
+    except NotRegularFile as exc:
+        return Record(path, complete=False, corrupt=True, error=f"not read: {exc}")
+    except (OSError, ValueError) as exc:
         return Record(path, complete=False, corrupt=True, error=f"unreadable notebook: {exc}")
+    return from_notebook(path, nb)
+
+
+def from_notebook(path: Path, nb: Any) -> Record:
+    """What a notebook (as read from `path`, or still in memory) says."""
+    cells = nb.get("cells") if isinstance(nb, dict) else None
     if not isinstance(cells, list):
         return Record(path, complete=False, corrupt=True, error="unreadable notebook: no cells")
     record = Record(path)

@@ -124,6 +124,9 @@ def execute(
     # papermill logs each cell at INFO; the CLI shows its own summary instead.
     logging.getLogger("papermill").setLevel(logging.WARNING)
     failure = ""
+    # The notebook as it ran (papermill's manager), and a write that failed (a full disk).
+    kept: list[Any] = []
+    write_error: OSError | None = None
     try:
         papermill.execute_notebook(
             str(run.notebook),
@@ -139,6 +142,7 @@ def execute(
             extra_arguments=["--IPKernelApp.log_level=ERROR", *_preload(run.section)],
             # Every probe has its own timeouts; this bounds a run even if one of them fails.
             execution_timeout=CELL_TIMEOUT_S,
+            irkit_kept=kept,
         )
     except papermill.PapermillExecutionError:
         pass  # the notebook is written with the error in it; read() marks it incomplete
@@ -150,7 +154,15 @@ def execute(
     except Exception as exc:
         # The kernel died or a cell outran the timeout: keep what was written, say why.
         failure = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc) else ''}"
+        if isinstance(exc, OSError) and exc.errno is not None:
+            write_error = exc
     finally:
+        if kept and (kept[0].unsaved or write_error):
+            # A save failed on the way: the file may be stale or half written. The whole
+            # notebook is in memory; if it cannot be written either, nothing half is left.
+            unsaved = reports.save_whole(kept[0].nb, tmp)
+            if unsaved is not None:
+                raise reports.RecordNotWritten(reports.from_notebook(tmp, kept[0].nb), unsaved)
         # Only a file this run wrote is its record: never another run's of the same name.
         final = None
         if tmp.exists():

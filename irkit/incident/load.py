@@ -2,7 +2,9 @@
 
 Later values override earlier ones; events from all sources are merged (one copy per id) and
 sorted; a notebook whose run raised is kept and marked incomplete; a corrupt file is skipped with
-a warning that names it. Nothing here writes.
+a warning that names it, and so is a journal line that cannot be read (only that line). What a
+run killed outright left in its hidden file is read too, and named. Only regular files are read:
+a symlink is not followed, a FIFO is not waited on. Nothing here writes.
 """
 
 from __future__ import annotations
@@ -85,10 +87,16 @@ def load_all(root: Path | None = None) -> tuple[list[Incident], list[str]]:
     """Every incident under `root` (default reports/incidents/), oldest first, and warnings for
     folders that are not incidents."""
     root = root or store.incidents_dir()
+    store.check_not_symlink(root)
     if not root.exists():
         return [], []
     incidents, problems = [], []
-    for path in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+    for path in sorted(p for p in root.iterdir() if not p.name.startswith(".")):
+        if path.is_symlink():
+            problems.append(f"{path.name}: a symlink, not an incident folder; not followed")
+            continue
+        if not path.is_dir():
+            continue
         if not schema.ID_PATTERN.fullmatch(path.name):
             problems.append(f"{path.name}: not an incident id; skipped")
             continue
@@ -106,12 +114,15 @@ def load_folder(path: Path) -> Incident:
     updates: list[_Change] = []
     events: list[dict[str, Any]] = []
     order = 0
-    for nb_path in store.numbered_notebooks(path):
+    for nb_path, section, killed in _notebooks(path):
         record = reports.read(nb_path)
-        section = store.NUMBERED.fullmatch(nb_path.name).group(2)  # type: ignore[union-attr]
         if record.corrupt:
             incident.warnings.append(f"{nb_path.name}: skipped, {record.error}")
             continue
+        if killed:
+            record.complete = False
+            record.error = killed
+            incident.warnings.append(f"{nb_path.name}: {killed}")
         ran = bool(record.results or record.updates or record.events or record.started_at)
         incident.notebooks.append(
             NotebookRun(
@@ -138,6 +149,22 @@ def load_folder(path: Path) -> Incident:
     incident.fields.setdefault("incident_id", path.name)
     incident.timeline = _merge_events(events)
     return incident
+
+
+def _notebooks(path: Path) -> list[tuple[Path, str, str]]:
+    """The numbered notebooks in run order, then what killed runs left (with why it is there)."""
+    found = [
+        (p, store.NUMBERED.fullmatch(p.name).group(2), "")  # type: ignore[union-attr]
+        for p in store.numbered_notebooks(path)
+    ]
+    for orphan in reports.orphans(path):
+        if not orphan.cut_short:
+            killed = (
+                f"the run (pid {orphan.pid}) was killed before it finished; its record so far "
+                "is kept here and numbered by the next run on this incident"
+            )
+            found.append((orphan.path, orphan.stem, killed))
+    return found
 
 
 def _when(record: reports.Record, path: Path) -> datetime:
@@ -185,31 +212,46 @@ def _derived_events(name: str, section: str, record: reports.Record) -> list[dic
 def _read_journal(
     path: Path, warnings: list[str]
 ) -> tuple[list[tuple[datetime, dict[str, Any]]], list[dict[str, Any]]]:
+    """Each line on its own: a bad line (cut short by a full disk, a stray byte, an editor) is
+    skipped and named, and every other line still counts."""
     updates: list[tuple[datetime, dict[str, Any]]] = []
     events: list[dict[str, Any]] = []
-    if not path.exists():
-        return updates, events
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
+        data = reports.read_regular(path)
+    except FileNotFoundError:
+        return updates, events
+    except OSError as exc:
         warnings.append(f"{path.name}: skipped, unreadable ({exc})")
         return updates, events
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
+    for number, raw in enumerate(data.split(b"\n"), 1):
+        if not raw.strip():
             continue
-        try:
-            entry = json.loads(line)
-            at = schema.parse_time(entry.get("at"))
-        except (ValueError, AttributeError):
-            entry, at = None, None
-        if not isinstance(entry, dict) or at is None:
-            warnings.append(f"{path.name} line {number}: skipped, not a journal entry")
+        read = _journal_entry(raw)
+        if isinstance(read, str):
+            warnings.append(f"{path.name} line {number}: skipped, {read}")
             continue
+        at, entry = read
         if isinstance(entry.get("incident"), dict):
             updates.append((at, entry["incident"]))
         if isinstance(entry.get("event"), dict):
             events.append(entry["event"])
     return updates, events
+
+
+def _journal_entry(raw: bytes) -> tuple[datetime, dict[str, Any]] | str:
+    """One journal line as its time and entry, or why it cannot be one."""
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return f"not UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})"
+    try:
+        entry = json.loads(line)
+    except ValueError as exc:
+        return f"not JSON ({exc})"
+    at = schema.parse_time(entry.get("at")) if isinstance(entry, dict) else None
+    if at is None:
+        return "not a journal entry (no time)"
+    return at, entry
 
 
 def _merge_events(events: list[dict[str, Any]]) -> list[dict[str, Any]]:

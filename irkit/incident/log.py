@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import uuid
 import warnings
 from collections.abc import Mapping
@@ -101,19 +102,30 @@ class IncidentLog:
             return
         line = (json.dumps(entry, default=str) + "\n").encode()
         try:
-            # One write with O_APPEND: lines from two kernels never interleave, nothing earlier
-            # is rewritten.
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-            try:
-                os.write(fd, line)
-            finally:
-                os.close(fd)
+            _append_line(path, line)
         except OSError as exc:
             warnings.warn(
                 f"could not add to the incident journal {path}: {exc}; save the notebook to "
                 "keep this step in the record",
                 stacklevel=3,
             )
+
+
+def _append_line(path: Path, line: bytes) -> None:
+    """One write with O_APPEND: lines from two kernels never interleave, nothing earlier is
+    rewritten. Never through a symlink or into a FIFO (the record is regular files only)."""
+    flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    fd = os.open(path, flags, 0o644)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(f"{path.name} is not a regular file")
+        # A line cut short earlier (a full disk) would swallow this one: start a new line.
+        if info.st_size and os.pread(fd, 1, info.st_size - 1) != b"\n":
+            line = b"\n" + line
+        os.write(fd, line)
+    finally:
+        os.close(fd)
 
 
 def _stamp(at: datetime) -> str:

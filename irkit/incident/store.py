@@ -8,12 +8,15 @@ import fcntl
 import json
 import os
 import re
+import shutil
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from irkit import reports
 from irkit.errors import ConfigError
 from irkit.home import reports_dir
 from irkit.incident import schema
@@ -32,14 +35,36 @@ def incidents_dir() -> Path:
 
 
 def folder(incident_id: str) -> Path:
-    """The folder of an existing incident."""
+    """The folder of an existing incident: a real folder, never a symlink (runs and the
+    postmortem write into it, and must not land outside the reports folder)."""
     path = incidents_dir() / schema.check_id(incident_id)
-    if not path.is_dir():
+    check_not_symlink(incidents_dir())
+    try:
+        mode = path.lstat().st_mode
+    except FileNotFoundError:
+        mode = 0
+    if stat.S_ISLNK(mode):
+        raise ConfigError(
+            f"{path} is a symlink, not an incident folder: irkit never writes or reads an "
+            "incident through a symlink; remove it, or set IRKIT_REPORTS to keep the record "
+            "elsewhere"
+        )
+    if not stat.S_ISDIR(mode):
         raise ConfigError(
             f"no incident {incident_id!r} in {incidents_dir()}; "
             "see: irkit incident list, or start one with: irkit incident open --title …"
         )
     return path
+
+
+def check_not_symlink(root: Path) -> None:
+    """The incidents folder itself: where the record lives is chosen with IRKIT_REPORTS (or the
+    reports folder, which may be anywhere); a symlink planted inside it is not followed."""
+    if root.is_symlink():
+        raise ConfigError(
+            f"{root} is a symlink: irkit never keeps incidents through one; set IRKIT_REPORTS "
+            "to the folder that should hold the record"
+        )
 
 
 def numbered_notebooks(path: Path) -> list[Path]:
@@ -51,7 +76,7 @@ def numbered_notebooks(path: Path) -> list[Path]:
 @contextlib.contextmanager
 def _locked(path: Path) -> Iterator[None]:
     """Serialise numbering among concurrent runs on this incident (a short critical section)."""
-    fd = os.open(path / _LOCK, os.O_WRONLY | os.O_CREAT, 0o644)
+    fd = os.open(path / _LOCK, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
@@ -60,12 +85,22 @@ def _locked(path: Path) -> Iterator[None]:
 
 
 def publish_numbered(tmp: Path, path: Path, section: str) -> Path:
-    """Give a finished run the next number in its incident: `03-db.ipynb`."""
+    """Give a finished run the next number in its incident: `03-db.ipynb`. What runs killed
+    outright left behind is numbered first (it started earlier), so it is never lost."""
     with _locked(path):
-        taken = [int(m.group(1)) for p in path.iterdir() if (m := NUMBERED.fullmatch(p.name))]
-        number = max(taken, default=0) + 1
-        final = path / f"{number:02d}-{section}.ipynb"
-        os.link(tmp, final)  # raises rather than overwrite, even if the lock were bypassed
+        for orphan in reports.orphans(path):
+            claimed = reports.claim(orphan)
+            if claimed is not None:
+                _link_next(claimed, path, orphan.stem)
+        final = _link_next(tmp, path, section)
+    return final
+
+
+def _link_next(tmp: Path, path: Path, section: str) -> Path:
+    taken = [int(m.group(1)) for p in path.iterdir() if (m := NUMBERED.fullmatch(p.name))]
+    number = max(taken, default=0) + 1
+    final = path / f"{number:02d}-{section}.ipynb"
+    os.link(tmp, final)  # raises rather than overwrite, even if the lock were bypassed
     tmp.unlink()
     return final
 
@@ -92,10 +127,14 @@ def open_incident(
     impact_started_at: str = "",
     detection_source: str = "",
     drill: bool = False,
-    incident_id: str = "",
+    incident_id: str | None = None,
 ) -> Opened:
     """Create the incident's folder, its opening record, and `01-triage.ipynb` ready to step
-    through in JupyterLab (papermill's prepare-only: parameters in, nothing run)."""
+    through in JupyterLab (papermill's prepare-only: parameters in, nothing run). Everything is
+    checked before the first write; a write that fails (a full disk) removes what it started,
+    so the id stays free."""
+    if incident_id is not None:
+        schema.check_id(incident_id)  # an empty id too: only no id at all means "make one up"
     if not title.strip():
         raise ConfigError(
             "an incident needs a title: irkit incident open --title 'Login returns 500'"
@@ -119,15 +158,7 @@ def open_incident(
             f"impact started at {schema.format_time(impact_started)}, after it was detected "
             f"({schema.format_time(detected)}): check both times"
         )
-    root = incidents_dir()
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ConfigError(f"cannot create the incidents folder {root}: {exc}") from None
-    path = _new_folder(root, incident_id, title, detected)
-    incident_id = path.name
     fields: dict[str, Any] = {
-        "incident_id": incident_id,
         "title": title.strip(),
         "status": "investigating",
         "detected_at": schema.format_time(detected),
@@ -144,16 +175,47 @@ def open_incident(
             fields[name] = value
     if severity:
         fields["severity_source"] = "responder"
+    root = incidents_dir()
+    check_not_symlink(root)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create the incidents folder {root}: {exc}") from None
+    try:
+        path = _new_folder(root, incident_id, title, detected)
+    except OSError as exc:
+        raise ConfigError(f"cannot create the incident's folder in {root}: {exc}") from None
+    try:
+        return _write_opening(path, {"incident_id": path.name, **fields}, now)
+    except BaseException as exc:
+        # Only what this command created is there: the folder was new (mkdir claimed it).
+        shutil.rmtree(path, ignore_errors=True)
+        if isinstance(exc, OSError):
+            raise ConfigError(
+                f"could not write the incident record in {path}: {exc.strerror or exc}; "
+                f"nothing was kept, and the id {path.name} is still free"
+            ) from None
+        raise
+
+
+def _write_opening(path: Path, fields: dict[str, Any], now: datetime) -> Opened:
+    """The opening journal entries and the prepared triage notebook."""
+    incident_id = path.name
+    severity, responder = fields.get("severity"), fields.get("responder")
     # The journal is ordered by when things were written; the moments the responder gave are
     # events at their own times.
     opened = schema.format_time(now)
     events = [
         (fields.get("impact_started_at"), "impact", "impact started"),
-        (fields["detected_at"], "detected", f"detected: {detection_source or 'alert'}"),
+        (
+            fields["detected_at"],
+            "detected",
+            f"detected: {fields.get('detection_source') or 'alert'}",
+        ),
         (
             opened,
             "declared",
-            f"incident declared: {title.strip()}"
+            f"incident declared: {fields['title']}"
             + (f" ({severity})" if severity else "")
             + (f", responder {responder}" if responder else ""),
         ),
@@ -174,13 +236,13 @@ def open_incident(
         for at, kind, text in events
         if at
     ]
-    (path / JOURNAL).write_text("".join(json.dumps(e) + "\n" for e in entries), encoding="utf-8")
+    reports.write_new(path / JOURNAL, "".join(json.dumps(e) + "\n" for e in entries).encode())
     notebook = _prepare_triage(path, {"incident_id": incident_id}, opened)
     return Opened(incident_id, path, notebook)
 
 
-def _new_folder(root: Path, wanted: str, title: str, at: datetime) -> Path:
-    if wanted:
+def _new_folder(root: Path, wanted: str | None, title: str, at: datetime) -> Path:
+    if wanted is not None:
         path = root / schema.check_id(wanted)
         try:
             path.mkdir()
@@ -206,7 +268,6 @@ def _prepare_triage(path: Path, values: dict[str, Any], prepared_at: str) -> Pat
     import papermill
 
     from irkit.home import notebook_path
-    from irkit.reports import publish_exact
 
     tmp = running_path(path, "triage")
     papermill.execute_notebook(
@@ -220,4 +281,4 @@ def _prepare_triage(path: Path, values: dict[str, Any], prepared_at: str) -> Pat
     nb = nbformat.read(tmp, as_version=4)
     nb.metadata["irkit"] = {"prepared_at": prepared_at, "incident_id": values["incident_id"]}
     nbformat.write(nb, tmp)
-    return publish_exact(tmp, path / "01-triage.ipynb")
+    return reports.publish_exact(tmp, path / "01-triage.ipynb")

@@ -95,6 +95,10 @@ def detail(i: Incident) -> str:
         else:
             state = n.status.name
         out.append(f"  {n.name:<24} {state}")
+    if i.warnings:
+        # What was skipped or left by a killed run is part of the answer, not only a warning.
+        out.append("about this record:")
+        out += [f"  {w}" for w in i.warnings]
     return "\n".join(out)
 
 

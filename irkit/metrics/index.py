@@ -16,23 +16,30 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from irkit import reports
 from irkit.incident import load as records
 from irkit.incident import schema
 from irkit.incident.load import Incident, NotebookRun
 from irkit.result import Status
 
 NAME = ".metrics-index.json"
-VERSION = 2
+VERSION = 3
 
 
 def _signature(folder: str) -> list[list[Any]]:
+    """What the folder's record was read from: its files (a FIFO or symlink by name and kind,
+    which the loader names as skipped), and the hidden files of runs that are gone (a run killed
+    since the last analysis changes nothing else)."""
     found = []
     with os.scandir(folder) as entries:
         for entry in entries:
-            if entry.name.startswith(".") or not entry.is_file(follow_symlinks=False):
+            if entry.name.startswith("."):
                 continue
             stat = entry.stat(follow_symlinks=False)
-            found.append([entry.name, stat.st_mtime_ns, stat.st_size])
+            found.append([entry.name, stat.st_mode, stat.st_mtime_ns, stat.st_size])
+    for orphan in reports.orphans(Path(folder)):
+        stat = orphan.path.lstat()
+        found.append([orphan.path.name, stat.st_mode, stat.st_mtime_ns, stat.st_size])
     return sorted(found)
 
 
@@ -84,7 +91,7 @@ def _load(root: Path) -> tuple[list[Incident], list[str]]:
     cache_path = root / NAME
     cached: dict[str, Any] = {}
     with contextlib.suppress(OSError, ValueError, TypeError):
-        data = json.loads(cache_path.read_text(encoding="utf-8"))
+        data = json.loads(reports.read_regular(cache_path))
         if isinstance(data, dict) and data.get("version") == VERSION:
             cached = data.get("incidents") or {}
     incidents: list[Incident] = []
@@ -92,7 +99,12 @@ def _load(root: Path) -> tuple[list[Incident], list[str]]:
     fresh: dict[str, Any] = {}
     changed = False
     for entry in sorted(os.scandir(root), key=lambda e: e.name):
-        if entry.name.startswith(".") or not entry.is_dir(follow_symlinks=False):
+        if entry.name.startswith("."):
+            continue
+        if entry.is_symlink():
+            problems.append(f"{entry.name}: a symlink, not an incident folder; not followed")
+            continue
+        if not entry.is_dir(follow_symlinks=False):
             continue
         if not schema.ID_PATTERN.fullmatch(entry.name):
             problems.append(f"{entry.name}: not an incident id; skipped")
@@ -120,7 +132,7 @@ def _save(path: Path, data: dict[str, Any]) -> None:
     without an index (the next run reads everything again)."""
     tmp = path.with_name(f"{path.name}.{os.getpid()}.partial")
     try:
-        tmp.write_text(json.dumps(data, default=str), encoding="utf-8")
+        reports.write_new(tmp, json.dumps(data, default=str).encode())
         os.replace(tmp, path)
     except OSError:
         with contextlib.suppress(OSError):
