@@ -14,11 +14,14 @@ import os
 import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from jupyter_client.manager import AsyncKernelManager
 from papermill.engines import NBClientEngine, NotebookExecutionManager, papermill_engines
 from traitlets import default
+
+from irkit import safefiles
 
 NAME = "irkit"
 # A notebook of many quick cells is written at most this often while it runs; the end of the run
@@ -53,7 +56,10 @@ class _Manager(NotebookExecutionManager):  # type: ignore[misc]
 
             tmp = f"{path}.writing"
             try:
-                nbformat.write(self.nb, tmp)
+                # Created afresh: a file or symlink left under this name is not written through.
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
+                safefiles.write_new(Path(tmp), nbformat.writes(self.nb).encode())
                 os.replace(tmp, path)
             except OSError as exc:
                 # The run goes on in memory, so its verdicts can still be shown (irkit.runner

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from irkit import safefiles
 from irkit.errors import ConfigError, IrkitError
 from irkit.result import EVENT_MIME, INCIDENT_MIME, RESULT_MIME, Result, Status
 from irkit.sandbox.process import pid_alive
@@ -131,57 +132,14 @@ def write_text_atomically(path: Path, text: str) -> Path:
     fails (a full disk) leaves nothing behind: no half file, no name taken."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
     try:
-        write_new(tmp, text.encode())
+        # Left by a killed process that had this pid: no live process but this one has it.
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        safefiles.write_new(tmp, text.encode())
         return publish(tmp, path)
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
-
-
-def write_new(path: Path, data: bytes) -> None:
-    """Create `path` with `data`: never through a symlink, never into a file that was already
-    there (someone else's). A failed write removes the file it started."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            path.unlink()
-        raise
-
-
-class NotRegularFile(OSError):
-    """A path in the record that is a symlink, a FIFO, a device or a folder: never read."""
-
-
-def read_regular(path: Path) -> bytes:
-    """The bytes of the regular file at `path`. A symlink is not followed and a FIFO or device is
-    not waited on (opening one without O_NONBLOCK would hang the reader until a writer came)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError as exc:
-        if os.path.islink(path):
-            raise NotRegularFile(f"{path.name} is a symlink (not followed)") from None
-        raise exc
-    with os.fdopen(fd, "rb") as file:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            raise NotRegularFile(f"{path.name} is not a regular file ({_kind(mode)})")
-        return file.read()
-
-
-_KINDS = {
-    stat.S_IFIFO: "a FIFO",
-    stat.S_IFDIR: "a folder",
-    stat.S_IFSOCK: "a socket",
-    stat.S_IFCHR: "a device",
-    stat.S_IFBLK: "a device",
-}
-
-
-def _kind(mode: int) -> str:
-    return _KINDS.get(stat.S_IFMT(mode), "not a file")
 
 
 def save_whole(nb: Any, path: Path) -> OSError | None:
@@ -193,7 +151,7 @@ def save_whole(nb: Any, path: Path) -> OSError | None:
     try:
         with contextlib.suppress(FileNotFoundError):
             writing.unlink()
-        write_new(writing, nbformat.writes(nb).encode())
+        safefiles.write_new(writing, nbformat.writes(nb).encode())
         os.replace(writing, path)
     except OSError as exc:
         for leftover in (writing, path):
@@ -251,8 +209,8 @@ class Record:
 
 def read(path: Path) -> Record:
     try:
-        nb = json.loads(read_regular(path).decode("utf-8"))
-    except NotRegularFile as exc:
+        nb = json.loads(safefiles.read_regular(path).decode("utf-8"))
+    except safefiles.NotRegularFile as exc:
         return Record(path, complete=False, corrupt=True, error=f"not read: {exc}")
     except (OSError, ValueError) as exc:
         return Record(path, complete=False, corrupt=True, error=f"unreadable notebook: {exc}")

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from irkit import reports
+from irkit import reports, safefiles
 from irkit.incident import schema, store
 from irkit.incident.log import JOURNAL
 from irkit.result import Status
@@ -217,7 +217,7 @@ def _read_journal(
     updates: list[tuple[datetime, dict[str, Any]]] = []
     events: list[dict[str, Any]] = []
     try:
-        data = reports.read_regular(path)
+        data = safefiles.read_regular(path)
     except FileNotFoundError:
         return updates, events
     except OSError as exc:

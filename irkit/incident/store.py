@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from irkit import reports
+from irkit import reports, safefiles
 from irkit.errors import ConfigError
 from irkit.home import reports_dir
 from irkit.incident import schema
@@ -236,7 +236,7 @@ def _write_opening(path: Path, fields: dict[str, Any], now: datetime) -> Opened:
         for at, kind, text in events
         if at
     ]
-    reports.write_new(path / JOURNAL, "".join(json.dumps(e) + "\n" for e in entries).encode())
+    safefiles.write_new(path / JOURNAL, "".join(json.dumps(e) + "\n" for e in entries).encode())
     notebook = _prepare_triage(path, {"incident_id": incident_id}, opened)
     return Opened(incident_id, path, notebook)
 

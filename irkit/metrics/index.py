@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from irkit import reports
+from irkit import reports, safefiles
 from irkit.incident import load as records
 from irkit.incident import schema
 from irkit.incident.load import Incident, NotebookRun
@@ -91,7 +91,7 @@ def _load(root: Path) -> tuple[list[Incident], list[str]]:
     cache_path = root / NAME
     cached: dict[str, Any] = {}
     with contextlib.suppress(OSError, ValueError, TypeError):
-        data = json.loads(reports.read_regular(cache_path))
+        data = json.loads(safefiles.read_regular(cache_path))
         if isinstance(data, dict) and data.get("version") == VERSION:
             cached = data.get("incidents") or {}
     incidents: list[Incident] = []
@@ -132,7 +132,9 @@ def _save(path: Path, data: dict[str, Any]) -> None:
     without an index (the next run reads everything again)."""
     tmp = path.with_name(f"{path.name}.{os.getpid()}.partial")
     try:
-        reports.write_new(tmp, json.dumps(data, default=str).encode())
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()  # left by a killed process that had this pid
+        safefiles.write_new(tmp, json.dumps(data, default=str).encode())
         os.replace(tmp, path)
     except OSError:
         with contextlib.suppress(OSError):
