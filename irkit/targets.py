@@ -2,14 +2,19 @@
 
 Precedence for a target field: a non-empty parameter (from `-p` or a parameter file) wins, then the
 environment variable a scheduler or container would set, then the client library's own default.
-Passwords never come from parameters: libpq reads PGPASSWORD/PGPASSFILE itself, and Redis and the
-Celery broker take theirs from IRKIT_REDIS_PASSWORD / IRKIT_CELERY_BROKER_PASSWORD.
+Passwords come only from their own variables: libpq reads PGPASSWORD/PGPASSFILE itself, and Redis
+and the Celery broker take theirs from IRKIT_REDIS_PASSWORD / IRKIT_CELERY_BROKER_PASSWORD. A
+password anywhere else is refused, wherever it comes from: in a parameter (papermill writes
+parameters into the executed notebook), in a URL's userinfo or query (`?password=`, which redis-py
+would use; a URL is what gets shown and what drivers echo in their errors), and in a libpq
+connection string given as `pg_database` (libpq expands `dbname=x password=…` and URIs).
 """
 
 from __future__ import annotations
 
 import getpass
 import os
+import re
 import shlex
 import socket
 from collections.abc import Callable, Collection, Mapping
@@ -18,7 +23,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from irkit.errors import ParameterError
-from irkit.secrets import redact, redact_url, url_password, without_password
+from irkit.secrets import redact, redact_url, secret_query_names, url_password, url_secrets
 
 # Which environment variable stands in for an empty target parameter.
 ENV_FOR_PARAMETER = {
@@ -273,6 +278,8 @@ REDIS_SCHEMES = ("redis", "rediss", "unix")
 
 
 def postgres_target(params: Mapping[str, Any]) -> PostgresTarget:
+    for name in ("pg_host", "pg_user", "pg_database"):
+        _plain_postgres_field(params, name)
     port = int(params.get("pg_port", 0))
     if not 0 <= port <= 65535:
         raise ParameterError(f"parameter pg_port must be a port number (1-65535), got {port}")
@@ -295,11 +302,9 @@ def postgres_target(params: Mapping[str, Any]) -> PostgresTarget:
 
 def redis_target(params: Mapping[str, Any]) -> RedisTarget:
     url = _url_parameter(params, "redis_url", REDIS_SCHEMES) or DEFAULT_REDIS_URL
-    # A password in the URL can only come from the environment; keep it apart from the URL, which
-    # is shown.
     return RedisTarget(
-        url=without_password(url),
-        password=os.environ.get("IRKIT_REDIS_PASSWORD") or url_password(url),
+        url=url,
+        password=os.environ.get("IRKIT_REDIS_PASSWORD") or None,
         socket_timeout_s=_positive(params, "redis_socket_timeout_s", 2.0),
     )
 
@@ -309,8 +314,8 @@ def celery_target(params: Mapping[str, Any]) -> CeleryTarget:
 
     url = _url_parameter(params, "celery_broker_url", tuple(TRANSPORT_ALIASES)) or DEFAULT_REDIS_URL
     return CeleryTarget(
-        broker_url=without_password(url),
-        password=os.environ.get("IRKIT_CELERY_BROKER_PASSWORD") or url_password(url),
+        broker_url=url,
+        password=os.environ.get("IRKIT_CELERY_BROKER_PASSWORD") or None,
         socket_timeout_s=_positive(params, "celery_socket_timeout_s", 2.0),
         inspect_timeout_s=_positive(params, "celery_inspect_timeout_s", 1.0),
     )
@@ -404,6 +409,8 @@ def check_all(params: Mapping[str, Any], declared: Collection[str]) -> None:
     for marker, build in builders.items():
         if marker in declared:
             build(params)
+    # The rest: links, API addresses, paths and text that may hold a URL with a credential.
+    refuse_secrets_in_parameters(params)
 
 
 def _named(params: Mapping[str, Any], parameter: str = "check_commands") -> list[str]:
@@ -455,28 +462,86 @@ def _positive(params: Mapping[str, Any], name: str, default: float, at_least: fl
 
 
 def _url_parameter(params: Mapping[str, Any], name: str, schemes: tuple[str, ...]) -> str:
-    """A URL parameter, else its environment variable. A password inside a parameter is refused:
-    papermill would write it into the executed notebook."""
+    """A URL parameter, else its environment variable; refused if it carries a password."""
     value = str(params.get(name, "") or "")
+    source = f"parameter {name}"
+    if not value:
+        value = os.environ.get(ENV_FOR_PARAMETER[name], "")
+        source = ENV_FOR_PARAMETER[name]
     if value:
-        if url_password(value) is not None and name in ("web_url", "prom_url"):
-            raise ParameterError(
-                f"parameter {name} contains a password, and parameters are written into the "
-                "executed notebook; the web and Prometheus checks take no credentials: remove "
-                "them from the URL"
-            )
-        if url_password(value) is not None:
-            raise ParameterError(
-                f"parameter {name} contains a password, and parameters are written into the "
-                f"executed notebook; put the password in the environment instead "
-                f"({_password_env(name)}) and remove it from the URL"
-            )
-        _check_url(name, value, schemes)
-        return value
-    from_env = os.environ.get(ENV_FOR_PARAMETER[name], "")
-    if from_env:
-        _check_url(ENV_FOR_PARAMETER[name], from_env, schemes)
-    return from_env
+        refuse_url_credentials(source, value, name)
+        _check_url(source, value, schemes)
+    return value
+
+
+def refuse_url_credentials(source: str, url: str, name: str = "") -> None:
+    """A password in a URL is refused wherever the URL comes from: papermill writes parameters
+    into the notebook, a URL is what irkit shows, and drivers echo it in their errors. Only the
+    dedicated variables carry passwords, so there is one place to look after them."""
+    if not url_secrets(url):
+        return
+    names = secret_query_names(url)
+    where = (
+        f"query parameter {', '.join(repr(n) for n in names)}"
+        if names and url_password(url) is None
+        else "userinfo"
+        if not names
+        else f"userinfo and query parameter {', '.join(repr(n) for n in names)}"
+    )
+    if name in ("redis_url", "celery_broker_url"):
+        advice = f"put the password in {_password_env(name)} and remove it from the URL"
+    elif name in ("web_url", "prom_url"):
+        advice = "the web and Prometheus checks take no credentials: remove them from the URL"
+    else:
+        advice = "remove it: passwords and tokens come only from the environment"
+    raise ParameterError(
+        f"{source} contains a password or token in its URL ({where}), and a URL is shown and "
+        f"written into the record; {advice}"
+    )
+
+
+_URL_IN_TEXT = re.compile(r"(?i)\b[a-z][a-z0-9+.-]*://\S+|(?<![\w/])/\S*\?\S+")
+
+
+def refuse_secrets_in_parameters(values: Mapping[str, Any]) -> None:
+    """Any parameter holding a URL (or a path with a query) that carries a credential: the status
+    page API, Grafana and Jaeger links, health and smoke paths, a list entry."""
+    for name, value in values.items():
+        items = value if isinstance(value, list | tuple) else [value]
+        for item in items:
+            for url in _URL_IN_TEXT.findall(str(item)) if isinstance(item, str) else []:
+                refuse_url_credentials(f"parameter {name}", url, name)
+
+
+# libpq takes a `dbname` holding "=" as a connection string, and one starting with a URI prefix as
+# a URI: either may carry a password, which would then be used, shown and written.
+_CONNINFO = re.compile(r"(?i)=|^postgres(ql)?://")
+_POSTGRES_FIELDS = {
+    "pg_host": ("PGHOST", "a host name, an IP address or a socket folder"),
+    "pg_user": ("PGUSER", "a role name"),
+    "pg_database": ("PGDATABASE", "a database name"),
+}
+
+
+def _plain_postgres_field(params: Mapping[str, Any], name: str) -> None:
+    env, what = _POSTGRES_FIELDS[name]
+    value = str(params.get(name, "") or "")
+    source = f"parameter {name}"
+    if not value:
+        value, source = os.environ.get(env, ""), env
+    shapes = {
+        "pg_database": _CONNINFO.search(value),
+        # `user:password@host` typed into one field, or a URI in the wrong one.
+        "pg_host": re.search(r"[=@\s]|://", value),
+        "pg_user": re.search(r"[=:]", value),
+    }
+    if shapes[name]:
+        raise ParameterError(
+            f"{source} must be {what}, not a connection string or URI (it may carry a password, "
+            "and would be shown and written into the record); give host, port, user and "
+            "database as pg_host, pg_port, pg_user and pg_database, and the password in "
+            "PGPASSWORD or PGPASSFILE"
+        )
 
 
 def _password_env(name: str) -> str:
