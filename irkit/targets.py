@@ -4,17 +4,14 @@ Precedence for a target field: a non-empty parameter (from `-p` or a parameter f
 environment variable a scheduler or container would set, then the client library's own default.
 Passwords come only from their own variables: libpq reads PGPASSWORD/PGPASSFILE itself, and Redis
 and the Celery broker take theirs from IRKIT_REDIS_PASSWORD / IRKIT_CELERY_BROKER_PASSWORD. A
-password anywhere else is refused, wherever it comes from: in a parameter (papermill writes
-parameters into the executed notebook), in a URL's userinfo or query (`?password=`, which redis-py
-would use; a URL is what gets shown and what drivers echo in their errors), and in a libpq
-connection string given as `pg_database` (libpq expands `dbname=x password=…` and URIs).
+password anywhere else (a URL's userinfo or query, a libpq connection string) is refused while the
+targets are built (irkit.credentials), from parameters and the environment alike.
 """
 
 from __future__ import annotations
 
 import getpass
 import os
-import re
 import shlex
 import socket
 from collections.abc import Callable, Collection, Mapping
@@ -22,8 +19,9 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from irkit.credentials import refuse_in_parameters, refuse_in_postgres_field, refuse_in_url
 from irkit.errors import ParameterError
-from irkit.secrets import redact, redact_url, secret_query_names, url_password, url_secrets
+from irkit.secrets import redact, redact_url
 
 # Which environment variable stands in for an empty target parameter.
 ENV_FOR_PARAMETER = {
@@ -279,7 +277,7 @@ REDIS_SCHEMES = ("redis", "rediss", "unix")
 
 def postgres_target(params: Mapping[str, Any]) -> PostgresTarget:
     for name in ("pg_host", "pg_user", "pg_database"):
-        _plain_postgres_field(params, name)
+        refuse_in_postgres_field(params, name)
     port = int(params.get("pg_port", 0))
     if not 0 <= port <= 65535:
         raise ParameterError(f"parameter pg_port must be a port number (1-65535), got {port}")
@@ -410,7 +408,7 @@ def check_all(params: Mapping[str, Any], declared: Collection[str]) -> None:
         if marker in declared:
             build(params)
     # The rest: links, API addresses, paths and text that may hold a URL with a credential.
-    refuse_secrets_in_parameters(params)
+    refuse_in_parameters(params)
 
 
 def _named(params: Mapping[str, Any], parameter: str = "check_commands") -> list[str]:
@@ -469,83 +467,9 @@ def _url_parameter(params: Mapping[str, Any], name: str, schemes: tuple[str, ...
         value = os.environ.get(ENV_FOR_PARAMETER[name], "")
         source = ENV_FOR_PARAMETER[name]
     if value:
-        refuse_url_credentials(source, value, name)
+        refuse_in_url(source, value, name)
         _check_url(source, value, schemes)
     return value
-
-
-def refuse_url_credentials(source: str, url: str, name: str = "") -> None:
-    """A password in a URL is refused wherever the URL comes from: papermill writes parameters
-    into the notebook, a URL is what irkit shows, and drivers echo it in their errors. Only the
-    dedicated variables carry passwords, so there is one place to look after them."""
-    if not url_secrets(url):
-        return
-    names = secret_query_names(url)
-    where = (
-        f"query parameter {', '.join(repr(n) for n in names)}"
-        if names and url_password(url) is None
-        else "userinfo"
-        if not names
-        else f"userinfo and query parameter {', '.join(repr(n) for n in names)}"
-    )
-    if name in ("redis_url", "celery_broker_url"):
-        advice = f"put the password in {_password_env(name)} and remove it from the URL"
-    elif name in ("web_url", "prom_url"):
-        advice = "the web and Prometheus checks take no credentials: remove them from the URL"
-    else:
-        advice = "remove it: passwords and tokens come only from the environment"
-    raise ParameterError(
-        f"{source} contains a password or token in its URL ({where}), and a URL is shown and "
-        f"written into the record; {advice}"
-    )
-
-
-_URL_IN_TEXT = re.compile(r"(?i)\b[a-z][a-z0-9+.-]*://\S+|(?<![\w/])/\S*\?\S+")
-
-
-def refuse_secrets_in_parameters(values: Mapping[str, Any]) -> None:
-    """Any parameter holding a URL (or a path with a query) that carries a credential: the status
-    page API, Grafana and Jaeger links, health and smoke paths, a list entry."""
-    for name, value in values.items():
-        items = value if isinstance(value, list | tuple) else [value]
-        for item in items:
-            for url in _URL_IN_TEXT.findall(str(item)) if isinstance(item, str) else []:
-                refuse_url_credentials(f"parameter {name}", url, name)
-
-
-# libpq takes a `dbname` holding "=" as a connection string, and one starting with a URI prefix as
-# a URI: either may carry a password, which would then be used, shown and written.
-_CONNINFO = re.compile(r"(?i)=|^postgres(ql)?://")
-_POSTGRES_FIELDS = {
-    "pg_host": ("PGHOST", "a host name, an IP address or a socket folder"),
-    "pg_user": ("PGUSER", "a role name"),
-    "pg_database": ("PGDATABASE", "a database name"),
-}
-
-
-def _plain_postgres_field(params: Mapping[str, Any], name: str) -> None:
-    env, what = _POSTGRES_FIELDS[name]
-    value = str(params.get(name, "") or "")
-    source = f"parameter {name}"
-    if not value:
-        value, source = os.environ.get(env, ""), env
-    shapes = {
-        "pg_database": _CONNINFO.search(value),
-        # `user:password@host` typed into one field, or a URI in the wrong one.
-        "pg_host": re.search(r"[=@\s]|://", value),
-        "pg_user": re.search(r"[=:]", value),
-    }
-    if shapes[name]:
-        raise ParameterError(
-            f"{source} must be {what}, not a connection string or URI (it may carry a password, "
-            "and would be shown and written into the record); give host, port, user and "
-            "database as pg_host, pg_port, pg_user and pg_database, and the password in "
-            "PGPASSWORD or PGPASSFILE"
-        )
-
-
-def _password_env(name: str) -> str:
-    return "IRKIT_REDIS_PASSWORD" if name == "redis_url" else "IRKIT_CELERY_BROKER_PASSWORD"
 
 
 def _check_url(name: str, value: str, schemes: tuple[str, ...]) -> None:
