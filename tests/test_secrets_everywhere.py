@@ -362,6 +362,8 @@ def test_a_password_in_a_url_or_connection_string_is_refused_everywhere(
         ),
         ("db", f"pg_host=erp:{s}@{stack.postgres.host}", "must be a host name"),
         ("triage", f"statuspage_api=https://api.example.com/v1?api_key={s}", "contains a password"),
+        # A value refused for its type is quoted in the error: scrubbed there too.
+        ("db", f"pg_port=postgresql://erp:{s}@db/himalytix", "must be an integer"),
     ]
     for section, pair, advice in by_parameter:
         assert advice in _refused(["run", section, "-p", pair], reports, capsys, s)
