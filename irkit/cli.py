@@ -33,7 +33,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.handler(args)
         return code
     except IrkitError as exc:
-        print(f"irkit: {exc}", file=sys.stderr)
+        print(f"irkit: {redact(str(exc))}", file=sys.stderr)
         return USER_ERROR
     except BrokenPipeError:
         # The reader went away (`irkit … | head`): not an error of ours.

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from irkit.errors import ConfigError
-from irkit.secrets import redact, redact_url, url_password
+from irkit.secrets import redact, redact_url, url_secrets
 
 _NAME = re.compile(r"[a-z][a-z0-9_]*")
 
@@ -85,7 +85,7 @@ def refuse_passwords(argv: Sequence[str], what: str) -> None:
             takes_next
             or (option in _PASSWORD_OPTIONS and "=" in arg)
             or _PASSWORD_ASSIGNMENT.match(arg)
-            or ("://" in arg and url_password(arg) is not None)
+            or ("://" in arg and bool(url_secrets(arg)))
         ):
             where = option if option.startswith("-") else f"in {redact_url(arg)}"
             raise ConfigError(

@@ -1,17 +1,25 @@
 """Secrets stay out of everything irkit writes.
 
-Passwords reach irkit only through the environment (libpq's PGPASSWORD/PGPASSFILE and irkit's own
-variables), never through parameters, because papermill writes parameters into the executed
-notebook. What irkit shows of a target is redacted, and every summary and evidence value passes
-through `redact` as a last line of defence against a driver that echoes a URL.
+Passwords reach irkit only through variables of their own (libpq's PGPASSWORD/PGPASSFILE,
+IRKIT_REDIS_PASSWORD, IRKIT_CELERY_BROKER_PASSWORD, IRKIT_SLACK_WEBHOOK, IRKIT_STATUSPAGE_TOKEN),
+never through parameters, because papermill writes parameters into the executed notebook, and never
+inside a URL (userinfo or query), because a URL is what gets shown and echoed. What irkit shows of a
+target is redacted, and every summary, evidence value and error text from a remote service passes
+through `redact`, which masks every secret the process holds (in the forms a server or a
+serialiser would echo it: percent-encoded, JSON- or HTML-escaped) and whatever looks like a
+credential in a URL.
 """
 
 from __future__ import annotations
 
+import functools
+import html
+import json
 import os
 import re
+from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import quote, unquote, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, quote_plus, unquote, urlsplit, urlunsplit
 
 SECRET_ENV = (
     "PGPASSWORD",
@@ -22,17 +30,75 @@ SECRET_ENV = (
 )
 URL_ENV = ("IRKIT_REDIS_URL", "IRKIT_CELERY_BROKER_URL", "IRKIT_BASE_URL", "IRKIT_PROMETHEUS_URL")
 MASK = "****"
+# Values shorter than this would mask ordinary words and numbers; they are not real secrets.
+MIN_SECRET = 4
+# Other variables whose names say they hold a secret (an SMTP password, a paging key, …). Their
+# values must be longer: a flag such as `SOME_TOKEN=yes` is not one.
+_SECRET_NAME = re.compile(
+    r"PASSWORD|PASSWD|TOKEN|SECRET|WEBHOOK|CREDENTIAL|(^|_)(API|ROUTING)_?KEY$"
+)
+_MIN_GUESSED = 8
+
+# Query parameters that carry a credential: what redis-py (`password`, `ssl_password`), libpq
+# (`password`, `sslpassword`), kombu and HTTP APIs (`token`, `access_token`, `api_key`, `sig`)
+# accept, matched on the name with case and separators ignored.
+_SECRET_QUERY_PARTS = (
+    "pass",
+    "pwd",
+    "secret",
+    "token",
+    "credential",
+    "apikey",
+    "accesskey",
+    "privatekey",
+    "signature",
+    "authorization",
+)
+_SECRET_QUERY_NAMES = frozenset({"auth", "key", "sig", "pw"})
+
+# In free text: a URL's userinfo password, and a secret-named query parameter's value.
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^\s/@:?#]*:)([^\s/@?#]+)(@)")
+_QUERY_VALUE = re.compile(r"([?&;])([^\s=&;#?]+)=([^\s&;#\"'<>]*)")
+# A conninfo or command-line assignment: `password=…`, `--token=…` (not `pass` alone: prose).
+_ASSIGNMENT = re.compile(
+    r"(?i)(?<![\w?&;-])(-{0,2}[\w-]*(?:password|passwd|secret|token)[\w-]*\s*=\s*)"
+    r"('[^']*'|\"[^\"]*\"|[^\s&;,'\"<>]+)"
+)
 
 V = TypeVar("V")
 
 
+def is_secret_name(name: str) -> bool:
+    """Whether a URL query parameter (or a setting) of this name carries a credential."""
+    plain = re.sub(r"[^a-z0-9]", "", unquote(name).lower())
+    return plain in _SECRET_QUERY_NAMES or any(part in plain for part in _SECRET_QUERY_PARTS)
+
+
 def url_password(url: str) -> str | None:
-    """The password in a URL, percent-decoded as a client would send it."""
+    """The password in a URL's userinfo, percent-decoded as a client would send it."""
     try:
         password = urlsplit(url).password
     except ValueError:
         return None
     return unquote(password) if password is not None else None
+
+
+def url_secrets(url: str) -> list[str]:
+    """The credentials a URL carries: its userinfo password and the values of secret-named query
+    parameters (`?password=…`, `&token=…`), decoded. Empty when it carries none."""
+    found = [password] if (password := url_password(url)) is not None else []
+    try:
+        query = urlsplit(url).query
+    except ValueError:
+        query = url.partition("?")[2]
+    found += [v for k, v in parse_qsl(query, keep_blank_values=True) if is_secret_name(k)]
+    return found
+
+
+def secret_query_names(url: str) -> list[str]:
+    """The names of the query parameters that carry a credential, to name them in an error."""
+    query = url.partition("?")[2].partition("#")[0]
+    return [k for k, _ in parse_qsl(query, keep_blank_values=True) if is_secret_name(k)]
 
 
 def _with_netloc(url: str, password: str | None) -> str:
@@ -46,20 +112,22 @@ def _with_netloc(url: str, password: str | None) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
+def _mask_query(text: str) -> str:
+    return _QUERY_VALUE.sub(
+        lambda m: m[0] if not is_secret_name(m[2]) else m[1] + m[2] + "=" + MASK, text
+    )
+
+
 def redact_url(url: str) -> str:
-    """`redis://:s3cret@host:6379/0` → `redis://:****@host:6379/0`."""
+    """`redis://:s3cret@host:6379/0?password=x` → `redis://:****@host:6379/0?password=****`."""
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018  (a malformed port raises here)
     except ValueError:
         # Unparseable: mask whatever stands between the scheme and an "@".
-        return re.sub(r"://[^/@]*@", f"://{MASK}@", url)
-    return url if parts.password is None else _with_netloc(url, MASK)
-
-
-def without_password(url: str) -> str:
-    """The URL with its password taken out (the user name stays)."""
-    return url if urlsplit(url).password is None else _with_netloc(url, None)
+        return _mask_query(re.sub(r"://[^/@]*@", f"://{MASK}@", url))
+    shown = url if parts.password is None else _with_netloc(url, MASK)
+    return _mask_query(shown)
 
 
 def with_password(url: str, password: str | None) -> str:
@@ -68,30 +136,111 @@ def with_password(url: str, password: str | None) -> str:
     return url if not password else _with_netloc(url, quote(password, safe=""))
 
 
+def webhook_parts(url: str) -> list[str]:
+    """The secret parts of a webhook URL: its credentials and the path segments that are tokens
+    (Slack's `T…/B…/XXXX`), so that a server echoing only the path is masked too. Plain words
+    (`services`, `webhooks`) are not secret."""
+    try:
+        path = urlsplit(url).path
+    except ValueError:
+        path = url
+    tokens = [s for s in unquote(path).split("/") if _looks_like_token(s)]
+    joined = "/".join(tokens)
+    return [*url_secrets(url), *tokens, *([joined] if len(tokens) > 1 else [])]
+
+
+def _looks_like_token(segment: str) -> bool:
+    word = segment.isalpha() and segment.islower()
+    return len(segment) >= 6 and (len(segment) >= 16 or not word)
+
+
+def echoed_forms(secret: str) -> set[str]:
+    """The forms in which a server, a client or a serialiser may echo a secret."""
+    forms = {secret, quote(secret, safe=""), quote(secret), quote_plus(secret)}
+    for form in list(forms):
+        escaped = json.dumps(form)[1:-1]
+        forms.update(
+            {escaped, escaped.replace("/", "\\/"), json.dumps(form, ensure_ascii=False)[1:-1]}
+        )
+        forms.add(html.escape(form))
+    return forms
+
+
 def known_secrets() -> list[str]:
-    """The secret values this process could leak: longest first, so that a secret containing
-    another one is masked whole."""
-    found = {os.environ.get(name, "") for name in SECRET_ENV}
-    found.update(url_password(os.environ.get(name, "")) or "" for name in URL_ENV)
-    # A driver may echo a password the way it sits in a URL: percent-encoded.
-    found.update(quote(s, safe="") for s in list(found))
-    # Very short values would mask ordinary words and numbers; they are not real secrets.
-    return sorted((s for s in found if len(s) >= 4), key=len, reverse=True)
+    """Every secret value this process holds, in every form it could be echoed in: longest first,
+    so that a secret containing another one is masked whole."""
+    return list(_known(tuple(sorted(os.environ.items())), _passfile_state()))
+
+
+@functools.lru_cache(maxsize=8)
+def _known(
+    environ: tuple[tuple[str, str], ...], passfile: tuple[str, float, int] | None
+) -> tuple[str, ...]:
+    env = dict(environ)
+    found: set[str] = set()
+    for name, value in env.items():
+        if not value:
+            continue
+        if name in SECRET_ENV or (_SECRET_NAME.search(name) and len(value) >= _MIN_GUESSED):
+            found.add(value)
+        if "WEBHOOK" in name:
+            found.update(webhook_parts(value))
+        if "://" in value:
+            found.update(url_secrets(value))
+    if passfile is not None:
+        found.update(_passfile_passwords(Path(passfile[0])))
+    forms = {form for secret in found if len(secret) >= MIN_SECRET for form in echoed_forms(secret)}
+    return tuple(sorted((s for s in forms if len(s) >= MIN_SECRET), key=len, reverse=True))
+
+
+def _passfile_state() -> tuple[str, float, int] | None:
+    """libpq's password file, which holds secrets this process may send (and so leak)."""
+    path = os.environ.get("PGPASSFILE") or os.path.join(os.path.expanduser("~"), ".pgpass")
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return (path, stat.st_mtime, stat.st_size) if stat.st_size < 1 << 20 else None
+
+
+def _passfile_passwords(path: Path) -> list[str]:
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return []
+    found = []
+    for line in lines:
+        if line.startswith("#"):
+            continue
+        # host:port:db:user:password, with `\:` and `\\` escaped.
+        fields = re.split(r"(?<!\\):", line, maxsplit=4)
+        if len(fields) == 5:
+            found.append(fields[4].replace("\\:", ":").replace("\\\\", "\\"))
+    return found
 
 
 def redact(value: V) -> V:
-    """Mask every known secret in a string, or in the strings inside a JSON-like value."""
-    secrets = known_secrets()
-    if not secrets:
-        return value
-    return _redact(value, secrets)  # type: ignore[no-any-return]
+    """Mask every known secret, and anything that looks like a credential in a URL or an
+    assignment, in a string or in the strings inside a JSON-like value."""
+    return _redact(value, known_secrets())  # type: ignore[no-any-return]
+
+
+def scrub(text: str) -> str:
+    """One text, for callers that need a `str` back (an error message from a remote service)."""
+    return _scrub(text, known_secrets())
+
+
+def _scrub(text: str, secrets: list[str]) -> str:
+    for secret in secrets:
+        text = text.replace(secret, MASK)
+    text = _USERINFO.sub(lambda m: m[1] + MASK + m[3], text)
+    text = _mask_query(text)
+    return _ASSIGNMENT.sub(lambda m: m[1] + MASK, text)
 
 
 def _redact(value: Any, secrets: list[str]) -> Any:
     if isinstance(value, str):
-        for secret in secrets:
-            value = value.replace(secret, MASK)
-        return value
+        return _scrub(value, secrets)
     if isinstance(value, dict):
         return {k: _redact(v, secrets) for k, v in value.items()}
     if isinstance(value, list | tuple):

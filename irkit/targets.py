@@ -2,8 +2,10 @@
 
 Precedence for a target field: a non-empty parameter (from `-p` or a parameter file) wins, then the
 environment variable a scheduler or container would set, then the client library's own default.
-Passwords never come from parameters: libpq reads PGPASSWORD/PGPASSFILE itself, and Redis and the
-Celery broker take theirs from IRKIT_REDIS_PASSWORD / IRKIT_CELERY_BROKER_PASSWORD.
+Passwords come only from their own variables: libpq reads PGPASSWORD/PGPASSFILE itself, and Redis
+and the Celery broker take theirs from IRKIT_REDIS_PASSWORD / IRKIT_CELERY_BROKER_PASSWORD. A
+password anywhere else (a URL's userinfo or query, a libpq connection string) is refused while the
+targets are built (irkit.credentials), from parameters and the environment alike.
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from irkit.credentials import refuse_in_parameters, refuse_in_postgres_field, refuse_in_url
 from irkit.errors import ParameterError
-from irkit.secrets import redact, redact_url, url_password, without_password
+from irkit.secrets import redact, redact_url
 
 # Which environment variable stands in for an empty target parameter.
 ENV_FOR_PARAMETER = {
@@ -273,6 +276,8 @@ REDIS_SCHEMES = ("redis", "rediss", "unix")
 
 
 def postgres_target(params: Mapping[str, Any]) -> PostgresTarget:
+    for name in ("pg_host", "pg_user", "pg_database"):
+        refuse_in_postgres_field(params, name)
     port = int(params.get("pg_port", 0))
     if not 0 <= port <= 65535:
         raise ParameterError(f"parameter pg_port must be a port number (1-65535), got {port}")
@@ -295,11 +300,9 @@ def postgres_target(params: Mapping[str, Any]) -> PostgresTarget:
 
 def redis_target(params: Mapping[str, Any]) -> RedisTarget:
     url = _url_parameter(params, "redis_url", REDIS_SCHEMES) or DEFAULT_REDIS_URL
-    # A password in the URL can only come from the environment; keep it apart from the URL, which
-    # is shown.
     return RedisTarget(
-        url=without_password(url),
-        password=os.environ.get("IRKIT_REDIS_PASSWORD") or url_password(url),
+        url=url,
+        password=os.environ.get("IRKIT_REDIS_PASSWORD") or None,
         socket_timeout_s=_positive(params, "redis_socket_timeout_s", 2.0),
     )
 
@@ -309,8 +312,8 @@ def celery_target(params: Mapping[str, Any]) -> CeleryTarget:
 
     url = _url_parameter(params, "celery_broker_url", tuple(TRANSPORT_ALIASES)) or DEFAULT_REDIS_URL
     return CeleryTarget(
-        broker_url=without_password(url),
-        password=os.environ.get("IRKIT_CELERY_BROKER_PASSWORD") or url_password(url),
+        broker_url=url,
+        password=os.environ.get("IRKIT_CELERY_BROKER_PASSWORD") or None,
         socket_timeout_s=_positive(params, "celery_socket_timeout_s", 2.0),
         inspect_timeout_s=_positive(params, "celery_inspect_timeout_s", 1.0),
     )
@@ -404,6 +407,8 @@ def check_all(params: Mapping[str, Any], declared: Collection[str]) -> None:
     for marker, build in builders.items():
         if marker in declared:
             build(params)
+    # The rest: links, API addresses, paths and text that may hold a URL with a credential.
+    refuse_in_parameters(params)
 
 
 def _named(params: Mapping[str, Any], parameter: str = "check_commands") -> list[str]:
@@ -455,32 +460,16 @@ def _positive(params: Mapping[str, Any], name: str, default: float, at_least: fl
 
 
 def _url_parameter(params: Mapping[str, Any], name: str, schemes: tuple[str, ...]) -> str:
-    """A URL parameter, else its environment variable. A password inside a parameter is refused:
-    papermill would write it into the executed notebook."""
+    """A URL parameter, else its environment variable; refused if it carries a password."""
     value = str(params.get(name, "") or "")
+    source = f"parameter {name}"
+    if not value:
+        value = os.environ.get(ENV_FOR_PARAMETER[name], "")
+        source = ENV_FOR_PARAMETER[name]
     if value:
-        if url_password(value) is not None and name in ("web_url", "prom_url"):
-            raise ParameterError(
-                f"parameter {name} contains a password, and parameters are written into the "
-                "executed notebook; the web and Prometheus checks take no credentials: remove "
-                "them from the URL"
-            )
-        if url_password(value) is not None:
-            raise ParameterError(
-                f"parameter {name} contains a password, and parameters are written into the "
-                f"executed notebook; put the password in the environment instead "
-                f"({_password_env(name)}) and remove it from the URL"
-            )
-        _check_url(name, value, schemes)
-        return value
-    from_env = os.environ.get(ENV_FOR_PARAMETER[name], "")
-    if from_env:
-        _check_url(ENV_FOR_PARAMETER[name], from_env, schemes)
-    return from_env
-
-
-def _password_env(name: str) -> str:
-    return "IRKIT_REDIS_PASSWORD" if name == "redis_url" else "IRKIT_CELERY_BROKER_PASSWORD"
+        refuse_in_url(source, value, name)
+        _check_url(source, value, schemes)
+    return value
 
 
 def _check_url(name: str, value: str, schemes: tuple[str, ...]) -> None:

@@ -13,6 +13,7 @@ import pytest
 
 from irkit import reports
 from irkit.sandbox.stack import BROKER_DB, CACHE_DB, Stack
+from irkit.secrets import MASK, known_secrets, redact, redact_url
 from tests.test_cli import files, irkit
 from tests.test_sandbox import free_ports
 
@@ -53,11 +54,13 @@ def test_no_report_contains_a_secret(guarded_stack: Stack, tmp_path: Path) -> No
         assert PASSWORD not in done.stdout + done.stderr
         if section != "disk":
             assert done.returncode == 0, (section, done.stdout, done.stderr)
-    # A URL from the environment may carry the password; it is shown redacted.
+    # A URL from the environment carrying the password is refused like a parameter: passwords
+    # come only from their own variables.
     quoted = quote(PASSWORD, safe="")
     url_env = {"IRKIT_REDIS_URL": f"redis://:{quoted}@{s.redis.host}:{s.redis.port}/1"}
     done = irkit("run", "redis", reports=tmp_path, env=url_env)
-    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert "IRKIT_REDIS_URL contains a password" in done.stderr
     # And a wrong password fails without echoing either one.
     wrong = irkit("run", "db", *targets["db"], reports=tmp_path, env={"PGPASSWORD": "wrong-pw-42"})
     assert wrong.returncode == 2
@@ -76,7 +79,7 @@ def test_no_report_contains_a_secret(guarded_stack: Stack, tmp_path: Path) -> No
     assert "OK      postgres.connections" in health.stdout
 
     written = files(tmp_path)
-    assert len(written) == 5 * 2 + 2
+    assert len(written) == 4 * 2 + 1 + 2  # sections with HTML, the wrong password, health
     for path in written:
         content = path.read_bytes()
         for secret in (PASSWORD, quoted, PASSWORD[:12], WEBHOOK, "wrong-pw-42"):
@@ -116,3 +119,53 @@ def test_an_incident_record_holds_no_secret(guarded_stack: Stack, tmp_path: Path
         content = path.read_bytes()
         for secret in (PASSWORD, env["IRKIT_SLACK_WEBHOOK"], token):
             assert secret.encode() not in content, (path, secret)
+
+
+def test_the_scrubber_knows_every_secret_the_process_holds(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Webhook path parts, tokens, passwords in their variables and in URLs, a libpq password
+    file, and variables whose names say they hold a secret."""
+    hook = ("T0AB12CD3", "B0EF45GH6", secrets.token_hex(12))
+    token, key, smtp, url_pw, query_pw, file_pw = (secrets.token_hex(8) for _ in range(6))
+    passfile = tmp_path / "pgpass"
+    passfile.write_text(f"db.internal:5432:*:erp:{file_pw}\\:x\n")
+    env = {
+        "IRKIT_SLACK_WEBHOOK": f"https://hooks.slack.example/services/{'/'.join(hook)}",
+        "IRKIT_STATUSPAGE_TOKEN": token,
+        "IRKIT_PAGERDUTY_ROUTING_KEY": key,
+        "IRKIT_SMTP_PASSWORD": smtp,
+        "IRKIT_SANDBOX_BROKER_URL": f"redis://:{url_pw}@h:1/0?x=1",
+        "OTHER_URL": f"https://h/x?access_token={query_pw}",
+        "PGPASSFILE": str(passfile),
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    held = [*hook, token, key, smtp, url_pw, query_pw, f"{file_pw}:x"]
+    known = known_secrets()
+    for secret in held:
+        assert secret in known, secret
+        assert quote(secret, safe="") in known
+    # Plain words of a webhook path, and short flags, are not secrets.
+    assert "services" not in known
+    # The server echoes the path alone, percent-encoded, or as JSON with escaped slashes.
+    path = "/services/" + "/".join(hook)
+    for echoed in (path, quote(path, safe=""), path.replace("/", "\\/")):
+        assert not any(part in redact(f"no_service: {echoed}") for part in hook), echoed
+
+
+def test_redact_masks_credentials_it_was_not_told_about() -> None:
+    """A last line of defence: a URL's password and secret-named query values, and libpq- or
+    command-line-style assignments, whatever their value."""
+    text = (
+        "Error connecting to redis://monitor:hunter2@cache:6379/0; GET "
+        "https://api.example.com/v1?api_key=abc123&page=2 failed; "
+        "conninfo host=db password=zz9 sslpassword='a b'; run --token=t0k"
+    )
+    scrubbed = redact(text)
+    for secret in ("hunter2", "abc123", "zz9", "a b", "t0k"):
+        assert secret not in scrubbed
+    assert "page=2" in scrubbed
+    assert "host=db" in scrubbed
+    assert MASK in scrubbed
+    assert redact_url("redis://h:1/0?password=x1&db=2") == "redis://h:1/0?password=****&db=2"

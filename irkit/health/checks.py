@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from irkit import command, probes
 from irkit.errors import IrkitError
 from irkit.result import Result, Status
+from irkit.secrets import redact
 
 if TYPE_CHECKING:
     from irkit.section import Section
@@ -226,5 +227,12 @@ def _not_started(probe: str, target: str, deadline_s: float) -> Result:
 
 
 def _unmeasured(probe: str, target: str, status: Status, summary: str, **evidence: Any) -> Result:
-    """A verdict the report gives for a check whose probe gave none."""
-    return Result(probe=probe, target=target, status=status, summary=summary, evidence=evidence)
+    """A verdict the report gives for a check whose probe gave none; scrubbed like a probe's,
+    since an error's text may quote what it was given."""
+    return Result(
+        probe=probe,
+        target=target,
+        status=status,
+        summary=redact(summary),
+        evidence=redact(evidence),
+    )

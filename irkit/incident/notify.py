@@ -2,7 +2,10 @@
 
 The Slack incoming-webhook URL (IRKIT_SLACK_WEBHOOK) and the status-page token
 (IRKIT_STATUSPAGE_TOKEN) are secrets: they are read here and never shown or recorded. Every
-attempt, posted or failed, becomes a timeline event.
+attempt, posted or failed, becomes a timeline event. What a failed post reports comes from the
+remote server (which may echo the request's path, where a webhook keeps its secret) or from the
+HTTP client (which may name the URL): it is scrubbed whole, before it is shortened, so that no cut
+leaves half a secret unrecognised.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import httpx
 
 from irkit.incident.log import IncidentLog
 from irkit.incident.messages import Message
-from irkit.secrets import redact
+from irkit.secrets import scrub
 
 SLACK_ENV = "IRKIT_SLACK_WEBHOOK"
 STATUSPAGE_ENV = "IRKIT_STATUSPAGE_TOKEN"
@@ -46,11 +49,12 @@ def _post(channel: str, url: str, **kwargs: object) -> Delivery:
     except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:
         # Never fatal: a bad URL in the environment is reported like a refused post.
         return Delivery(
-            channel, False, redact(f"{type(exc).__name__}: {exc}".replace(url, "the URL"))
+            channel, False, scrub(f"{type(exc).__name__}: {exc}".replace(url, "the URL"))[:300]
         )
     if response.status_code >= 300:
-        body = redact(response.text[:200].strip())
-        return Delivery(channel, False, f"HTTP {response.status_code}: {body}")
+        # A bounded head is enough for the 200 characters shown, and far from its cut.
+        body = scrub(" ".join(response.text[:65536].split()))
+        return Delivery(channel, False, f"HTTP {response.status_code}: {body[:200]}")
     return Delivery(channel, True, f"HTTP {response.status_code}")
 
 
