@@ -27,6 +27,9 @@ _MARKDOWN_PUNCTUATION = re.compile(r"[\\`*\[\]|#~$]|(?<![0-9A-Za-z])_|_(?![0-9A-
 # Markers that only count at the start of a line: a list item, a setext underline, a numbered
 # list ("1." or "1)"). (A quote's ">" is an entity by then.)
 _LINE_START = re.compile(r"^([+\-=])|^(\d+)([.)])")
+# Web addresses that GitHub-flavoured renderers would make links of by themselves: broken up by
+# an escape that renders as nothing, so that an address from a value is shown, not followed.
+_BARE_LINK = re.compile(r"(?<=[0-9A-Za-z])(?=://)|(?<=\bwww)(?=\.)", re.IGNORECASE)
 _HTML_SPECIALS = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
 
 
@@ -37,9 +40,11 @@ def one_line(value: Any) -> str:
 
 def markdown(value: Any) -> str:
     """`value` as literal text inside a line of Markdown: nothing in it can start a heading, a
-    list, a table row or a quote, nor become a link, an image, emphasis, code, math or HTML."""
+    list, a table row or a quote, nor become a link (a bare web address included), an image,
+    emphasis, code, math or HTML."""
     text = one_line(value).strip()
     text = _MARKDOWN_PUNCTUATION.sub(lambda m: "\\" + m.group(0), text)
+    text = _BARE_LINK.sub(lambda m: "\\", text)
     # Entities rather than backslashes: they also hold in renderers that keep raw HTML.
     text = re.sub(r"[&<>]", lambda m: _HTML_SPECIALS[m.group(0)], text)
     return _LINE_START.sub(

@@ -118,11 +118,13 @@ def statuspage(fields: Mapping[str, Any]) -> Message:
     page_status = {"investigating": "investigating", "mitigated": "monitoring"}.get(
         status, "resolved"
     )
-    name = fields.get("title") or MISSING
-    body = fields.get("public_message") or (
-        f"We are investigating reports of {str(fields.get('impact') or name).rstrip('.').lower()}"
+    # One line each, as a status page shows them.
+    name = escape.one_line(fields.get("title") or MISSING)
+    impact = escape.one_line(fields.get("impact") or name)
+    body = escape.one_line(fields.get("public_message") or "") or (
+        f"We are investigating reports of {impact.rstrip('.').lower()}"
         if page_status == "investigating"
-        else f"{fields.get('impact') or name}: {page_status}"
+        else f"{impact}: {page_status}"
     )
     payload = {"incident": {"name": name, "status": page_status, "body": body}}
     # A command to paste into a shell: each value quoted for the shell (a title holding `"`,
