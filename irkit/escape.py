@@ -17,8 +17,8 @@ from typing import Any
 # Everything that ends a line somewhere: CommonMark breaks at \n and \r, Python and some
 # viewers at the other Unicode separators too. A value shown on one line must not start another.
 _LINE_BREAKS = re.compile(r"\r\n|[\n\r\v\f\x1c-\x1e\x85\u2028\u2029]")
-# Other control characters have no business in a report (a terminal would act on them).
-_CONTROLS = re.compile(r"[\x00-\x08\x0e-\x1b\x7f]")
+# Other control characters (C0 and C1) have no business in a report: a terminal acts on them.
+_CONTROLS = re.compile(r"[\x00-\x08\x0e-\x1b\x1f\x7f-\x84\x86-\x9f]")
 
 # Markdown punctuation that can open something (emphasis, code, links, images, tables, math in
 # Jupyter, headings, strikethrough): backslash-escaped wherever it stands. `_` only where it

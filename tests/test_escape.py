@@ -22,6 +22,7 @@ import pytest
 from bs4 import BeautifulSoup
 from nbconvert.filters.markdown_mistune import markdown2html_mistune
 
+from irkit import escape
 from irkit.health import charts, notice
 from irkit.incident import load, messages, postmortem, resolve, triage
 from irkit.result import Result, Status
@@ -112,6 +113,19 @@ def test_the_checks_see_what_they_look_for() -> None:
         assert planted in found
 
 
+def test_the_escapes_one_by_one() -> None:
+    assert escape.slack("<!channel> & <@U1> *b*") == "&lt;!channel&gt; &amp; &lt;@U1&gt; *b*"
+    assert escape.one_line("a\r\nb\u2028c\x00d\x1b[1m") == "a b cd[1m"
+    # Intraword `_` stays: identifiers read as they are.
+    assert escape.markdown("1. max_connections _x_ ~$5") == r"1\. max_connections \_x\_ \~\$5"
+    assert escape.markdown("see https://a.test/x") == r"see https\://a.test/x"
+    assert escape.html("<a href='x'>") == "&lt;a href=&#x27;x&#x27;&gt;"
+    assert escape.code_fence("a ```` b").splitlines()[0] == "`````"
+    assert escape.chart("$x$") == r"\$x\$"
+    assert escape.link_target(" JavaScript:alert(1)") is None
+    assert escape.link_target("https://grafana.test/d/1") == "https://grafana.test/d/1"
+
+
 # --- the postmortem --------------------------------------------------------------------------
 
 FIELDS: dict[str, Any] = {
@@ -181,8 +195,13 @@ def test_a_root_cause_over_several_lines_keeps_its_lines_and_nothing_else(tmp_pa
 
 def test_slack_messages_escape_every_value_and_keep_their_lines() -> None:
     now = datetime(2026, 11, 30, 10, 0, tzinfo=UTC)
-    fields = {**FIELDS, "title": SLACKY, "impact": SLACKY, "responder": "<!here>",
-              "status": "investigating"}  # fmt: skip
+    fields = {
+        **FIELDS,
+        "title": SLACKY,
+        "impact": SLACKY,
+        "responder": "<!here>",
+        "status": "investigating",
+    }
     detected = messages.detected(fields, now)
     lines = detected.slack.splitlines()
     assert lines[:4] == [
@@ -294,8 +313,9 @@ class Outside:
                 elif path == "/api/v1/alerts":
                     self._send(200, ALERTS)
                 elif path == "/api/v1/query":
-                    self._send(200, {"status": "success",
-                                     "data": {"resultType": "vector", "result": []}})  # fmt: skip
+                    self._send(
+                        200, {"status": "success", "data": {"resultType": "vector", "result": []}}
+                    )
                 else:
                     self._send(200, {"ok": True})
 
@@ -331,46 +351,67 @@ def outside() -> Iterator[Outside]:
     server.server.server_close()
 
 
+def given(**values: str) -> list[str]:
+    """`-p name=value` for each."""
+    return [arg for name, value in values.items() for arg in ("-p", f"{name}={value}")]
+
+
 def test_a_hostile_incident_is_inert_in_its_record_html_copies_and_slack(
     tmp_path: Path, stack: Stack, outside: Outside
 ) -> None:
     env = {"IRKIT_SLACK_WEBHOOK": f"{outside.url}/services/T0/B0/escape"}
-    there = ["-p", f"web_url={outside.url}", "-p", f"prom_url={outside.url}"]
-    opened = irkit("incident", "open", "--id", "X", "--title", FIELDS["title"],
-                   "--detection-source", FIELDS["detection_source"], reports=tmp_path)  # fmt: skip
+    there = given(web_url=outside.url, prom_url=outside.url)
+    opened = irkit(
+        *["incident", "open", "--id", "X", "--title", FIELDS["title"]],
+        *["--detection-source", FIELDS["detection_source"]],
+        reports=tmp_path,
+    )
     assert opened.returncode == 0, opened.stderr
     # Slack refuses the first post with a hostile error text: it lands in the timeline.
     outside.status = 500
-    triaged = irkit("run", "triage", "--incident", "X", "--html", *there,
-                    "-p", "notify=true", "-p", f"responder={FIELDS['responder']}",
-                    "-p", f"impact={SLACKY}", reports=tmp_path, env=env)  # fmt: skip
+    triage_values = given(notify="true", responder=FIELDS["responder"], impact=SLACKY)
+    triaged = irkit(
+        *["run", "triage", "--incident", "X", "--html"],
+        *there,
+        *triage_values,
+        reports=tmp_path,
+        env=env,
+    )
     assert triaged.returncode < 3, triaged.stdout + triaged.stderr
     outside.status = 200
     # `|` separates an item's parts: the rest of the tricks go in.
     item = [hostile(part).replace("|", "/") for part in ("action", "owner")]
-    items = json.dumps([f"{item[0]} | {item[1]} | 2026-12-01 | P1"])
-    resolved = irkit("run", "resolve", "--incident", "X", *there,
-                     "-p", f"root_cause={FIELDS['root_cause']}",
-                     "-p", f"resolution={FIELDS['resolution']}",
-                     "-p", f"action_items={items}", "-p", "declare_resolved=true",
-                     "-p", "notify=true", "-p", "load_requests=4", "-p", "load_concurrency=2",
-                     reports=tmp_path, env=env)  # fmt: skip
+    resolve_values = given(
+        root_cause=FIELDS["root_cause"],
+        resolution=FIELDS["resolution"],
+        action_items=json.dumps([f"{item[0]} | {item[1]} | 2026-12-01 | P1"]),
+        declare_resolved="true",
+        notify="true",
+        load_requests="4",
+        load_concurrency="2",
+    )
+    resolved = irkit(
+        *["run", "resolve", "--incident", "X"], *there, *resolve_values, reports=tmp_path, env=env
+    )
     assert resolved.returncode < 3, resolved.stdout + resolved.stderr
     lessons = json.dumps([hostile("well")])
-    written_up = irkit("run", "postmortem", "--incident", "X", "--html",
-                       "-p", f"went_well={lessons}", "-p", f"follow_up={lessons}",
-                       "-p", f"revenue_impact={FIELDS['revenue_impact']}",
-                       "-p", f"detection_review={FIELDS['detection_review']}",
-                       "-p", f"author={FIELDS['responder']}", reports=tmp_path)  # fmt: skip
+    postmortem_values = given(
+        went_well=lessons,
+        follow_up=lessons,
+        revenue_impact=FIELDS["revenue_impact"],
+        detection_review=FIELDS["detection_review"],
+        author=FIELDS["responder"],
+    )
+    written_up = irkit(
+        *["run", "postmortem", "--incident", "X", "--html"], *postmortem_values, reports=tmp_path
+    )
     # The postmortem gives no verdict (hence UNKNOWN); it wrote the document and its copy.
     assert "04-postmortem.html" in written_up.stdout, written_up.stdout + written_up.stderr
 
     # Slack got every value escaped: no link, no mention, and the kit's lines as they are.
     detected, announced = (post["text"] for post in outside.posted)
-    assert (
-        "*Impact:* &lt;!channel&gt; &lt;http://127.0.0.1:9/xss|click here&gt; *bold* &amp; co"
-        in (detected.splitlines())
-    )
+    impact = "&lt;!channel&gt; &lt;http://127.0.0.1:9/xss|click here&gt; *bold* &amp; co"
+    assert f"*Impact:* {impact}" in detected.splitlines()
     assert announced.startswith("✅ *INCIDENT RESOLVED* ✅\n*Severity:* ")
     for text in (detected, announced):
         assert not re.search("[<>]", text)
@@ -395,10 +436,17 @@ def test_a_hostile_health_report_is_inert_in_its_html_copy_and_its_notice(
 ) -> None:
     log = tmp_path / "web.log"
     at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    log.write_text(f"{at} ERROR django.request {SCRIPT}\nTraceback (most recent call last):\n"
-                   f'  File "x.py", line 1\nKeyError: "{IMG} {LINK}"\n')  # fmt: skip
-    values = {**healthy(stack), "web_url": outside.url, "prom_url": outside.url,
-              "log_files": [str(log)], "charts_always": True}  # fmt: skip
+    log.write_text(
+        f"{at} ERROR django.request {SCRIPT}\nTraceback (most recent call last):\n"
+        f'  File "x.py", line 1\nKeyError: "{IMG} {LINK}"\n'
+    )
+    values = {
+        **healthy(stack),
+        "web_url": outside.url,
+        "prom_url": outside.url,
+        "log_files": [str(log)],
+        "charts_always": True,
+    }
     env = {"IRKIT_SLACK_WEBHOOK": f"{outside.url}/services/T0/B0/escape"}
     done = run_health(tmp_path, values, "--notify", env=env)
     assert done.returncode == 2, done.stdout + done.stderr
