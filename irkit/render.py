@@ -31,7 +31,10 @@ def badge(status: Status) -> str:
 
 
 def results_text(results: Sequence[Result]) -> str:
-    lines = [f"{r.status.name:<8}{r.probe:<30}{r.summary}" for r in results]
+    lines = [
+        f"{r.status.name:<8}{escape.one_line(r.probe):<30}{escape.one_line(r.summary)}"
+        for r in results
+    ]
     return "\n".join(lines)
 
 

@@ -39,11 +39,13 @@ HEADING = "# INJECTED-HEADING"
 ROW = "| INJECTED-ROW | x |"
 # What would page a channel or plant a disguised link in Slack.
 SLACKY = "<!channel> <http://127.0.0.1:9/xss|click here> *bold* & co"
+# What would clear a terminal (or a cron mail read in one).
+CLEAR = "\x1b[2J\x1b[H"
 
 
 def hostile(name: str) -> str:
     """A value holding every trick, with line breaks that would start a heading and a row."""
-    return f"{name} {SCRIPT} {IMG} {SVG} {LINK} {IMAGE} a|b\n{HEADING}\n{ROW}\n{SLACKY}"
+    return f"{name} {SCRIPT} {IMG} {SVG} {LINK} {IMAGE} a|b{CLEAR}\n{HEADING}\n{ROW}\n{SLACKY}"
 
 
 # --- what counts as live ---------------------------------------------------------------------
@@ -174,7 +176,7 @@ def test_the_postmortem_shows_hostile_values_as_text(tmp_path: Path) -> None:
     # What was written is still there to read, whole.
     shown = BeautifulSoup(markdown2html_mistune(text), "html.parser").get_text()
     for value in ("title", "root cause", "action", "event", "well", "follow"):
-        assert " ".join(hostile(value).split()) in " ".join(shown.split())
+        assert " ".join(escape.one_line(hostile(value)).split()) in " ".join(shown.split())
 
 
 def test_a_root_cause_over_several_lines_keeps_its_lines_and_nothing_else(tmp_path: Path) -> None:
@@ -378,6 +380,8 @@ def test_a_hostile_incident_is_inert_in_its_record_html_copies_and_slack(
         env=env,
     )
     assert triaged.returncode < 3, triaged.stdout + triaged.stderr
+    assert "CRIT    http.health  /health/ready/ answered 500" in triaged.stdout
+    assert "\x1b" not in triaged.stdout  # the component's text, printed, moves no cursor
     outside.status = 200
     # `|` separates an item's parts: the rest of the tricks go in.
     item = [hostile(part).replace("|", "/") for part in ("action", "owner")]
@@ -450,6 +454,7 @@ def test_a_hostile_health_report_is_inert_in_its_html_copy_and_its_notice(
     env = {"IRKIT_SLACK_WEBHOOK": f"{outside.url}/services/T0/B0/escape"}
     done = run_health(tmp_path, values, "--notify", env=env)
     assert done.returncode == 2, done.stdout + done.stderr
+    assert "\x1b" not in done.stdout
     (posted,) = outside.posted
     text = posted["text"]
     assert not re.search("[<>]", text)

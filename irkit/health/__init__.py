@@ -120,9 +120,11 @@ class Report:
                 f"{len(changes)} change(s)" if changes else "no change"
             )
         text = [head, "", "Needs attention:" if bad else "Every check is OK."]
-        text += [f"  {r.status.name:<8}{r.probe:<30}{r.summary}" for r in bad]
+        text += [f"  {r.status.name:<8}{r.probe:<30}{escape.one_line(r.summary)}" for r in bad]
         text += ["", since]
-        text += [f"  {c.probe:<30}{c.was:>8} → {c.now:<8}{c.summary}" for c in changes]
+        text += [
+            f"  {c.probe:<30}{c.was:>8} → {c.now:<8}{escape.one_line(c.summary)}" for c in changes
+        ]
         html = [
             f"<h3>{render.badge(self.worst)} {escape.html(head.partition(': ')[2])}</h3>",
             f"<p><b>Needs attention</b></p>{_table(bad)}" if bad else "<p>Every check is OK.</p>",
