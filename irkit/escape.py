@@ -24,9 +24,9 @@ _CONTROLS = re.compile(r"[\x00-\x08\x0e-\x1b\x1f\x7f-\x84\x86-\x9f]")
 # Jupyter, headings, strikethrough): backslash-escaped wherever it stands. `_` only where it
 # could open or close emphasis, so that `max_connections` stays readable.
 _MARKDOWN_PUNCTUATION = re.compile(r"[\\`*\[\]|#~$]|(?<![0-9A-Za-z])_|_(?![0-9A-Za-z])")
-# Markers that only count at the start of a line: a list item, a setext underline, a numbered
-# list ("1." or "1)"). (A quote's ">" is an entity by then.)
-_LINE_START = re.compile(r"^([+\-=])|^(\d+)([.)])")
+# Markers that only count at the start of a line: a block quote, a list item, a setext
+# underline, a numbered list ("1." or "1)").
+_LINE_START = re.compile(r"^([>+\-=])|^(\d+)([.)])")
 # Web addresses that GitHub-flavoured renderers would make links of by themselves: broken up by
 # an escape that renders as nothing, so that an address from a value is shown, not followed.
 _BARE_LINK = re.compile(r"(?<=[0-9A-Za-z])(?=://)|(?<=\bwww)(?=\.)", re.IGNORECASE)
@@ -45,8 +45,10 @@ def markdown(value: Any) -> str:
     text = one_line(value).strip()
     text = _MARKDOWN_PUNCTUATION.sub(lambda m: "\\" + m.group(0), text)
     text = _BARE_LINK.sub(lambda m: "\\", text)
-    # Entities rather than backslashes: they also hold in renderers that keep raw HTML.
-    text = re.sub(r"[&<>]", lambda m: _HTML_SPECIALS[m.group(0)], text)
+    # `<` opens every HTML tag, comment and autolink: an entity rather than a backslash, which
+    # also holds in renderers that keep raw HTML. `&` only where it would start an entity
+    # (`&lt;` in a value stays those four characters), so that "R&D > 5%" reads as it is.
+    text = re.sub(r"<|&(?=#?[0-9A-Za-z]+;)", lambda m: _HTML_SPECIALS[m.group(0)], text)
     return _LINE_START.sub(
         lambda m: f"\\{m.group(1)}" if m.group(1) else f"{m.group(2)}\\{m.group(3)}", text
     )
