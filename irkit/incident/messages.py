@@ -128,8 +128,8 @@ def statuspage(fields: Mapping[str, Any]) -> Message:
     )
     payload = {"incident": {"name": name, "status": page_status, "body": body}}
     # A command to paste into a shell: each value quoted for the shell (a title holding `"`,
-    # `$(…)` or a newline stays one argument) and URL-encoded by curl (a `&` in it cannot add
-    # another field).
+    # `$(…)` or `;` stays one argument, and runs nothing) and URL-encoded by curl (a `&` in it
+    # cannot add another field).
     text = "\n".join(
         [
             "curl -X POST https://api.statuspage.io/v1/pages/YOUR_PAGE_ID/incidents \\",
