@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from html import escape
 from typing import TYPE_CHECKING, Any
 
+from irkit import escape
 from irkit.result import Status
 
 if TYPE_CHECKING:
@@ -31,7 +31,10 @@ def badge(status: Status) -> str:
 
 
 def results_text(results: Sequence[Result]) -> str:
-    lines = [f"{r.status.name:<8}{r.probe:<30}{r.summary}" for r in results]
+    lines = [
+        f"{r.status.name:<8}{escape.one_line(r.probe):<30}{escape.one_line(r.summary)}"
+        for r in results
+    ]
     return "\n".join(lines)
 
 
@@ -42,11 +45,11 @@ def results_html(results: Sequence[Result]) -> str:
         rows.append(
             f'<tr style="background:{bg}">'
             f'<td style="vertical-align:top">{badge(r.status)}</td>'
-            f'<td style="vertical-align:top;font-family:monospace">{escape(r.probe)}</td>'
-            f'<td style="vertical-align:top;text-align:left">{escape(r.summary)}'
+            f'<td style="vertical-align:top;font-family:monospace">{escape.html(r.probe)}</td>'
+            f'<td style="vertical-align:top;text-align:left">{escape.html(r.summary)}'
             f"{_evidence_html(r.evidence)}</td>"
             f'<td style="vertical-align:top;font-family:monospace;color:#555">'
-            f"{escape(r.target)}</td>"
+            f"{escape.html(r.target)}</td>"
             f'<td style="vertical-align:top;color:#555">{r.elapsed_ms:.0f}&nbsp;ms</td></tr>'
         )
     return (
@@ -62,9 +65,11 @@ def _evidence_html(evidence: Mapping[str, Any]) -> str:
     parts = []
     for key, value in evidence.items():
         if _is_table(value):
-            parts.append(f"<div><b>{escape(key)}</b>{table_html(value)}</div>")
+            parts.append(f"<div><b>{escape.html(key)}</b>{table_html(value)}</div>")
         else:
-            parts.append(f"<div><b>{escape(key)}</b>: <code>{escape(_scalar(value))}</code></div>")
+            parts.append(
+                f"<div><b>{escape.html(key)}</b>: <code>{escape.html(_scalar(value))}</code></div>"
+            )
     return f'<details style="margin-top:4px"><summary>evidence</summary>{"".join(parts)}</details>'
 
 
@@ -77,11 +82,12 @@ def table_html(rows: Iterable[Mapping[str, Any]]) -> str:
     columns: list[str] = []
     for row in rows:
         columns.extend(k for k in row if k not in columns)
-    head = "".join(f"<th>{escape(c)}</th>" for c in columns)
+    head = "".join(f"<th>{escape.html(c)}</th>" for c in columns)
     body = "".join(
         "<tr>"
         + "".join(
-            f'<td style="text-align:left">{escape(_scalar(row.get(c, "")))}</td>' for c in columns
+            f'<td style="text-align:left">{escape.html(_scalar(row.get(c, "")))}</td>'
+            for c in columns
         )
         + "</tr>"
         for row in rows[:_MAX_ROWS_SHOWN]

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from irkit import escape
+
 RESULT_MIME = "application/vnd.irkit.result+json"
 # The incident record inside executed notebooks: partial incident objects (later ones override
 # earlier fields) and timeline events.
@@ -81,7 +83,11 @@ class Result:
         )
 
     def __str__(self) -> str:
-        return f"{self.status.name:<7} {self.probe}  {self.summary}"
+        # Printed to a terminal or a cron mail: a summary quoting a remote text (a health
+        # endpoint, a log line) must not move the cursor, recolour or add lines.
+        return (
+            f"{self.status.name:<7} {escape.one_line(self.probe)}  {escape.one_line(self.summary)}"
+        )
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
         from irkit.render import results_html, results_text

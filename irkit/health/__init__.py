@@ -17,10 +17,9 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from html import escape
 from typing import TYPE_CHECKING, Any
 
-from irkit import probes, render
+from irkit import escape, probes, render
 from irkit.health import charts, history, notice
 from irkit.health.checks import AREAS, CHECKS, Check, selected
 from irkit.reports import Record
@@ -121,13 +120,15 @@ class Report:
                 f"{len(changes)} change(s)" if changes else "no change"
             )
         text = [head, "", "Needs attention:" if bad else "Every check is OK."]
-        text += [f"  {r.status.name:<8}{r.probe:<30}{r.summary}" for r in bad]
+        text += [f"  {r.status.name:<8}{r.probe:<30}{escape.one_line(r.summary)}" for r in bad]
         text += ["", since]
-        text += [f"  {c.probe:<30}{c.was:>8} → {c.now:<8}{c.summary}" for c in changes]
+        text += [
+            f"  {c.probe:<30}{c.was:>8} → {c.now:<8}{escape.one_line(c.summary)}" for c in changes
+        ]
         html = [
-            f"<h3>{render.badge(self.worst)} {escape(head.partition(': ')[2])}</h3>",
+            f"<h3>{render.badge(self.worst)} {escape.html(head.partition(': ')[2])}</h3>",
             f"<p><b>Needs attention</b></p>{_table(bad)}" if bad else "<p>Every check is OK.</p>",
-            f"<p><b>{escape(since)}</b></p>",
+            f"<p><b>{escape.html(since)}</b></p>",
         ]
         if changes:
             rows = [
@@ -159,7 +160,9 @@ class Report:
         self._shown.add(name)
         if not results:
             note = f"{AREAS[name]}: nothing configured to check here"
-            return _Bundle({"text/plain": note, "text/html": f"<p><em>{escape(note)}</em></p>"})
+            return _Bundle(
+                {"text/plain": note, "text/html": f"<p><em>{escape.html(note)}</em></p>"}
+            )
         # A picture helps where something needs attention: which path is full, which queue
         # is long, which state holds the connections. (Drawing costs matplotlib's start-up.)
         wanted = self.charts_always or any(r.status is not Status.OK for r in results)
@@ -211,7 +214,7 @@ def _table(results: list[Result]) -> str:
 
 
 def _note(text: str) -> _Bundle:
-    return _Bundle({"text/plain": text, "text/html": f"<pre>{escape(text)}</pre>"})
+    return _Bundle({"text/plain": text, "text/html": f"<pre>{escape.html(text)}</pre>"})
 
 
 class _Bundle:

@@ -9,6 +9,7 @@ import io
 from collections.abc import Sequence
 from typing import Any
 
+from irkit import escape
 from irkit.result import Result
 
 _WIDTH_IN = 6.4
@@ -121,11 +122,11 @@ def _bars(
     axes = figure.add_subplot()
     positions = list(range(len(labels)))
     axes.barh(positions, values, color="#4c72b0")
-    axes.set_yticks(positions, labels=labels)
+    axes.set_yticks(positions, labels=[escape.chart(label) for label in labels])
     axes.invert_yaxis()
     axes.set_xlim(0, limit)
     axes.set_xlabel(unit)
-    axes.set_title(title, fontsize=11)
+    axes.set_title(escape.chart(title), fontsize=11)
     for position, value, note in zip(positions, values, notes, strict=True):
         axes.annotate(
             note, (value, position), xytext=(4, 0), textcoords="offset points", va="center"

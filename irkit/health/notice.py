@@ -8,6 +8,7 @@ import socket
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
+from irkit import escape
 from irkit.result import Result, Status
 from irkit.secrets import redact
 
@@ -37,15 +38,22 @@ def reason(
 
 
 def text(results: Sequence[Result], worst: Status, why: str, at: datetime) -> str:
-    """A short Slack message: the verdict, why now, and the worst findings."""
+    """A short Slack message: the verdict, why now, and the worst findings. A summary carries
+    text from outside (an alert's name, a health endpoint's component text, a log line): it is
+    scrubbed, then escaped for Slack, so that it can neither page the channel nor plant a link."""
     counts = {s: sum(r.status is s for r in results) for s in Status}
     tally = ", ".join(f"{n} {s.name}" for s, n in counts.items() if n)
     lines = [
-        f"*irkit health: {worst.name}* on {socket.gethostname()} at "
-        f"{at:%Y-%m-%d %H:%M} UTC ({why}): {tally}"
+        f"*irkit health: {worst.name}* on {_shown(socket.gethostname())} at "
+        f"{at:%Y-%m-%d %H:%M} UTC ({_shown(why)}): {tally}"
     ]
     bad = sorted((r for r in results if r.status is not Status.OK), key=lambda r: -r.status.rank)
-    lines += [f"• {r.status.name} {r.probe}: {r.summary}" for r in bad[:_LISTED]]
+    lines += [f"• {r.status.name} {_shown(r.probe)}: {_shown(r.summary)}" for r in bad[:_LISTED]]
     if len(bad) > _LISTED:
         lines.append(f"• … and {len(bad) - _LISTED} more in the report")
-    return redact("\n".join(lines))
+    return "\n".join(lines)
+
+
+def _shown(value: str) -> str:
+    # Scrubbed before escaping: a secret holding `&` or `<` would no longer be found after.
+    return escape.slack(redact(value))

@@ -40,7 +40,7 @@ class Escalation:
         ]
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
-        from html import escape
+        from irkit import escape
 
         note = (
             ""
@@ -54,14 +54,14 @@ class Escalation:
             + [f"  {n}. {m}" for n, m in enumerate(CONTACT_METHODS, 1)]
         )
         html = (
-            (f"<p>{escape(note)}</p>" if note else "")
+            (f"<p>{escape.html(note)}</p>" if note else "")
             + "<table><tr><th>category</th><th>level</th><th>who</th></tr>"
             + "".join(
-                f"<tr><td>{escape(c)}</td><td>{lvl}</td><td>{escape(who)}</td></tr>"
+                f"<tr><td>{escape.html(c)}</td><td>{lvl}</td><td>{escape.html(who)}</td></tr>"
                 for c, lvl, who in self.rows()
             )
             + "</table><p>Contact methods:</p><ol>"
-            + "".join(f"<li>{escape(m)}</li>" for m in CONTACT_METHODS)
+            + "".join(f"<li>{escape.html(m)}</li>" for m in CONTACT_METHODS)
             + "</ol>"
         )
         return {"text/plain": text, "text/html": html}

@@ -1,15 +1,21 @@
 """The runbook's stakeholder messages, rendered from the record: Slack's "INCIDENT DETECTED" and
 "INCIDENT RESOLVED" (§3, §5) and the status-page incident (§3). A field the record lacks is
-named, never invented."""
+named, never invented.
+
+Each message is written twice from the same lines: as Markdown to read and paste (values as they
+are, each on its own line) and as the Slack mrkdwn that is posted (values escaped, so a title can
+neither page a channel nor plant a link: only the kit's own words are formatted).
+"""
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping, Sequence
+import shlex
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from irkit import escape
 from irkit.incident import sla
 from irkit.incident.schema import SEVERITY_NAMES, parse_time
 
@@ -18,24 +24,38 @@ MISSING = "(not recorded)"
 
 @dataclass(frozen=True)
 class Message:
-    """A message ready to paste (Markdown, as in the runbook) or to post."""
+    """A message ready to paste (Markdown, as in the runbook) or to post (`slack`)."""
 
     kind: str  # "detected", "resolved", "statuspage"
     markdown: str
     missing: tuple[str, ...] = ()
     payload: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def slack(self) -> str:
-        # Slack's mrkdwn bolds with one asterisk.
-        return re.sub(r"\*\*(.+?)\*\*", r"*\1*", self.markdown)
+    slack: str = ""
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
         note = f"\n\nNot in the record yet: {', '.join(self.missing)}." if self.missing else ""
         return {
             "text/plain": self.markdown + note,
-            "text/markdown": f"```markdown\n{self.markdown}\n```{note}",
+            # Shown as code: the text to paste, nothing in it rendered.
+            "text/markdown": escape.code_fence(self.markdown, "markdown") + note,
         }
+
+
+@dataclass(frozen=True)
+class _Style:
+    """How a message's lines are written: the kit's labels in bold, the record's values escaped."""
+
+    bold: Callable[[str], str]
+    value: Callable[[Any], str]
+
+
+_PASTE = _Style(lambda s: f"**{s}**", escape.one_line)
+# Slack's mrkdwn bolds with one asterisk.
+_SLACK = _Style(lambda s: f"*{s}*", escape.slack)
+
+
+def _both(kind: str, lines: Callable[[_Style], list[str]], missing: tuple[str, ...]) -> Message:
+    return Message(kind, "\n".join(lines(_PASTE)), missing, slack="\n".join(lines(_SLACK)))
 
 
 def _hhmm(value: datetime | None) -> str:
@@ -71,22 +91,24 @@ def detected(
     responder = fields.get("responder") or MISSING
     if responder != MISSING and not str(responder).startswith("@"):
         responder = f"@{responder}"
-    text = "\n".join(
-        [
-            "🚨 **INCIDENT DETECTED** 🚨",
-            f"**Severity:** {_severity(fields)}",
-            f"**Status:** {str(fields.get('status') or 'investigating').capitalize()}",
-            f"**Impact:** {fields.get('impact') or fields.get('title') or MISSING}",
-            f"**Affected:** {_affected(fields)}",
-            f"**Started:** {f'{started:%Y-%m-%d %H:%M} UTC' if started else MISSING}",
-            f"**Responder:** {responder}",
+
+    def lines(style: _Style) -> list[str]:
+        b, v = style.bold, style.value
+        return [
+            f"🚨 {b('INCIDENT DETECTED')} 🚨",
+            f"{b('Severity:')} {_severity(fields)}",
+            f"{b('Status:')} {v(str(fields.get('status') or 'investigating').capitalize())}",
+            f"{b('Impact:')} {v(fields.get('impact') or fields.get('title') or MISSING)}",
+            f"{b('Affected:')} {v(_affected(fields))}",
+            f"{b('Started:')} {f'{started:%Y-%m-%d %H:%M} UTC' if started else MISSING}",
+            f"{b('Responder:')} {v(responder)}",
             "",
-            f"**Next Update:** In {round(next_update.total_seconds() / 60)} minutes "
+            f"{b('Next Update:')} In {round(next_update.total_seconds() / 60)} minutes "
             f"({update_at:%H:%M} UTC)",
         ]
-    )
+
     missing = _missing(fields, ["severity", "impact", "users_affected", "responder"])
-    return Message("detected", text, missing)
+    return _both("detected", lines, missing)
 
 
 def statuspage(fields: Mapping[str, Any]) -> Message:
@@ -96,31 +118,38 @@ def statuspage(fields: Mapping[str, Any]) -> Message:
     page_status = {"investigating": "investigating", "mitigated": "monitoring"}.get(
         status, "resolved"
     )
-    name = fields.get("title") or MISSING
-    body = fields.get("public_message") or (
-        f"We are investigating reports of {str(fields.get('impact') or name).rstrip('.').lower()}"
+    # One line each, as a status page shows them.
+    name = escape.one_line(fields.get("title") or MISSING)
+    impact = escape.one_line(fields.get("impact") or name)
+    body = escape.one_line(fields.get("public_message") or "") or (
+        f"We are investigating reports of {impact.rstrip('.').lower()}"
         if page_status == "investigating"
-        else f"{fields.get('impact') or name}: {page_status}"
+        else f"{impact}: {page_status}"
     )
     payload = {"incident": {"name": name, "status": page_status, "body": body}}
+    # A command to paste into a shell: each value quoted for the shell (a title holding `"`,
+    # `$(…)` or `;` stays one argument, and runs nothing) and URL-encoded by curl (a `&` in it
+    # cannot add another field).
     text = "\n".join(
         [
             "curl -X POST https://api.statuspage.io/v1/pages/YOUR_PAGE_ID/incidents \\",
             '  -H "Authorization: OAuth $IRKIT_STATUSPAGE_TOKEN" \\',
-            f'  -d "incident[name]={name}" \\',
-            f'  -d "incident[status]={page_status}" \\',
-            f'  -d "incident[body]={body}"',
+            f"  --data-urlencode {shlex.quote(f'incident[name]={name}')} \\",
+            f"  --data-urlencode {shlex.quote(f'incident[status]={page_status}')} \\",
+            f"  --data-urlencode {shlex.quote(f'incident[body]={body}')}",
         ]
     )
     return Message("statuspage", text, _missing(fields, ["title"]), payload)
 
 
-def action_item_line(item: Mapping[str, Any]) -> str:
+def action_item_line(item: Mapping[str, Any], style: _Style = _PASTE) -> str:
     box = "[x]" if item.get("done") else "[ ]"
     extra = ", ".join(
-        f"{k} {item[k]}" for k in ("owner", "due", "priority") if item.get(k) not in (None, "")
+        f"{k} {style.value(item[k])}"
+        for k in ("owner", "due", "priority")
+        if item.get(k) not in (None, "")
     )
-    return f"- {box} {item.get('action', MISSING)}" + (f" ({extra})" if extra else "")
+    return f"- {box} {style.value(item.get('action', MISSING))}" + (f" ({extra})" if extra else "")
 
 
 def resolved(fields: Mapping[str, Any]) -> Message:
@@ -136,17 +165,21 @@ def resolved(fields: Mapping[str, Any]) -> Message:
     users = fields.get("users_affected")
     affected = f"~{users} concurrent sessions" if users not in (None, "") else MISSING
     items = fields.get("action_items") or []
-    lines = [
-        "✅ **INCIDENT RESOLVED** ✅",
-        f"**Severity:** {_severity(fields)}",
-        f"**Status:** {str(fields.get('status') or MISSING).capitalize()}",
-        f"**Root Cause:** {fields.get('root_cause') or MISSING}",
-        f"**Resolution:** {fields.get('resolution') or MISSING}",
-        f"**Duration:** {duration}",
-        f"**Affected Users:** {affected}",
-        "",
-        "**Action Items:**",
-        *([action_item_line(i) for i in items] or [f"- {MISSING}"]),
-    ]
+
+    def lines(style: _Style) -> list[str]:
+        b, v = style.bold, style.value
+        return [
+            f"✅ {b('INCIDENT RESOLVED')} ✅",
+            f"{b('Severity:')} {_severity(fields)}",
+            f"{b('Status:')} {v(str(fields.get('status') or MISSING).capitalize())}",
+            f"{b('Root Cause:')} {v(fields.get('root_cause') or MISSING)}",
+            f"{b('Resolution:')} {v(fields.get('resolution') or MISSING)}",
+            f"{b('Duration:')} {duration}",
+            f"{b('Affected Users:')} {v(affected)}",
+            "",
+            b("Action Items:"),
+            *([action_item_line(i, style) for i in items] or [f"- {MISSING}"]),
+        ]
+
     missing = _missing(fields, ["root_cause", "resolution", "resolved_at", "action_items"])
-    return Message("resolved", "\n".join(lines), missing)
+    return _both("resolved", lines, missing)

@@ -1,7 +1,9 @@
 """The runbook's postmortem template, filled from the merged incident record.
 
 Only what the record holds is written; every empty part is listed under "Missing from the
-record", never invented, so the meeting knows what to bring.
+record", never invented, so the meeting knows what to bring. Every value from the record is
+escaped for Markdown (`irkit.escape`): a title, a log line or an alert's text is shown as text,
+never as a heading, a table row, a link or HTML, in `postmortem.md` and in its HTML copies.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from irkit import reports
+from irkit import escape, reports
 from irkit.incident import schema, sla
 from irkit.incident.load import Incident
 from irkit.incident.messages import MISSING
@@ -55,20 +57,17 @@ def _hhmm(value: datetime | None, with_date: bool = False) -> str:
     return f"{value:%Y-%m-%d %H:%M}" if with_date else f"{value:%H:%M}"
 
 
-def _cell(text: Any) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
-
-
 def build(incident: Incident, *, author: str = "") -> Postmortem:
     f = incident.fields
     missing: list[str] = []
 
-    def need(name: str, shown: str | None = None) -> str:
+    def need(name: str, *, block: bool = False) -> str:
+        """The field as Markdown text (a paragraph with `block`), or MISSING, noted."""
         value = f.get(name)
         if value in (None, "", [], {}):
-            missing.append(shown or name)
+            missing.append(name)
             return MISSING
-        return str(value)
+        return escape.markdown_block(value) if block else escape.markdown(value)
 
     detected, resolved = incident.time("detected_at"), incident.time("resolved_at")
     started = incident.time("impact_started_at")
@@ -94,7 +93,7 @@ def build(incident: Incident, *, author: str = "") -> Postmortem:
         f"# Postmortem: {need('title')}",
         "",
         f"**Date:** {detected:%Y-%m-%d}  " if detected else f"**Date:** {MISSING}  ",
-        f"**Author:** {author or f.get('responder') or MISSING}  ",
+        f"**Author:** {escape.markdown(author or f.get('responder') or MISSING)}  ",
         f"**Severity:** {shown_severity}  ",
         f"**Duration:** {duration}",
     ]
@@ -103,24 +102,23 @@ def build(incident: Incident, *, author: str = "") -> Postmortem:
     summary = f.get("summary") or _summary(f)
     if not summary:
         missing.append("summary")
-    out += ["", "---", "", "## Summary", summary or MISSING]
+    out += ["", "---", "", "## Summary", escape.markdown_block(summary) if summary else MISSING]
     out += ["", "---", "", "## Timeline (All times UTC)", "| Time | Event |", "|------|-------|"]
     for event in incident.timeline:
         at = parse_time(event.get("at"))
-        out.append(f"| {_hhmm(at, spans_days)} | {_cell(event.get('text', ''))} |")
+        out.append(f"| {_hhmm(at, spans_days)} | {escape.markdown_cell(event.get('text', ''))} |")
     if not incident.timeline:
         missing.append("timeline events")
-    out += ["", "---", "", "## Root Cause", need("root_cause")]
+    out += ["", "---", "", "## Root Cause", need("root_cause", block=True)]
     users = f.get("users_affected")
     tenants = f.get("tenants_affected")
     impact_span = durations["impact"]
     shown_users = (
-        f"~{users} concurrent users" if users not in (None, "") else need("users_affected")
+        f"~{escape.markdown(users)} concurrent users"
+        if users not in (None, "")
+        else need("users_affected")
     )
-    if tenants == "all":
-        shown_tenants = "All (multi-tenant system)"
-    else:
-        shown_tenants = str(tenants) if tenants not in (None, "") else need("tenants_affected")
+    shown_tenants = "All (multi-tenant system)" if tenants == "all" else need("tenants_affected")
     out += [
         "",
         "---",
@@ -133,7 +131,7 @@ def build(incident: Incident, *, author: str = "") -> Postmortem:
         f"- **Revenue Impact:** {need('revenue_impact')}",
         f"- **Tenants Affected:** {shown_tenants}",
     ]
-    out += ["", "---", "", "## Resolution", need("resolution")]
+    out += ["", "---", "", "## Resolution", need("resolution", block=True)]
     if ttd is not None:
         ttd_text = (
             f"{round(ttd.total_seconds() / 60)} minutes (alert triggered {_hhmm(detected)}, "
@@ -158,7 +156,7 @@ def build(incident: Incident, *, author: str = "") -> Postmortem:
         out.append(
             "| "
             + " | ".join(
-                _cell(item.get(k) or ("?" if k != "action" else MISSING))
+                escape.markdown_cell(item.get(k) or ("?" if k != "action" else MISSING))
                 for k in ("action", "owner", "due", "priority")
             )
             + f" | {'yes' if item.get('done') else 'no'} |"
@@ -169,18 +167,20 @@ def build(incident: Incident, *, author: str = "") -> Postmortem:
     out += ["", "---", "", "## Lessons Learned"]
     for key, heading in LESSONS.items():
         entries = lessons.get(key) or []
-        out += [f"### {heading}", *([f"- {e}" for e in entries] or [MISSING])]
+        out += [f"### {heading}", *([f"- {escape.markdown(e)}" for e in entries] or [MISSING])]
         if not entries:
             missing.append(f"lessons: {heading.lower()}")
     follow = f.get("follow_up") or []
-    out += ["", "---", "", "## Follow-up", *([f"- {e}" for e in follow] or [MISSING])]
+    follow_lines = [f"- {escape.markdown(e)}" for e in follow] or [MISSING]
+    out += ["", "---", "", "## Follow-up", *follow_lines]
     if not follow:
         missing.append("follow_up")
     if incident.warnings or not incident.complete:
         out += ["", "---", "", "## About this record"]
-        out += [f"- {w}" for w in incident.warnings]
+        out += [f"- {escape.markdown(w)}" for w in incident.warnings]
         out += [
-            f"- {n.name} did not run to the end: {n.error or 'stopped'}"
+            f"- {escape.markdown(n.name)} did not run to the end: "
+            f"{escape.markdown(n.error or 'stopped')}"
             for n in incident.notebooks
             if not n.complete
         ]

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from irkit import escape
 from irkit.errors import ConfigError
 from irkit.incident import forms, messages, notify, schema
 from irkit.probes import celery, disk, host, postgres, prometheus, redis, tls
@@ -51,7 +52,9 @@ class Verdict:
         colour = "#d4edda" if self.resolved else "#f8d7da"
         return {
             "text/plain": self.text,
-            "text/html": f"<p style='background:{colour};padding:6px'><b>{self.text}</b></p>",
+            "text/html": (
+                f"<p style='background:{colour};padding:6px'><b>{escape.html(self.text)}</b></p>"
+            ),
         }
 
 

@@ -61,15 +61,15 @@ class Decision:
         }
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
-        from html import escape
+        from irkit import escape
 
         rows = "".join(
-            f"<tr><td>{n}.</td><td>{escape(a.question)}</td><td><b>{a.shown}</b></td>"
-            f"<td>{escape(a.source)}</td></tr>"
+            f"<tr><td>{n}.</td><td>{escape.html(a.question)}</td><td><b>{escape.html(a.shown)}</b></td>"
+            f"<td>{escape.html(a.source)}</td></tr>"
             for n, a in enumerate(self.answers, 1)
         )
         html = (
-            f"<p><b>Severity: {escape(self.label)}</b>: {escape(self.reason)}</p>"
+            f"<p><b>Severity: {escape.html(self.label)}</b>: {escape.html(self.reason)}</p>"
             "<table><tr><th></th><th>question</th><th>answer</th><th>from</th></tr>"
             f"{rows}</table>"
         )

@@ -119,12 +119,12 @@ class ClockTable:
         ]
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
-        from html import escape
+        from irkit import escape
 
         rows = self.rows()
         if not rows:
             text = "No SLA clock yet: the record needs a severity and a detection time."
-            return {"text/plain": text, "text/html": f"<p>{escape(text)}</p>"}
+            return {"text/plain": text, "text/html": f"<p>{escape.html(text)}</p>"}
         head = list(rows[0])
         text = "\n".join(
             [f"SLA clocks ({self.fields.get('severity')}), now {format_time(self.now)}"]
@@ -133,13 +133,13 @@ class ClockTable:
         colour = {"breached": "#f8d7da", "pending": "#fff3cd", "met": "#d4edda",
                   "impossible": "#f8d7da"}  # fmt: skip
         html = (
-            f"<p><b>SLA clocks ({escape(str(self.fields.get('severity')))})</b>, now "
+            f"<p><b>SLA clocks ({escape.html(str(self.fields.get('severity')))})</b>, now "
             f"{format_time(self.now)}</p><table><tr>"
-            + "".join(f"<th>{escape(h)}</th>" for h in head)
+            + "".join(f"<th>{escape.html(h)}</th>" for h in head)
             + "</tr>"
             + "".join(
                 f"<tr style='background:{colour[r['state']]}'>"
-                + "".join(f"<td>{escape(r[h])}</td>" for h in head)
+                + "".join(f"<td>{escape.html(r[h])}</td>" for h in head)
                 + "</tr>"
                 for r in rows
             )

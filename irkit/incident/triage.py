@@ -7,9 +7,9 @@ import getpass
 import os
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
-from html import escape
 from typing import TYPE_CHECKING, Any
 
+from irkit import escape
 from irkit.errors import ConfigError
 from irkit.incident import escalation, forms, messages, notify, schema, severity, sla
 from irkit.render import show
@@ -29,13 +29,23 @@ class Links:
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
         text = [f"{name}: {url}" for name, url in self.links.items()]
         html = "".join(
-            f"<li><b>{escape(n)}</b>: <a href='{escape(u)}' target='_blank'>{escape(u)}</a></li>"
-            for n, u in self.links.items()
+            f"<li><b>{escape.html(n)}</b>: {_link(u)}</li>" for n, u in self.links.items()
         )
         if self.logs_command:
             text.append(f"Logs: {self.logs_command}")
-            html += f"<li><b>Logs</b>: <code>{escape(self.logs_command)}</code></li>"
+            html += f"<li><b>Logs</b>: <code>{escape.html(self.logs_command)}</code></li>"
         return {"text/plain": "\n".join(text), "text/html": f"<ul>{html}</ul>"}
+
+
+def _link(url: str) -> str:
+    """A link to click; any other scheme than http(s) is shown as text, never followed."""
+    target = escape.link_target(url)
+    if target is None:
+        return f"<code>{escape.html(url)}</code>"
+    return (
+        f"<a href='{escape.html(target)}' target='_blank' rel='noopener noreferrer'>"
+        f"{escape.html(url)}</a>"
+    )
 
 
 def dashboards(

@@ -7,6 +7,8 @@ from typing import Any
 
 import pandas as pd
 
+from irkit import escape
+
 SEVERITIES = ["P0", "P1", "P2", "P3"]
 _COLOURS = {"P0": "#c44e52", "P1": "#dd8452", "P2": "#4c72b0", "P3": "#8c8c8c"}
 
@@ -41,7 +43,8 @@ def by_severity_per_month(counted: pd.DataFrame, months: list[str]) -> Any:
 def by_category(counted: pd.DataFrame) -> Any:
     figure, axes = _figure("Incidents by category")
     counts = counted["category"].replace("", "(none)").value_counts().sort_values()
-    axes.barh(counts.index.tolist(), counts.to_numpy(dtype=float), color="#4c72b0")
+    labels = [escape.chart(c) for c in counts.index]
+    axes.barh(labels, counts.to_numpy(dtype=float), color="#4c72b0")
     for position, value in enumerate(counts.to_numpy()):
         axes.annotate(f"{value}", (float(value), position), xytext=(3, 0),
                       textcoords="offset points", va="center")  # fmt: skip
@@ -130,7 +133,8 @@ def repeated_causes(repeats: pd.DataFrame) -> Any:
     if counts.empty:
         axes.text(0.5, 0.5, "no repeats", ha="center", transform=axes.transAxes)
     else:
-        axes.barh(counts.index.tolist(), counts.to_numpy(dtype=float), color="#8172b3")
+        labels = [escape.chart(key) for key in counts.index]
+        axes.barh(labels, counts.to_numpy(dtype=float), color="#8172b3")
         _whole_numbers(axes.xaxis)
     axes.set_xlabel("repeat incidents")
     return figure

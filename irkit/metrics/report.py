@@ -13,12 +13,12 @@ import io
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from html import escape
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from irkit import escape
 from irkit.errors import ConfigError
 from irkit.metrics import charts, stats, table
 
@@ -140,7 +140,7 @@ class Analysis:
                     f"still open; time to resolve: {ttr}; {h['drills']} drill(s) left out; "
                     f"{problems} record(s) with data problems (listed below).")  # fmt: skip
         data = {METRICS_MIME: self.computed()}
-        return _Bundle({"text/plain": text, "text/html": f"<h3>{escape(text)}</h3>", **data})
+        return _Bundle({"text/plain": text, "text/html": f"<h3>{escape.html(text)}</h3>", **data})
 
     def durations(self) -> _Bundle:
         frame = stats.durations(self.table)
@@ -215,7 +215,7 @@ def _tables_and_figures(tables: list[tuple[str, pd.DataFrame]], figures: list[An
         body = frame.to_string(index=False) if len(frame) else "(none)"
         text.append(f"{title}\n{body}")
         shown = frame.to_html(index=False, na_rep="—") if len(frame) else "<p>(none)</p>"
-        html.append(f"<h4>{escape(title)}</h4>{shown}")
+        html.append(f"<h4>{escape.html(title)}</h4>{shown}")
     for figure in figures:
         html.append(f'<img alt="chart" style="max-width:100%" src="data:image/png;base64,'
                     f'{_png(figure)}"/>')  # fmt: skip
