@@ -199,6 +199,20 @@ def test_a_root_cause_over_several_lines_keeps_its_lines_and_nothing_else(tmp_pa
     assert not soup.find_all(["ul", "ol", "pre", "h1", "h2", "code"])
 
 
+def test_incident_show_and_list_print_each_value_on_its_own_line(tmp_path: Path) -> None:
+    from irkit.incident import summary
+
+    forged = "Login fails\n  status:            resolved\x1b[2J\x07"
+    event = {"at": "2026-11-30T10:00:00Z", "kind": "note\x1b[31m", "text": forged}
+    fields = {"title": forged, "root_cause": forged, "action_items": [{"action": forged}]}
+    incident = load.Incident("X", tmp_path, fields=fields, timeline=[event])
+    for shown in (summary.detail(incident), summary.table([incident])):
+        assert "\x1b" not in shown and "\x07" not in shown
+        # The forged line is part of the value's own line, never a line of the listing.
+        assert not any(line.lstrip().startswith("status:") for line in shown.splitlines())
+        assert "Login fails   status:            resolved[2J" in shown
+
+
 # --- Slack and the text to paste -------------------------------------------------------------
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from irkit.escape import one_line
 from irkit.incident import sla
 from irkit.incident.load import Incident
 from irkit.incident.schema import TIMESTAMPS, parse_time
@@ -31,25 +32,29 @@ def table(incidents: Sequence[Incident]) -> str:
         rows.append(
             (
                 i.incident_id,
-                str(i.get("severity", "?")),
-                str(i.get("status", "?")),
+                one_line(i.get("severity", "?")),
+                one_line(i.get("status", "?")),
                 f"{detected:%Y-%m-%d %H:%M}" if detected else "?",
                 sla.minutes(ttr) if ttr is not None else "-",
                 str(len(i.notebooks)),
-                str(i.get("title", "?")) + flags,
+                one_line(i.get("title", "?")) + flags,
             )
         )
     return _columns(rows)
 
 
 def detail(i: Incident) -> str:
+    """The merged record for a terminal. Every value passes through `one_line`: a title, a log
+    line or a file name that carries line breaks or escape sequences must not fake a line of
+    this listing or act on the reader's terminal."""
     f = i.fields
-    out = [f"{i.incident_id}: {i.get('title', '(no title)')}" + ("  [drill]" if i.drill else "")]
+    title = one_line(i.get("title", "(no title)"))
+    out = [f"{i.incident_id}: {title}" + ("  [drill]" if i.drill else "")]
     for name in ("severity", "category", "status", "responder", "detection_source", "impact",
                  "users_affected", "tenants_affected", "root_cause", "root_cause_key",
                  "resolution"):  # fmt: skip
         if f.get(name) not in (None, ""):
-            out.append(f"  {name + ':':<18} {f[name]}")
+            out.append(f"  {name + ':':<18} {one_line(f[name])}")
     out.append("times (UTC):")
     for name in TIMESTAMPS:
         when = parse_time(f.get(name))
@@ -72,33 +77,35 @@ def detail(i: Incident) -> str:
     if f.get("action_items"):
         out.append("action items:")
         out += [
-            f"  [{'x' if a.get('done') else ' '}] {a.get('action')} ({a.get('owner') or '?'}, "
-            f"due {a.get('due') or '?'}, {a.get('priority') or '?'})"
+            one_line(
+                f"  [{'x' if a.get('done') else ' '}] {a.get('action')} ({a.get('owner') or '?'}, "
+                f"due {a.get('due') or '?'}, {a.get('priority') or '?'})"
+            )
             for a in f["action_items"]
         ]
     out.append("timeline:")
     for event in i.timeline:
         when = parse_time(event.get("at"))
         out.append(
-            f"  {f'{when:%m-%d %H:%M:%S}' if when else '?':<15} {event.get('kind', ''):<14} "
-            f"{event.get('text', '')}"
+            f"  {f'{when:%m-%d %H:%M:%S}' if when else '?':<15} "
+            f"{one_line(event.get('kind', '')):<14} {one_line(event.get('text', ''))}"
         )
     out.append("notebooks:")
     for n in i.notebooks:
         if not n.ran:
             state = "prepared, not run"
         elif not n.complete:
-            state = f"{n.status.name}, INCOMPLETE: {n.error}"
+            state = f"{n.status.name}, INCOMPLETE: {one_line(n.error)}"
         elif not n.checks:
             # Its status would read UNKNOWN, which is a verdict it never gave.
             state = "ran, no checks"
         else:
             state = n.status.name
-        out.append(f"  {n.name:<24} {state}")
+        out.append(f"  {one_line(n.name):<24} {state}")
     if i.warnings:
         # What was skipped or left by a killed run is part of the answer, not only a warning.
         out.append("about this record:")
-        out += [f"  {w}" for w in i.warnings]
+        out += [f"  {one_line(w)}" for w in i.warnings]
     return "\n".join(out)
 
 
