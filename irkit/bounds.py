@@ -32,48 +32,54 @@ _YEAR_S = 365 * 86400
 class Range:
     low: float
     high: float
-    unit: str = ""
+    unit: str = ""  # what is counted, plural: "seconds", "%", "workers"
     why: str = ""
     # A timeout of 0 s waits for nothing and a window of 0 min holds nothing: refused.
     low_open: bool = False
+    what: str = ""  # what the number is, when its name does not say: "a port number"
 
     def admits(self, value: float) -> bool:
         above = value > self.low if self.low_open else value >= self.low
         return above and value <= self.high
 
     def describe(self) -> str:
-        unit = f" {self.unit}" if self.unit not in ("", "%") else self.unit
-        low = f"more than {self.low:g}" if self.low_open else f"at least {self.low:g}"
         why = f" ({self.why})" if self.why else ""
-        return f"{low} and at most {self.high:g}{unit}{why}"
+        if self.low_open and self.low == 0:
+            of = f" of {self.unit}" if self.unit else ""
+            return f"a positive number{of}, at most {self.high:g}{why}"
+        unit = self.unit if self.unit in ("", "%") else f" {self.unit}"
+        what = f"{self.what}, " if self.what else ""
+        return f"{what}at least {self.low:g} and at most {self.high:g}{unit}{why}"
 
 
-_TIMEOUT = Range(
-    0, CELL_TIMEOUT_S, "s", f"a notebook cell is stopped after {CELL_TIMEOUT_S} s", low_open=True
-)
+_CELL = f"a notebook cell is stopped after {CELL_TIMEOUT_S} s"
+_TIMEOUT = Range(0, CELL_TIMEOUT_S, "seconds", _CELL, low_open=True)
 _WORKERS = Range(0, 1000, "workers")
 
 # First match wins: specific names before the naming patterns.
 _RANGES: tuple[tuple[re.Pattern[str], Range], ...] = tuple(
     (re.compile(pattern), bound)
     for pattern, bound in (
-        (r"pg_port", Range(0, 65535, "", "a TCP port; 0: libpq's default")),
+        (r"pg_port", Range(0, 65535, why="0: libpq's default", what="a port number")),
         (r"months", Range(1, 120, "months", "ten years")),
         (r"celery_queue_(warn|crit)", Range(0, 10**9, "tasks")),
         (r"celery_(expected|min)_workers", _WORKERS),
         (r"celery_autoscale_(max|min)", Range(0, 1000, "processes")),
         (r"celery_pool_change", Range(-1000, 1000, "processes")),
-        (r"load_requests", Range(1, 10_000, "requests", "the runbook's test is 100")),
-        (r"load_concurrency", Range(1, 100, "at a time", "the runbook's test is 10")),
-        (r"pg_connect_timeout_s", Range(1, CELL_TIMEOUT_S, "s", _TIMEOUT.why)),
+        (r"load_requests", Range(1, 10_000, "requests", "the runbook's test sends 100")),
+        (r"load_concurrency", Range(1, 100, "connections", "the runbook's test opens 10")),
+        (r"pg_connect_timeout_s", Range(1, CELL_TIMEOUT_S, "seconds", _CELL)),
         (r".*_timeout_s|health_deadline_s", _TIMEOUT),
-        (r"host_cpu_interval_s", Range(0, 60, "s", "CPU use is measured over it", low_open=True)),
+        (
+            r"host_cpu_interval_s",
+            Range(0, 60, "seconds", "CPU use is measured that long", low_open=True),
+        ),
         (r".*_pct", Range(0, 100, "%", "a percentage")),
-        (r"web_slow_ms", Range(0, CELL_TIMEOUT_S * 1000, "ms", _TIMEOUT.why, low_open=True)),
+        (r"web_slow_ms", Range(0, CELL_TIMEOUT_S * 1000, "milliseconds", _CELL, low_open=True)),
         (r"disk_.*_max_age_days", Range(0, 3650, "days", "ten years", low_open=True)),
         (r".*_days", Range(0, 3650, "days", "ten years")),
-        (r".*_s", Range(0, _YEAR_S, "s", "a year")),
-        (r".*_min", Range(0, 365 * 24 * 60, "min", "a year", low_open=True)),
+        (r".*_s", Range(0, _YEAR_S, "seconds", "a year")),
+        (r".*_min", Range(0, 365 * 24 * 60, "minutes", "a year", low_open=True)),
     )
 )
 

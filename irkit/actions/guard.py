@@ -60,15 +60,13 @@ def check_parameters(values: Mapping[str, Any]) -> None:
     names = known_names()
     for name in values.get("allow_actions") or []:
         if name not in names:
-            close = difflib.get_close_matches(str(name), names, n=1)
-            hint = (
-                f"; did you mean {close[0]!r}?" if close else f"; the actions: {', '.join(names)}"
-            )
+            hint = _hint(str(name), names) or f"; the actions: {', '.join(names)}"
             raise ParameterError(f"allow_actions names an unknown action {name!r}{hint}")
-    if "pg_kill_mode" in values:
-        mode = str(values["pg_kill_mode"])
-        if mode not in PG_KILL_MODES:
-            raise ParameterError(f"pg_kill_mode {mode!r} is not one of: {', '.join(PG_KILL_MODES)}")
+    mode = str(values.get("pg_kill_mode", "terminate"))
+    if mode not in PG_KILL_MODES:
+        choices = ", ".join(PG_KILL_MODES)
+        hint = _hint(mode, PG_KILL_MODES)
+        raise ParameterError(f"pg_kill_mode {mode!r} is not one of: {choices}{hint}")
     bad = [p for p in values.get("pg_kill_pids") or [] if not _PID.fullmatch(str(p))]
     if bad:
         raise ParameterError(
@@ -93,8 +91,15 @@ def check_parameters(values: Mapping[str, Any]) -> None:
 
         try:
             parse_size(str(values["redis_new_maxmemory"]))
+        except IrkitError as exc:
+            raise ParameterError(f"redis_new_maxmemory: {exc}") from None
         except OverflowError:
             raise ParameterError("redis_new_maxmemory is too large to be a size") from None
+
+
+def _hint(name: str, choices: Sequence[str]) -> str:
+    close = difflib.get_close_matches(name, choices, n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 @dataclass(frozen=True)
