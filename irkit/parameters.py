@@ -10,7 +10,7 @@ starts and again inside the notebook (for plain `papermill` runs), with the same
 - values must match the declared type (`str`, `int`, `float`, `bool`, `list[str]`); an int is
   accepted for a float, nan and inf are not;
 - numbers must lie in their range and action parameters must name real actions and pids
-  (`check_values`, see `irkit.bounds` and `irkit.actions.guard`).
+  (`check_values`, see `irkit.bounds` and `irkit.actions.catalogue`).
 """
 
 from __future__ import annotations
@@ -215,9 +215,9 @@ def check_values(values: Mapping[str, Any], declared: Mapping[str, Declared]) ->
     are the ones given; the rest take their declared defaults."""
     bounds.check(values, {name: d.type for name, d in declared.items()})
     check_threshold_pairs(values, declared)
-    from irkit.actions import guard
+    from irkit.actions import catalogue
 
-    guard.check_parameters({**{n: d.default for n, d in declared.items()}, **values})
+    catalogue.check_parameters({**{n: d.default for n, d in declared.items()}, **values})
 
 
 def check_threshold_pairs(values: Mapping[str, Any], declared: Mapping[str, Declared]) -> None:
