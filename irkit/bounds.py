@@ -168,7 +168,7 @@ def read_text(path: Path, what: str, max_bytes: int) -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ConfigError(f"{what} {path} is not UTF-8 text (byte {exc.start})") from None
+        raise ConfigError(f"cannot read {what} {path}: not UTF-8 text (byte {exc.start})") from None
 
 
 def _refuse_unless_small_regular(
