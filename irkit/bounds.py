@@ -91,6 +91,12 @@ _DRIVING_LISTS = re.compile(
     r"|log_files|check_commands|deploy_commands|celery_queues|celery_pool_workers|pg_kill_pids"
 )
 
+# `prom_window` goes into PromQL as a range (`rate(…[5m])`): a Prometheus duration and nothing
+# else, and no longer than a day (a rate over weeks is a report's question, and a heavy query).
+_PROM_DURATION = re.compile(r"(?:[0-9]{1,9}(?:ms|[smhdwy]))+")
+_PROM_UNITS_S = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": _YEAR_S}
+PROM_WINDOW_MAX_S = 86400
+
 # Parameter files are a few kilobytes; a CA bundle a few hundred.
 PARAMETER_FILE_MAX_BYTES = 1024 * 1024
 CA_FILE_MAX_BYTES = 10 * 1024 * 1024
@@ -133,9 +139,28 @@ def check(values: Mapping[str, Any], declared: Mapping[str, str]) -> None:
                 f"parameter {name} has {len(value)} entries; at most {MAX_LIST_ENTRIES} "
                 "are taken (each is a probe or an action of its own)"
             )
+    if "prom_window" in values:
+        prom_window(str(values["prom_window"]))
     ca_file = values.get("web_ca_file")
     if ca_file:
         regular_file(Path(str(ca_file)), "parameter web_ca_file", CA_FILE_MAX_BYTES)
+
+
+def prom_window(text: str) -> float:
+    """The seconds a PromQL range such as `5m` or `1h30m` spans; anything else is refused."""
+    if not _PROM_DURATION.fullmatch(text):
+        raise ParameterError(
+            f"parameter prom_window must be a Prometheus duration such as 5m, 30s or 1h, "
+            f"got {text!r}"
+        )
+    seconds = sum(
+        int(n) * _PROM_UNITS_S[unit] for n, unit in re.findall(r"([0-9]+)(ms|[smhdwy])", text)
+    )
+    if not 0 < seconds <= PROM_WINDOW_MAX_S:
+        raise ParameterError(
+            f"parameter prom_window must be more than 0 and at most 1d (a day), got {text!r}"
+        )
+    return seconds
 
 
 def regular_file(path: Path, what: str, max_bytes: int) -> os.stat_result:

@@ -441,3 +441,46 @@ def test_an_existing_output_is_never_overwritten(tmp_path: Path, reports: Path) 
         with pytest.raises(IrkitError, match="already exists; irkit never overwrites"):
             runner.plan("disk", output=given)
     assert kept.read_text() == "keep me"
+
+
+# --- the same class elsewhere: output of a command, log files, the PromQL window --------------
+
+
+def test_a_command_that_floods_its_output_keeps_only_the_end() -> None:
+    # `cat /dev/zero` as a log command: under an address-space limit, keeping everything it
+    # writes fails within its timeout; keeping the end does not.
+    code = (
+        "import resource; resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))\n"
+        "from irkit import command\n"
+        "try: command.run(['cat', '/dev/zero'], timeout_s=4)\n"
+        "except command.TimedOut as exc: print('kept', len(exc.stdout))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60
+    )
+    assert done.stdout.strip() == f"kept {16 * 1024 * 1024}", done.stderr[-500:]
+
+
+def test_a_log_glob_matching_too_many_files_is_said_not_read(tmp_path: Path) -> None:
+    from irkit.probes import logs
+    from irkit.targets import LogSource
+
+    for n in range(65):
+        (tmp_path / f"app-{n}.log").write_text("2026-11-30 10:00:00 ERROR boom\n")
+    result = logs.errors(LogSource(files=(str(tmp_path / "*.log"),)), window_min=30)
+    assert result.status.name == "UNKNOWN"
+    assert "65 log files match; name at most 64" in result.summary
+
+
+@pytest.mark.parametrize(
+    ("window", "message"),
+    [
+        ("5m])) or vector(1) #", "prom_window must be a Prometheus duration"),
+        ("100000d", "prom_window must be more than 0 and at most 1d"),
+        ("9" * 5000 + "s", "prom_window must be a Prometheus duration"),
+    ],
+)
+def test_the_promql_window_is_a_bounded_duration(reports: Path, window: str, message: str) -> None:
+    with pytest.raises(ParameterError, match=re.escape(message)):
+        runner.plan("health", pairs=[f"prom_window={window}"])
+    assert written(reports) == []
