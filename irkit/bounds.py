@@ -128,7 +128,8 @@ def check(values: Mapping[str, Any], declared: Mapping[str, str]) -> None:
         if kind in ("int", "float") and isinstance(value, int | float):
             bound = range_for(name)
             if bound is not None and not bound.admits(finite(name, value)):
-                raise ParameterError(f"parameter {name} must be {bound.describe()}, got {value:g}")
+                shown = f"{value:g}" if isinstance(value, float) else str(value)
+                raise ParameterError(f"parameter {name} must be {bound.describe()}, got {shown}")
         elif (
             kind == "list[str]"
             and _DRIVING_LISTS.fullmatch(name)

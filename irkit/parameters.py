@@ -105,9 +105,16 @@ def check_value(name: str, declared_type: str, value: Any) -> Any:
         raise ParameterError(f"parameter {name} has an unsupported type {declared_type!r}")
     if not ok:
         raise ParameterError(
-            f"parameter {name} must be {_a(declared_type)}, got {type(value).__name__} {value!r}"
+            f"parameter {name} must be {_a(declared_type)}, "
+            f"got {type(value).__name__} {_shown(value)}"
         )
     return value
+
+
+def _shown(value: Any) -> str:
+    """A wrong value quoted in a one-line message: its start, when it is long."""
+    text = repr(value) if not isinstance(value, int) or abs(value) < 10**30 else "a huge number"
+    return text if len(text) <= 80 else f"{text[:77]}..."
 
 
 def parse_cli_value(name: str, declared_type: str, raw: str) -> Any:
@@ -134,7 +141,7 @@ def parse_cli_value(name: str, declared_type: str, raw: str) -> Any:
         pass
     else:
         raise ParameterError(f"parameter {name} has an unsupported type {declared_type!r}")
-    raise ParameterError(f"parameter {name} must be {_a(declared_type)}, got {raw!r}")
+    raise ParameterError(f"parameter {name} must be {_a(declared_type)}, got {_shown(raw)}")
 
 
 def _yaml_value(raw: str) -> Any:
@@ -153,6 +160,10 @@ def load_file(path: Path) -> dict[str, Any]:
     text = bounds.read_text(path, "parameter file", bounds.PARAMETER_FILE_MAX_BYTES)
     try:
         data = yaml.safe_load(text)
+    except ValueError:  # an integer of thousands of digits: Python refuses to read it
+        raise ConfigError(
+            f"parameter file {path} holds a number of thousands of digits, which no parameter takes"
+        ) from None
     except yaml.YAMLError as exc:
         where = ""
         mark = getattr(exc, "problem_mark", None)

@@ -484,3 +484,14 @@ def test_the_promql_window_is_a_bounded_duration(reports: Path, window: str, mes
     with pytest.raises(ParameterError, match=re.escape(message)):
         runner.plan("health", pairs=[f"prom_window={window}"])
     assert written(reports) == []
+
+
+def test_a_number_of_thousands_of_digits_is_refused_in_one_line(tmp_path: Path) -> None:
+    file = tmp_path / "p.yaml"
+    file.write_text("pg_port: " + "9" * 5000 + "\n")
+    done = irkit("run", "db", "-f", str(file), reports=tmp_path / "reports")
+    refused_in_one_line(done, "holds a number of thousands of digits")
+    done = irkit("run", "db", "-p", "pg_port=" + "9" * 5000, reports=tmp_path / "reports")
+    refused_in_one_line(done, "parameter pg_port must be an integer, got '999")
+    assert len(done.stderr) < 200  # the value is quoted by its start, not in full
+    assert written(tmp_path / "reports") == []
