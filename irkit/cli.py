@@ -325,12 +325,12 @@ def _health(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     import json
 
-    from irkit import htmlcopy, runner
+    from irkit import bounds, htmlcopy, runner
     from irkit.home import reports_dir
     from irkit.metrics import report
 
     month = report.parse_month(args.month) if args.month else ""
-    report.window(month or "2000-01", args.months)  # refuses months < 1
+    bounds.count("--months", "months", args.months)
     pairs = [f"month={month}", f"months={args.months}"]
     if args.reports is not None:
         folder = (

@@ -16,14 +16,19 @@ import signal
 import subprocess
 import sys
 import threading
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from irkit.errors import ConfigError
 from irkit.secrets import redact, redact_url, url_secrets
 
 _NAME = re.compile(r"[a-z][a-z0-9_]*")
+# Kept of each output stream: its end. `yes` or `cat /dev/zero` as a log command would otherwise
+# fill the memory within its timeout.
+MAX_OUTPUT_BYTES = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -107,7 +112,7 @@ def resolve(program: str) -> str:
 
 
 # Commands running now, so that a caller that gives up on them can stop them (stop_all).
-_live: set[subprocess.Popen[str]] = set()
+_live: set[subprocess.Popen[bytes]] = set()
 _live_lock = threading.Lock()
 
 
@@ -128,23 +133,53 @@ def run(argv: Sequence[str], *, timeout_s: float, cwd: str | None = None) -> Com
         # A session of its own: a timeout stops the command and everything it started.
         proc = subprocess.Popen(
             full, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
-            text=True, errors="replace", cwd=cwd, env=os.environ.copy(), start_new_session=True,
+            cwd=cwd, env=os.environ.copy(), start_new_session=True,
         )  # fmt: skip
     except OSError as exc:
         raise ConfigError(f"could not start {argv[0]}: {exc}") from None
+    assert proc.stdout is not None
+    assert proc.stderr is not None
+    stdout, stderr = _Tail(proc.stdout), _Tail(proc.stderr)
     with _live_lock:
         _live.add(proc)
     try:
-        stdout, stderr = proc.communicate(timeout=timeout_s)
+        proc.wait(timeout=timeout_s)
     except subprocess.TimeoutExpired:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
-        stdout, stderr = proc.communicate()
-        raise TimedOut(timeout_s, stdout or "", stderr or "") from None
+        proc.wait()
+        raise TimedOut(timeout_s, stdout.text(), stderr.text()) from None
     finally:
         with _live_lock:
             _live.discard(proc)
-    return Completed(proc.returncode, stdout or "", stderr or "")
+    return Completed(proc.returncode, stdout.text(), stderr.text())
+
+
+class _Tail:
+    """The last MAX_OUTPUT_BYTES a stream wrote. The rest is read and dropped, so the command
+    never blocks on a full pipe and its output never fills the memory."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self._chunks: deque[bytes] = deque()
+        self._size = 0
+        self._reader = threading.Thread(target=self._read, args=(stream,), daemon=True)
+        self._reader.start()
+
+    def _read(self, stream: IO[bytes]) -> None:
+        with stream:
+            for chunk in iter(lambda: stream.read(65536), b""):
+                self._chunks.append(chunk)
+                self._size += len(chunk)
+                while self._size - len(self._chunks[0]) >= MAX_OUTPUT_BYTES:
+                    self._size -= len(self._chunks.popleft())
+
+    def text(self) -> str:
+        # A process that left the session may still hold the pipe: do not wait on it for ever.
+        self._reader.join(timeout=2.0)
+        data = b"".join(list(self._chunks))[-MAX_OUTPUT_BYTES:]
+        text = data.decode("utf-8", errors="replace")
+        # As text mode read it: universal newlines.
+        return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 def tail(text: str, chars: int = 4000) -> str:

@@ -8,7 +8,9 @@ starts and again inside the notebook (for plain `papermill` runs), with the same
   and must be declared by at least one; `sections: {db: {...}}` holds keys for one section only;
 - `-p name=value` must name a parameter of the section being run;
 - values must match the declared type (`str`, `int`, `float`, `bool`, `list[str]`); an int is
-  accepted for a float.
+  accepted for a float, nan and inf are not;
+- numbers must lie in their range and action parameters must name real actions and pids
+  (`check_values`, see `irkit.bounds` and `irkit.actions.catalogue`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from irkit import bounds
 from irkit.errors import ConfigError, ParameterError
 
 TYPES = ("str", "int", "float", "bool", "list[str]")
@@ -92,16 +95,26 @@ def check_value(name: str, declared_type: str, value: Any) -> Any:
     elif declared_type == "float":
         ok = isinstance(value, int | float) and not isinstance(value, bool)
         if ok:
-            value = float(value)
+            try:
+                value = bounds.finite(name, float(value))
+            except OverflowError:  # an int too large for a float
+                ok = False
     elif declared_type == "list[str]":
         ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
     else:
         raise ParameterError(f"parameter {name} has an unsupported type {declared_type!r}")
     if not ok:
         raise ParameterError(
-            f"parameter {name} must be {_a(declared_type)}, got {type(value).__name__} {value!r}"
+            f"parameter {name} must be {_a(declared_type)}, "
+            f"got {type(value).__name__} {_shown(value)}"
         )
     return value
+
+
+def _shown(value: Any) -> str:
+    """A wrong value quoted in a one-line message: its start, when it is long."""
+    text = repr(value) if not isinstance(value, int) or abs(value) < 10**30 else "a huge number"
+    return text if len(text) <= 80 else f"{text[:77]}..."
 
 
 def parse_cli_value(name: str, declared_type: str, raw: str) -> Any:
@@ -112,7 +125,7 @@ def parse_cli_value(name: str, declared_type: str, raw: str) -> Any:
         if declared_type == "int":
             return int(raw)
         if declared_type == "float":
-            return float(raw)
+            return check_value(name, declared_type, float(raw))
         if declared_type == "bool":
             lowered = raw.strip().lower()
             if lowered in {"true", "yes", "on", "1"}:
@@ -128,7 +141,7 @@ def parse_cli_value(name: str, declared_type: str, raw: str) -> Any:
         pass
     else:
         raise ParameterError(f"parameter {name} has an unsupported type {declared_type!r}")
-    raise ParameterError(f"parameter {name} must be {_a(declared_type)}, got {raw!r}")
+    raise ParameterError(f"parameter {name} must be {_a(declared_type)}, got {_shown(raw)}")
 
 
 def _yaml_value(raw: str) -> Any:
@@ -144,14 +157,13 @@ def load_file(path: Path) -> dict[str, Any]:
     """Read a YAML parameter file; every way it can be wrong is a ConfigError naming the file."""
     import yaml  # only here: a notebook's kernel never reads parameter files
 
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"parameter file {path} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read parameter file {path}: {exc}") from None
+    text = bounds.read_text(path, "parameter file", bounds.PARAMETER_FILE_MAX_BYTES)
     try:
         data = yaml.safe_load(text)
+    except ValueError:  # an integer of thousands of digits: Python refuses to read it
+        raise ConfigError(
+            f"parameter file {path} holds a number of thousands of digits, which no parameter takes"
+        ) from None
     except yaml.YAMLError as exc:
         where = ""
         mark = getattr(exc, "problem_mark", None)
@@ -207,6 +219,16 @@ def for_section(
                 raise _unknown("parameter", name, set(declared), f"in {source}", why)
             values[name] = _checked(source, name, declared[name], value)
     return values
+
+
+def check_values(values: Mapping[str, Any], declared: Mapping[str, Declared]) -> None:
+    """What a value cannot be told alone: its range, its pair, the actions it names. `values`
+    are the ones given; the rest take their declared defaults."""
+    bounds.check(values, {name: d.type for name, d in declared.items()})
+    check_threshold_pairs(values, declared)
+    from irkit.actions import catalogue
+
+    catalogue.check_parameters({**{n: d.default for n, d in declared.items()}, **values})
 
 
 def check_threshold_pairs(values: Mapping[str, Any], declared: Mapping[str, Declared]) -> None:

@@ -11,12 +11,12 @@ from typing import Any
 
 from jupyter_client.kernelspec import NoSuchKernel
 
-from irkit import parameters, reports, targets
+from irkit import bounds, parameters, reports, targets
 from irkit.errors import ConfigError
 from irkit.home import kit_home, notebook_path, reports_dir
 
 KERNEL = "python3"
-CELL_TIMEOUT_S = 300
+CELL_TIMEOUT_S = bounds.CELL_TIMEOUT_S
 # Modules a section's kernel imports while it starts, before its first cell: the health report's
 # starts loading the client libraries of every check then (a seventh of a second earlier).
 PRELOAD = {"health": "irkit.health"}
@@ -65,7 +65,7 @@ def plan(
         data = parameters.load_file(file)
         values.update(parameters.for_section(section, data, declared, known, str(file)))
     values.update(parameters.from_cli(section, pairs, declared))
-    parameters.check_threshold_pairs(values, declared_full)
+    parameters.check_values(values, declared_full)
     # Building the targets refuses passwords in URLs and malformed URLs, before papermill would
     # write them into the notebook.
     targets.check_all(values, declared)
@@ -91,9 +91,7 @@ def plan(
         wanted = folder / f"{reports.stamp()}-{section}.ipynb"
         exact = False
     else:
-        wanted = output if output.suffix == ".ipynb" else output.with_suffix(".ipynb")
-        if wanted.exists():
-            raise ConfigError(f"{wanted} already exists; irkit never overwrites a report")
+        wanted = exact_output(output)
         folder = wanted.parent
         exact = True
     try:
@@ -101,6 +99,34 @@ def plan(
     except OSError as exc:
         raise ConfigError(f"cannot create the report folder {folder}: {exc}") from None
     return Plan(section, notebook, values, wanted, exact)
+
+
+def exact_output(output: Path) -> Path:
+    """Where `--output` puts the notebook, refused before the run for every way the final
+    write would fail or overwrite: the run's probes would be spent and the record left hidden."""
+    if output.is_dir():
+        raise ConfigError(
+            f"--output {output} is a folder: give the notebook's file name in it, "
+            f"e.g. {output / 'run.ipynb'}"
+        )
+    wanted = output if output.suffix == ".ipynb" else output.with_suffix(".ipynb")
+    if wanted.is_symlink():
+        raise ConfigError(
+            f"--output {wanted} is a symbolic link; irkit writes reports only to "
+            "a new file: give another name"
+        )
+    if wanted.exists():
+        raise ConfigError(f"{wanted} already exists; irkit never overwrites a report")
+    folder = wanted.parent
+    if not folder.is_dir():
+        # A typo in a folder name would otherwise put the report where nobody looks for it.
+        raise ConfigError(
+            f"--output {wanted}: the folder {folder} does not exist; create it "
+            "first, or leave out --output to write into reports/runs/"
+        )
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ConfigError(f"--output {wanted}: cannot write in the folder {folder}")
+    return wanted
 
 
 def execute(

@@ -255,5 +255,5 @@ def _checked_parameters(section: str, namespace: MutableMapping[str, Any]) -> di
         # may carry other sections' keys, but not typos.
         values.update(parameters.for_section(section, extra, declared, known, "the parameters"))
     checked = {name: parameters.check_value(name, declared[name], v) for name, v in values.items()}
-    parameters.check_threshold_pairs(checked, known.get(section, {}))
+    parameters.check_values(checked, known.get(section, {}))
     return checked

@@ -177,8 +177,8 @@ def test_a_hung_check_is_cut_at_the_reports_deadline(tmp_path: Path) -> None:
 
 def test_two_runs_at_once_give_two_reports(tmp_path: Path, stack: Stack) -> None:
     # Each run's CPU sample sees the other run busy: on two cores that alone can read as a WARN,
-    # and this test is about the two reports, not about the machine.
-    calm = {**healthy(stack), "host_cpu_warn_pct": 101.0, "host_cpu_crit_pct": 101.0}
+    # and this test is about the two reports, not about the machine (percentages stop at 100).
+    calm = {**healthy(stack), "host_cpu_warn_pct": 100.0, "host_cpu_crit_pct": 100.0}
     path = params_file(tmp_path / "p", calm)
     env = {**os.environ, "IRKIT_REPORTS": str(tmp_path / "reports")}
     command = [sys.executable, "-m", "irkit", "health", "-f", str(path)]

@@ -18,6 +18,8 @@ from irkit.health.history import stamp_of
 
 _AGE = re.compile(r"^(?P<n>\d+(?:\.\d+)?)\s*(?P<unit>[mhdw])$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+# Longer would reach back before any report (and past what a date can hold).
+MAX_KEEP = timedelta(days=3650)
 
 
 def parse_age(text: str) -> timedelta:
@@ -25,10 +27,15 @@ def parse_age(text: str) -> timedelta:
     match = _AGE.match(text.strip().lower())
     try:
         if match and float(match["n"]) > 0:
-            return timedelta(**{_UNITS[match["unit"]]: float(match["n"])})
+            age = timedelta(**{_UNITS[match["unit"]]: float(match["n"])})
+            if age <= MAX_KEEP:
+                return age
     except OverflowError:
         pass
-    raise ConfigError(f"--keep {text!r}: give an age such as 30d (days), 12h, 2w or 90m")
+    raise ConfigError(
+        f"--keep {text!r}: give an age such as 30d (days), 12h, 2w or 90m, "
+        f"at most {MAX_KEEP.days}d (ten years)"
+    )
 
 
 def prune(folder: Path, keep: timedelta, now: datetime, spare: Collection[Path] = ()) -> list[Path]:

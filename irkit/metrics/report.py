@@ -34,8 +34,9 @@ def parse_month(text: str) -> str:
 
 def window(month: str, months: int) -> list[str]:
     """The `months` months ending with `month`, oldest first."""
-    if months < 1:
-        raise ConfigError(f"months must be at least 1, got {months}")
+    from irkit import bounds
+
+    bounds.count("months", "months", months)
     end = pd.Period(month, freq="M")
     return [str(end - i) for i in range(months - 1, -1, -1)]
 

@@ -31,6 +31,9 @@ from irkit.units import count
 
 # Read at most this much of the end of each file: a responder wants the last minutes, not a year.
 MAX_BYTES_PER_FILE = 16 * 1024 * 1024
+# And this much in all, shared by the files a glob matched, up to this many of them.
+MAX_BYTES_IN_ALL = 64 * 1024 * 1024
+MAX_FILES = 64
 _SAMPLE_CHARS = 240
 
 _TIMESTAMP = re.compile(
@@ -234,15 +237,22 @@ def _file_lines(patterns: Iterable[str]) -> tuple[list[list[str]], list[str], li
         if not matched:
             raise NotVisible(f"no log file matches {pattern}")
         paths.extend(p for p in matched if os.path.isfile(p))
+    paths = list(dict.fromkeys(paths))
+    if len(paths) > MAX_FILES:
+        raise NotVisible(
+            f"{len(paths)} log files match; name at most {MAX_FILES} (the current logs, not "
+            "their rotated copies)"
+        )
+    each = min(MAX_BYTES_PER_FILE, MAX_BYTES_IN_ALL // max(1, len(paths)))
     texts: list[list[str]] = []
     cut: list[str] = []
-    for path in dict.fromkeys(paths):
+    for path in paths:
         try:
             with open(path, "rb") as f:
                 size = f.seek(0, os.SEEK_END)
-                start = max(0, size - MAX_BYTES_PER_FILE)
+                start = max(0, size - each)
                 f.seek(start)
-                data = f.read()
+                data = f.read(each)  # a log written meanwhile grows no further here
         except OSError as exc:
             raise NotVisible(f"cannot read the log file {path}: {exc.strerror}") from None
         text = data.decode("utf-8", errors="replace").splitlines()
@@ -250,4 +260,4 @@ def _file_lines(patterns: Iterable[str]) -> tuple[list[list[str]], list[str], li
             cut.append(path)
             text = text[1:]  # the first line read is likely cut in half
         texts.append(text)
-    return texts, list(dict.fromkeys(paths)), cut
+    return texts, paths, cut

@@ -1,0 +1,86 @@
+"""Which actions exist, and the parameters that choose what they act on, checked with the other
+parameters before anything runs (`irkit.parameters.check_values`). An action refuses a bad value
+only when its turn comes, after every probe before it; a typo in `allow_actions` it never sees at
+all, and the mitigation stays a dry run without a word.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from irkit.errors import IrkitError, ParameterError
+
+# Every action the notebooks take, by the name `allow_actions` gives it (the deployment commands,
+# `command.<step>`, come from actions.commands.STEPS). A test holds each action's own name to it.
+NAMES = (
+    "postgres.terminate",
+    "postgres.cancel",
+    "redis.flushdb",
+    "redis.maxmemory",
+    "celery.purge",
+    "celery.pool_grow",
+    "celery.pool_shrink",
+    "celery.autoscale",
+    "disk.cleanup",
+    "disk.cleanup_logs",
+    "disk.cleanup_temp",
+)
+PG_KILL_MODES = ("cancel", "terminate")
+_PID = re.compile(r"\s*[1-9][0-9]{0,9}\s*")
+
+
+def known_names() -> list[str]:
+    from irkit.actions.commands import STEPS
+
+    return [*NAMES, *(f"command.{step}" for step in STEPS)]
+
+
+def check_parameters(values: Mapping[str, Any]) -> None:
+    """Refuse, before anything runs, the action parameters an action would only refuse when its
+    turn comes (after every probe before it), or never: an unknown name in `allow_actions`."""
+    names = known_names()
+    for name in values.get("allow_actions") or []:
+        if name not in names:
+            hint = _hint(str(name), names) or f"; the actions: {', '.join(names)}"
+            raise ParameterError(f"allow_actions names an unknown action {name!r}{hint}")
+    mode = str(values.get("pg_kill_mode", "terminate"))
+    if mode not in PG_KILL_MODES:
+        choices = ", ".join(PG_KILL_MODES)
+        hint = _hint(mode, PG_KILL_MODES)
+        raise ParameterError(f"pg_kill_mode {mode!r} is not one of: {choices}{hint}")
+    bad = [p for p in values.get("pg_kill_pids") or [] if not _PID.fullmatch(str(p))]
+    if bad:
+        raise ParameterError(
+            f"pg_kill_pids must be process ids (positive whole numbers), got {bad}"
+        )
+    if "pg_kill_older_than_s" in values and not values.get("pg_kill_pids"):
+        older = float(values["pg_kill_older_than_s"])
+        idle = float(values.get("pg_kill_idle_in_transaction_s") or 0)
+        if older <= 0 and idle <= 0:
+            raise ParameterError(
+                "pg_kill_older_than_s and pg_kill_idle_in_transaction_s are both 0: give one of "
+                "them, or pg_kill_pids, so the backends to end are chosen"
+            )
+    highest, lowest = values.get("celery_autoscale_max") or 0, values.get("celery_autoscale_min", 0)
+    if highest and not 0 <= lowest <= highest:
+        raise ParameterError(
+            f"celery_autoscale_min ({lowest}) must be between 0 and "
+            f"celery_autoscale_max ({highest})"
+        )
+    if str(values.get("redis_new_maxmemory") or "").strip():
+        from irkit.actions.redis import parse_size
+
+        try:
+            parse_size(str(values["redis_new_maxmemory"]))
+        except IrkitError as exc:
+            raise ParameterError(f"redis_new_maxmemory: {exc}") from None
+        except OverflowError:
+            raise ParameterError("redis_new_maxmemory is too large to be a size") from None
+
+
+def _hint(name: str, choices: Sequence[str]) -> str:
+    close = difflib.get_close_matches(name, choices, n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
