@@ -210,7 +210,7 @@ class Record:
 def read(path: Path) -> Record:
     try:
         nb = json.loads(safefiles.read_regular(path).decode("utf-8"))
-    except safefiles.NotRegularFile as exc:
+    except safefiles.NotRead as exc:
         return Record(path, complete=False, corrupt=True, error=f"not read: {exc}")
     except (OSError, ValueError) as exc:
         return Record(path, complete=False, corrupt=True, error=f"unreadable notebook: {exc}")

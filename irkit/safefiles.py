@@ -24,13 +24,28 @@ def write_new(path: Path, data: bytes) -> None:
         raise
 
 
-class NotRegularFile(OSError):
+# No notebook or journal the kit writes comes near this (a month's health report with its charts
+# is a few MB); a file over it was put there by something else, and reading it whole could
+# exhaust the memory of every command that reads the record.
+RECORD_LIMIT = 256 << 20
+
+
+class NotRead(OSError):
+    """A path in the record that the kit will not read; the message says why."""
+
+
+class NotRegularFile(NotRead):
     """A path in the record that is a symlink, a FIFO, a device or a folder: never read."""
 
 
-def read_regular(path: Path) -> bytes:
-    """The bytes of the regular file at `path`. A symlink is not followed and a FIFO or device is
-    not waited on (opening one without O_NONBLOCK would hang the reader until a writer came)."""
+class TooLarge(NotRead):
+    """A file in the record larger than any the kit writes."""
+
+
+def read_regular(path: Path, limit: int = RECORD_LIMIT) -> bytes:
+    """The bytes of the regular file at `path`, at most `limit` of them. A symlink is not
+    followed and a FIFO or device is not waited on (opening one without O_NONBLOCK would hang
+    the reader until a writer came)."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
@@ -41,7 +56,11 @@ def read_regular(path: Path) -> bytes:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
             raise NotRegularFile(f"{path.name} is not a regular file ({_kind(mode)})")
-        return file.read()
+        # Read one byte past the limit: a file that grows after the check is refused too.
+        data = file.read(limit + 1)
+        if len(data) > limit:
+            raise TooLarge(f"{path.name} is larger than {limit >> 20} MiB (not read)")
+        return data
 
 
 _KINDS = {

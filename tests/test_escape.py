@@ -207,7 +207,8 @@ def test_incident_show_and_list_print_each_value_on_its_own_line(tmp_path: Path)
     fields = {"title": forged, "root_cause": forged, "action_items": [{"action": forged}]}
     incident = load.Incident("X", tmp_path, fields=fields, timeline=[event])
     for shown in (summary.detail(incident), summary.table([incident])):
-        assert "\x1b" not in shown and "\x07" not in shown
+        assert "\x1b" not in shown
+        assert "\x07" not in shown
         # The forged line is part of the value's own line, never a line of the listing.
         assert not any(line.lstrip().startswith("status:") for line in shown.splitlines())
         assert "Login fails   status:            resolved[2J" in shown

@@ -18,7 +18,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from irkit import htmlcopy, reports
+from irkit import htmlcopy, reports, safefiles
 from irkit.errors import ConfigError
 from irkit.incident import load, postmortem, schema, store
 from irkit.incident.log import JOURNAL, _append_line
@@ -189,6 +189,22 @@ def test_a_fifo_in_an_incident_does_not_hang_show_list_or_the_analysis(tmp_path:
         assert done.returncode == 0, (args, done.stderr)
         assert named in done.stdout + done.stderr, args
     assert f"F1: {named}" in quality(tmp_path)
+
+
+def test_a_file_larger_than_any_record_is_named_not_read(tmp_path: Path) -> None:
+    folder = open_incident(tmp_path, "B1")
+    # Sparse: it takes no disk space, but reading it whole would take 300 MB of memory.
+    with (folder / "07-redis.ipynb").open("wb") as huge:
+        huge.truncate(300 << 20)
+    shown = irkit("incident", "show", "B1", reports=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    assert "07-redis.ipynb is larger than 256 MiB (not read)" in shown.stdout
+    assert any("larger than 256 MiB" in q for q in quality(tmp_path))
+    small = tmp_path / "small.json"
+    small.write_bytes(b"x" * 11)
+    with pytest.raises(safefiles.TooLarge):
+        safefiles.read_regular(small, limit=10)
+    assert safefiles.read_regular(small, limit=11) == b"x" * 11
 
 
 # --- item 13: what a killed run left ----------------------------------------------------------
