@@ -176,10 +176,7 @@ def test_a_hung_check_is_cut_at_the_reports_deadline(tmp_path: Path) -> None:
 
 
 def test_two_runs_at_once_give_two_reports(tmp_path: Path, stack: Stack) -> None:
-    # Each run's CPU sample sees the other run busy: on two cores that alone can read as a WARN,
-    # and this test is about the two reports, not about the machine (percentages stop at 100).
-    calm = {**healthy(stack), "host_cpu_warn_pct": 100.0, "host_cpu_crit_pct": 100.0}
-    path = params_file(tmp_path / "p", calm)
+    path = params_file(tmp_path / "p", healthy(stack))
     env = {**os.environ, "IRKIT_REPORTS": str(tmp_path / "reports")}
     command = [sys.executable, "-m", "irkit", "health", "-f", str(path)]
     runs = [subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE,
@@ -187,10 +184,16 @@ def test_two_runs_at_once_give_two_reports(tmp_path: Path, stack: Stack) -> None
     outputs = [r.communicate(timeout=120) for r in runs]
     said = "\n".join(f"run {i}: exit {r.returncode}\n{out}{err}" for i, (r, (out, err))
                      in enumerate(zip(runs, outputs, strict=True)))  # fmt: skip
-    assert [r.returncode for r in runs] == [0, 0], said
     found = written(tmp_path)
-    assert len(found) == 2
-    assert all(reports.read(p).complete for p in found)
+    assert len(found) == 2, said
+    records = [reports.read(p) for p in found]
+    assert all(r.complete for r in records), said
+    # Each run's CPU sample sees the other run busy: on two cores that alone can read as a WARN
+    # or CRIT, and this test is about the two reports, not about the machine. Anything else
+    # must be OK, and the exit codes must say what the reports say.
+    for record in records:
+        assert {r.probe for r in record.results if r.status is not Status.OK} <= {"host.cpu"}, said
+    assert sorted(r.returncode for r in runs) == sorted(r.status.value for r in records), said
     assert len({p.with_suffix(".html").name for p in found}) == 2
 
 
