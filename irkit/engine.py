@@ -13,11 +13,14 @@ import contextlib
 import os
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from jupyter_client.manager import AsyncKernelManager
+from papermill.clientwrap import PapermillNotebookClient
 from papermill.engines import NBClientEngine, NotebookExecutionManager, papermill_engines
+from papermill.log import logger
+from papermill.utils import merge_kwargs, remove_args
 from traitlets import default
 
 NAME = "irkit"
@@ -93,6 +96,49 @@ class Engine(NBClientEngine):  # type: ignore[misc]
             nb_man.notebook_complete()
         return nb_man.nb
 
+    @classmethod
+    def execute_managed_notebook(
+        cls,
+        nb_man: Any,
+        kernel_name: str,
+        log_output: bool = False,
+        stdout_file: Any = None,
+        stderr_file: Any = None,
+        start_timeout: int = 60,
+        execution_timeout: int | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        # papermill's NBClientEngine.execute_managed_notebook, with the client below.
+        kwargs = remove_args(["input_path"], **kwargs)
+        safe_kwargs = remove_args(["timeout", "startup_timeout"], **kwargs)
+        final_kwargs = merge_kwargs(
+            safe_kwargs,
+            timeout=execution_timeout if execution_timeout else kwargs.get("timeout"),
+            startup_timeout=start_timeout,
+            kernel_name=kernel_name,
+            log=logger,
+            log_output=log_output,
+            stdout_file=stdout_file,
+            stderr_file=stderr_file,
+        )
+        return _Client(nb_man, **final_kwargs).execute()
+
+
+class _Client(PapermillNotebookClient):  # type: ignore[misc]
+    @contextlib.contextmanager
+    def setup_kernel(self, **kwargs: Any) -> Iterator[None]:
+        with super().setup_kernel(**kwargs):
+            try:
+                yield
+            except BaseException:
+                # The run was stopped (SIGTERM, Ctrl-C), a cell outran its timeout or the kernel
+                # died: a cell may still be running. Asked to shut down, the kernel closes its
+                # sockets under that cell as it sends its reply, and logs the failure on the
+                # run's stderr (20 lines of zmq traceback). What the cell did is already in the
+                # record here, and nothing it says now would reach it: stop the kernel at once.
+                self.shutdown_kernel = "immediate"
+                raise
+
 
 class KernelManager(AsyncKernelManager):
     """The kernel talks to the run over Unix sockets in a folder of its own, not loopback TCP.
@@ -120,6 +166,16 @@ class KernelManager(AsyncKernelManager):
         # kernel gets SIGTERM after 1 s and SIGKILL after 2 s, not after jupyter_client's 2.5 s
         # and 5 s.
         return 2.0
+
+    async def _async_interrupt_kernel(self) -> None:
+        # jupyter_client interrupts a kernel before asking it to shut down, to stop a running
+        # cell. A run that ended normally has none: the interrupt then lands in whatever the
+        # kernel does last (answering papermill's closing kernel_info request, about one run in
+        # three) and it logs "KeyboardInterrupt caught in kernel." on the run's stderr. A run cut
+        # short does not wait for its cell either (Engine's client stops that kernel at once).
+        if self.shutting_down:
+            return
+        await super()._async_interrupt_kernel()
 
     async def _async_finish_shutdown(
         self, waittime: float | None = None, pollinterval: float = 0.1, restart: bool = False
