@@ -23,6 +23,9 @@ from papermill.log import logger
 from papermill.utils import merge_kwargs, remove_args
 from traitlets import default
 
+from irkit import interrupt
+from irkit.secrets import redact
+
 NAME = "irkit"
 # A notebook of many quick cells is written at most this often while it runs; the end of the run
 # (normal, raised, interrupted or stopped by SIGTERM) always writes everything.
@@ -32,7 +35,11 @@ WRITE_EVERY_S = 0.5
 class _Manager(NotebookExecutionManager):  # type: ignore[misc]
     output_path: str | None
 
+    # The cell last started: where a run cut short stopped.
+    _started: int | None = None
+
     def cell_start(self, cell: Any, cell_index: Any = None, **kwargs: Any) -> None:
+        self._started = cell_index
         self._without_writing(super().cell_start, cell, cell_index, **kwargs)
 
     _last_write = 0.0
@@ -44,6 +51,21 @@ class _Manager(NotebookExecutionManager):  # type: ignore[misc]
             self._last_write = time.monotonic()
         else:
             self._without_writing(super().cell_complete, cell, cell_index, **kwargs)
+
+    def stopped(self, ename: str, evalue: str) -> None:
+        """Mark the cell the run stopped in as failed, with why as its error: papermill would mark
+        it and every cell after it completed, and the record would read as a whole run."""
+        if self._started is None:
+            return
+        cell = self.nb.cells[self._started]
+        self.cell_exception(cell, cell_index=self._started)
+        if cell.get("cell_type") == "code":
+            from nbformat.v4 import new_output
+
+            error = new_output(
+                "error", ename=ename, evalue=evalue, traceback=[f"{ename}: {evalue}"]
+            )
+            cell.outputs.append(error)
 
     def save(self, **kwargs: Any) -> None:
         # Written beside, then renamed over: a run killed mid-write (SIGKILL) still leaves a
@@ -94,6 +116,10 @@ class Engine(NBClientEngine):  # type: ignore[misc]
         finally:
             nb_man.cleanup_pbar()
             nb_man.notebook_complete()
+            if interrupt.requested():
+                # Cancelled by SIGTERM or Ctrl-C (nbclient reads a cancelled cell as a dead
+                # kernel): now that the record is complete, say what happened.
+                raise KeyboardInterrupt
         return nb_man.nb
 
     @classmethod
@@ -125,19 +151,50 @@ class Engine(NBClientEngine):  # type: ignore[misc]
 
 
 class _Client(PapermillNotebookClient):  # type: ignore[misc]
+    km: Any
+    nb_man: _Manager
+
+    def papermill_execute_cells(self) -> None:
+        try:
+            super().papermill_execute_cells()
+        except BaseException as exc:
+            signame = interrupt.requested()
+            if signame or isinstance(exc, KeyboardInterrupt):
+                why = f"stopped by {signame or 'an interrupt'} while this cell ran"
+                self.nb_man.stopped("KeyboardInterrupt", why)
+            else:  # the kernel died, or the cell outran its timeout
+                text = str(exc).strip()
+                self.nb_man.stopped(
+                    type(exc).__name__, redact(text.splitlines()[0] if text else "")
+                )
+            raise
+
     @contextlib.contextmanager
     def setup_kernel(self, **kwargs: Any) -> Iterator[None]:
-        with super().setup_kernel(**kwargs):
-            try:
-                yield
-            except BaseException:
-                # The run was stopped (SIGTERM, Ctrl-C), a cell outran its timeout or the kernel
-                # died: a cell may still be running. Asked to shut down, the kernel closes its
-                # sockets under that cell as it sends its reply, and logs the failure on the
-                # run's stderr (20 lines of zmq traceback). What the cell did is already in the
-                # record here, and nothing it says now would reach it: stop the kernel at once.
+        if self.km is None:
+            self.km = self.create_kernel_manager()
+        km = self.km
+        try:
+            with super().setup_kernel(**kwargs):
+                try:
+                    yield
+                except BaseException:
+                    # The run was stopped, a cell outran its timeout or the kernel died: a cell
+                    # may still be running. Asked to shut down, the kernel closes its sockets
+                    # under that cell as it sends its reply, and logs the failure on the run's
+                    # stderr (20 lines of zmq traceback). What the cell did is in the record
+                    # already, and nothing it says now would reach it: stop it at once.
+                    self.shutdown_kernel = "immediate"
+                    raise
+        except BaseException:
+            if km.has_kernel:
+                # Stopped while the kernel started or shut down: nbclient stops it after an
+                # Exception only, and a cancelled start left it running for seconds, its
+                # connection file (with the key to its sockets) in the temp dir.
+                self.km = km
                 self.shutdown_kernel = "immediate"
-                raise
+                self._cleanup_kernel()
+            raise
 
 
 class KernelManager(AsyncKernelManager):
