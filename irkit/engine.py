@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from jupyter_client.manager import AsyncKernelManager
+from nbformat.v4 import new_output
 from papermill.clientwrap import PapermillNotebookClient
 from papermill.engines import NBClientEngine, NotebookExecutionManager, papermill_engines
 from papermill.log import logger
@@ -52,20 +53,29 @@ class _Manager(NotebookExecutionManager):  # type: ignore[misc]
         else:
             self._without_writing(super().cell_complete, cell, cell_index, **kwargs)
 
-    def stopped(self, ename: str, evalue: str) -> None:
+    # Set once papermill's pass over the cells ended by itself (every cell ran, or one raised and
+    # it stopped there): a run stopped later, as its kernel shut down, loses nothing.
+    cells_finished = False
+
+    def stopped(self, exc: BaseException) -> None:
         """Mark the cell the run stopped in as failed, with why as its error: papermill would mark
         it and every cell after it completed, and the record would read as a whole run."""
-        if self._started is None:
+        if self.cells_finished:
             return
-        cell = self.nb.cells[self._started]
-        self.cell_exception(cell, cell_index=self._started)
-        if cell.get("cell_type") == "code":
-            from nbformat.v4 import new_output
-
-            error = new_output(
-                "error", ename=ename, evalue=evalue, traceback=[f"{ename}: {evalue}"]
-            )
-            cell.outputs.append(error)
+        cells = self.nb.cells
+        first = self._started or 0
+        index = next((i for i in range(first, len(cells)) if cells[i].cell_type == "code"), None)
+        if index is None:
+            return
+        where = "while this cell ran" if index == self._started else "before this cell ran"
+        signame = interrupt.requested()
+        if signame or isinstance(exc, KeyboardInterrupt):
+            ename, evalue = "KeyboardInterrupt", f"stopped by {signame or 'an interrupt'} {where}"
+        else:  # the kernel died or did not start, or the cell outran its timeout
+            ename, evalue = type(exc).__name__, redact((str(exc).strip().splitlines() or [""])[0])
+        self.cell_exception(cells[index], cell_index=index)
+        error = new_output("error", ename=ename, evalue=evalue, traceback=[f"{ename}: {evalue}"])
+        cells[index].outputs.append(error)
 
     def save(self, **kwargs: Any) -> None:
         # Written beside, then renamed over: a run killed mid-write (SIGKILL) still leaves a
@@ -113,6 +123,9 @@ class Engine(NBClientEngine):  # type: ignore[misc]
         nb_man.notebook_start()
         try:
             cls.execute_managed_notebook(nb_man, kernel_name, log_output=log_output, **kwargs)
+        except BaseException as exc:
+            nb_man.stopped(exc)
+            raise
         finally:
             nb_man.cleanup_pbar()
             nb_man.notebook_complete()
@@ -155,19 +168,8 @@ class _Client(PapermillNotebookClient):  # type: ignore[misc]
     nb_man: _Manager
 
     def papermill_execute_cells(self) -> None:
-        try:
-            super().papermill_execute_cells()
-        except BaseException as exc:
-            signame = interrupt.requested()
-            if signame or isinstance(exc, KeyboardInterrupt):
-                why = f"stopped by {signame or 'an interrupt'} while this cell ran"
-                self.nb_man.stopped("KeyboardInterrupt", why)
-            else:  # the kernel died, or the cell outran its timeout
-                text = str(exc).strip()
-                self.nb_man.stopped(
-                    type(exc).__name__, redact(text.splitlines()[0] if text else "")
-                )
-            raise
+        super().papermill_execute_cells()
+        self.nb_man.cells_finished = True
 
     @contextlib.contextmanager
     def setup_kernel(self, **kwargs: Any) -> Iterator[None]:
