@@ -6,7 +6,7 @@ event loop drives the kernel, a KeyboardInterrupt raised from the signal handler
 asyncio's and zmq's own code: the run then ended as `InvalidStateError` instead of interrupted, or
 left its kernel running with its connection file behind. There the signal cancels the loop's
 tasks instead, the run stops its kernel, and `irkit.engine` raises the KeyboardInterrupt once the
-record is complete.
+record is complete. Further signals wait for that: it takes a few seconds at most.
 """
 
 from __future__ import annotations
@@ -30,6 +30,10 @@ def requested() -> str | None:
 
 def _stop(signum: int, frame: FrameType | None) -> None:
     global _requested
+    if _requested:
+        # A stop is under way: the kernel is being stopped and the record written. A second
+        # Ctrl-C would break that off and leave the kernel's connection file behind.
+        return
     _requested = signal.Signals(signum).name
     try:
         loop = asyncio.get_running_loop()

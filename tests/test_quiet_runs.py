@@ -97,10 +97,16 @@ def silent_server() -> Iterator[tuple[int, threading.Event]]:
 
 
 def stopped_cleanly(
-    run: subprocess.Popen[str], temp: Path, sig: signal.Signals = signal.SIGTERM
+    run: subprocess.Popen[str], temp: Path, sig: signal.Signals = signal.SIGTERM, times: int = 1
 ) -> str:
     began = time.monotonic()
+    kernel = kernels_using(temp)
     run.send_signal(sig)
+    if times > 1:
+        # A second Ctrl-C while the first one's stop is under way: the kernel is gone, the run
+        # is cleaning up after it and writing the record.
+        wait_for(lambda: not any(k.is_running() for k in kernel), "the kernel stopped")
+        run.send_signal(sig)
     out, err = run.communicate(timeout=60)
     assert err == INTERRUPTED, err
     assert run.returncode == INTERRUPTED_EXIT, out + err
@@ -115,15 +121,19 @@ def the_record(folder: Path) -> reports.Record:
     return reports.read(path)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "ctrl-c"])
+@pytest.mark.parametrize(
+    ("sig", "times"),
+    [(signal.SIGTERM, 1), (signal.SIGINT, 1), (signal.SIGINT, 2)],
+    ids=["sigterm", "ctrl-c", "ctrl-c-twice"],
+)
 def test_a_stop_mid_cell_prints_one_line(
-    tmp_path: Path, silent_server: tuple[int, threading.Event], sig: signal.Signals
+    tmp_path: Path, silent_server: tuple[int, threading.Event], sig: signal.Signals, times: int
 ) -> None:
     port, connected = silent_server
     run, temp = start(tmp_path, "run", "run", "redis", "-p", f"redis_url=redis://127.0.0.1:{port}/1",
                       "-p", "redis_socket_timeout_s=30")  # fmt: skip
     wait_for(connected.is_set, "the redis probe connected")
-    stopped_cleanly(run, temp, sig)
+    stopped_cleanly(run, temp, sig, times)
     record = the_record(tmp_path / "reports-run")
     assert not record.complete
     assert f"stopped by {sig.name} while this cell ran" in record.error
