@@ -3,8 +3,14 @@
 papermill writes the whole output notebook at the start and at the end of every cell, markdown
 cells included; on a short notebook those writes are a fifth of the run. Here the record is written
 when a code cell completes (at most every half second), and at the start and end of the run: a run
-whose kernel dies mid-cell keeps every output before it, and its unfinished cells stay marked
-pending (`irkit.reports.read` reads that as incomplete).
+whose kernel dies mid-cell keeps every output before it, and the cell it stopped in says why
+(`irkit.reports.read` reads that as incomplete).
+
+A run prints nothing of its kernel's: once the record is in this process, the kernel is stopped at
+once (SIGKILL to its process group), not asked to shut down. Asked, ipykernel 7 closes its
+sockets while its threads still use them: a zmq traceback or a libzmq assertion on stderr now and
+then (ipykernel#1518), or a control thread that never exits (positron#7142); and jupyter_client
+interrupts it first, which it logs as "KeyboardInterrupt caught in kernel." about one run in three.
 """
 
 from __future__ import annotations
@@ -159,6 +165,7 @@ class Engine(NBClientEngine):  # type: ignore[misc]
             log_output=log_output,
             stdout_file=stdout_file,
             stderr_file=stderr_file,
+            shutdown_kernel="immediate",  # see the module's docstring
         )
         return _Client(nb_man, **final_kwargs).execute()
 
@@ -178,23 +185,13 @@ class _Client(PapermillNotebookClient):  # type: ignore[misc]
         km = self.km
         try:
             with super().setup_kernel(**kwargs):
-                try:
-                    yield
-                except BaseException:
-                    # The run was stopped, a cell outran its timeout or the kernel died: a cell
-                    # may still be running. Asked to shut down, the kernel closes its sockets
-                    # under that cell as it sends its reply, and logs the failure on the run's
-                    # stderr (20 lines of zmq traceback). What the cell did is in the record
-                    # already, and nothing it says now would reach it: stop it at once.
-                    self.shutdown_kernel = "immediate"
-                    raise
+                yield
         except BaseException:
             if km.has_kernel:
-                # Stopped while the kernel started or shut down: nbclient stops it after an
-                # Exception only, and a cancelled start left it running for seconds, its
+                # Stopped while the kernel started (or was being stopped): nbclient stops it after
+                # an Exception only, and a cancelled start left it running for seconds, its
                 # connection file (with the key to its sockets) in the temp dir.
                 self.km = km
-                self.shutdown_kernel = "immediate"
                 self._cleanup_kernel()
             raise
 
@@ -217,30 +214,18 @@ class KernelManager(AsyncKernelManager):
             return str(super()._ip_default())
         return os.path.join(tempfile.mkdtemp(prefix="irkit-kernel-", dir=_socket_parent()), "k")
 
-    @default("shutdown_wait_time")
-    def _shutdown_wait_time_default(self) -> float:
-        # The record is in this process's memory before the kernel is asked to stop, and written
-        # whatever the kernel does then. ipykernel's control thread can hang in shutdown, waiting
-        # on an output thread already stopped (positron#7142; here about one run in ten): such a
-        # kernel gets SIGTERM after 1 s and SIGKILL after 2 s, not after jupyter_client's 2.5 s
-        # and 5 s.
-        return 2.0
-
     async def _async_interrupt_kernel(self) -> None:
-        # jupyter_client interrupts a kernel before asking it to shut down, to stop a running
-        # cell. A run that ended normally has none: the interrupt then lands in whatever the
-        # kernel does last (answering papermill's closing kernel_info request, about one run in
-        # three) and it logs "KeyboardInterrupt caught in kernel." on the run's stderr. A run cut
-        # short does not wait for its cell either (Engine's client stops that kernel at once).
+        # jupyter_client interrupts a kernel before it stops it, even at once, to stop a running
+        # cell: there is none to stop once the record is in, and the interrupt lands in whatever
+        # the kernel does then (see the module's docstring).
         if self.shutting_down:
             return
         await super()._async_interrupt_kernel()
 
-    async def _async_finish_shutdown(
-        self, waittime: float | None = None, pollinterval: float = 0.1, restart: bool = False
-    ) -> None:
-        # A kernel exits in 0.1-0.3 s; looking every 0.1 s wasted half a look on every run.
-        await super()._async_finish_shutdown(waittime, min(pollinterval, 0.02), restart)
+    async def _async_wait(self, pollinterval: float = 0.1) -> None:
+        # A killed kernel is gone within milliseconds; looking every 0.1 s added most of a look
+        # to every run.
+        await super()._async_wait(min(pollinterval, 0.01))
 
     async def _async_cleanup_resources(self, restart: bool = False) -> None:
         await super()._async_cleanup_resources(restart=restart)

@@ -6,7 +6,7 @@ event loop drives the kernel, a KeyboardInterrupt raised from the signal handler
 asyncio's and zmq's own code: the run then ended as `InvalidStateError` instead of interrupted, or
 left its kernel running with its connection file behind. There the signal cancels the loop's
 tasks instead, the run stops its kernel, and `irkit.engine` raises the KeyboardInterrupt once the
-record is complete. Further signals wait for that: it takes a few seconds at most.
+record is complete. Further signals are ignored meanwhile: a few seconds at most.
 """
 
 from __future__ import annotations
@@ -30,11 +30,12 @@ def requested() -> str | None:
 
 def _stop(signum: int, frame: FrameType | None) -> None:
     global _requested
-    if _requested:
-        # A stop is under way: the kernel is being stopped and the record written. A second
-        # Ctrl-C would break that off and leave the kernel's connection file behind.
-        return
     _requested = signal.Signals(signum).name
+    # The stop is under way: the kernel is being stopped and the record written, which a second
+    # Ctrl-C would break off. Ignored rather than caught, it is ignored also as Python exits,
+    # when it would otherwise kill the process.
+    for other in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(other, signal.SIG_IGN)
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:
