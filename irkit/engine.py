@@ -16,6 +16,7 @@ interrupts it first, which it logs as "KeyboardInterrupt caught in kernel." abou
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import tempfile
 import time
@@ -26,7 +27,6 @@ from jupyter_client.manager import AsyncKernelManager
 from nbformat.v4 import new_output
 from papermill.clientwrap import PapermillNotebookClient
 from papermill.engines import NBClientEngine, NotebookExecutionManager, papermill_engines
-from papermill.log import logger
 from papermill.utils import merge_kwargs, remove_args
 from traitlets import default
 
@@ -37,6 +37,11 @@ NAME = "irkit"
 # A notebook of many quick cells is written at most this often while it runs; the end of the run
 # (normal, raised, interrupted or stopped by SIGTERM) always writes everything.
 WRITE_EVERY_S = 0.5
+# nbclient's log: what it says there (a dead kernel, a cell past its timeout, a kernel that did not
+# start) is raised as well, and the run reports it in one line; on stderr it was a second one.
+# Records still reach handlers an application configures.
+_CLIENT_LOG = logging.getLogger("irkit.engine.client")
+_CLIENT_LOG.addHandler(logging.NullHandler())
 
 
 class _Manager(NotebookExecutionManager):  # type: ignore[misc]
@@ -161,7 +166,7 @@ class Engine(NBClientEngine):  # type: ignore[misc]
             timeout=execution_timeout if execution_timeout else kwargs.get("timeout"),
             startup_timeout=start_timeout,
             kernel_name=kernel_name,
-            log=logger,
+            log=_CLIENT_LOG,
             log_output=log_output,
             stdout_file=stdout_file,
             stderr_file=stderr_file,
@@ -233,6 +238,10 @@ class KernelManager(AsyncKernelManager):
             # Not empty or gone: a stray socket folder in the temp dir harms nothing.
             with contextlib.suppress(OSError):
                 os.rmdir(os.path.dirname(self.ip))
+
+    # nbclient calls this one itself after a kernel died on its own; jupyter_client binds it to
+    # its own method, which left the socket folder behind.
+    cleanup_resources = _async_cleanup_resources
 
 
 # A Unix socket's path has room for 107 bytes; the kernel's are "<folder>/k-<port>".

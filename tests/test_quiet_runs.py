@@ -15,8 +15,10 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import nbformat
 import psutil
 import pytest
+from nbformat.v4 import new_code_cell, new_notebook
 
 from irkit import reports
 from irkit.result import Status
@@ -28,12 +30,18 @@ INTERRUPTED = "irkit: interrupted\n"
 INTERRUPTED_EXIT = 130
 
 
-def start(tmp_path: Path, name: str, *args: str) -> tuple[subprocess.Popen[str], Path]:
+def start(
+    tmp_path: Path, name: str, *args: str, kit: Path | None = None
+) -> tuple[subprocess.Popen[str], Path]:
     temp = tmp_path / f"tmp-{name}"
     temp.mkdir()
     env = {**os.environ, "IRKIT_REPORTS": str(tmp_path / f"reports-{name}"), "TMPDIR": str(temp)}
-    run = subprocess.Popen([sys.executable, "-m", "irkit", *args], cwd=ROOT, env=env,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    if kit is not None:
+        env["IRKIT_HOME"] = str(kit)
+    command = [sys.executable, "-m", "irkit", *args]
+    run = subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     return run, temp
 
 
@@ -130,8 +138,8 @@ def test_a_stop_mid_cell_prints_one_line(
     tmp_path: Path, silent_server: tuple[int, threading.Event], sig: signal.Signals, times: int
 ) -> None:
     port, connected = silent_server
-    run, temp = start(tmp_path, "run", "run", "redis", "-p", f"redis_url=redis://127.0.0.1:{port}/1",
-                      "-p", "redis_socket_timeout_s=30")  # fmt: skip
+    url = f"redis_url=redis://127.0.0.1:{port}/1"
+    run, temp = start(tmp_path, "run", "run", "redis", "-p", url, "-p", "redis_socket_timeout_s=30")
     wait_for(connected.is_set, "the redis probe connected")
     stopped_cleanly(run, temp, sig, times)
     record = the_record(tmp_path / "reports-run")
@@ -144,8 +152,9 @@ def test_sigterm_mid_health_report_prints_one_line(
     tmp_path: Path, silent_server: tuple[int, threading.Event]
 ) -> None:
     port, connected = silent_server
-    run, temp = start(tmp_path, "health", "health", "-p", f"web_url=http://127.0.0.1:{port}",
-                      "-p", "web_timeout_s=30", "-p", f"disk_paths={[str(tmp_path)]}")  # fmt: skip
+    web = ["-p", f"web_url=http://127.0.0.1:{port}", "-p", "web_timeout_s=30"]
+    disk = ["-p", f"disk_paths={[str(tmp_path)]}"]
+    run, temp = start(tmp_path, "health", "health", *web, *disk)
     wait_for(connected.is_set, "the web check connected")
     stopped_cleanly(run, temp)
     record = the_record(tmp_path / "reports-health")
@@ -161,3 +170,21 @@ def test_sigterm_while_the_kernel_starts_leaves_no_kernel(tmp_path: Path, stack:
     record = the_record(tmp_path / "reports-start")
     assert not record.complete  # papermill would have marked every cell completed
     assert "stopped by SIGTERM before this cell ran" in record.error
+
+
+def test_a_kernel_that_dies_is_reported_in_one_line(tmp_path: Path) -> None:
+    # nbclient also logged it ("Kernel died while waiting for execute reply."): a second line.
+    kit = tmp_path / "kit"
+    (kit / "notebooks").mkdir(parents=True)
+    sources = ["seconds: float = 1.0  # how long", "import os\nos._exit(1)", "done = 1"]
+    nb = new_notebook(cells=[new_code_cell(source) for source in sources])
+    nb.cells[0].metadata["tags"] = ["parameters"]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
+    nbformat.write(nb, kit / "notebooks" / "dies.ipynb")
+    run, temp = start(tmp_path, "dies", "run", "dies", kit=kit)
+    _, err = run.communicate(timeout=120)
+    assert err == "irkit: the notebook did not run to the end (DeadKernelError: Kernel died)\n"
+    assert run.returncode == 3
+    assert list(temp.iterdir()) == []
+    record = the_record(tmp_path / "reports-dies")
+    assert record.error == "DeadKernelError: Kernel died"  # in the cell it stopped in

@@ -145,7 +145,12 @@ def test_every_shape_kombu_leaves_is_found_under_any_key_prefix(
     db.zadd("app:unacked_index", {"tag": 1.0})
     db.lpush(f"other{SEP}9", "x")  # a priority sub-queue
     found = " / ".join(broker_keys(target, QUEUE_DB, ["celery"]))
-    for shown in ["app:_kombu.binding.mail", "app:mail (a queue kombu's bindings route to)",
-                  "app:unacked (kombu's unacked tasks)", "app:unacked_index (kombu's unacked",
-                  "other\\x06\\x169 (a priority sub-queue)"]:  # fmt: skip
-        assert shown in found, found
+    shown = [
+        "app:_kombu.binding.mail",
+        "app:mail (a queue kombu's bindings route to)",
+        "app:unacked (kombu's unacked tasks)",
+        "app:unacked_index (kombu's unacked",
+        "other\\x06\\x169 (a priority sub-queue)",
+    ]
+    for each in shown:
+        assert each in found, found

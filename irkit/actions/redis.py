@@ -79,8 +79,8 @@ def broker_keys(target: RedisTarget, db: int, queues: Sequence[str]) -> list[str
     priority sub-queue's name, a queue a binding routes to, or kombu messages inside), kombu's
     bindings and its unacked bookkeeping, under any key prefix (kombu's global_keyprefix)."""
     with session(target, db) as r:
-        found = [f"{_shown(k)} (a queue in celery_queues)" for q in queues
-                 for k in priority_keys(q) if r.exists(k)]  # fmt: skip
+        named = [k for q in queues for k in priority_keys(q) if r.exists(k)]
+        found = [f"{_shown(k)} (a queue in celery_queues)" for k in named]
         with _bytes_client(r) as raw:
             found += _kombu_keys(raw, limit=_ENOUGH - len(found))
     return found
