@@ -5,14 +5,13 @@ from __future__ import annotations
 import argparse
 import functools
 import os
-import signal
 import sys
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from irkit import __version__
+from irkit import __version__, interrupt
 from irkit.errors import IrkitError
 from irkit.result import Status
 from irkit.secrets import redact
@@ -26,9 +25,8 @@ USER_ERROR = Status.UNKNOWN.exit_code
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    # A scheduler stops a run with SIGTERM: unwind like Ctrl-C, so the record written so far is
-    # kept under its name.
-    signal.signal(signal.SIGTERM, _terminated)
+    # A scheduler stops a run with SIGTERM: it unwinds like Ctrl-C, keeping the record so far.
+    interrupt.install()
     try:
         code: int = args.handler(args)
         return code
@@ -56,10 +54,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return USER_ERROR
-
-
-def _terminated(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -3,30 +3,46 @@
 papermill writes the whole output notebook at the start and at the end of every cell, markdown
 cells included; on a short notebook those writes are a fifth of the run. Here the record is written
 when a code cell completes (at most every half second), and at the start and end of the run: a run
-whose kernel dies mid-cell keeps every output before it, and its unfinished cells stay marked
-pending (`irkit.reports.read` reads that as incomplete).
+whose kernel dies mid-cell keeps every output before it, and the cell it stopped in says why
+(`irkit.reports.read` reads that as incomplete).
+
+A run prints nothing of its kernel's: once the record is in this process, the kernel is stopped at
+once (SIGKILL to its process group), not asked to shut down. Asked, ipykernel 7 closes its
+sockets while its threads still use them: a zmq traceback or a libzmq assertion on stderr now and
+then (ipykernel#1518), or a control thread that never exits (positron#7142); and jupyter_client
+interrupts it first, which it logs as "KeyboardInterrupt caught in kernel." about one run in three.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from jupyter_client.manager import AsyncKernelManager
+from nbformat.v4 import new_output
+from papermill.clientwrap import PapermillNotebookClient
 from papermill.engines import NBClientEngine, NotebookExecutionManager, papermill_engines
+from papermill.utils import merge_kwargs, remove_args
 from traitlets import default
 
-from irkit import safefiles
+from irkit import interrupt, safefiles
+from irkit.secrets import redact
 
 NAME = "irkit"
 # A notebook of many quick cells is written at most this often while it runs; the end of the run
 # (normal, raised, interrupted or stopped by SIGTERM) always writes everything.
 WRITE_EVERY_S = 0.5
+# nbclient's log: what it says there (a dead kernel, a cell past its timeout, a kernel that did not
+# start) is raised as well, and the run reports it in one line; on stderr it was a second one.
+# Records still reach handlers an application configures.
+_CLIENT_LOG = logging.getLogger("irkit.engine.client")
+_CLIENT_LOG.addHandler(logging.NullHandler())
 
 
 class _Manager(NotebookExecutionManager):  # type: ignore[misc]
@@ -34,7 +50,11 @@ class _Manager(NotebookExecutionManager):  # type: ignore[misc]
     # Why the last save failed (a full or read-only disk); None once a save succeeds.
     unsaved: OSError | None = None
 
+    # The cell last started: where a run cut short stopped.
+    _started: int | None = None
+
     def cell_start(self, cell: Any, cell_index: Any = None, **kwargs: Any) -> None:
+        self._started = cell_index
         self._without_writing(super().cell_start, cell, cell_index, **kwargs)
 
     _last_write = 0.0
@@ -46,6 +66,30 @@ class _Manager(NotebookExecutionManager):  # type: ignore[misc]
             self._last_write = time.monotonic()
         else:
             self._without_writing(super().cell_complete, cell, cell_index, **kwargs)
+
+    # Set once papermill's pass over the cells ended by itself (every cell ran, or one raised and
+    # it stopped there): a run stopped later, as its kernel shut down, loses nothing.
+    cells_finished = False
+
+    def stopped(self, exc: BaseException) -> None:
+        """Mark the cell the run stopped in as failed, with why as its error: papermill would mark
+        it and every cell after it completed, and the record would read as a whole run."""
+        if self.cells_finished:
+            return
+        cells = self.nb.cells
+        first = self._started or 0
+        index = next((i for i in range(first, len(cells)) if cells[i].cell_type == "code"), None)
+        if index is None:
+            return
+        where = "while this cell ran" if index == self._started else "before this cell ran"
+        signame = interrupt.requested()
+        if signame or isinstance(exc, KeyboardInterrupt):
+            ename, evalue = "KeyboardInterrupt", f"stopped by {signame or 'an interrupt'} {where}"
+        else:  # the kernel died or did not start, or the cell outran its timeout
+            ename, evalue = type(exc).__name__, redact((str(exc).strip().splitlines() or [""])[0])
+        self.cell_exception(cells[index], cell_index=index)
+        error = new_output("error", ename=ename, evalue=evalue, traceback=[f"{ename}: {evalue}"])
+        cells[index].outputs.append(error)
 
     def save(self, **kwargs: Any) -> None:
         # Written beside, then renamed over: a run killed mid-write (SIGKILL) still leaves a
@@ -109,10 +153,71 @@ class Engine(NBClientEngine):  # type: ignore[misc]
         nb_man.notebook_start()
         try:
             cls.execute_managed_notebook(nb_man, kernel_name, log_output=log_output, **kwargs)
+        except BaseException as exc:
+            nb_man.stopped(exc)
+            raise
         finally:
             nb_man.cleanup_pbar()
             nb_man.notebook_complete()
+            if interrupt.requested():
+                # Cancelled by SIGTERM or Ctrl-C (nbclient reads a cancelled cell as a dead
+                # kernel): now that the record is complete, say what happened.
+                raise KeyboardInterrupt
         return nb_man.nb
+
+    @classmethod
+    def execute_managed_notebook(
+        cls,
+        nb_man: Any,
+        kernel_name: str,
+        log_output: bool = False,
+        stdout_file: Any = None,
+        stderr_file: Any = None,
+        start_timeout: int = 60,
+        execution_timeout: int | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        # papermill's NBClientEngine.execute_managed_notebook, with the client below.
+        kwargs = remove_args(["input_path"], **kwargs)
+        safe_kwargs = remove_args(["timeout", "startup_timeout"], **kwargs)
+        final_kwargs = merge_kwargs(
+            safe_kwargs,
+            timeout=execution_timeout if execution_timeout else kwargs.get("timeout"),
+            startup_timeout=start_timeout,
+            kernel_name=kernel_name,
+            log=_CLIENT_LOG,
+            log_output=log_output,
+            stdout_file=stdout_file,
+            stderr_file=stderr_file,
+            shutdown_kernel="immediate",  # see the module's docstring
+        )
+        return _Client(nb_man, **final_kwargs).execute()
+
+
+class _Client(PapermillNotebookClient):  # type: ignore[misc]
+    km: Any
+    nb_man: _Manager
+
+    def papermill_execute_cells(self) -> None:
+        super().papermill_execute_cells()
+        self.nb_man.cells_finished = True
+
+    @contextlib.contextmanager
+    def setup_kernel(self, **kwargs: Any) -> Iterator[None]:
+        if self.km is None:
+            self.km = self.create_kernel_manager()
+        km = self.km
+        try:
+            with super().setup_kernel(**kwargs):
+                yield
+        except BaseException:
+            if km.has_kernel:
+                # Stopped while the kernel started (or was being stopped): nbclient stops it after
+                # an Exception only, and a cancelled start left it running for seconds, its
+                # connection file (with the key to its sockets) in the temp dir.
+                self.km = km
+                self._cleanup_kernel()
+            raise
 
 
 class KernelManager(AsyncKernelManager):
@@ -133,20 +238,18 @@ class KernelManager(AsyncKernelManager):
             return str(super()._ip_default())
         return os.path.join(tempfile.mkdtemp(prefix="irkit-kernel-", dir=_socket_parent()), "k")
 
-    @default("shutdown_wait_time")
-    def _shutdown_wait_time_default(self) -> float:
-        # The record is in this process's memory before the kernel is asked to stop, and written
-        # whatever the kernel does then. ipykernel's control thread can hang in shutdown, waiting
-        # on an output thread already stopped (positron#7142; here about one run in ten): such a
-        # kernel gets SIGTERM after 1 s and SIGKILL after 2 s, not after jupyter_client's 2.5 s
-        # and 5 s.
-        return 2.0
+    async def _async_interrupt_kernel(self) -> None:
+        # jupyter_client interrupts a kernel before it stops it, even at once, to stop a running
+        # cell: there is none to stop once the record is in, and the interrupt lands in whatever
+        # the kernel does then (see the module's docstring).
+        if self.shutting_down:
+            return
+        await super()._async_interrupt_kernel()
 
-    async def _async_finish_shutdown(
-        self, waittime: float | None = None, pollinterval: float = 0.1, restart: bool = False
-    ) -> None:
-        # A kernel exits in 0.1-0.3 s; looking every 0.1 s wasted half a look on every run.
-        await super()._async_finish_shutdown(waittime, min(pollinterval, 0.02), restart)
+    async def _async_wait(self, pollinterval: float = 0.1) -> None:
+        # A killed kernel is gone within milliseconds; looking every 0.1 s added most of a look
+        # to every run.
+        await super()._async_wait(min(pollinterval, 0.01))
 
     async def _async_cleanup_resources(self, restart: bool = False) -> None:
         await super()._async_cleanup_resources(restart=restart)
@@ -154,6 +257,10 @@ class KernelManager(AsyncKernelManager):
             # Not empty or gone: a stray socket folder in the temp dir harms nothing.
             with contextlib.suppress(OSError):
                 os.rmdir(os.path.dirname(self.ip))
+
+    # nbclient calls this one itself after a kernel died on its own; jupyter_client binds it to
+    # its own method, which left the socket folder behind.
+    cleanup_resources = _async_cleanup_resources
 
 
 # A Unix socket's path has room for 107 bytes; the kernel's are "<folder>/k-<port>".

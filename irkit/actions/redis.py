@@ -1,21 +1,33 @@
 """Redis mitigations from runbook Scenario 4: clear the cache (`FLUSHDB`) and change
-`maxmemory`. A db that holds Celery queues or kombu's bindings is the broker: flushing it drops
-every waiting task and the routing, so it is refused unless `allow_broker` says otherwise."""
+`maxmemory`. The Celery broker's db, and any db that holds what kombu keeps for Celery (queue
+lists, their priority sub-queues, bindings, unacked bookkeeping), is refused unless
+`allow_broker` says otherwise: flushing it drops every waiting task and the routing."""
 
 from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import cast
+from urllib.parse import urlsplit
+
+import redis
+from kombu.transport.redis import Channel
 
 from irkit.actions.guard import Item, Outcome, Plan, act_on
-from irkit.errors import ConfigError
+from irkit.errors import ConfigError, NotVisible, ServiceError
 from irkit.probes.celery import priority_keys
-from irkit.probes.redis import KOMBU_BINDING, session
-from irkit.targets import RedisTarget
+from irkit.probes.redis import client, session
+from irkit.targets import CeleryTarget, RedisTarget
 from irkit.units import human_bytes
 
-_SCAN_CALLS = 200  # about 200,000 keys looked at for kombu's bindings
+# The parameter that lets a broker db be flushed, named in refusals.
+ALLOW_BROKER = "redis_allow_broker_flush"
+_SCAN_CALLS = 200  # about 200,000 keys looked at for kombu's keys
+_LISTS_LOOKED_INTO = 50  # lists whose newest element is read for a kombu message
+_ENOUGH = 10  # found this many: the verdict is clear, stop looking
+_SEP = Channel.sep.encode()  # kombu's separator: "<queue>\\x06\\x16<priority>", binding members
+_PRIORITY_QUEUE = re.compile(re.escape(_SEP) + rb"\d\Z")
 _SIZE = re.compile(r"(?i)\s*(\d+(?:\.\d+)?)\s*(b|kb|mb|gb|k|m|g)?\s*")
 _UNITS = {
     "": 1,
@@ -30,27 +42,121 @@ _UNITS = {
 
 
 def _db(target: RedisTarget) -> int:
-    with session(target) as r:
-        return int(r.connection_pool.connection_kwargs.get("db", 0))
+    return _address(target)[3]
+
+
+def _address(target: RedisTarget) -> tuple[object, object, object, int]:
+    """Host, port, socket path and db as redis-py reads the URL (no connection made)."""
+    conn = client(target)
+    try:
+        kw = conn.connection_pool.connection_kwargs
+        return kw.get("host"), kw.get("port"), kw.get("path"), int(kw.get("db") or 0)
+    finally:
+        conn.close()
+
+
+def is_broker_db(target: RedisTarget, db: int, broker: CeleryTarget) -> bool:
+    """Whether `db` of `target` is the db the Celery broker uses: the same address and db, or the
+    same server (its run_id) reached under another name, e.g. localhost and 127.0.0.1."""
+    if urlsplit(broker.broker_url).scheme not in ("redis", "rediss"):
+        return False  # not a Redis broker, or one redis-py cannot address (redis+socket)
+    on_broker = broker.redis()
+    host, port, path, broker_db = _address(on_broker)
+    if broker_db != db:
+        return False
+    if _address(target)[:3] == (host, port, path):
+        return True
+    try:
+        with session(target) as r, session(on_broker) as b:
+            return bool(r.info("server")["run_id"] == b.info("server")["run_id"])
+    except (ServiceError, NotVisible):
+        return False  # a broker out of reach is not this server as far as known: the keys decide
 
 
 def broker_keys(target: RedisTarget, db: int, queues: Sequence[str]) -> list[str]:
-    """The Celery/kombu keys present in `db`: queues (priority sub-queues too), bindings and
-    kombu's unacked bookkeeping."""
+    """What kombu keeps for Celery in `db`, each named with what it is: the named queues (priority
+    sub-queues too), and, from a bounded walk of the keyspace, any list that is a queue (a
+    priority sub-queue's name, a queue a binding routes to, or kombu messages inside), kombu's
+    bindings and its unacked bookkeeping, under any key prefix (kombu's global_keyprefix)."""
     with session(target, db) as r:
-        found = [k for q in queues for k in priority_keys(q) if r.exists(k)]
-        found += [k for k in ("unacked", "unacked_index") if r.exists(k)]
-        # Bindings under any key prefix (kombu's global_keyprefix): a scan, bounded so that a
-        # cache of millions of keys is not walked end to end in the middle of an incident.
-        cursor, calls = 0, 0
-        pattern = "*" + KOMBU_BINDING.format("*")
-        while calls < _SCAN_CALLS and len(found) < 10:
-            cursor, keys = r.scan(cursor, match=pattern, count=1000)
-            found += [str(k) for k in keys]
-            calls += 1
-            if cursor == 0:
-                break
-    return [k.encode("unicode_escape").decode("ascii") for k in found]
+        named = [k for q in queues for k in priority_keys(q) if r.exists(k)]
+        found = [f"{_shown(k)} (a queue in celery_queues)" for k in named]
+        with _bytes_client(r) as raw:
+            found += _kombu_keys(raw, limit=_ENOUGH - len(found))
+    return found
+
+
+@contextlib.contextmanager
+def _bytes_client(r: redis.Redis) -> Iterator[redis.Redis]:
+    """The same connection, answering bytes: key names and messages need not be UTF-8."""
+    pool = r.connection_pool
+    kwargs = {**pool.connection_kwargs, "decode_responses": False}
+    raw = redis.Redis(connection_pool=redis.ConnectionPool(pool.connection_class, **kwargs))
+    try:
+        yield raw
+    finally:
+        raw.close()
+
+
+def _kombu_keys(r: redis.Redis, limit: int) -> list[str]:
+    # A cache of millions of keys is not walked end to end in the middle of an incident.
+    found: list[str] = []
+    lists: list[bytes] = []
+    bound_queues: set[bytes] = set()
+    cursor, calls = 0, 0
+    while calls < _SCAN_CALLS and len(found) < limit:
+        cursor, keys = r.scan(cursor, count=1000)
+        calls += 1
+        pipe = r.pipeline(transaction=False)
+        for name in keys:
+            pipe.type(name)
+        kinds: list[bytes] = pipe.execute()
+        for key, kind in zip(cast(list[bytes], keys), kinds, strict=True):
+            what = _kombu_kind(key, kind)
+            if what:
+                found.append(f"{_shown(key)} ({what})")
+            if kind == b"set" and b"_kombu.binding." in key:
+                # Members are "routing_key<sep>pattern<sep>queue": the queues Celery routes to,
+                # under the binding's own key prefix (kombu's global_keyprefix).
+                prefix = key[: key.index(b"_kombu.binding.")]
+                members = cast(list[bytes], r.srandmember(key, 100) or [])
+                bound_queues.update(prefix + m.rsplit(_SEP, 1)[-1] for m in members)
+            elif kind == b"list" and not what:
+                lists.append(key)
+        if cursor == 0:
+            break
+    for key in lists[:_LISTS_LOOKED_INTO]:
+        if len(found) >= limit:
+            break
+        if key in bound_queues:
+            found.append(f"{_shown(key)} (a queue kombu's bindings route to)")
+        elif _is_kombu_message(r.lindex(key, 0)):
+            found.append(f"{_shown(key)} (a list of kombu messages)")
+    return found[:limit]
+
+
+def _kombu_kind(key: bytes, kind: bytes) -> str:
+    """What kombu key this is, by its name and type alone ("" if none)."""
+    if b"_kombu.binding" in key:  # _kombu.binding.<exchange>, kombu 5.5's binding_permanent/…
+        return "kombu's routing"
+    if kind == b"list" and _PRIORITY_QUEUE.search(key):
+        return "a priority sub-queue"
+    if (kind, key.rsplit(b"unacked", 1)[-1]) in {(b"hash", b""), (b"zset", b"_index")}:
+        return "kombu's unacked tasks"
+    return ""
+
+
+def _is_kombu_message(element: object) -> bool:
+    # kombu's Redis transport pushes JSON: {"body", "content-type", "headers", "properties":
+    # {"delivery_tag", "delivery_info", …}}.
+    return isinstance(element, bytes) and all(
+        f'"{name}"'.encode() in element for name in ("body", "properties", "delivery_tag")
+    )
+
+
+def _shown(key: str | bytes) -> str:
+    text = key.decode("utf-8", "backslashreplace") if isinstance(key, bytes) else key
+    return text.encode("unicode_escape").decode("ascii")
 
 
 class FlushDb:
@@ -61,10 +167,12 @@ class FlushDb:
         target: RedisTarget,
         *,
         queues: Sequence[str] = ("celery",),
+        broker: CeleryTarget | None = None,
         allow_broker: bool = False,
     ) -> None:
         self.target = target
         self.queues = list(queues)
+        self.broker = broker
         self.allow_broker = allow_broker
 
     def plan(self) -> Plan:
@@ -79,12 +187,20 @@ class FlushDb:
                         break
         broker = broker_keys(self.target, db, self.queues)
         label = f"db {db}: {size} keys"
-        if broker and not self.allow_broker:
-            why = (
-                f"it holds Celery/kombu keys ({', '.join(broker[:5])}): flushing the broker drops "
-                "the waiting tasks and kombu's bindings; set allow_broker_flush to do it anyway"
-            )
-            return Plan(self.name, self.target.display, f"FLUSHDB db {db}", (), ((label, why),))
+        if not self.allow_broker:
+            if self.broker is not None and is_broker_db(self.target, db, self.broker):
+                why = (
+                    f"it is the Celery broker's db ({self.broker.display}): flushing it drops "
+                    f"every waiting task and kombu's bindings; set {ALLOW_BROKER} to do it anyway"
+                )
+                return Plan(self.name, self.target.display, f"FLUSHDB db {db}", (), ((label, why),))
+            if broker:
+                why = (
+                    f"it holds Celery/kombu keys ({', '.join(broker[:5])}): flushing the broker "
+                    f"drops the waiting tasks and kombu's bindings; set {ALLOW_BROKER} to do it "
+                    "anyway"
+                )
+                return Plan(self.name, self.target.display, f"FLUSHDB db {db}", (), ((label, why),))
         if size == 0:
             return Plan(self.name, self.target.display, f"FLUSHDB db {db}: already empty")
         item = Item(f"db{db}", f"FLUSHDB {label}", {"db": db, "keys": size, "sample": sample,
