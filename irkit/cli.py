@@ -17,6 +17,7 @@ from irkit.result import Status
 from irkit.secrets import redact
 
 if TYPE_CHECKING:
+    from irkit.reports import RecordNotWritten
     from irkit.sandbox.stack import Stack
 
 USER_ERROR = Status.UNKNOWN.exit_code
@@ -250,14 +251,27 @@ class _ArgumentParser(argparse.ArgumentParser):
         raise SystemExit(USER_ERROR)
 
 
+def _not_kept(exc: RecordNotWritten) -> int:
+    """The checks ran but their record could not be written (a full or read-only disk): a
+    responder or a scheduler still gets the verdicts, and exit 3 for the lost record."""
+    for result in exc.record.results:
+        print(result)
+    print(f"irkit: {exc}", file=sys.stderr)
+    print(f"status: {exc.record.status.name} (not kept)")
+    return USER_ERROR
+
+
 def _run(args: argparse.Namespace) -> int:
-    from irkit import htmlcopy, runner
+    from irkit import htmlcopy, reports, runner
 
     if args.show_parameters:
         return _show_parameters(args.section)
     plan = runner.plan(args.section, args.files, args.pairs, args.output, args.incident)
     warm = htmlcopy.warm if args.html else None
-    record = runner.execute(plan, progress=sys.stderr.isatty(), meanwhile=warm)
+    try:
+        record = runner.execute(plan, progress=sys.stderr.isatty(), meanwhile=warm)
+    except reports.RecordNotWritten as exc:
+        return _not_kept(exc)
     for result in record.results:
         print(result)
     if not record.complete:
@@ -289,12 +303,7 @@ def _health(args: argparse.Namespace) -> int:
     try:
         record = runner.execute(plan, progress=sys.stderr.isatty(), meanwhile=warm)
     except reports.RecordNotWritten as exc:
-        # The checks ran: a scheduler still gets their verdicts, and exit 3 for the lost record.
-        for result in exc.record.results:
-            print(result)
-        print(f"irkit: {exc}", file=sys.stderr)
-        print(f"status: {exc.record.status.name} (not kept)")
-        return USER_ERROR
+        return _not_kept(exc)
     for result in record.results:
         print(result)
     if not record.complete:

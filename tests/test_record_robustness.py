@@ -327,6 +327,9 @@ def test_a_run_on_a_full_disk_leaves_nothing_and_says_so(small_disk: Path) -> No
     assert done.returncode == 3, done.stdout + done.stderr
     assert "the record could not be written" in done.stderr
     assert "Traceback" not in done.stderr
+    # The checks ran: their verdicts are printed even though the record is lost.
+    assert "disk.usage" in done.stdout
+    assert "(not kept)" in done.stdout
     assert everything(out) == []
 
 
