@@ -17,7 +17,7 @@ from irkit.result import Status
 from irkit.sandbox.process import free_port
 from irkit.sandbox.redis import RedisServer
 from irkit.sandbox.stack import BROKER_DB, Stack
-from irkit.targets import RedisTarget
+from irkit.targets import CeleryTarget, RedisTarget
 
 FILL_DB = 3
 
@@ -81,6 +81,22 @@ def test_an_evicting_policy_on_the_broker_is_a_warning(
     assert "holds Celery queues" in result.summary
     admin.config_set("maxmemory-policy", "volatile-lru")  # queue keys have no TTL: safe
     assert redis.memory(redis_target).status is Status.OK
+
+
+def test_an_evicting_policy_on_the_brokers_own_db_is_a_warning_whatever_its_queues_are_named(
+    stack: Stack, redis_target: RedisTarget, admin: redislib.Redis
+) -> None:
+    # A broker whose queues are not the ones named in celery_queues, reached under another
+    # name of the same server: the db is the broker's all the same.
+    stack.redis.client(FILL_DB).rpush("billing-tasks", "a task")
+    broker = CeleryTarget(broker_url=stack.redis.url(FILL_DB).replace("127.0.0.1", "localhost"))
+    admin.config_set("maxmemory-policy", "allkeys-lru")
+    without = redis.memory(redis_target, broker_queues=["nothing-here"])
+    assert FILL_DB not in without.evidence["broker_dbs"]
+    result = redis.memory(redis_target, broker_queues=["nothing-here"], broker=broker)
+    assert result.status is Status.WARN
+    assert FILL_DB in result.evidence["broker_dbs"]
+    assert "holds Celery queues" in result.summary
 
 
 def test_rejected_clients_are_crit(

@@ -9,15 +9,14 @@ import contextlib
 import re
 from collections.abc import Iterator, Sequence
 from typing import cast
-from urllib.parse import urlsplit
 
 import redis
 from kombu.transport.redis import Channel
 
 from irkit.actions.guard import Item, Outcome, Plan, act_on
-from irkit.errors import ConfigError, NotVisible, ServiceError
+from irkit.errors import ConfigError
 from irkit.probes.celery import priority_keys
-from irkit.probes.redis import client, session
+from irkit.probes.redis import address, is_broker_db, session
 from irkit.targets import CeleryTarget, RedisTarget
 from irkit.units import human_bytes
 
@@ -42,35 +41,7 @@ _UNITS = {
 
 
 def _db(target: RedisTarget) -> int:
-    return _address(target)[3]
-
-
-def _address(target: RedisTarget) -> tuple[object, object, object, int]:
-    """Host, port, socket path and db as redis-py reads the URL (no connection made)."""
-    conn = client(target)
-    try:
-        kw = conn.connection_pool.connection_kwargs
-        return kw.get("host"), kw.get("port"), kw.get("path"), int(kw.get("db") or 0)
-    finally:
-        conn.close()
-
-
-def is_broker_db(target: RedisTarget, db: int, broker: CeleryTarget) -> bool:
-    """Whether `db` of `target` is the db the Celery broker uses: the same address and db, or the
-    same server (its run_id) reached under another name, e.g. localhost and 127.0.0.1."""
-    if urlsplit(broker.broker_url).scheme not in ("redis", "rediss"):
-        return False  # not a Redis broker, or one redis-py cannot address (redis+socket)
-    on_broker = broker.redis()
-    host, port, path, broker_db = _address(on_broker)
-    if broker_db != db:
-        return False
-    if _address(target)[:3] == (host, port, path):
-        return True
-    try:
-        with session(target) as r, session(on_broker) as b:
-            return bool(r.info("server")["run_id"] == b.info("server")["run_id"])
-    except (ServiceError, NotVisible):
-        return False  # a broker out of reach is not this server as far as known: the keys decide
+    return address(target)[3]
 
 
 def broker_keys(target: RedisTarget, db: int, queues: Sequence[str]) -> list[str]:

@@ -35,6 +35,8 @@ class Check:
     needs: str = ""
     # keyword values fixed for the report
     fixed: Mapping[str, Any] = field(default_factory=dict)
+    # probe keyword → another Section target it needs to know (the broker, for Redis)
+    uses: Mapping[str, str] = field(default_factory=dict)
 
 
 # The report's sections, in the runbook's order of a quick health check.
@@ -64,7 +66,7 @@ CHECKS: tuple[Check, ...] = (
     Check("redis", "redis.ping", "redis"),
     Check("redis", "redis.memory", "redis",
           {"warn_pct": "redis_memory_warn_pct", "crit_pct": "redis_memory_crit_pct",
-           "broker_queues": "celery_queues"}),
+           "broker_queues": "celery_queues"}, uses={"broker": "celery"}),
     Check("redis", "redis.clients", "redis", {"warn_pct": "redis_clients_warn_pct"}),
     Check("celery", "celery.queues", "celery",
           {"names": "celery_queues", "warn": "celery_queue_warn", "crit": "celery_queue_crit"}),
@@ -134,7 +136,7 @@ def run(
         raise IrkitError(f"the report's deadline must be positive, got {deadline_s:g} s")
     params = section.params
     # Targets are built here, not on the threads: a bad parameter stops the report at once.
-    targets = {c.target: _target(section, c.target) for c in checks}
+    targets = {t: _target(section, t) for c in checks for t in (c.target, *c.uses.values())}
     lanes: dict[str, _Lane] = {}
     for index, check in enumerate(checks):
         key = f"{check.target}#{index}" if check.target in _ONE_THREAD_EACH else check.target
@@ -154,6 +156,7 @@ def run(
                 lane.running = index
             kwargs = {kw: params[p] for kw, p in check.kwargs.items() if p in params}
             kwargs.update(check.fixed)
+            kwargs.update({kw: targets[t] for kw, t in check.uses.items()})
             try:
                 result = section.measure(probes.get(check.probe), targets[check.target], **kwargs)
             except IrkitError as exc:

@@ -15,7 +15,7 @@ from redis.retry import Retry
 from irkit.errors import NotVisible, ServiceError, Unreachable
 from irkit.probe import Finding, check_thresholds, grade, probe
 from irkit.result import Status
-from irkit.targets import RedisTarget
+from irkit.targets import CeleryTarget, RedisTarget
 from irkit.units import human_age, human_bytes
 
 # Key kombu's Redis transport keeps for each exchange: its presence marks a Celery broker db.
@@ -100,6 +100,34 @@ def ping(target: RedisTarget) -> Finding:
     return Finding(Status.OK, summary, evidence)
 
 
+def address(target: RedisTarget) -> tuple[object, object, object, int]:
+    """Host, port, socket path and db as redis-py reads the URL (no connection made)."""
+    conn = client(target)
+    try:
+        kw = conn.connection_pool.connection_kwargs
+        return kw.get("host"), kw.get("port"), kw.get("path"), int(kw.get("db") or 0)
+    finally:
+        conn.close()
+
+
+def is_broker_db(target: RedisTarget, db: int, broker: CeleryTarget) -> bool:
+    """Whether `db` of `target` is the db the Celery broker uses: the same address and db, or the
+    same server (its run_id) reached under another name, e.g. localhost and 127.0.0.1."""
+    if urlsplit(broker.broker_url).scheme not in ("redis", "rediss"):
+        return False  # not a Redis broker, or one redis-py cannot address (redis+socket)
+    on_broker = broker.redis()
+    host, port, path, broker_db = address(on_broker)
+    if broker_db != db:
+        return False
+    if address(target)[:3] == (host, port, path):
+        return True
+    try:
+        with session(target) as r, session(on_broker) as b:
+            return bool(r.info("server")["run_id"] == b.info("server")["run_id"])
+    except (ServiceError, NotVisible):
+        return False  # a broker out of reach is not this server as far as known: the keys decide
+
+
 @probe("redis.memory")
 def memory(
     target: RedisTarget,
@@ -107,17 +135,20 @@ def memory(
     warn_pct: float = 80.0,
     crit_pct: float = 95.0,
     broker_queues: Sequence[str] = ("celery",),
+    broker: CeleryTarget | None = None,
 ) -> Finding:
     """`used_memory` against `maxmemory`, with evictions, fragmentation and the eviction policy.
 
     No limit at all is a WARN (Redis grows until the host runs out), and so is a policy that may
-    evict any key on a server holding Celery's queues (`broker_queues`): evicted tasks are lost."""
+    evict any key on a server holding Celery's queues: evicted tasks are lost. A broker db is the
+    `broker`'s own db when it is on this server, or one holding a queue named in
+    `broker_queues` or kombu's bindings for it."""
     check_thresholds(warn_pct, crit_pct)
     with session(target) as r:
         info = r.info()  # the default sections hold memory, stats and keyspace: one round trip
         policy = str(info.get("maxmemory_policy", "noeviction"))
         broker_dbs = (
-            _broker_dbs(target, info, broker_queues) if policy.startswith("allkeys") else []
+            _broker_dbs(target, info, broker_queues, broker) if policy.startswith("allkeys") else []
         )
     used = int(info["used_memory"])
     limit = int(info.get("maxmemory", 0))
@@ -152,12 +183,18 @@ def memory(
     return Finding(status, summary, evidence)
 
 
-def _broker_dbs(target: RedisTarget, info: dict[str, Any], queues: Sequence[str]) -> list[int]:
-    """The dbs that hold kombu's bindings or a Celery queue key (EXISTS only: no scans)."""
+def _broker_dbs(
+    target: RedisTarget, info: dict[str, Any], queues: Sequence[str], broker: CeleryTarget | None
+) -> list[int]:
+    """The dbs that are the broker's, or hold kombu's bindings or a Celery queue key (EXISTS
+    only: no scans; a probe stays cheap, the FLUSHDB guard looks harder)."""
     found = []
     keys = [KOMBU_BINDING.format(q) for q in queues] + list(queues)
     # INFO's keyspace section lists each db holding keys as `dbN`.
     for db in sorted(int(name[2:]) for name in info if re.fullmatch(r"db\d+", name)):
+        if broker is not None and is_broker_db(target, db, broker):
+            found.append(db)
+            continue
         with session(target, db) as r:
             if r.exists(*keys):
                 found.append(db)
