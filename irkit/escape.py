@@ -30,6 +30,8 @@ _LINE_START = re.compile(r"^([>+\-=])|^(\d+)([.)])")
 # Web addresses that GitHub-flavoured renderers would make links of by themselves: broken up by
 # an escape that renders as nothing, so that an address from a value is shown, not followed.
 _BARE_LINK = re.compile(r"(?<=[0-9A-Za-z])(?=://)|(?<=\bwww)(?=\.)", re.IGNORECASE)
+_LINE_START_CHARS = frozenset(">+-=0123456789")
+_MARKUP_START = re.compile(r"<|&(?=#?[0-9A-Za-z]+;)")
 _HTML_SPECIALS = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
 
 
@@ -43,15 +45,19 @@ def markdown(value: Any) -> str:
     list, a table row or a quote, nor become a link (a bare web address included), an image,
     emphasis, code, math or HTML."""
     text = one_line(value).strip()
-    text = _MARKDOWN_PUNCTUATION.sub(lambda m: "\\" + m.group(0), text)
-    text = _BARE_LINK.sub(lambda m: "\\", text)
+    text = _MARKDOWN_PUNCTUATION.sub(r"\\\g<0>", text)
+    if "://" in text or "www" in text.lower():
+        text = _BARE_LINK.sub(r"\\", text)
     # `<` opens every HTML tag, comment and autolink: an entity rather than a backslash, which
     # also holds in renderers that keep raw HTML. `&` only where it would start an entity
     # (`&lt;` in a value stays those four characters), so that "R&D > 5%" reads as it is.
-    text = re.sub(r"<|&(?=#?[0-9A-Za-z]+;)", lambda m: _HTML_SPECIALS[m.group(0)], text)
-    return _LINE_START.sub(
-        lambda m: f"\\{m.group(1)}" if m.group(1) else f"{m.group(2)}\\{m.group(3)}", text
-    )
+    if "<" in text or "&" in text:
+        text = _MARKUP_START.sub(lambda m: _HTML_SPECIALS[m.group(0)], text)
+    if text[:1] in _LINE_START_CHARS:
+        text = _LINE_START.sub(
+            lambda m: f"\\{m.group(1)}" if m.group(1) else f"{m.group(2)}\\{m.group(3)}", text
+        )
+    return text
 
 
 def markdown_cell(value: Any) -> str:

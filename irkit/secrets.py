@@ -222,27 +222,52 @@ def _passfile_passwords(path: Path) -> list[str]:
 def redact(value: V) -> V:
     """Mask every known secret, and anything that looks like a credential in a URL or an
     assignment, in a string or in the strings inside a JSON-like value."""
-    return _redact(value, known_secrets())  # type: ignore[no-any-return]
+    return _redact(value, _Scrubber.now())  # type: ignore[no-any-return]
 
 
 def scrub(text: str) -> str:
     """One text, for callers that need a `str` back (an error message from a remote service)."""
-    return _scrub(text, known_secrets())
+    return _Scrubber.now()(text)
 
 
-def _scrub(text: str, secrets: list[str]) -> str:
-    for secret in secrets:
-        text = text.replace(secret, MASK)
-    text = _USERINFO.sub(lambda m: m[1] + MASK + m[3], text)
-    text = _mask_query(text)
-    return _ASSIGNMENT.sub(lambda m: m[1] + MASK, text)
+class _Scrubber:
+    """The secrets held now, and one pattern that finds any of them: every result passes through
+    here, and most of its texts hold no secret, so one scan tells which need the masking."""
+
+    def __init__(self, secrets: tuple[str, ...]) -> None:
+        self.secrets = secrets
+        self.any_of = re.compile("|".join(map(re.escape, secrets))) if secrets else None
+
+    @staticmethod
+    def now() -> _Scrubber:
+        return _scrubber(_known(tuple(sorted(os.environ.items())), _passfile_state()))
+
+    def __call__(self, text: str) -> str:
+        if self.any_of is not None and self.any_of.search(text):
+            # One after the other, longest first: where two secrets overlap, both are masked.
+            for secret in self.secrets:
+                text = text.replace(secret, MASK)
+        # The patterns below only where they could match: each costs a scan of the text.
+        if "://" in text and "@" in text:
+            text = _USERINFO.sub(lambda m: m[1] + MASK + m[3], text)
+        if "=" in text:
+            text = _mask_query(text)
+            lowered = text.lower()
+            if "pass" in lowered or "secret" in lowered or "token" in lowered:
+                text = _ASSIGNMENT.sub(lambda m: m[1] + MASK, text)
+        return text
 
 
-def _redact(value: Any, secrets: list[str]) -> Any:
+@functools.lru_cache(maxsize=8)
+def _scrubber(secrets: tuple[str, ...]) -> _Scrubber:
+    return _Scrubber(secrets)
+
+
+def _redact(value: Any, scrub: _Scrubber) -> Any:
     if isinstance(value, str):
-        return _scrub(value, secrets)
+        return scrub(value)
     if isinstance(value, dict):
-        return {k: _redact(v, secrets) for k, v in value.items()}
+        return {k: _redact(v, scrub) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_redact(v, secrets) for v in value]
+        return [_redact(v, scrub) for v in value]
     return value
