@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -142,10 +143,16 @@ def run(argv: Sequence[str], *, timeout_s: float, cwd: str | None = None) -> Com
     stdout, stderr = _Tail(proc.stdout), _Tail(proc.stderr)
     with _live_lock:
         _live.add(proc)
+    deadline = time.monotonic() + timeout_s
     try:
         proc.wait(timeout=timeout_s)
+        # Its output ends when every process holding the pipes has gone: a child it left
+        # running in the background (`cmd &`, nohup) counts against the same timeout.
+        for stream in (stdout, stderr):
+            if not stream.ended(max(0.0, deadline - time.monotonic())):
+                raise subprocess.TimeoutExpired(full, timeout_s)
     except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
         raise TimedOut(timeout_s, stdout.text(), stderr.text()) from None
@@ -167,11 +174,17 @@ class _Tail:
 
     def _read(self, stream: IO[bytes]) -> None:
         with stream:
-            for chunk in iter(lambda: stream.read(65536), b""):
+            # os.read returns what is there: a buffered read would wait for a full chunk.
+            for chunk in iter(lambda: os.read(stream.fileno(), 65536), b""):
                 self._chunks.append(chunk)
                 self._size += len(chunk)
                 while self._size - len(self._chunks[0]) >= MAX_OUTPUT_BYTES:
                     self._size -= len(self._chunks.popleft())
+
+    def ended(self, timeout_s: float) -> bool:
+        """Whether the stream reached its end within `timeout_s`."""
+        self._reader.join(timeout=timeout_s)
+        return not self._reader.is_alive()
 
     def text(self) -> str:
         # A process that left the session may still hold the pipe: do not wait on it for ever.

@@ -214,7 +214,12 @@ def read(path: Path) -> Record:
         return Record(path, complete=False, corrupt=True, error=f"not read: {exc}")
     except (OSError, ValueError) as exc:
         return Record(path, complete=False, corrupt=True, error=f"unreadable notebook: {exc}")
-    return from_notebook(path, nb)
+    try:
+        return from_notebook(path, nb)
+    except (AttributeError, TypeError, KeyError) as exc:
+        # Valid JSON, but not shaped like a notebook (a cell's metadata null, outputs not a
+        # list): one corrupt file, not the end of `incident show` or the monthly analysis.
+        return Record(path, complete=False, corrupt=True, error=f"not a notebook: {exc}")
 
 
 def from_notebook(path: Path, nb: Any) -> Record:

@@ -17,6 +17,7 @@ import html
 import json
 import os
 import re
+import stat
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, quote, quote_plus, unquote, urlsplit, urlunsplit
@@ -193,19 +194,30 @@ def _known(
     return tuple(sorted((s for s in forms if len(s) >= MIN_SECRET), key=len, reverse=True))
 
 
+_PASSFILE_MAX = 1 << 20
+
+
 def _passfile_state() -> tuple[str, float, int] | None:
-    """libpq's password file, which holds secrets this process may send (and so leak)."""
+    """libpq's password file, which holds secrets this process may send (and so leak). Only a
+    regular file of a sane size: a FIFO or a device would hang or fill every scrub."""
     path = os.environ.get("PGPASSFILE") or os.path.join(os.path.expanduser("~"), ".pgpass")
     try:
-        stat = os.stat(path)
+        info = os.stat(path)
     except OSError:
         return None
-    return (path, stat.st_mtime, stat.st_size) if stat.st_size < 1 << 20 else None
+    if not stat.S_ISREG(info.st_mode) or info.st_size >= _PASSFILE_MAX:
+        return None
+    return (path, info.st_mtime, info.st_size)
 
 
 def _passfile_passwords(path: Path) -> list[str]:
     try:
-        lines = path.read_text(errors="replace").splitlines()
+        # Non-blocking and checked again once open: the file may have been swapped since.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        with os.fdopen(fd, "rb") as file:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return []
+            lines = file.read(_PASSFILE_MAX).decode(errors="replace").splitlines()
     except OSError:
         return []
     found = []

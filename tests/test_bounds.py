@@ -461,6 +461,22 @@ def test_a_command_that_floods_its_output_keeps_only_the_end() -> None:
     assert done.stdout.strip() == f"kept {16 * 1024 * 1024}", done.stderr[-500:]
 
 
+def test_a_command_that_leaves_a_child_behind_keeps_its_output_and_is_stopped() -> None:
+    from irkit import command
+
+    # Short output arrives whole, not only once a 64 KiB chunk has filled.
+    done = command.run(["sh", "-c", "echo hi; echo err >&2"], timeout_s=5)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "hi\n", "err\n")
+    # A background child holds the pipes past the command's exit: it counts against the same
+    # timeout, and is stopped with its session when that runs out.
+    marker = f"sleep {29.5 + os.getpid() % 100 / 1000}"
+    with pytest.raises(command.TimedOut) as stopped:
+        command.run(["sh", "-c", f"{marker} & echo started"], timeout_s=2)
+    assert stopped.value.stdout == "started\n"
+    left = subprocess.run(["pgrep", "-f", f"^{marker}$"], capture_output=True, check=False)
+    assert left.stdout == b"", "the background child outlived its command"
+
+
 def test_a_log_glob_matching_too_many_files_is_said_not_read(tmp_path: Path) -> None:
     from irkit.probes import logs
     from irkit.targets import LogSource

@@ -207,6 +207,48 @@ def test_a_file_larger_than_any_record_is_named_not_read(tmp_path: Path) -> None
     assert safefiles.read_regular(small, limit=11) == b"x" * 11
 
 
+def test_a_fifo_in_place_of_the_lock_is_refused_not_waited_on(tmp_path: Path) -> None:
+    folder = open_incident(tmp_path, "L1")
+    os.mkfifo(folder / ".lock")
+    run = tmp_path / ".db.partial.ipynb"
+    run.write_text("{}")
+    with pytest.raises(ConfigError, match="remove it"):
+        store.publish_numbered(run, folder, "db")
+    assert run.exists()  # the run's record is still there to publish once the FIFO is gone
+
+
+def test_a_notebook_of_the_wrong_shape_is_named_and_the_rest_still_read(tmp_path: Path) -> None:
+    folder = open_incident(tmp_path, "M1")
+    # An executed notebook from the record fixture, one of its cells' metadata made null and one
+    # output's data a list: valid JSON, wrong shape.
+    data = json.loads((ROOT / "tests/fixtures/incidents/API-502/02-triage.ipynb").read_text())
+    code = [c for c in data["cells"] if c["cell_type"] == "code" and c.get("outputs")]
+    code[0]["metadata"] = None
+    code[1]["outputs"][0]["data"] = []
+    (folder / "02-db.ipynb").write_text(json.dumps(data))
+    shown = irkit("incident", "show", "M1", reports=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    assert "02-db.ipynb" in shown.stdout
+    assert "not a notebook" in shown.stdout
+    assert "M1: " in shown.stdout  # the title and the rest of the record are still there
+    listed = irkit("incident", "list", reports=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+
+
+def test_a_password_file_that_is_a_fifo_or_a_device_does_not_stop_the_scrubber(
+    tmp_path: Path,
+) -> None:
+    fifo = tmp_path / "pgpass"
+    os.mkfifo(fifo)
+    for passfile in (fifo, Path("/dev/zero")):
+        done = subprocess.run(
+            [sys.executable, "-c", "from irkit.secrets import redact; print(redact('x=1'))"],
+            capture_output=True, text=True, cwd=ROOT, timeout=30, check=False,
+            env={**os.environ, "PGPASSFILE": str(passfile)},
+        )  # fmt: skip
+        assert done.stdout == "x=1\n", (passfile, done.stderr)
+
+
 # --- item 13: what a killed run left ----------------------------------------------------------
 
 

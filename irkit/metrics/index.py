@@ -38,7 +38,10 @@ def _signature(folder: str) -> list[list[Any]]:
             stat = entry.stat(follow_symlinks=False)
             found.append([entry.name, stat.st_mode, stat.st_mtime_ns, stat.st_size])
     for orphan in reports.orphans(Path(folder)):
-        stat = orphan.path.lstat()
+        try:
+            stat = orphan.path.lstat()
+        except FileNotFoundError:
+            continue  # claimed meanwhile by the next run on that incident
         found.append([orphan.path.name, stat.st_mode, stat.st_mtime_ns, stat.st_size])
     return sorted(found)
 
