@@ -169,3 +169,39 @@ def test_redact_masks_credentials_it_was_not_told_about() -> None:
     assert "host=db" in scrubbed
     assert MASK in scrubbed
     assert redact_url("redis://h:1/0?password=x1&db=2") == "redis://h:1/0?password=****&db=2"
+
+
+def test_a_remote_body_is_scrubbed_before_it_is_cut(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A health endpoint echoing a secret where the evidence's 500-character cut falls: the
+    masked text is cut, never a secret cut in half past recognition."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from irkit.probes import http
+    from irkit.targets import HttpTarget
+
+    token = f"tok_{secrets.token_hex(12)}"
+    monkeypatch.setenv("IRKIT_STATUSPAGE_TOKEN", token)
+
+    class Echo(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = ("x" * 485 + token).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Echo)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        target = HttpTarget(base_url=f"http://127.0.0.1:{server.server_address[1]}")
+        body = http.health(target).evidence["body"]
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert token[:8] not in body
+    assert body.endswith(MASK)

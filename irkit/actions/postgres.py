@@ -19,7 +19,8 @@ from psycopg.rows import dict_row
 
 from irkit.actions.guard import Item, Outcome, Plan, act_on
 from irkit.errors import ConfigError
-from irkit.probes.postgres import connect_error
+from irkit.probes.postgres import connect_error, mask_query
+from irkit.secrets import scrub
 from irkit.targets import PostgresTarget
 from irkit.units import human_age
 
@@ -231,7 +232,7 @@ def _age(row: dict[str, Any]) -> float:
 
 
 def _label(row: dict[str, Any]) -> str:
-    query = " ".join(str(row["query"] or "").split())[:120]
+    query = scrub(mask_query(" ".join(str(row["query"] or "").split())))[:120]
     return (
         f"pid {row['pid']} {row['user']}"
         + (f" ({row['application']})" if row["application"] else "")

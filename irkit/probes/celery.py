@@ -19,7 +19,7 @@ from irkit.errors import ParameterError, Unreachable
 from irkit.probe import Finding, check_thresholds, grade, probe
 from irkit.probes.redis import session as redis_session
 from irkit.result import Status
-from irkit.secrets import with_password
+from irkit.secrets import scrub, with_password
 from irkit.targets import CeleryTarget
 from irkit.units import count, human_age
 
@@ -192,7 +192,7 @@ def workers(
                     {
                         "id": t.get("id"),
                         "name": t.get("name"),
-                        "args": str(t.get("args"))[:100],
+                        "args": scrub(str(t.get("args")))[:100],
                         "running_s": round(now - t["time_start"], 1)
                         if t.get("time_start")
                         else None,

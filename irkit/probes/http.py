@@ -20,6 +20,7 @@ import httpx
 from irkit.errors import ServiceError, Unreachable
 from irkit.probe import Finding, probe
 from irkit.result import Status
+from irkit.secrets import scrub
 from irkit.targets import HttpTarget
 
 SMOKE_PATHS = ("/health/ready/", "/accounts/login/", "/api/v1/health/")
@@ -87,7 +88,8 @@ def health(target: HttpTarget, *, path: str = "/health/ready/", slow_ms: float =
             evidence,
         )
     if not components:
-        evidence["body"] = response.text[:500]
+        # Scrubbed whole, then cut: a secret the cut fell across would not be recognised.
+        evidence["body"] = scrub(response.text)[:500]
     summary = f"{path} answered {response.status_code} in {elapsed_ms:.0f} ms"
     if components:
         summary += f", all {len(components)} components OK"

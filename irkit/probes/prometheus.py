@@ -18,6 +18,7 @@ from irkit.errors import ServiceError
 from irkit.probe import Finding, check_thresholds, grade, probe
 from irkit.probes.http import client
 from irkit.result import Status
+from irkit.secrets import scrub
 from irkit.targets import HttpTarget
 
 RESPONSES = "django_http_responses_total_by_status_view_method_total"
@@ -146,7 +147,8 @@ def _api(
             f"{target.display} answered {response.status_code} with no JSON: is this Prometheus?"
         ) from None
     if body.get("status") != "success":
-        raise ServiceError(f"Prometheus refused {path}: {body.get('error', response.text[:200])}")
+        why = scrub(str(body.get("error", response.text)))[:200]  # scrubbed whole, then cut
+        raise ServiceError(f"Prometheus refused {path}: {why}")
     data: dict[str, Any] = body.get("data", {})
     return data
 
