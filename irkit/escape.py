@@ -18,7 +18,11 @@ from typing import Any
 # viewers at the other Unicode separators too. A value shown on one line must not start another.
 _LINE_BREAKS = re.compile(r"\r\n|[\n\r\v\f\x1c-\x1e\x85\u2028\u2029]")
 # Other control characters (C0 and C1) have no business in a report: a terminal acts on them.
-_CONTROLS = re.compile(r"[\x00-\x08\x0e-\x1b\x1f\x7f-\x84\x86-\x9f]")
+# Nor do the invisible format characters: bidirectional overrides and isolates reorder what is
+# shown (a line can read as something else, CVE-2021-42574), zero-width ones hide text.
+_CONTROLS = re.compile(
+    r"[\x00-\x08\x0e-\x1b\x1f\x7f-\x84\x86-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]"
+)
 
 # Markdown punctuation that can open something (emphasis, code, links, images, tables, math in
 # Jupyter, headings, strikethrough): backslash-escaped wherever it stands. `_` only where it

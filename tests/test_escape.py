@@ -123,6 +123,8 @@ def test_the_checks_see_what_they_look_for() -> None:
 def test_the_escapes_one_by_one() -> None:
     assert escape.slack("<!channel> & <@U1> *b*") == "&lt;!channel&gt; &amp; &lt;@U1&gt; *b*"
     assert escape.one_line("a\r\nb\u2028c\x00d\x1b[1m") == "a b cd[1m"
+    # Bidirectional overrides and zero-width characters: nothing may reorder or hide text.
+    assert escape.one_line("ok\u202e1 TIRC\u202c \u200bx\u2066y\u2069\ufeff") == "ok1 TIRC xy"
     # Intraword `_` stays: identifiers read as they are.
     assert escape.markdown("1. max_connections _x_ ~$5") == r"1\. max_connections \_x\_ \~\$5"
     assert escape.markdown("see https://a.test/x") == r"see https\://a.test/x"
