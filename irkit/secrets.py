@@ -75,12 +75,20 @@ def is_secret_name(name: str) -> bool:
     return plain in _SECRET_QUERY_NAMES or any(part in plain for part in _SECRET_QUERY_PARTS)
 
 
+# `user:password@` after a scheme or a slash, in a URL urlsplit cannot read or reads otherwise
+# (`redis:/:pw@host`, `redis//:pw@host`, `http://u:pw@[x/`): a client or a later reader may still
+# take it for a password, so it counts as one.
+_LOOSE_USERINFO = re.compile(r"([:/][^/@\s:?#]*:)([^/@\s?#]+)(@)")
+
+
 def url_password(url: str) -> str | None:
     """The password in a URL's userinfo, percent-decoded as a client would send it."""
     try:
         password = urlsplit(url).password
     except ValueError:
-        return None
+        password = None
+    if password is None and (loose := _LOOSE_USERINFO.search(url)):
+        password = loose[2]
     return unquote(password) if password is not None else None
 
 
@@ -126,9 +134,10 @@ def redact_url(url: str) -> str:
         parts.port  # noqa: B018  (a malformed port raises here)
     except ValueError:
         # Unparseable: mask whatever stands between the scheme and an "@".
-        return _mask_query(re.sub(r"://[^/@]*@", f"://{MASK}@", url))
+        masked = _LOOSE_USERINFO.sub(lambda m: m[1] + MASK + m[3], url)
+        return _mask_query(re.sub(r"://[^/@]*@", f"://{MASK}@", masked))
     shown = url if parts.password is None else _with_netloc(url, MASK)
-    return _mask_query(shown)
+    return _mask_query(_LOOSE_USERINFO.sub(lambda m: m[1] + MASK + m[3], shown))
 
 
 def with_password(url: str, password: str | None) -> str:

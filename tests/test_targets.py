@@ -163,9 +163,17 @@ def test_any_parameter_holding_a_url_with_a_credential_is_refused() -> None:
         ("grafana_url", "https://admin:S3cret@grafana.example.com/d/x"),
         ("web_smoke_paths", ["/health/ready/", "/api/v1/health/?token=S3cret"]),
         ("title", "see https://ops:S3cret@wiki.example.com/x"),
+        # URLs urlsplit cannot read, or reads without a password: a client may still send it.
+        ("grafana_url", "http://u:S3cret@[x/"),
+        ("title", "see redis://:S3cret@[::1/0"),
     ]:
         with pytest.raises(ParameterError, match=f"parameter {name} contains") as exc:
             targets.check_all({name: value}, set())
+        assert "S3cret" not in str(exc.value)
+    # Read otherwise, or not a URL at all: refused, and the error does not echo the password.
+    for url in ("redis:/:S3cret@cache/0", "redis//:S3cret@cache/0"):
+        with pytest.raises(ParameterError) as exc:
+            targets.redis_target({"redis_url": url})
         assert "S3cret" not in str(exc.value)
 
 
