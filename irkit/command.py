@@ -77,6 +77,13 @@ def split(line: str, what: str) -> list[str]:
 # Options that take a password on the command line (redis-cli -a, mysql --password=…).
 _PASSWORD_OPTIONS = {"-a", "--pass", "--password", "--requirepass", "--auth"}
 _PASSWORD_ASSIGNMENT = re.compile(r"(?i)^(--)?[\w-]*(password|passwd|secret|token)[\w-]*=.")
+# curl's and wget's `-u user:password` / `--user user:password` (a user alone is fine: the
+# tool then asks, or reads .netrc), and a credential in a header or a bare scheme token.
+_USER_OPTIONS = {"-u", "--user", "--proxy-user"}
+_CREDENTIAL_HEADER = re.compile(
+    r"(?i)^\s*(authorization|proxy-authorization|x-api-key|[\w-]*token)\s*:"
+)
+_SCHEME_TOKEN = re.compile(r"(?i)^(bearer|basic|token)\s+\S")
 
 
 def refuse_passwords(argv: Sequence[str], what: str) -> None:
@@ -87,18 +94,41 @@ def refuse_passwords(argv: Sequence[str], what: str) -> None:
         if "file" in option.lower():
             continue  # --password-file=…: where a secret is, not the secret
         takes_next = arg in _PASSWORD_OPTIONS and index + 1 < len(argv)
-        if (
+        if _CREDENTIAL_HEADER.match(arg) or _SCHEME_TOKEN.match(arg):
+            where = "a credential header or token"
+        elif _user_with_password(argv, index):
+            where = "a user:password"
+        elif (
             takes_next
             or (option in _PASSWORD_OPTIONS and "=" in arg)
             or _PASSWORD_ASSIGNMENT.match(arg)
             or ("://" in arg and bool(url_secrets(arg)))
         ):
             where = option if option.startswith("-") else f"in {redact_url(arg)}"
-            raise ConfigError(
-                f"{what} carries a password ({where}), "
-                "and parameters are written into the executed notebook: give it through the "
-                "environment instead (REDISCLI_AUTH, PGPASSWORD, a credentials file)"
-            )
+        else:
+            continue
+        # `where` names the place, never the value: the message is printed and may be logged.
+        raise ConfigError(
+            f"{what} carries a password ({where}), "
+            "and parameters are written into the executed notebook: give it through the "
+            "environment instead (REDISCLI_AUTH, PGPASSWORD, a credentials file)"
+        )
+
+
+def _user_with_password(argv: Sequence[str], index: int) -> bool:
+    """`-u user:password`, `--user=user:password`, `-uuser:password` (curl's forms). A URL after
+    `-u` (redis-cli) is left to the URL check: `host:port` is not a password."""
+    arg = argv[index]
+    previous = argv[index - 1] if index else ""
+    if previous in _USER_OPTIONS:
+        value = arg
+    elif arg.split("=", 1)[0] in _USER_OPTIONS and "=" in arg:
+        value = arg.partition("=")[2]
+    elif arg.startswith("-u") and not arg.startswith("--") and len(arg) > 2:
+        value = arg[2:]
+    else:
+        return False
+    return ":" in value and "://" not in value
 
 
 def resolve(program: str) -> str:

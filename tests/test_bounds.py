@@ -511,3 +511,35 @@ def test_a_number_of_thousands_of_digits_is_refused_in_one_line(tmp_path: Path) 
     refused_in_one_line(done, "parameter pg_port must be an integer, got '999")
     assert len(done.stderr) < 200  # the value is quoted by its start, not in full
     assert written(tmp_path / "reports") == []
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["curl", "-u", "admin:S3cretPW", "http://127.0.0.1/"],
+        ["curl", "--user=admin:S3cretPW", "http://127.0.0.1/"],
+        ["curl", "-uadmin:S3cretPW", "http://127.0.0.1/"],
+        ["curl", "-H", "Authorization: Bearer S3cretPW", "http://127.0.0.1/"],
+        ["curl", "-H", "X-Api-Key: S3cretPW", "http://127.0.0.1/"],
+        ["redis-cli", "-u", "redis://:S3cretPW@127.0.0.1:6379", "ping"],
+    ],
+)
+def test_credentials_on_a_command_line_are_refused_without_echoing_them(argv: list[str]) -> None:
+    from irkit import command
+    from irkit.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="carries a password") as refused:
+        command.refuse_passwords(argv, "check_commands probe")
+    assert "S3cretPW" not in str(refused.value)
+
+
+def test_command_lines_without_credentials_pass() -> None:
+    from irkit import command
+
+    for argv in (
+        ["curl", "-u", "admin", "http://127.0.0.1/"],
+        ["redis-cli", "-u", "redis://127.0.0.1:6379", "ping"],
+        ["pg_isready", "-U", "erp", "-p", "5432"],
+        ["curl", "-H", "Accept: application/json", "http://127.0.0.1/"],
+    ):
+        command.refuse_passwords(argv, "check_commands probe")
