@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import html
+import os
 import time
 from collections.abc import Callable, Iterable, MutableMapping, Sequence
 from pathlib import Path
@@ -80,6 +81,16 @@ class Section:
     @functools.cached_property
     def celery(self) -> targets.CeleryTarget:
         return targets.celery_target(self.params)
+
+    @functools.cached_property
+    def broker(self) -> targets.CeleryTarget | None:
+        """The Celery broker when one is configured (`celery_broker_url` or
+        IRKIT_CELERY_BROKER_URL), for the checks and guard rails that must know which Redis db
+        holds the queues; None when `celery` would only be the default guess, which must not
+        make a cache on localhost:6379/0 look like a broker."""
+        if not (self.params.get("celery_broker_url") or os.environ.get("IRKIT_CELERY_BROKER_URL")):
+            return None
+        return self.celery
 
     @functools.cached_property
     def web(self) -> targets.HttpTarget:

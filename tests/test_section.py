@@ -121,3 +121,18 @@ def test_next_steps_follow_the_runbook() -> None:
     section.check(fake_pool, target)
     assert len(section.results) == 2
     assert section.status is Status.WARN
+
+
+def test_the_broker_is_known_only_when_configured(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The default guess (localhost:6379/0) must not make a cache there look like a broker.
+    monkeypatch.delenv("IRKIT_CELERY_BROKER_URL", raising=False)
+    ns = namespace(celery_broker_url="")
+    ns["__annotations__"]["celery_broker_url"] = str
+    assert Section("redis", ns).broker is None
+    monkeypatch.setenv("IRKIT_CELERY_BROKER_URL", "redis://127.0.0.1:6390/2")
+    broker = Section("redis", namespace(celery_broker_url="")).broker
+    assert broker is not None
+    assert broker.broker_url == "redis://127.0.0.1:6390/2"
+    explicit = namespace(celery_broker_url="redis://127.0.0.1:6391/0")
+    explicit["__annotations__"]["celery_broker_url"] = str
+    assert Section("redis", explicit).broker is not None

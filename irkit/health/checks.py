@@ -66,7 +66,7 @@ CHECKS: tuple[Check, ...] = (
     Check("redis", "redis.ping", "redis"),
     Check("redis", "redis.memory", "redis",
           {"warn_pct": "redis_memory_warn_pct", "crit_pct": "redis_memory_crit_pct",
-           "broker_queues": "celery_queues"}, uses={"broker": "celery"}),
+           "broker_queues": "celery_queues"}, uses={"broker": "broker"}),
     Check("redis", "redis.clients", "redis", {"warn_pct": "redis_clients_warn_pct"}),
     Check("celery", "celery.queues", "celery",
           {"names": "celery_queues", "warn": "celery_queue_warn", "crit": "celery_queue_crit"}),

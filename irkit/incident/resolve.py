@@ -27,7 +27,7 @@ def recheck(section: Section, *, disk_paths: Sequence[str] = ("/",)) -> Results:
         section.check(postgres.idle_in_transaction, section.postgres),
         section.check(postgres.blocking, section.postgres),
         section.check(redis.ping, section.redis),
-        section.check(redis.memory, section.redis, broker=section.celery),
+        section.check(redis.memory, section.redis, broker=section.broker),
         section.check(redis.clients, section.redis),
         section.check(celery.queues, section.celery),
         section.check(celery.workers, section.celery),
