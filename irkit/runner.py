@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -187,7 +188,8 @@ def execute(
             # A save failed on the way: the file may be stale or half written. The whole
             # notebook is in memory; if it cannot be written either, nothing half is left.
             unsaved = reports.save_whole(kept[0].nb, tmp)
-            if unsaved is not None:
+            # A stop (SIGTERM, Ctrl-C) already unwinding stays what it is: "interrupted".
+            if unsaved is not None and not isinstance(sys.exc_info()[1], KeyboardInterrupt):
                 raise reports.RecordNotWritten(reports.from_notebook(tmp, kept[0].nb), unsaved)
         # Only a file this run wrote is its record: never another run's of the same name.
         final = None
