@@ -2,6 +2,6 @@
 
 An incident is a folder `reports/incidents/<id>/` holding its executed notebooks in run order
 (`01-triage.ipynb`, `02-db.ipynb`, …), a journal of what was chosen in widgets, and at the end
-`postmortem.md`. Notebooks write the record as display outputs (`schema.INCIDENT_MIME`,
-`schema.EVENT_MIME`); `load` merges them.
+`postmortem.md`. Notebooks write the record as display outputs (`result.INCIDENT_MIME`,
+`result.EVENT_MIME`); `load` merges them.
 """
