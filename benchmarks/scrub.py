@@ -62,7 +62,7 @@ def evidence(rows: int) -> dict[str, Any]:
             "exception": "django.db.utils.OperationalError",
             "count": 12,
             "sample": f"2026-11-30 03:0{i % 10}:00 ERROR connection to server at "
-            '"db.internal" (10.0.0.5), port 5432 failed: FATAL: too many clients',
+            '"db.internal" (127.0.0.1), port 5432 failed: FATAL: too many clients',
         }
         for i in range(rows // 10)
     ]

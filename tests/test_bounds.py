@@ -138,6 +138,13 @@ def test_health_keep_is_bounded(tmp_path: Path) -> None:
     assert written(tmp_path / "reports") == []
 
 
+def refused_before_planning(reports: Path, section: str, pair: str, message: str) -> None:
+    """`-p pair` stops the run while it is planned, saying `message`, and nothing is written."""
+    with pytest.raises(ParameterError, match=re.escape(message)):
+        runner.plan(section, pairs=[pair])
+    assert written(reports) == []
+
+
 @pytest.mark.parametrize(
     ("section", "pair", "message"),
     [
@@ -183,9 +190,7 @@ def test_health_keep_is_bounded(tmp_path: Path) -> None:
 def test_counts_and_durations_are_bounded_before_anything_runs(
     reports: Path, section: str, pair: str, message: str
 ) -> None:
-    with pytest.raises(ParameterError, match=re.escape(message)):
-        runner.plan(section, pairs=[pair])
-    assert written(reports) == []
+    refused_before_planning(reports, section, pair, message)
 
 
 def test_every_number_a_notebook_declares_has_a_range_holding_its_default() -> None:
@@ -227,9 +232,7 @@ def test_every_number_a_notebook_declares_has_a_range_holding_its_default() -> N
 def test_non_finite_numbers_and_wild_percentages_are_refused(
     reports: Path, section: str, pair: str, message: str
 ) -> None:
-    with pytest.raises(ParameterError, match=re.escape(message)):
-        runner.plan(section, pairs=[pair])
-    assert written(reports) == []
+    refused_before_planning(reports, section, pair, message)
 
 
 @pytest.mark.parametrize(

@@ -14,6 +14,7 @@ import pytest
 from irkit import reports
 from irkit.sandbox.stack import BROKER_DB, CACHE_DB, Stack
 from irkit.secrets import MASK, known_secrets, redact, redact_url
+from tests.conftest import serving
 from tests.test_cli import files, irkit
 from tests.test_sandbox import free_ports
 
@@ -174,8 +175,7 @@ def test_redact_masks_credentials_it_was_not_told_about() -> None:
 def test_a_remote_body_is_scrubbed_before_it_is_cut(monkeypatch: pytest.MonkeyPatch) -> None:
     """A health endpoint echoing a secret where the evidence's 500-character cut falls: the
     masked text is cut, never a secret cut in half past recognition."""
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from http.server import BaseHTTPRequestHandler
 
     from irkit.probes import http
     from irkit.targets import HttpTarget
@@ -195,13 +195,7 @@ def test_a_remote_body_is_scrubbed_before_it_is_cut(monkeypatch: pytest.MonkeyPa
         def log_message(self, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Echo)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        target = HttpTarget(base_url=f"http://127.0.0.1:{server.server_address[1]}")
-        body = http.health(target).evidence["body"]
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(Echo) as url:
+        body = http.health(HttpTarget(base_url=url)).evidence["body"]
     assert token[:8] not in body
     assert body.endswith(MASK)

@@ -273,30 +273,10 @@ def test_every_section_health_incident_and_postmortem_keep_every_secret_out(
         ).returncode
         == 0
     )
-    run(
-        "run",
-        "triage",
-        "--incident",
-        "S1",
-        "--html",
-        "-p",
-        "notify=true",
-        "-p",
-        "statuspage_page_id=p1",
-        "-p",
-        f"statuspage_api={echo.url}/v1",
-    )
-    run(
-        "run",
-        "resolve",
-        "--incident",
-        "S1",
-        "--html",
-        "-p",
-        "notify=true",
-        "-p",
-        "load_requests=10",
-    )
+    posting = ("--incident", "S1", "--html", "-p", "notify=true")
+    statuspage = ("-p", "statuspage_page_id=p1", "-p", f"statuspage_api={echo.url}/v1")
+    run("run", "triage", *posting, *statuspage)
+    run("run", "resolve", *posting, "-p", "load_requests=10")
     run("postmortem", "S1", ok=0)
     run("report", "monthly", "--month", f"{datetime.now(UTC):%Y-%m}", ok=0)
 

@@ -13,6 +13,7 @@ from irkit.probes import http, prometheus, tls
 from irkit.result import Result, Status
 from irkit.sandbox.stack import Stack
 from irkit.targets import HttpTarget, TlsEndpoint, TlsTarget, parse_endpoint, tls_target
+from tests.conftest import serving
 
 TIMEOUT_S = 1.0
 
@@ -137,8 +138,7 @@ def test_load_on_the_practice_app_reports_percentiles(stack: Stack) -> None:
 
 def test_load_counts_server_errors_for_real() -> None:
     """Every tenth answer a 500: 10 % errors, over the 1 % the catalogue allows."""
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from http.server import BaseHTTPRequestHandler
 
     count = iter(range(10**6))
 
@@ -152,13 +152,8 @@ def test_load_counts_server_errors_for_real() -> None:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Flaky)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        target = HttpTarget(base_url=f"http://127.0.0.1:{server.server_address[1]}")
-        result = http.load(target, requests=50, concurrency=5, progress=False)
-    finally:
-        server.shutdown()
+    with serving(Flaky) as url:
+        result = http.load(HttpTarget(base_url=url), requests=50, concurrency=5, progress=False)
     assert result.status is Status.CRIT
     assert result.evidence["errors"] == 5
     assert result.evidence["error_pct"] == 10.0
