@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from irkit import safefiles
 from irkit.errors import ConfigError, ParameterError
 
 # papermill stops a cell that runs longer than this: a longer timeout could never be waited out.
@@ -180,17 +181,16 @@ def regular_file(path: Path, what: str, max_bytes: int) -> os.stat_result:
 def read_text(path: Path, what: str, max_bytes: int) -> str:
     """The text of a file a user named, read only if it is a regular file of at most
     `max_bytes`: whatever it is, the read neither blocks nor fills the memory."""
-    regular_file(path, what, max_bytes)
     try:
-        # Non-blocking: were it swapped for a FIFO since the check, opening it must not wait.
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+        data = safefiles.read_regular(path, max_bytes, follow_symlinks=True)
+    except FileNotFoundError:
+        raise ConfigError(f"{what} {path} does not exist") from None
+    except safefiles.NotRegularFile as exc:
+        raise ConfigError(f"{what} {path} is {exc.kind}, not a regular file") from None
+    except safefiles.TooLarge:
+        raise ConfigError(_too_large(path, what, max_bytes)) from None
     except OSError as exc:
         raise ConfigError(f"cannot read {what} {path}: {exc.strerror}") from None
-    with os.fdopen(fd, "rb") as f:
-        _refuse_unless_small_regular(os.fstat(f.fileno()), path, what, max_bytes)
-        data = f.read(max_bytes + 1)
-    if len(data) > max_bytes:  # it grew after the check
-        raise ConfigError(_too_large(path, what, max_bytes))
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -201,22 +201,12 @@ def _refuse_unless_small_regular(
     status: os.stat_result, path: Path, what: str, max_bytes: int
 ) -> None:
     if not stat.S_ISREG(status.st_mode):
-        raise ConfigError(f"{what} {path} is {_kind(status.st_mode)}, not a regular file")
+        raise ConfigError(
+            f"{what} {path} is {safefiles.kind_of(status.st_mode)}, not a regular file"
+        )
     if status.st_size > max_bytes:
         raise ConfigError(_too_large(path, what, max_bytes))
 
 
 def _too_large(path: Path, what: str, max_bytes: int) -> str:
     return f"{what} {path} is larger than {max_bytes // 1024} KiB; irkit reads no more"
-
-
-def _kind(mode: int) -> str:
-    if stat.S_ISDIR(mode):
-        return "a folder"
-    if stat.S_ISFIFO(mode):
-        return "a named pipe (FIFO)"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    return "of another kind"

@@ -31,46 +31,65 @@ RECORD_LIMIT = 256 << 20
 
 
 class NotRead(OSError):
-    """A path in the record that the kit will not read; the message says why."""
+    """A path the kit will not read; the message says why."""
 
 
 class NotRegularFile(NotRead):
-    """A path in the record that is a symlink, a FIFO, a device or a folder: never read."""
+    """A symlink (where none is followed), a FIFO, a device or a folder: never read."""
+
+    def __init__(self, message: str, kind: str) -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 class TooLarge(NotRead):
-    """A file in the record larger than any the kit writes."""
+    """A file larger than any the kit would write or a user would mean."""
 
 
-def read_regular(path: Path, limit: int = RECORD_LIMIT) -> bytes:
-    """The bytes of the regular file at `path`, at most `limit` of them. A symlink is not
-    followed and a FIFO or device is not waited on (opening one without O_NONBLOCK would hang
-    the reader until a writer came)."""
+def read_regular(path: Path, limit: int = RECORD_LIMIT, *, follow_symlinks: bool = False) -> bytes:
+    """The bytes of the regular file at `path`, at most `limit` of them. A FIFO or device is not
+    waited on (opening one without O_NONBLOCK would hang the reader until a writer came), and a
+    symlink is followed only when asked (a file a user named; never in the record)."""
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        fd = os.open(path, flags if follow_symlinks else flags | os.O_NOFOLLOW)
     except OSError:
-        if os.path.islink(path):
-            raise NotRegularFile(f"{path.name} is a symlink (not followed)") from None
+        if not follow_symlinks and os.path.islink(path):
+            raise NotRegularFile(f"{path.name} is a symlink (not followed)", "a symlink") from None
+        raise
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            kind = kind_of(info.st_mode)
+            raise NotRegularFile(f"{path.name} is not a regular file ({kind})", kind)
+        if info.st_size > limit:
+            raise TooLarge(_too_large(path, limit))
+    except BaseException:
+        os.close(fd)
         raise
     with os.fdopen(fd, "rb") as file:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            raise NotRegularFile(f"{path.name} is not a regular file ({_kind(mode)})")
-        # Read one byte past the limit: a file that grows after the check is refused too.
+        # One byte past the limit: a file that grows after the check is refused too.
         data = file.read(limit + 1)
-        if len(data) > limit:
-            raise TooLarge(f"{path.name} is larger than {limit >> 20} MiB (not read)")
-        return data
+    if len(data) > limit:
+        raise TooLarge(_too_large(path, limit))
+    return data
 
 
-_KINDS = {
-    stat.S_IFIFO: "a FIFO",
-    stat.S_IFDIR: "a folder",
-    stat.S_IFSOCK: "a socket",
-    stat.S_IFCHR: "a device",
-    stat.S_IFBLK: "a device",
-}
+def _too_large(path: Path, limit: int) -> str:
+    size = f"{limit >> 20} MiB" if limit >= 1 << 20 else f"{limit // 1024} KiB"
+    return f"{path.name} is larger than {size} (not read)"
 
 
-def _kind(mode: int) -> str:
-    return _KINDS.get(stat.S_IFMT(mode), "not a file")
+def kind_of(mode: int) -> str:
+    """What a file that is not a regular one is, for a message."""
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISLNK(mode):
+        return "a symlink"
+    return "of another kind"

@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, quote, quote_plus, unquote, urlsplit, urlunsplit
 
+from irkit import safefiles
+
 SECRET_ENV = (
     "PGPASSWORD",
     "IRKIT_REDIS_PASSWORD",
@@ -221,14 +223,10 @@ def _passfile_state() -> tuple[str, float, int] | None:
 
 def _passfile_passwords(path: Path) -> list[str]:
     try:
-        # Non-blocking and checked again once open: the file may have been swapped since.
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-        with os.fdopen(fd, "rb") as file:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                return []
-            lines = file.read(_PASSFILE_MAX).decode(errors="replace").splitlines()
+        data = safefiles.read_regular(path, _PASSFILE_MAX, follow_symlinks=True)
     except OSError:
         return []
+    lines = data.decode(errors="replace").splitlines()
     found = []
     for line in lines:
         if line.startswith("#"):

@@ -181,7 +181,10 @@ def test_a_fifo_in_an_incident_does_not_hang_show_list_or_the_analysis(tmp_path:
     folder = open_incident(tmp_path, "F1")
     os.mkfifo(folder / "07-redis.ipynb")
     os.mkfifo(tmp_path / "incidents" / index.NAME)
-    named = "07-redis.ipynb: skipped, not read: 07-redis.ipynb is not a regular file (a FIFO)"
+    named = (
+        "07-redis.ipynb: skipped, not read: "
+        "07-redis.ipynb is not a regular file (a named pipe (FIFO))"
+    )
     for args in (["incident", "show", "F1"], ["incident", "list", "--json"]):
         done = subprocess.run([sys.executable, "-m", "irkit", *args], capture_output=True,
                               text=True, cwd=ROOT, timeout=60, check=False,
