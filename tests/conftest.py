@@ -53,9 +53,24 @@ class Sessions:
 
     def __call__(self, n: int = 1, **kwargs: Any) -> list[psycopg.Connection[Any]]:
         info = self.stack.postgres.conninfo(user="erp", dbname="himalytix")
-        new = [psycopg.connect(**info, **kwargs) for _ in range(n)]
+        new = [self._connect(info, kwargs) for _ in range(n)]
         self.held.extend(new)
         return new
+
+    @staticmethod
+    def _connect(
+        info: dict[str, Any], kwargs: dict[str, Any], timeout: float = 5.0
+    ) -> psycopg.Connection[Any]:
+        # A session closed a moment ago (settle's own, another test's) keeps its slot until its
+        # backend exits; the last free slot may be briefly taken. Wait for it, not longer.
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return psycopg.connect(**info, **kwargs)
+            except psycopg.OperationalError as error:
+                if "connection slots" not in str(error) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
 
     def settle(self, timeout: float = 5.0) -> None:
         """Wait until the server has only the held sessions: a closed session's backend leaves a
