@@ -20,20 +20,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from irkit.credentials import refuse_in_parameters, refuse_in_postgres_field, refuse_in_url
+from irkit.catalogue import parameters as declared
+from irkit.catalogue.parameters import default
 from irkit.errors import ParameterError
 from irkit.secrets import redact, redact_url
 
 # Which environment variable stands in for an empty target parameter.
-ENV_FOR_PARAMETER = {
-    "pg_host": "PGHOST",
-    "pg_port": "PGPORT",
-    "pg_user": "PGUSER",
-    "pg_database": "PGDATABASE",
-    "redis_url": "IRKIT_REDIS_URL",
-    "celery_broker_url": "IRKIT_CELERY_BROKER_URL",
-    "web_url": "IRKIT_BASE_URL",
-    "prom_url": "IRKIT_PROMETHEUS_URL",
-}
+ENV_FOR_PARAMETER = {p.name: p.env for p in declared.BY_NAME.values() if p.env}
 
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 DEFAULT_WEB_URL = "http://localhost:8000"
@@ -49,8 +42,8 @@ class PostgresTarget:
     user: str = ""
     dbname: str = ""
     sslmode: str = ""
-    connect_timeout_s: int = 3
-    statement_timeout_s: float = 5.0
+    connect_timeout_s: int = default("pg_connect_timeout_s")
+    statement_timeout_s: float = default("pg_statement_timeout_s")
     application_name: str = "irkit"
 
     def connect_kwargs(self) -> dict[str, Any]:
@@ -87,7 +80,7 @@ class PostgresTarget:
 class RedisTarget:
     url: str = DEFAULT_REDIS_URL
     password: str | None = field(default=None, repr=False)
-    socket_timeout_s: float = 2.0
+    socket_timeout_s: float = default("redis_socket_timeout_s")
 
     @property
     def display(self) -> str:
@@ -103,8 +96,8 @@ class RedisTarget:
 class CeleryTarget:
     broker_url: str = DEFAULT_REDIS_URL
     password: str | None = field(default=None, repr=False)
-    socket_timeout_s: float = 2.0
-    inspect_timeout_s: float = 1.0
+    socket_timeout_s: float = default("celery_socket_timeout_s")
+    inspect_timeout_s: float = default("celery_inspect_timeout_s")
 
     @property
     def display(self) -> str:
@@ -131,7 +124,7 @@ class HttpTarget:
     """A web app or an HTTP API (Prometheus); `base_url` holds no credentials."""
 
     base_url: str
-    timeout_s: float = 5.0
+    timeout_s: float = default("web_timeout_s")
     verify: bool | str = True  # False, or a CA bundle to trust (a private CA)
 
     @property
@@ -164,7 +157,7 @@ class TlsEndpoint:
 @dataclass(frozen=True, kw_only=True)
 class TlsTarget:
     endpoints: tuple[TlsEndpoint, ...]
-    timeout_s: float = 5.0
+    timeout_s: float = default("tls_timeout_s")
 
     @property
     def display(self) -> str:
@@ -199,7 +192,7 @@ class LogSource:
 
     files: tuple[str, ...] = ()
     command: tuple[str, ...] = ()
-    timeout_s: float = 10.0
+    timeout_s: float = default("log_timeout_s")
 
     @property
     def configured(self) -> bool:
@@ -252,7 +245,7 @@ class CommandTarget:
 
     name: str
     argv: tuple[str, ...] = ()
-    timeout_s: float = 20.0
+    timeout_s: float = default("check_timeout_s")
 
     @property
     def configured(self) -> bool:
@@ -278,7 +271,7 @@ REDIS_SCHEMES = ("redis", "rediss", "unix")
 def postgres_target(params: Mapping[str, Any]) -> PostgresTarget:
     for name in ("pg_host", "pg_user", "pg_database"):
         refuse_in_postgres_field(params, name)
-    port = int(params.get("pg_port", 0))
+    port = int(params.get("pg_port", default("pg_port")))
     if not 0 <= port <= 65535:
         raise ParameterError(f"parameter pg_port must be a port number (1-65535), got {port}")
     sslmode = str(params.get("pg_sslmode", ""))
@@ -293,8 +286,8 @@ def postgres_target(params: Mapping[str, Any]) -> PostgresTarget:
         user=str(params.get("pg_user", "")),
         dbname=str(params.get("pg_database", "")),
         sslmode=sslmode,
-        connect_timeout_s=int(_positive(params, "pg_connect_timeout_s", 3)),
-        statement_timeout_s=_positive(params, "pg_statement_timeout_s", 5.0, at_least=0.001),
+        connect_timeout_s=int(_positive(params, "pg_connect_timeout_s")),
+        statement_timeout_s=_positive(params, "pg_statement_timeout_s", at_least=0.001),
     )
 
 
@@ -303,7 +296,7 @@ def redis_target(params: Mapping[str, Any]) -> RedisTarget:
     return RedisTarget(
         url=url,
         password=os.environ.get("IRKIT_REDIS_PASSWORD") or None,
-        socket_timeout_s=_positive(params, "redis_socket_timeout_s", 2.0),
+        socket_timeout_s=_positive(params, "redis_socket_timeout_s"),
     )
 
 
@@ -314,21 +307,21 @@ def celery_target(params: Mapping[str, Any]) -> CeleryTarget:
     return CeleryTarget(
         broker_url=url,
         password=os.environ.get("IRKIT_CELERY_BROKER_PASSWORD") or None,
-        socket_timeout_s=_positive(params, "celery_socket_timeout_s", 2.0),
-        inspect_timeout_s=_positive(params, "celery_inspect_timeout_s", 1.0),
+        socket_timeout_s=_positive(params, "celery_socket_timeout_s"),
+        inspect_timeout_s=_positive(params, "celery_inspect_timeout_s"),
     )
 
 
 def web_target(params: Mapping[str, Any]) -> HttpTarget:
     url = _url_parameter(params, "web_url", ("http", "https")) or DEFAULT_WEB_URL
     return HttpTarget(
-        base_url=url, timeout_s=_positive(params, "web_timeout_s", 5.0), verify=_verify(params)
+        base_url=url, timeout_s=_positive(params, "web_timeout_s"), verify=_verify(params)
     )
 
 
 def prometheus_target(params: Mapping[str, Any]) -> HttpTarget:
     url = _url_parameter(params, "prom_url", ("http", "https")) or DEFAULT_PROMETHEUS_URL
-    return HttpTarget(base_url=url, timeout_s=_positive(params, "prom_timeout_s", 5.0))
+    return HttpTarget(base_url=url, timeout_s=_positive(params, "prom_timeout_s"))
 
 
 def tls_target(params: Mapping[str, Any]) -> TlsTarget:
@@ -343,7 +336,7 @@ def tls_target(params: Mapping[str, Any]) -> TlsTarget:
             raw = [f"{web.hostname}:{web.port or 443}"]
     return TlsTarget(
         endpoints=tuple(parse_endpoint(str(e)) for e in raw),
-        timeout_s=_positive(params, "tls_timeout_s", 5.0),
+        timeout_s=_positive(params, "tls_timeout_s"),
     )
 
 
@@ -354,7 +347,7 @@ def logs_target(params: Mapping[str, Any]) -> LogSource:
     return LogSource(
         files=tuple(str(f) for f in params.get("log_files") or []),
         command=tuple(split(line, "parameter log_command")) if line.strip() else (),
-        timeout_s=_positive(params, "log_timeout_s", 10.0),
+        timeout_s=_positive(params, "log_timeout_s"),
     )
 
 
@@ -367,7 +360,7 @@ def command_target(params: Mapping[str, Any], name: str) -> CommandTarget:
 
     argv = parse_named(params.get("check_commands") or [], "check_commands").get(name, [])
     return CommandTarget(
-        name=name, argv=tuple(argv), timeout_s=_positive(params, "check_timeout_s", 20.0)
+        name=name, argv=tuple(argv), timeout_s=_positive(params, "check_timeout_s")
     )
 
 
@@ -401,7 +394,7 @@ def check_all(params: Mapping[str, Any], declared: Collection[str]) -> None:
         "log_command": lambda p: _installed(logs_target(p).command, "log_command"),
         "check_commands": _installed_commands,
         "deploy_commands": lambda p: _named(p, "deploy_commands"),
-        "health_deadline_s": lambda p: _positive(p, "health_deadline_s", 30.0),
+        "health_deadline_s": lambda p: _positive(p, "health_deadline_s"),
         "notify_repeat_min": lambda p: _positive_minutes(p, "notify_repeat_min"),
     }
     for marker, build in builders.items():
@@ -446,12 +439,12 @@ def _verify(params: Mapping[str, Any]) -> bool | str:
         if not os.path.isfile(ca_file):
             raise ParameterError(f"parameter web_ca_file: no such file {ca_file}")
         return ca_file
-    return bool(params.get("web_verify_tls", True))
+    return bool(params.get("web_verify_tls", default("web_verify_tls")))
 
 
-def _positive(params: Mapping[str, Any], name: str, default: float, at_least: float = 0.0) -> float:
+def _positive(params: Mapping[str, Any], name: str, at_least: float = 0.0) -> float:
     """A timeout: zero would mean "wait for ever" to the drivers, which is what they are for."""
-    value = float(params.get(name, default))
+    value = float(params.get(name, default(name)))
     if value <= 0 or value < at_least:
         raise ParameterError(
             f"parameter {name} must be a positive number of seconds, got {value:g}"

@@ -1,0 +1,336 @@
+"""Every parameter of every notebook, declared once: name, type, default and help, in a group per
+target (`pg_*`, `redis_*`, `web_*`, …). The bound on a number comes from its name
+(`irkit.bounds`: `…_timeout_s`, `…_pct`, `…_days`), its unit with it; an empty target parameter
+falls back to the environment variable named by `env`.
+
+The notebooks' parameters cells are generated from these declarations (`./kit notebooks`, see
+`irkit.catalogue.cells`), and the probes and targets take their defaults from here: a default is
+written in this file and nowhere else (tests/test_declarations.py checks it).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+from irkit import bounds
+
+TYPES = ("str", "int", "float", "bool", "list[str]")
+
+
+@dataclass(frozen=True)
+class Parameter:
+    name: str
+    type: str  # as annotated in a notebook: str, int, float, bool or list[str]
+    default: Any
+    help: str  # one line: what it is, its unit, what empty or 0 means
+    env: str = ""  # the environment variable an empty value falls back to
+
+    @property
+    def range(self) -> bounds.Range | None:
+        return bounds.range_for(self.name) if self.type in ("int", "float") else None
+
+    @property
+    def unit(self) -> str:
+        bound = self.range
+        return bound.unit if bound else ""
+
+
+@dataclass(frozen=True)
+class Group:
+    title: str
+    parameters: tuple[Parameter, ...]
+
+
+def group(title: str, *parameters: Parameter) -> Group:
+    return Group(title, parameters)
+
+
+def text(name: str, default: str, help: str, *, env: str = "") -> Parameter:
+    return Parameter(name, "str", default, help, env)
+
+
+def integer(name: str, default: int, help: str, *, env: str = "") -> Parameter:
+    return Parameter(name, "int", default, help, env)
+
+
+def number(name: str, default: float, help: str) -> Parameter:
+    return Parameter(name, "float", default, help)
+
+
+def flag(name: str, default: bool, help: str) -> Parameter:
+    return Parameter(name, "bool", default, help)
+
+
+def texts(name: str, default: list[str], help: str) -> Parameter:
+    return Parameter(name, "list[str]", tuple(default), help)
+
+
+INCIDENT = group(
+    "The incident record",
+    text("incident_id", "", "the incident this run belongs to (irkit run … --incident ID)"),
+    text("title", "", "what is wrong, in a few words"),
+    text("category", "", "database, infrastructure, application or security (the escalation path)"),
+    text("responder", "", "who responds (empty: the record's responder, else $USER)"),
+    text("impact", "", 'what users see, e.g. "Login page returns 500 errors"'),
+    text("detection_source", "", 'how it was detected, e.g. "Prometheus alert HighErrorRate"'),
+    text("impact_started_at", "", "when users were first affected, ISO-8601 UTC"),
+    text("detected_at", "", "when the alert fired (empty: when the incident was opened)"),
+    text("acknowledged_at", "", "when a responder took the page (empty: when triage first runs)"),
+    text("tenants_affected", "", '"all", a number or names (empty: from answer_one_tenant_only)'),
+    text("severity", "", "P0, P1, P2 or P3 to override the decision list"),
+    text("answer_service_down", "", "Is the service down completely? (inferred: health checks)"),
+    text("answer_users_can_login", "", "Can users log in? (inferred: the login page's smoke test)"),
+    text(
+        "answer_core_features_work", "", "Journal entry, reports? (inferred: core URLs, error rate)"
+    ),
+    text("answer_one_tenant_only", "", "Is only one tenant affected? (the responder's answer)"),
+    text("answer_cosmetic_only", "", "Is it a UI cosmetic issue? (the responder's answer)"),
+)
+
+RESOLUTION = group(
+    "Resolution",
+    texts("action_items", [], 'more action items: "action | owner | YYYY-MM-DD | P0-P3"'),
+    text("root_cause", "", 'e.g. "PostgreSQL connection pool exhausted at max_connections 100"'),
+    text("root_cause_key", "", 'a short slug for repeats, e.g. "pg-pool-exhausted"'),
+    text("resolution", "", 'e.g. "Restarted web service, increased pool size to 200"'),
+    text("mitigated_at", "", "when the mitigation took effect, ISO-8601 UTC (for the TTM)"),
+    text("resolved_at", "", "when service was restored, ISO-8601 UTC (empty: now, if checks pass)"),
+    flag("declare_resolved", False, "resolve even though a check is CRIT (the record says which)"),
+)
+
+POSTMORTEM = group(
+    "Postmortem",
+    text("author", "", "who writes the postmortem (empty: the responder)"),
+    text("summary", "", "one paragraph (empty: composed from impact, root cause and resolution)"),
+    text("revenue_impact", "", 'e.g. "~$500 (estimated lost transactions)"'),
+    text(
+        "detection_review",
+        "",
+        'could detection be faster? e.g. "No - alert threshold is appropriate"',
+    ),
+    texts("went_well", [], "lessons: what went well"),
+    texts("went_wrong", [], "lessons: what went wrong"),
+    texts("lucky", [], "lessons: where we got lucky"),
+    texts("follow_up", [], 'e.g. "Share postmortem in #engineering"'),
+)
+
+COMMUNICATION = group(
+    "Communication",
+    flag("notify", False, "post a Slack notice when the verdict changes (IRKIT_SLACK_WEBHOOK)"),
+    number("notify_repeat_min", 60.0, "while CRIT, remind at most this often"),
+    integer("next_update_min", 30, "when the next stakeholder update is due"),
+    text("statuspage_page_id", "", "Statuspage.io page id"),
+    text("statuspage_api", "https://api.statuspage.io/v1", "the status page's API"),
+    texts("contacts", [], 'escalation handles, e.g. "Database Admin: @dba-oncall"'),
+    text("grafana_url", "http://localhost:3000", "Grafana (metrics)"),
+    text("jaeger_url", "http://localhost:16686", "Jaeger (traces)"),
+    text("logs_command", "docker-compose logs -f web celery", "how to follow the logs"),
+)
+
+WEB = group(
+    "Web app",
+    text(
+        "web_url",
+        "",
+        "the web app, e.g. https://himalytix.com (else http://localhost:8000)",
+        env="IRKIT_BASE_URL",
+    ),
+    number("web_timeout_s", 5.0, "give up on a connect or a reply after this long"),
+    flag("web_verify_tls", True, "check the web app's certificate (False only for a test box)"),
+    text("web_ca_file", "", "a CA bundle to trust instead of the system's (a private CA)"),
+    text("web_health_path", "/health/ready/", "django-health-check's readiness endpoint"),
+    texts(
+        "web_smoke_paths",
+        ["/health/ready/", "/accounts/login/", "/api/v1/health/"],
+        "the runbook's smoke test (curl -f): a 4xx or 5xx answer fails it",
+    ),
+    number("web_slow_ms", 1000.0, "readiness answer slower than this: WARN"),
+    text("load_path", "/", "the page to load"),
+    integer("load_requests", 100, "requests in all"),
+    integer("load_concurrency", 10, "requests at a time"),
+    text("web_login_path", "/accounts/login/", 'the login page (answers "can users log in?")'),
+    texts("web_core_paths", ["/api/v1/journal/"], "core features (journal entry, reports)"),
+)
+
+PROMETHEUS = group(
+    "Prometheus",
+    text("prom_url", "", "Prometheus, e.g. http://localhost:9090", env="IRKIT_PROMETHEUS_URL"),
+    number("prom_timeout_s", 5.0, "give up on a Prometheus query after this long"),
+    text("prom_window", "5m", "PromQL range for rates, as in the runbook's queries"),
+    number("prom_error_rate_warn_pct", 1.0, "share of requests answered 5xx: WARN"),
+    number("prom_error_rate_crit_pct", 5.0, "runbook High Error Rate Alert: over 5%"),
+    number("prom_p95_warn_s", 1.0, "95th percentile of request time above this: WARN"),
+)
+
+POSTGRES = group(
+    "PostgreSQL",
+    text("pg_host", "", "PostgreSQL host, address or socket directory", env="PGHOST"),
+    integer("pg_port", 0, "port; 0 means PGPORT, else 5432", env="PGPORT"),
+    text("pg_user", "", "role to connect as; with pg_monitor it sees every session", env="PGUSER"),
+    text("pg_database", "", "database, e.g. himalytix", env="PGDATABASE"),
+    text("pg_sslmode", "", "libpq sslmode (disable, require, verify-full); empty: libpq's default"),
+    integer(
+        "pg_connect_timeout_s", 3, "give up connecting after this many seconds (libpq: at least 2)"
+    ),
+    number("pg_statement_timeout_s", 5.0, "cancel any monitoring query that runs longer"),
+    number("pg_connect_warn_s", 2.0, "connecting takes longer than this: WARN"),
+    number("pg_long_query_warn_s", 1.0, "runbook Slow Query Alert: queries over 1 s"),
+    number("pg_long_query_crit_s", 300.0, "runbook Scenario 2: kill candidates over 5 min"),
+    text("pg_kill_mode", "terminate", "terminate (end the session) or cancel (stop the statement)"),
+    number("pg_kill_older_than_s", 300.0, "runbook: kill queries running longer than 5 min"),
+    number(
+        "pg_kill_idle_in_transaction_s",
+        0.0,
+        "also sessions idle in a transaction this long (0: no)",
+    ),
+    texts("pg_kill_pids", [], "or exactly these pids (the filters above are then ignored)"),
+    flag("pg_kill_allow_superuser", False, "include superusers' sessions"),
+    number("pg_connections_warn_pct", 80.0, "share of usable connection slots in use: WARN"),
+    number("pg_connections_crit_pct", 95.0, "share of usable connection slots in use: CRIT"),
+    number("pg_idle_in_transaction_warn_s", 60.0, "idle in a transaction this long: WARN"),
+    number("pg_idle_in_transaction_crit_s", 300.0, "idle in a transaction this long: CRIT"),
+    number("pg_lock_wait_warn_s", 60.0, "a session waits on a lock this long: WARN"),
+    number("pg_lock_wait_crit_s", 120.0, "a session waits on a lock this long: CRIT"),
+    texts("pg_expected_migrations", [], 'migrations that must be applied, as "app.name"'),
+    number("pg_impact_window_min", 5.0, "runbook: active users in the last 5 min"),
+    text("pg_impact_users_table", "auth_user", "table of users, with a last-login column"),
+    text("pg_impact_last_login_column", "last_login", "timestamp of each user's last login"),
+    text("pg_impact_tenants_table", "tenancy_tenant", "table of tenants"),
+)
+
+REDIS = group(
+    "Redis",
+    text(
+        "redis_url",
+        "",
+        "e.g. redis://localhost:6379/1; the password goes in IRKIT_REDIS_PASSWORD",
+        env="IRKIT_REDIS_URL",
+    ),
+    number("redis_socket_timeout_s", 2.0, "give up on a connect or reply after this long"),
+    number("redis_memory_warn_pct", 80.0, "used_memory as a share of maxmemory: WARN"),
+    number("redis_memory_crit_pct", 95.0, "used_memory as a share of maxmemory: CRIT"),
+    number("redis_clients_warn_pct", 80.0, "connected clients as a share of maxclients: WARN"),
+    flag("redis_allow_broker_flush", False, "flush even a db holding Celery queues (drops them)"),
+    text("redis_new_maxmemory", "", "set maxmemory to this, e.g. 512mb (empty: leave it)"),
+)
+
+CELERY = group(
+    "Celery",
+    text(
+        "celery_broker_url",
+        "",
+        "e.g. redis://localhost:6379/0; password: IRKIT_CELERY_BROKER_PASSWORD",
+        env="IRKIT_CELERY_BROKER_URL",
+    ),
+    number("celery_socket_timeout_s", 2.0, "give up on the broker after this long"),
+    number("celery_inspect_timeout_s", 1.0, "how long workers have to answer (Celery's default)"),
+    integer(
+        "celery_expected_workers", 0, "workers deployed: stop waiting once all answer (0: wait)"
+    ),
+    integer("celery_min_workers", 1, "fewer workers answering than this: WARN (none at all: CRIT)"),
+    number("celery_task_runaway_s", 300.0, "a task running this long is a runaway: WARN"),
+    texts("celery_queues", ["celery"], "Celery queue names: a db holding them is a broker db"),
+    integer("celery_queue_warn", 100, "tasks waiting in one queue: WARN"),
+    integer("celery_queue_crit", 5000, 'tasks waiting in one queue: CRIT (runbook: "5000+")'),
+    integer("celery_pool_change", 0, "grow (> 0) or shrink (< 0) each worker's pool by this many"),
+    texts("celery_pool_workers", [], "the workers to resize (empty: every one that answers)"),
+    integer("celery_autoscale_max", 0, "autoscale bounds for workers started with --autoscale"),
+    integer("celery_autoscale_min", 0, "(0 and 0: leave the autoscaler alone)"),
+)
+
+TLS = group(
+    "Certificates",
+    texts("tls_endpoints", [], '"name[:port][@address]"; empty: the web_url\'s host when https'),
+    number("tls_timeout_s", 5.0, "give up on a TLS handshake after this long"),
+    number("tls_warn_days", 20.0, "certificate expires within this many days: WARN"),
+    number("tls_crit_days", 15.0, "certificate expires within this many days (or expired): CRIT"),
+)
+
+HOST = group(
+    "Disk, memory and CPU of this machine",
+    number("host_cpu_interval_s", 0.5, "how long to measure CPU use"),
+    number("host_cpu_warn_pct", 80.0, "runbook High CPU Alert: over 80%"),
+    number("host_cpu_crit_pct", 95.0, "CPU use: CRIT"),
+    texts("disk_paths", ["/"], "check the filesystem holding each of these paths"),
+    texts("disk_log_dirs", [], 'application log folders, e.g. ["/app/logs"]'),
+    text("disk_log_pattern", "*.log", "which files in them are logs"),
+    texts("disk_temp_dirs", [], 'media/temp folders, e.g. ["/app/media/temp"]'),
+    number("disk_warn_pct", 80.0, "space or inodes used: WARN"),
+    number("disk_crit_pct", 90.0, "space or inodes used: CRIT"),
+    number("disk_log_max_age_days", 7.0, "runbook: logs older than 7 days can go"),
+    number("disk_temp_max_age_days", 30.0, "runbook: temp files older than 30 days can go"),
+    number("host_memory_available_warn_pct", 10.0, "memory still available at or below this: WARN"),
+    number("host_memory_available_crit_pct", 5.0, "memory still available at or below this: CRIT"),
+)
+
+SOURCES = group(
+    "Optional sources: logs, deploys and diagnostic commands",
+    texts("log_files", [], 'application log files or globs, e.g. ["/app/logs/*.log"]'),
+    text("log_command", "", 'or a command printing it: "docker compose logs web -t --since 30m"'),
+    number("log_window_min", 30.0, "runbook: errors of the last 30 min"),
+    number("log_timeout_s", 10.0, "stop a log command that runs longer than this"),
+    text("deploy_repo", "", "the deployed checkout, for git log (empty: not checked)"),
+    number("deploy_window_min", 60.0, "a deploy this recent may be the cause: WARN"),
+    texts("check_commands", [], 'read-only diagnostics, "name: command line"'),
+    number("check_timeout_s", 20.0, "stop a diagnostic command that runs longer than this"),
+    texts("deploy_commands", [], 'the deployment\'s own tooling, "name: command line"'),
+    number("deploy_timeout_s", 300.0, "stop a deployment command that runs longer than this"),
+)
+
+ACTIONS = group(
+    "Mitigations",
+    texts("allow_actions", [], 'actions to carry out without asking, e.g. ["postgres.terminate"]'),
+    text("confirmed_by", "", "who confirms, for the record (empty: $USER)"),
+)
+
+HEALTH = group(
+    "The health report",
+    number("health_deadline_s", 30.0, "wait no longer for any check (then: CRIT, hung)"),
+    flag("charts_always", False, "charts for every area (else where something is wrong)"),
+)
+
+METRICS = group(
+    "The monthly analysis",
+    text("month", "", "the month analysed, YYYY-MM (empty: the current month, UTC)"),
+    integer("months", 6, "how many months the tables and trends cover, ending with that one"),
+    text("incidents_dir", "", "the incident folders to read (empty: reports/incidents/)"),
+)
+
+GROUPS: tuple[Group, ...] = (
+    INCIDENT,
+    RESOLUTION,
+    POSTMORTEM,
+    COMMUNICATION,
+    WEB,
+    PROMETHEUS,
+    POSTGRES,
+    REDIS,
+    CELERY,
+    TLS,
+    HOST,
+    SOURCES,
+    ACTIONS,
+    HEALTH,
+    METRICS,
+)
+
+BY_NAME: dict[str, Parameter] = {p.name: p for g in GROUPS for p in g.parameters}
+
+
+def get(name: str) -> Parameter:
+    try:
+        return BY_NAME[name]
+    except KeyError:
+        raise KeyError(f"no parameter named {name!r} is declared") from None
+
+
+def default(name: str) -> Any:
+    """A parameter's default, as a fresh value (a list default is a new list each time)."""
+    value = get(name).default
+    return list(value) if isinstance(value, tuple) else copy.copy(value)
+
+
+def defaults(*names: str) -> dict[str, Any]:
+    return {name: default(name) for name in names}
