@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from irkit import __version__, interrupt
+from irkit.catalogue.parameters import default
 from irkit.errors import IrkitError
 from irkit.result import Status
 from irkit.secrets import redact
@@ -314,7 +315,9 @@ def _health(args: argparse.Namespace) -> int:
     print(f"report: {record.path}")
     if keep is not None:
         # The last notice is found in the reports: keep them as long as a reminder may wait.
-        repeat = timedelta(minutes=float(plan.values.get("notify_repeat_min", 60.0)))
+        repeat = timedelta(
+            minutes=float(plan.values.get("notify_repeat_min", default("notify_repeat_min")))
+        )
         removed = retention.prune(folder, max(keep, repeat), utc_now(), spare=written)
         if removed:
             print(f"pruned: {len(removed)} health report file(s) older than {args.keep}")

@@ -1,4 +1,5 @@
-"""The probe contract: a timed call that turns findings, outages and bugs into one `Result`."""
+"""The probe contract: a timed call that turns findings, outages and bugs into one `Result`; and a
+probe's catalogue entry, declared with it (`@probe(name, target=…, thresholds=…, area=…)`)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,12 @@ import logging
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
+from irkit.catalogue import parameters as declared
+from irkit.catalogue.areas import AREAS
 from irkit.errors import IrkitError, NotVisible, ParameterError, ServiceError, Unreachable
 from irkit.result import Result, Status, utc_now
 from irkit.secrets import redact
@@ -44,21 +47,105 @@ class Finding:
 
 
 Probe = Callable[Concatenate[T, P], Result]
+# What the runbook says to do about a verdict, from its evidence; None: nothing to do.
+Advice = Callable[[Result], "str | None"]
 
 
-def probe(name: str) -> Callable[[Callable[Concatenate[T, P], Finding]], Probe[T, P]]:
+@dataclass(frozen=True)
+class Entry:
+    """A probe's place in the kit, declared with its function: every list of probes (the health
+    report, the resolve re-check, the README's table, the tests) is derived from these."""
+
+    name: str  # dotted, e.g. "postgres.connections"
+    target: str  # the Section target it runs on: "postgres", "web", "host", …
+    measures: str  # for the README's table: what it looks at
+    # …and when it says WARN / CRIT; `{parameter}` stands for that parameter's default
+    grades: str
+    # probe keyword → the parameter that gives it; the parameter's declared default is the
+    # keyword's default (irkit.catalogue.parameters), written nowhere else
+    thresholds: Mapping[str, str] = field(default_factory=dict)
+    area: str = ""  # its section of the health report (irkit.health.checks.AREAS); "": not in it
+    recheck: bool = False  # re-run by the resolve notebook before an incident is called resolved
+    # …and there only when this holds for its target (TLS: when endpoints are known)
+    recheck_when: Callable[[Any], bool] | None = None
+    # parameters of which one must be non-empty for the report to run it (an optional source)
+    needs: tuple[str, ...] = ()
+    fixed: Mapping[str, Any] = field(default_factory=dict)  # keyword values fixed in the report
+    uses: Mapping[str, str] = field(default_factory=dict)  # keyword → another Section target
+    advice: Advice | None = None  # for WARN and CRIT; None: its summary says it all
+    advice_when_ok: bool = False  # informational probes advise on OK too (reclaimable files)
+    left_out: str = ""  # why it is in neither the report nor the re-check
+    module: str = ""  # filled in: where it is defined
+    function: str = ""
+
+    def keywords(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """The probe's keywords from the parameters a notebook declares; the others are left to
+        their declared defaults."""
+        return {kw: params[p] for kw, p in self.thresholds.items() if p in params}
+
+
+# Every probe defined so far, by name, in the order defined (irkit.probes loads them all).
+REGISTRY: dict[str, tuple[Entry, Callable[..., Result]]] = {}
+
+
+def probe(
+    name: str,
+    *,
+    target: str,
+    measures: str = "",
+    grades: str = "",
+    thresholds: Mapping[str, str] | None = None,
+    area: str = "",
+    recheck: bool = False,
+    recheck_when: Callable[[Any], bool] | None = None,
+    needs: tuple[str, ...] = (),
+    fixed: Mapping[str, Any] | None = None,
+    uses: Mapping[str, str] | None = None,
+    advice: Advice | None = None,
+    advice_when_ok: bool = False,
+    left_out: str = "",
+) -> Callable[[Callable[Concatenate[T, P], Finding]], Probe[T, P]]:
     """Make a probe named `name` (dotted, e.g. `postgres.connections`) from a function that returns
-    a `Finding`. A `ServiceError` becomes CRIT, `NotVisible` UNKNOWN, and any other exception
-    UNKNOWN too, logged, so that one probe's bug never stops a notebook. Only `IrkitError` (bad
-    configuration) propagates."""
+    a `Finding`, and enter it in the catalogue. A `ServiceError` becomes CRIT, `NotVisible`
+    UNKNOWN, and any other exception UNKNOWN too, logged, so that one probe's bug never stops a
+    notebook. Only `IrkitError` (bad configuration) propagates. A threshold keyword left out takes
+    its parameter's declared default."""
+    if not (area or recheck or left_out):
+        raise TypeError(f"probe {name}: say why it is in neither the health report nor the recheck")
+    if area and area not in AREAS:
+        raise TypeError(f"probe {name}: no area {area!r} in the health report ({', '.join(AREAS)})")
+    thresholds = dict(thresholds or {})
 
     def decorate(body: Callable[Concatenate[T, P], Finding]) -> Probe[T, P]:
+        entry = Entry(
+            name,
+            target,
+            measures,
+            grades,
+            thresholds,
+            area,
+            recheck,
+            recheck_when,
+            needs,
+            dict(fixed or {}),
+            dict(uses or {}),
+            advice,
+            advice_when_ok,
+            left_out,
+            body.__module__,
+            body.__name__,
+        )
+
         @functools.wraps(body)
         def run(target: T, /, *args: P.args, **kwargs: P.kwargs) -> Result:
             at = utc_now()
             started = time.perf_counter()
+            given: dict[str, Any] = dict(kwargs)
+            for keyword, parameter in thresholds.items():
+                if keyword not in given:
+                    given[keyword] = declared.default(parameter)
             try:
-                finding = within_deadline(lambda: body(target, *args, **kwargs), target)
+                finding = within_deadline(lambda: body(target, *args, **given), target)
             except IrkitError:
                 raise
             except ServiceError as exc:
@@ -84,6 +171,8 @@ def probe(name: str) -> Callable[[Callable[Concatenate[T, P], Finding]], Probe[T
             )
 
         run.__dict__["probe_name"] = name
+        run.__dict__["entry"] = entry
+        REGISTRY[name] = (entry, run)
         return run
 
     return decorate

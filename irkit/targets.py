@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from irkit.credentials import refuse_in_parameters, refuse_in_postgres_field, refuse_in_url
 from irkit.catalogue import parameters as declared
 from irkit.catalogue.parameters import default
+from irkit.credentials import refuse_in_parameters, refuse_in_postgres_field, refuse_in_url
 from irkit.errors import ParameterError
 from irkit.secrets import redact, redact_url
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ast
 import importlib
-import inspect
 import json
 from pathlib import Path
 from typing import Any
@@ -13,8 +12,8 @@ import papermill
 import pytest
 
 from conftest import tls_endpoints
-from irkit import parameters, reports
-from irkit.health import CHECKS
+from irkit import parameters, probes, reports
+from irkit.health.checks import report_checks
 from irkit.result import RESULT_MIME, Status
 from irkit.sandbox.stack import BROKER_DB, CACHE_DB, Stack
 from tests.conftest import ROOT
@@ -31,7 +30,7 @@ EXPECTED = {
                "prometheus.query", "logs.errors", "postgres.long_queries", "http.health",
                "command.check", "postgres.connect", "redis.ping", "http.smoke", "tls.expiry",
                "tls.expiry"],
-    # Every check at once, in one call (irkit.health.CHECKS); none of its own.
+    # Every check at once, in one call (irkit.health.run); none of its own.
     "health": [],
     "triage": ["prometheus.alerts", "http.health", "http.smoke", "prometheus.query",
                "postgres.impact"],
@@ -40,11 +39,24 @@ EXPECTED = {
     "metrics": [],
 }  # fmt: skip
 OPTIONAL = {"logs.errors", "deploy.recent", "command.check"}
-# The resolve notebook re-runs every read-only check in one call after its own.
-RECHECK = ["postgres.connect", "postgres.connections", "postgres.long_queries",
-           "postgres.idle_in_transaction", "postgres.blocking", "redis.ping", "redis.memory",
-           "redis.clients", "celery.queues", "celery.workers", "disk.usage", "host.memory",
-           "host.cpu", "prometheus.alerts", "tls.expiry"]  # fmt: skip
+# The resolve notebook re-runs, in one call after its own, every probe the catalogue marks for it.
+RECHECK = [
+    "postgres.connect",
+    "postgres.connections",
+    "postgres.long_queries",
+    "postgres.idle_in_transaction",
+    "postgres.blocking",
+    "redis.ping",
+    "redis.memory",
+    "redis.clients",
+    "celery.queues",
+    "celery.workers",
+    "disk.usage",
+    "host.memory",
+    "host.cpu",
+    "tls.expiry",
+    "prometheus.alerts",
+]
 
 
 def code_cells(path: Path) -> list[dict[str, Any]]:
@@ -109,26 +121,20 @@ def test_a_name_shared_by_two_notebooks_means_the_same_there() -> None:
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_defaults_are_the_probes_defaults(path: Path) -> None:
-    """A threshold passed from a parameter has the same default as the probe's own."""
-    declared = parameters.declared_in_notebook(path)
+def test_a_threshold_comes_from_the_parameter_the_catalogue_names(path: Path) -> None:
+    """A notebook passes each probe keyword the parameter its catalogue entry maps it to: the
+    declared default is then the probe's default, with no second copy to drift."""
     for cell in code_cells(path):
         call = ast.parse(source(cell)).body[0]
         if not (isinstance(call, ast.Expr) and "section.check(" in source(cell)):
             continue
         assert isinstance(call.value, ast.Call)
-        probe_name = ast.unparse(call.value.args[0])
-        module, attr = probe_name.split(".")
-        fn = getattr(importlib.import_module(f"irkit.probes.{module}"), attr)
-        signature = inspect.signature(fn)
+        fn = ast.unparse(call.value.args[0])
+        module, attr = fn.split(".")
+        entry = getattr(importlib.import_module(f"irkit.probes.{module}"), attr).entry
         for kw in call.value.keywords:
-            if not isinstance(kw.value, ast.Name):
-                continue  # a combination of parameters, such as triage's smoke and core paths
-            default = signature.parameters[str(kw.arg)].default
-            notebook_default = declared[kw.value.id].default
-            if isinstance(default, tuple):
-                default = list(default)
-            assert notebook_default == default, (probe_name, kw.arg)
+            if isinstance(kw.value, ast.Name) and kw.arg in entry.thresholds:
+                assert kw.value.id == entry.thresholds[kw.arg], (path.stem, fn, kw.arg)
 
 
 def run(path: Path, tmp_path: Path, **params: Any) -> reports.Record:
@@ -166,7 +172,7 @@ def test_each_notebook_runs_against_the_practice_servers(
     assert record.complete, record.error
     expected = EXPECTED[path.stem] + (RECHECK if path.stem == "resolve" else [])
     if path.stem == "health":
-        expected = [c.probe for c in CHECKS if not c.needs]
+        expected = [c.name for c in report_checks() if not c.needs]
     # Sources not given here (log files, the deployed checkout, diagnostics) are not judged.
     expected = [p for p in expected if p not in OPTIONAL]
     assert [r.probe for r in record.results] == expected
@@ -224,21 +230,12 @@ def test_plain_papermill_with_an_unknown_parameter_stops_before_any_probe(tmp_pa
     assert record.status is Status.UNKNOWN
 
 
-def test_the_health_reports_checks_take_declared_parameters_with_the_probes_defaults() -> None:
-    from irkit import probes
-
+def test_the_health_notebook_declares_every_parameter_its_checks_take() -> None:
     declared = parameters.declared_in_notebook(ROOT / "notebooks" / "health.ipynb")
-    for check in CHECKS:
-        signature = inspect.signature(probes.get(check.probe))
-        for keyword, name in check.kwargs.items():
-            assert name in declared, (check.probe, name)
-            default = signature.parameters[keyword].default
-            default = list(default) if isinstance(default, tuple) else default
-            assert declared[name].default == default, (check.probe, keyword)
-        for needed in filter(None, check.needs.split("|")):
-            assert needed in declared, needed
-    # Every read-only probe of every section is in the report (the load test is not read-only:
-    # it sends a hundred requests; postgres.impact is triage's, not a health question).
-    assert {c.probe for c in CHECKS} | {"command.check", "http.load", "postgres.impact"} == set(
-        probes.names()
-    )
+    for check in report_checks():
+        for name in [*check.thresholds.values(), *check.needs]:
+            assert name in declared, (check.name, name)
+
+
+def test_the_recheck_is_what_the_catalogue_marks() -> None:
+    assert [e.name for e in probes.catalogue() if e.recheck] == RECHECK

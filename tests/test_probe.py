@@ -9,7 +9,7 @@ from irkit.targets import LocalHost
 
 
 def run_body(body: object) -> object:
-    @probe("test.body")
+    @probe("test.body", target="t", left_out="a test of the contract")
     def p(target: LocalHost) -> Finding:
         if isinstance(body, BaseException):
             raise body

@@ -74,7 +74,7 @@ def test_error_renders_as_one_line_in_a_notebook() -> None:
 calls: list[str] = []
 
 
-@probe("fake.connect")
+@probe("fake.connect", target="t", left_out="a test of the Section")
 def fake_connect(target: LocalHost, *, up: bool = True) -> Finding:
     calls.append("connect")
     if not up:
@@ -82,7 +82,7 @@ def fake_connect(target: LocalHost, *, up: bool = True) -> Finding:
     return Finding(Status.OK, "fine")
 
 
-@probe("fake.pool")
+@probe("fake.pool", target="t", left_out="a test of the Section")
 def fake_pool(target: LocalHost, *, full: bool = False) -> Finding:
     calls.append("pool")
     if full:

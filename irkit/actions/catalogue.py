@@ -11,6 +11,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from irkit.catalogue.parameters import default
 from irkit.errors import IrkitError, ParameterError
 
 # Every action the notebooks take, by the name `allow_actions` gives it (the deployment commands,
@@ -46,7 +47,7 @@ def check_parameters(values: Mapping[str, Any]) -> None:
         if name not in names:
             hint = _hint(str(name), names) or f"; the actions: {', '.join(names)}"
             raise ParameterError(f"allow_actions names an unknown action {name!r}{hint}")
-    mode = str(values.get("pg_kill_mode", "terminate"))
+    mode = str(values.get("pg_kill_mode", default("pg_kill_mode")))
     if mode not in PG_KILL_MODES:
         choices = ", ".join(PG_KILL_MODES)
         hint = _hint(mode, PG_KILL_MODES)

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from irkit.actions.guard import Item, Outcome, Plan, act_on
+from irkit.catalogue.parameters import default
 from irkit.errors import ConfigError
 from irkit.probes import celery as probes
 from irkit.targets import CeleryTarget
@@ -29,7 +30,9 @@ class Purge:
 
     name = "celery.purge"
 
-    def __init__(self, target: CeleryTarget, queues: Sequence[str] = ("celery",)) -> None:
+    def __init__(
+        self, target: CeleryTarget, queues: Sequence[str] = default("celery_queues")
+    ) -> None:
         if not queues:
             raise ConfigError("name the queues to purge (celery_queues)")
         self.target = target

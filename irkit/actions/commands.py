@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 from irkit import command
 from irkit.actions.guard import Item, Outcome, Plan, act_on
+from irkit.catalogue.parameters import default
 from irkit.errors import ConfigError
 from irkit.secrets import redact
 
@@ -38,7 +39,12 @@ class Named:
     """The deployment command called `name` in `deploy_commands`."""
 
     def __init__(
-        self, name: str, deploy_commands: Sequence[str], *, timeout_s: float = 300.0, cwd: str = ""
+        self,
+        name: str,
+        deploy_commands: Sequence[str],
+        *,
+        timeout_s: float = default("deploy_timeout_s"),
+        cwd: str = "",
     ) -> None:
         self.name = f"command.{name}"
         self.step = name

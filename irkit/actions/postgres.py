@@ -18,6 +18,7 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from irkit.actions.guard import Item, Outcome, Plan, act_on
+from irkit.catalogue.parameters import default
 from irkit.errors import ConfigError
 from irkit.probes.postgres import connect_error, mask_query
 from irkit.secrets import scrub
@@ -55,8 +56,8 @@ class Backends:
         self,
         target: PostgresTarget,
         *,
-        mode: str = "terminate",
-        older_than_s: float = 300.0,
+        mode: str = default("pg_kill_mode"),
+        older_than_s: float = default("pg_kill_older_than_s"),
         idle_in_transaction_s: float = 0.0,
         pids: Sequence[int | str] = (),
         allow_superuser: bool = False,

@@ -14,6 +14,7 @@ import redis
 from kombu.transport.redis import Channel
 
 from irkit.actions.guard import Item, Outcome, Plan, act_on
+from irkit.catalogue.parameters import default
 from irkit.errors import ConfigError
 from irkit.probes.celery import priority_keys
 from irkit.probes.redis import address, is_broker_db, session
@@ -137,7 +138,7 @@ class FlushDb:
         self,
         target: RedisTarget,
         *,
-        queues: Sequence[str] = ("celery",),
+        queues: Sequence[str] = default("celery_queues"),
         broker: CeleryTarget | None = None,
         allow_broker: bool = False,
     ) -> None:

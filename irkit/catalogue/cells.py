@@ -5,15 +5,11 @@ A layout lists, in order, the lines of one cell: a parameter's name (its line is
 parameter's help for that notebook alone. `./kit notebooks` writes the cells into the stored
 notebooks; `./kit lint` fails when a stored cell differs from what would be generated, the way
 `cog --check` keeps a project's docs in step with its code.
-
-    python -m irkit.catalogue.cells [--check] [NOTEBOOKS_DIR]
 """
 
 from __future__ import annotations
 
 import json
-import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -533,26 +529,3 @@ def write(folder: Path) -> list[str]:
         nbformat.write(notebook, path)
         changed.append(section)
     return changed
-
-
-def main(argv: Sequence[str] = ()) -> int:
-    args = list(argv)
-    check = "--check" in args
-    rest = [a for a in args if a != "--check"]
-    folder = Path(rest[0] if rest else "notebooks")
-    if check:
-        behind = stale(folder)
-        for section in behind:
-            print(
-                f"{folder / section}.ipynb: its parameters cell differs from the declarations "
-                "in irkit/catalogue; run ./kit notebooks",
-                file=sys.stderr,
-            )
-        return 1 if behind else 0
-    for section in write(folder):
-        print(f"generated the parameters cell of {folder / section}.ipynb")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

@@ -36,6 +36,23 @@ class Parameter:
         bound = self.range
         return bound.unit if bound else ""
 
+    @property
+    def shown(self) -> str:
+        """The default as the README's tables say it: "80 %", "5 min", "20 d"."""
+        return quantity(self.default, self.unit)
+
+
+def quantity(value: Any, unit: str) -> str:
+    if unit == "milliseconds":
+        value, unit = value / 1000, "seconds"
+    if unit == "seconds":
+        for size, name in ((86400, "d"), (3600, "h"), (60, "min")):
+            if value >= size and value % size == 0:
+                return f"{value / size:g} {name}"
+        return f"{value:g} s"
+    suffix = {"%": " %", "days": " d", "minutes": " min"}.get(unit, "")
+    return f"{value:g}{suffix}" if isinstance(value, int | float) else str(value)
+
 
 @dataclass(frozen=True)
 class Group:

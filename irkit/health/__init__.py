@@ -20,26 +20,24 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from irkit import escape, probes, render
+from irkit.catalogue.areas import AREAS
+from irkit.catalogue.parameters import default
 from irkit.health import charts, history, notice
-from irkit.health.checks import AREAS, CHECKS, Check, selected
+from irkit.health.checks import Check, report_checks, selected
 from irkit.reports import Record
 from irkit.result import RESULT_MIME, Result, Status, utc_now
 
 if TYPE_CHECKING:
     from irkit.section import Section
 
-__all__ = ["AREAS", "CHECKS", "HEALTH_MIME", "Check", "Report", "run"]
+__all__ = ["AREAS", "HEALTH_MIME", "Check", "Report", "report_checks", "run"]
 
 # The summary as data, for tools that read the reports without parsing HTML.
 HEALTH_MIME = "application/vnd.irkit.health+json"
 
 
 def _load_probes() -> None:
-    import importlib
-
-    for name in sorted({c.probe for c in CHECKS}):
-        module = probes.CATALOGUE[name].partition(":")[0]
-        importlib.import_module(module)
+    probes.load_all()
 
 
 # The client libraries (psycopg, redis, kombu, httpx, …) take a good part of a second to load:
@@ -48,7 +46,12 @@ if "ipykernel" in sys.modules:  # in a notebook, not in the command that runs it
     threading.Thread(target=_load_probes, name="irkit-load-probes", daemon=True).start()
 
 
-def run(section: Section, *, deadline_s: float = 30.0, charts_always: bool = False) -> Report:
+def run(
+    section: Section,
+    *,
+    deadline_s: float = default("health_deadline_s"),
+    charts_always: bool = False,
+) -> Report:
     """Every read-only check this configuration allows, concurrently, within `deadline_s`.
     Charts are drawn for the areas that need attention, or for every area with `charts_always`."""
     from irkit.health import checks
@@ -178,7 +181,7 @@ class Report:
             }
         )
 
-    def notify(self, enabled: bool, *, repeat_min: float = 60.0) -> _Bundle:
+    def notify(self, enabled: bool, *, repeat_min: float = default("notify_repeat_min")) -> _Bundle:
         """Post the Slack notice if asked and if it is news; record the attempt."""
         from irkit.incident.notify import post_slack
 

@@ -12,11 +12,13 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from irkit import command, probes
+from irkit.catalogue.areas import AREAS
 from irkit.errors import IrkitError
+from irkit.probe import Entry
 from irkit.result import Result, Status
 from irkit.secrets import redact
 
@@ -24,94 +26,40 @@ if TYPE_CHECKING:
     from irkit.section import Section
 
 
-@dataclass(frozen=True)
-class Check:
-    area: str  # the report section it belongs to
-    probe: str  # its catalogue name
-    target: str  # the Section attribute it runs on
-    # probe keyword → the parameter that gives it (left to the probe's default when undeclared)
-    kwargs: Mapping[str, str] = field(default_factory=dict)
-    # a parameter that must be non-empty for the check to run at all (an optional source)
-    needs: str = ""
-    # keyword values fixed for the report
-    fixed: Mapping[str, Any] = field(default_factory=dict)
-    # probe keyword → another Section target it needs to know (the broker, for Redis)
-    uses: Mapping[str, str] = field(default_factory=dict)
+# A check of the report is a probe's catalogue entry (declared with the probe, irkit.probes): its
+# area, its target, the parameters that give its thresholds, what it needs and uses.
+Check = Entry
 
 
-# The report's sections, in the runbook's order of a quick health check.
-AREAS = {
-    "web": "Web app: health endpoint and smoke URLs",
-    "postgres": "PostgreSQL",
-    "redis": "Redis",
-    "celery": "Celery",
-    "host": "Disk, memory and CPU",
-    "tls": "Certificates",
-    "monitoring": "Alerts, error rate and logs",
-}
+def report_checks() -> list[Check]:
+    """Every probe with a place in the report, area by area in the order of AREAS."""
+    order = list(AREAS)
+    return sorted((e for e in probes.catalogue() if e.area), key=lambda e: order.index(e.area))
 
-CHECKS: tuple[Check, ...] = (
-    Check("web", "http.health", "web", {"path": "web_health_path", "slow_ms": "web_slow_ms"}),
-    Check("web", "http.smoke", "web", {"paths": "web_smoke_paths"}),
-    Check("postgres", "postgres.connect", "postgres", {"warn_s": "pg_connect_warn_s"}),
-    Check("postgres", "postgres.connections", "postgres",
-          {"warn_pct": "pg_connections_warn_pct", "crit_pct": "pg_connections_crit_pct"}),
-    Check("postgres", "postgres.long_queries", "postgres",
-          {"warn_s": "pg_long_query_warn_s", "crit_s": "pg_long_query_crit_s"}),
-    Check("postgres", "postgres.idle_in_transaction", "postgres",
-          {"warn_s": "pg_idle_in_transaction_warn_s", "crit_s": "pg_idle_in_transaction_crit_s"}),
-    Check("postgres", "postgres.blocking", "postgres",
-          {"warn_s": "pg_lock_wait_warn_s", "crit_s": "pg_lock_wait_crit_s"}),
-    Check("postgres", "postgres.migrations", "postgres", {"expected": "pg_expected_migrations"}),
-    Check("redis", "redis.ping", "redis"),
-    Check("redis", "redis.memory", "redis",
-          {"warn_pct": "redis_memory_warn_pct", "crit_pct": "redis_memory_crit_pct",
-           "broker_queues": "celery_queues"}, uses={"broker": "broker"}),
-    Check("redis", "redis.clients", "redis", {"warn_pct": "redis_clients_warn_pct"}),
-    Check("celery", "celery.queues", "celery",
-          {"names": "celery_queues", "warn": "celery_queue_warn", "crit": "celery_queue_crit"}),
-    Check("celery", "celery.workers", "celery",
-          {"min_workers": "celery_min_workers", "runaway_s": "celery_task_runaway_s",
-           "expected": "celery_expected_workers"}),
-    Check("host", "disk.usage", "host",
-          {"paths": "disk_paths", "warn_pct": "disk_warn_pct", "crit_pct": "disk_crit_pct"}),
-    Check("host", "disk.old_files", "host",
-          {"log_dirs": "disk_log_dirs", "log_pattern": "disk_log_pattern",
-           "log_max_age_days": "disk_log_max_age_days", "temp_dirs": "disk_temp_dirs",
-           "temp_max_age_days": "disk_temp_max_age_days"}),
-    Check("host", "host.memory", "host",
-          {"warn_pct": "host_memory_available_warn_pct",
-           "crit_pct": "host_memory_available_crit_pct"}),
-    Check("host", "host.cpu", "host",
-          {"interval_s": "host_cpu_interval_s", "warn_pct": "host_cpu_warn_pct",
-           "crit_pct": "host_cpu_crit_pct"},
-          # measured while the other checks run: their own CPU use is left out
-          fixed={"exclude_self": True}),
-    Check("tls", "tls.expiry", "tls", {"warn_days": "tls_warn_days", "crit_days": "tls_crit_days"}),
-    Check("monitoring", "prometheus.alerts", "prometheus"),
-    Check("monitoring", "prometheus.query", "prometheus",
-          {"window": "prom_window", "warn_pct": "prom_error_rate_warn_pct",
-           "crit_pct": "prom_error_rate_crit_pct", "p95_warn_s": "prom_p95_warn_s"}),
-    Check("monitoring", "logs.errors", "logs", {"window_min": "log_window_min"},
-          needs="log_files|log_command"),
-    Check("monitoring", "deploy.recent", "repo", {"window_min": "deploy_window_min"},
-          needs="deploy_repo"),
-)  # fmt: skip
+
+def selected(params: Mapping[str, Any], checks: Sequence[Check] | None = None) -> list[Check]:
+    """The checks this configuration can run: optional sources only when given; and one
+    `command.check` per entry of `check_commands`."""
+    from irkit.command import parse_named
+
+    chosen = []
+    for check in report_checks() if checks is None else checks:
+        if check.needs and not any(params.get(n) for n in check.needs):
+            continue
+        if check.target == COMMAND:
+            commands = parse_named(params.get("check_commands") or [], "check_commands")
+            chosen += [replace(check, target=f"{COMMAND}:{name}") for name in commands]
+        else:
+            chosen.append(check)
+    return chosen
+
+
+# The target of `command.check`: one per named command (`command:<name>`).
+COMMAND = "command"
 
 # Local checks share no connection: each runs on its own thread (the disk walk does not wait for
 # the CPU sample).
 _ONE_THREAD_EACH = {"host"}
-
-
-def selected(params: Mapping[str, Any], checks: Sequence[Check] = CHECKS) -> list[Check]:
-    """The checks this configuration can run: optional sources only when given; and one
-    `command.check` per entry of `check_commands`."""
-    chosen = [c for c in checks if not c.needs or any(params.get(n) for n in c.needs.split("|"))]
-    from irkit.command import parse_named
-
-    for name in parse_named(params.get("check_commands") or [], "check_commands"):
-        chosen.append(Check("web", "command.check", f"command:{name}"))
-    return chosen
 
 
 @dataclass
@@ -154,15 +102,15 @@ def run(
                 if stop.is_set():
                     return
                 lane.running = index
-            kwargs = {kw: params[p] for kw, p in check.kwargs.items() if p in params}
+            kwargs = check.keywords(params)
             kwargs.update(check.fixed)
             kwargs.update({kw: targets[t] for kw, t in check.uses.items()})
             try:
-                result = section.measure(probes.get(check.probe), targets[check.target], **kwargs)
+                result = section.measure(probes.get(check.name), targets[check.target], **kwargs)
             except IrkitError as exc:
                 # One check that cannot run (a program not installed here) is that check's
                 # verdict, not the end of the report.
-                result = _cannot_run(check.probe, targets[check.target].display, exc)
+                result = _cannot_run(check.name, targets[check.target].display, exc)
             with lock:
                 if stop.is_set():
                     return
@@ -193,9 +141,9 @@ def run(
                 continue
             target = targets[check.target].display
             if index in running:
-                done[index] = _hung(check.probe, target, deadline_s)
+                done[index] = _hung(check.name, target, deadline_s)
             else:
-                done[index] = _not_started(check.probe, target, deadline_s)
+                done[index] = _not_started(check.name, target, deadline_s)
     return [done[i] for i in range(len(checks))]
 
 
@@ -204,7 +152,7 @@ def _since(started: float) -> float:
 
 
 def _target(section: Section, name: str) -> Any:
-    if name.startswith("command:"):
+    if name.startswith(f"{COMMAND}:"):
         return section.command(name.partition(":")[2])
     return getattr(section, name)
 

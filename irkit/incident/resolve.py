@@ -6,10 +6,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from irkit import escape
+from irkit import escape, probes
 from irkit.errors import ConfigError
 from irkit.incident import forms, messages, notify, schema
-from irkit.probes import celery, disk, host, postgres, prometheus, redis, tls
 from irkit.render import show
 from irkit.result import Result, Results, Status, utc_now
 
@@ -17,27 +16,20 @@ if TYPE_CHECKING:
     from irkit.section import Section
 
 
-def recheck(section: Section, *, disk_paths: Sequence[str] = ("/",)) -> Results:
-    """Every read-only probe of the other sections, on their default thresholds: the service
-    is only restored if nothing else is still burning."""
-    checks: list[Result] = [
-        section.check(postgres.connect, section.postgres),
-        section.check(postgres.connections, section.postgres),
-        section.check(postgres.long_queries, section.postgres),
-        section.check(postgres.idle_in_transaction, section.postgres),
-        section.check(postgres.blocking, section.postgres),
-        section.check(redis.ping, section.redis),
-        section.check(redis.memory, section.redis, broker=section.broker),
-        section.check(redis.clients, section.redis),
-        section.check(celery.queues, section.celery),
-        section.check(celery.workers, section.celery),
-        section.check(disk.usage, section.host, paths=list(disk_paths)),
-        section.check(host.memory, section.host),
-        section.check(host.cpu, section.host),
-        section.check(prometheus.alerts, section.prometheus),
-    ]
-    if section.tls.endpoints:
-        checks.append(section.check(tls.expiry, section.tls))
+def recheck(section: Section) -> Results:
+    """Every read-only probe of the other sections marked for it in the catalogue
+    (`@probe(…, recheck=True)`), on the thresholds this notebook declares, else their defaults:
+    the service is only restored if nothing else is still burning."""
+    checks: list[Result] = []
+    for entry in probes.catalogue():
+        if not entry.recheck:
+            continue
+        target = getattr(section, entry.target)
+        if entry.recheck_when is not None and not entry.recheck_when(target):
+            continue
+        kwargs = entry.keywords(section.params)
+        kwargs.update({kw: getattr(section, t) for kw, t in entry.uses.items()})
+        checks.append(section.check(probes.get(entry.name), target, **kwargs))
     return Results(checks)
 
 

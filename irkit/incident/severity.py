@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from irkit.catalogue.parameters import default
 from irkit.errors import ParameterError
 from irkit.incident.schema import SEVERITIES, SEVERITY_NAMES
 from irkit.result import Result, Status
@@ -136,7 +137,7 @@ def decide(
     responder: Mapping[str, bool | None] | None = None,
     *,
     override: str = "",
-    login_path: str = "/accounts/login/",
+    login_path: str = default("web_login_path"),
     core_paths: Iterable[str] = (),
 ) -> Decision:
     """Walk the decision list. A responder's answer beats an inferred one; `override` (P0-P3)

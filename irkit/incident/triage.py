@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from irkit import escape
+from irkit.catalogue.parameters import default
 from irkit.errors import ConfigError
 from irkit.incident import escalation, forms, messages, notify, schema, severity, sla
 from irkit.render import show
@@ -146,7 +147,7 @@ def decide_severity(
     one_tenant_only: str = "",
     cosmetic_only: str = "",
     tenants_affected: str = "",
-    login_path: str = "/accounts/login/",
+    login_path: str = default("web_login_path"),
     core_paths: Sequence[str] = (),
 ) -> severity.Decision:
     """The runbook's decision list on this run's verdicts and the responder's answers. A
@@ -198,7 +199,7 @@ def severity_form(
     section: Section,
     decision: severity.Decision,
     *,
-    login_path: str = "/accounts/login/",
+    login_path: str = default("web_login_path"),
     core_paths: Sequence[str] = (),
 ) -> Any:
     return forms.severity_form(
@@ -225,7 +226,7 @@ def communicate(
     section: Section,
     *,
     notify_now: bool = False,
-    next_update_min: int = 30,
+    next_update_min: int = default("next_update_min"),
     statuspage_page_id: str = "",
     statuspage_api: str = notify.STATUSPAGE_API,
 ) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 import pandas as pd
 
 from irkit import escape
+from irkit.catalogue.parameters import default
 from irkit.errors import ConfigError
 from irkit.metrics import charts, stats, table
 
@@ -42,7 +43,11 @@ def window(month: str, months: int) -> list[str]:
 
 
 def analyse(
-    *, month: str = "", months: int = 6, incidents_dir: str = "", now: datetime | None = None
+    *,
+    month: str = "",
+    months: int = default("months"),
+    incidents_dir: str = "",
+    now: datetime | None = None,
 ) -> Analysis:
     from irkit.incident import store
     from irkit.metrics import index

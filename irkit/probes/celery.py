@@ -18,7 +18,7 @@ from kombu.transport.redis import PRIORITY_STEPS, Channel
 from irkit.errors import ParameterError, Unreachable
 from irkit.probe import Finding, check_thresholds, grade, probe
 from irkit.probes.redis import session as redis_session
-from irkit.result import Status
+from irkit.result import Result, Status
 from irkit.secrets import scrub, with_password
 from irkit.targets import CeleryTarget
 from irkit.units import count, human_age
@@ -29,13 +29,51 @@ def priority_keys(queue: str) -> list[str]:
     return [queue] + [f"{queue}{Channel.sep}{step}" for step in PRIORITY_STEPS if step]
 
 
-@probe("celery.queues")
+def _celery_queues(r: Result) -> str:
+    return (
+        f"Runbook Incident 2, Celery task queue backlog ({r.evidence.get('total', '?')} waiting): "
+        "check the workers below (`celery -A dashboard inspect active`), scale them "
+        "(`docker-compose up -d --scale celery=4`), and purge only tasks known to be failed."
+    )
+
+
+def _celery_workers(r: Result) -> str:
+    runaway = r.evidence.get("runaway") or []
+    if runaway:
+        first = runaway[0]
+        return (
+            f"Runbook 'High CPU Alert', runaway Celery tasks: {len(runaway)} task(s) running past "
+            f"the limit, e.g. {first.get('name')} [{first.get('id')}] on {first.get('worker')}. "
+            "Find why (its args are in the evidence), then revoke it "
+            "(`celery -A dashboard control revoke --terminate ID`) or restart that worker."
+        )
+    if r.status is Status.WARN:
+        return (
+            "Every pool slot is busy: look for stuck or runaway tasks in the active list, "
+            "then scale workers (`docker-compose up -d --scale celery=4`)."
+        )
+    return (
+        "No worker answered: they may be down, or too busy to reply. Check the worker "
+        "processes and their logs (`docker-compose logs celery`), restart them, then re-run."
+    )
+
+
+@probe(
+    "celery.queues",
+    measures="tasks waiting per queue, priority sub-queues included (`LLEN celery` misses them)",
+    grades="{celery_queue_warn} / {celery_queue_crit}",
+    target="celery",
+    thresholds={"names": "celery_queues", "warn": "celery_queue_warn", "crit": "celery_queue_crit"},
+    area="celery",
+    recheck=True,
+    advice=_celery_queues,
+)
 def queues(
     target: CeleryTarget,
     *,
-    names: Sequence[str] = ("celery",),
-    warn: int = 100,
-    crit: int = 5000,
+    names: Sequence[str],
+    warn: int,
+    crit: int,
 ) -> Finding:
     """Tasks waiting per queue, graded by the longest queue (runbook: "5000+" is a backlog)."""
     check_thresholds(warn, crit)
@@ -144,10 +182,28 @@ def broker_error(target: CeleryTarget, exc: BaseException) -> Unreachable:
     return Unreachable(f"cannot reach the broker {target.display}: {exc}")
 
 
-@probe("celery.workers")
-def workers(
-    target: CeleryTarget, *, min_workers: int = 1, runaway_s: float = 300.0, expected: int = 0
-) -> Finding:
+@probe(
+    "celery.workers",
+    measures=(
+        "workers answering, active and reserved tasks with how long each has run, pool use "
+        "(`inspect`); with `celery_expected_workers`, stops waiting once that many answered"
+    ),
+    grades=(
+        "pool full, fewer than `celery_min_workers`, or a task running over "
+        "{celery_task_runaway_s} (runaway) / no worker answers (it may be busy, not dead: the "
+        "verdict says so)"
+    ),
+    target="celery",
+    thresholds={
+        "min_workers": "celery_min_workers",
+        "runaway_s": "celery_task_runaway_s",
+        "expected": "celery_expected_workers",
+    },
+    area="celery",
+    recheck=True,
+    advice=_celery_workers,
+)
+def workers(target: CeleryTarget, *, min_workers: int, runaway_s: float, expected: int) -> Finding:
     """Workers alive, their active and reserved tasks and pool use, as
     `celery -A dashboard inspect active` shows them; a task running longer than `runaway_s` is a
     runaway (runbook High CPU Alert, Incident 2 "identify stuck tasks"). Workers are given the

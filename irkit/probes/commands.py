@@ -7,13 +7,32 @@ from __future__ import annotations
 from irkit import command
 from irkit.errors import ParameterError, ServiceError
 from irkit.probe import Finding, probe
-from irkit.result import Status
+from irkit.result import Result, Status
 from irkit.targets import CommandTarget
 
 _OUTPUT_CHARS = 2000
 
 
-@probe("command.check")
+def _command_check(r: Result) -> str:
+    return (
+        f"Runbook 'Health Check Failure', component-wise checks: {r.summary}. Its output is in "
+        "the evidence; fix what it names, then re-run the health check."
+    )
+
+
+@probe(
+    "command.check",
+    measures=(
+        "a read-only diagnostic named in `check_commands`, e.g. `check_deploy: docker compose "
+        "exec web python manage.py check --deploy` or `pg_isready`; no shell, its own session, "
+        "stopped at `check_timeout_s`"
+    ),
+    grades="— / exit code not 0, or stopped",
+    target="command",
+    needs=("check_commands",),
+    area="web",
+    advice=_command_check,
+)
 def check(target: CommandTarget) -> Finding:
     """OK when the command exits 0, CRIT otherwise; its output is kept, secrets masked."""
     if not target.configured:

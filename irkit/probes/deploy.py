@@ -15,7 +15,7 @@ from typing import Any
 from irkit import command
 from irkit.errors import NotVisible, ParameterError
 from irkit.probe import Finding, probe
-from irkit.result import Status
+from irkit.result import Result, Status
 from irkit.secrets import redact
 from irkit.targets import RepoTarget
 from irkit.units import human_age
@@ -34,8 +34,27 @@ def _git(target: RepoTarget, *args: str) -> str:
     return done.stdout
 
 
-@probe("deploy.recent")
-def recent(target: RepoTarget, *, commits: int = 10, window_min: float = 60.0) -> Finding:
+def _deploy_recent(r: Result) -> str:
+    return (
+        "Runbook 'High CPU Alert': a deploy landed shortly before; if the alert began after it, "
+        "roll it back (redeploy the previous commit, listed in the evidence) and watch the alert."
+    )
+
+
+@probe(
+    "deploy.recent",
+    measures=(
+        "the deployed checkout's `git log -10` and when it last changed (its reflog: the deploy, "
+        "not the commit)"
+    ),
+    grades='a change within {deploy_window_min}: WARN ("roll back if the alert began after it")',
+    target="repo",
+    thresholds={"window_min": "deploy_window_min"},
+    needs=("deploy_repo",),
+    area="monitoring",
+    advice=_deploy_recent,
+)
+def recent(target: RepoTarget, *, commits: int = 10, window_min: float) -> Finding:
     """The last `commits` commits of the deployed checkout and when it last changed; WARN when
     that was less than `window_min` minutes ago (a deploy that may coincide with an alert)."""
     if not target.configured:

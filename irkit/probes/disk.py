@@ -13,7 +13,7 @@ from typing import Any
 import psutil
 
 from irkit.probe import Finding, check_thresholds, grade, probe
-from irkit.result import Status
+from irkit.result import Result, Status
 from irkit.targets import LocalHost
 from irkit.units import count, human_bytes
 
@@ -22,13 +22,37 @@ WALK_LIMIT_FILES = 200_000
 WALK_LIMIT_S = 10.0
 
 
-@probe("disk.usage")
+def _disk_usage(r: Result) -> str:
+    return (
+        "Runbook Scenario 3, disk space full: rotate application logs "
+        "(`find /app/logs -name '*.log' -mtime +7 -delete`), remove old media/temp files "
+        "(`-mtime +30`), `docker system prune`; see the reclaimable-files check below."
+    )
+
+
+def _disk_old_files(r: Result) -> str:
+    return (
+        f"{r.evidence.get('files', 0)} old files ({r.evidence.get('human', '?')}) can go: the "
+        "runbook's log rotation (>7 days) and temp clean-up (>30 days)."
+    )
+
+
+@probe(
+    "disk.usage",
+    measures="space and inodes of the filesystem holding each path",
+    grades="{disk_warn_pct} / {disk_crit_pct}",
+    target="host",
+    thresholds={"paths": "disk_paths", "warn_pct": "disk_warn_pct", "crit_pct": "disk_crit_pct"},
+    area="host",
+    recheck=True,
+    advice=_disk_usage,
+)
 def usage(
     host: LocalHost,
     *,
-    paths: Sequence[str] = ("/",),
-    warn_pct: float = 80.0,
-    crit_pct: float = 90.0,
+    paths: Sequence[str],
+    warn_pct: float,
+    crit_pct: float,
 ) -> Finding:
     """Used space and used inodes of the filesystem holding each path, as `df -h` and `df -i`."""
     check_thresholds(warn_pct, crit_pct)
@@ -81,15 +105,33 @@ class _Walk:
     problems: list[str] = field(default_factory=list)
 
 
-@probe("disk.old_files")
+@probe(
+    "disk.old_files",
+    measures=(
+        "logs older than {disk_log_max_age_days} and temp files older than "
+        "{disk_temp_max_age_days} that a clean-up would remove (symlinks not followed)"
+    ),
+    grades="informational",
+    target="host",
+    thresholds={
+        "log_dirs": "disk_log_dirs",
+        "log_pattern": "disk_log_pattern",
+        "log_max_age_days": "disk_log_max_age_days",
+        "temp_dirs": "disk_temp_dirs",
+        "temp_max_age_days": "disk_temp_max_age_days",
+    },
+    area="host",
+    advice=_disk_old_files,
+    advice_when_ok=True,
+)
 def old_files(
     host: LocalHost,
     *,
-    log_dirs: Sequence[str] = (),
-    log_pattern: str = "*.log",
-    log_max_age_days: float = 7.0,
-    temp_dirs: Sequence[str] = (),
-    temp_max_age_days: float = 30.0,
+    log_dirs: Sequence[str],
+    log_pattern: str,
+    log_max_age_days: float,
+    temp_dirs: Sequence[str],
+    temp_max_age_days: float,
 ) -> Finding:
     """Files the runbook's clean-up would delete: logs matching `log_pattern` older than
     `log_max_age_days`, anything in `temp_dirs` older than `temp_max_age_days`. Read-only: it walks

@@ -10,6 +10,7 @@ from typing import Any
 import psutil
 
 from irkit.probe import Finding, check_thresholds, grade, grade_low, probe
+from irkit.result import Result
 from irkit.targets import LocalHost
 from irkit.units import human_bytes
 
@@ -18,8 +19,35 @@ TOP = 5
 MIN_CPU_INTERVAL_S = 0.5
 
 
-@probe("host.memory")
-def memory(host: LocalHost, *, warn_pct: float = 10.0, crit_pct: float = 5.0) -> Finding:
+def _host_memory(r: Result) -> str:
+    return (
+        "Runbook Scenario 1, high memory usage: the largest processes are in the evidence; "
+        "restart the web service if it is out of memory, scale it out "
+        "(`docker-compose up -d --scale web=3`)."
+    )
+
+
+def _host_cpu(r: Result) -> str:
+    return (
+        "Runbook 'High CPU Alert': the busiest processes are in the evidence; check for runaway "
+        "Celery tasks (`celery inspect active`), and roll back a deployment that coincides."
+    )
+
+
+@probe(
+    "host.memory",
+    measures="memory available, largest processes",
+    grades="≤ {host_memory_available_warn_pct} / ≤ {host_memory_available_crit_pct} available",
+    target="host",
+    thresholds={
+        "warn_pct": "host_memory_available_warn_pct",
+        "crit_pct": "host_memory_available_crit_pct",
+    },
+    area="host",
+    recheck=True,
+    advice=_host_memory,
+)
+def memory(host: LocalHost, *, warn_pct: float, crit_pct: float) -> Finding:
     """Memory still available to new work (`available`, not `free`: the page cache gives way),
     and the largest processes by resident size, as `docker stats` and `top` would show them."""
     check_thresholds(warn_pct, crit_pct, higher_is_worse=False)
@@ -59,13 +87,27 @@ def memory(host: LocalHost, *, warn_pct: float = 10.0, crit_pct: float = 5.0) ->
     return Finding(grade_low(available_pct, warn_pct, crit_pct), summary, evidence)
 
 
-@probe("host.cpu")
+@probe(
+    "host.cpu",
+    measures="CPU use over {host_cpu_interval_s}, busiest processes",
+    grades="{host_cpu_warn_pct} / {host_cpu_crit_pct}",
+    target="host",
+    thresholds={
+        "interval_s": "host_cpu_interval_s",
+        "warn_pct": "host_cpu_warn_pct",
+        "crit_pct": "host_cpu_crit_pct",
+    },
+    fixed={"exclude_self": True},
+    area="host",
+    recheck=True,
+    advice=_host_cpu,
+)
 def cpu(
     host: LocalHost,
     *,
-    interval_s: float = 0.5,
-    warn_pct: float = 80.0,
-    crit_pct: float = 95.0,
+    interval_s: float,
+    warn_pct: float,
+    crit_pct: float,
     exclude_self: bool = False,
 ) -> Finding:
     """CPU use over `interval_s` (a first reading with no interval is always 0) and the busiest

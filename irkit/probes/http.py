@@ -19,11 +19,10 @@ import httpx
 
 from irkit.errors import ServiceError, Unreachable
 from irkit.probe import Finding, probe
-from irkit.result import Status
+from irkit.result import Result, Status
 from irkit.secrets import scrub
 from irkit.targets import HttpTarget
 
-SMOKE_PATHS = ("/health/ready/", "/accounts/login/", "/api/v1/health/")
 # django-health-check names a component by its repr, which may carry an object address.
 _ADDRESS = re.compile(r"<([^<>]*?) at 0x[0-9a-f]+>")
 
@@ -53,8 +52,51 @@ def client(target: HttpTarget) -> Iterator[httpx.Client]:
             raise ServiceError(f"{target.display}: {_reason(exc)}") from None
 
 
-@probe("http.health")
-def health(target: HttpTarget, *, path: str = "/health/ready/", slow_ms: float = 1000) -> Finding:
+def _http_health(r: Result) -> str:
+    failing = r.evidence.get("failing") or []
+    if failing:
+        return (
+            f"Runbook 'Health Check Failure': failing component(s) {', '.join(failing)}. Check "
+            "each one directly: the db notebook (`pg_isready`), the redis notebook (PING), the "
+            "celery notebook (workers), the disk notebook (storage volume); then "
+            "`python manage.py check --deploy` and the web log."
+        )
+    if r.evidence.get("reachable") is False:
+        return (
+            "The web app does not answer: runbook Quick Health Checks, `docker-compose ps` and "
+            "`docker-compose logs --tail=100 web`; restart the web service. Users cannot work: "
+            "P0 by the runbook's severity list."
+        )
+    return (
+        f"Runbook 'Health Check Failure': `curl -v` the endpoint and read the web log "
+        f"({r.summary})."
+    )
+
+
+def _http_smoke(r: Result) -> str:
+    return (
+        f"Smoke test FAILED for {', '.join(r.evidence.get('failed') or [])}: the service is not "
+        "restored; do not declare the incident resolved. Read the web log for these views."
+    )
+
+
+def _http_load(r: Result) -> str:
+    return (
+        f"Under load the app is not healthy yet ({r.summary}): keep the incident open, watch the "
+        "error rate, and scale out (`docker-compose up -d --scale web=3`) if it is capacity."
+    )
+
+
+@probe(
+    "http.health",
+    measures="`/health/ready/` (django-health-check): status code, time, each component's verdict",
+    grades="> {web_slow_ms} / non-2xx, no answer, or a failing component (named)",
+    target="web",
+    thresholds={"path": "web_health_path", "slow_ms": "web_slow_ms"},
+    area="web",
+    advice=_http_health,
+)
+def health(target: HttpTarget, *, path: str, slow_ms: float) -> Finding:
     """The readiness endpoint (django-health-check): its status code and each component's
     verdict. A failing component, a non-2xx answer or a timeout is CRIT; slower than `slow_ms`
     is WARN."""
@@ -98,8 +140,19 @@ def health(target: HttpTarget, *, path: str = "/health/ready/", slow_ms: float =
     return Finding(Status.OK, summary, evidence)
 
 
-@probe("http.smoke")
-def smoke(target: HttpTarget, *, paths: Sequence[str] = SMOKE_PATHS) -> Finding:
+@probe(
+    "http.smoke",
+    measures=(
+        "the runbook's smoke URLs, like `curl -f` (once the server does not answer at all, the "
+        "rest are not tried)"
+    ),
+    grades="— / any 4xx, 5xx, refusal or timeout",
+    target="web",
+    thresholds={"paths": "web_smoke_paths"},
+    area="web",
+    advice=_http_smoke,
+)
+def smoke(target: HttpTarget, *, paths: Sequence[str]) -> Finding:
     """The runbook's smoke test, `curl -f URL || echo "FAILED"` for each path: a 4xx or 5xx
     answer, a refused connection or a timeout fails it. Once the server has not answered at all,
     the remaining paths are not tried: a hung app costs one timeout, not one per URL."""
@@ -172,15 +225,31 @@ def _reason(exc: Exception) -> str:
     return text
 
 
-@probe("http.load")
+@probe(
+    "http.load",
+    measures=(
+        "the runbook's `ab -n 100 -c 10`: p50/p95/p99 and errors, with a progress bar; a server "
+        "that answers none of the first wave is not sent the rest"
+    ),
+    grades="p95 > {web_slow_ms}, or cut short / errors (5xx, refused, timeout) > 1 %, or no answer",
+    target="web",
+    thresholds={
+        "path": "load_path",
+        "requests": "load_requests",
+        "concurrency": "load_concurrency",
+        "slow_ms": "web_slow_ms",
+    },
+    advice=_http_load,
+    left_out=("a load test is run on purpose (the resolve notebook), never on a schedule"),
+)
 def load(
     target: HttpTarget,
     *,
-    path: str = "/",
-    requests: int = 100,
-    concurrency: int = 10,
+    path: str,
+    requests: int,
+    concurrency: int,
     crit_error_pct: float = 1.0,
-    slow_ms: float = 1000.0,
+    slow_ms: float,
     progress: bool = True,
 ) -> Finding:
     """The runbook's `ab -n 100 -c 10 URL`: `requests` GETs, `concurrency` at a time, with their

@@ -24,7 +24,7 @@ from typing import Any
 from irkit import command
 from irkit.errors import NotVisible, ParameterError
 from irkit.probe import Finding, probe
-from irkit.result import Status, utc_now
+from irkit.result import Result, Status, utc_now
 from irkit.secrets import redact
 from irkit.targets import LogSource
 from irkit.units import count
@@ -171,8 +171,35 @@ def _sample(entry: Entry) -> str:
     return redact(raised.strip())[:_SAMPLE_CHARS]
 
 
-@probe("logs.errors")
-def errors(target: LogSource, *, window_min: float = 30.0) -> Finding:
+def _logs_errors(r: Result) -> str:
+    top = (r.evidence.get("rows") or [{}])[0]
+    return (
+        f"Runbook 'High Error Rate Alert', errors by type: most are {top.get('type')} "
+        f"({top.get('count')}, e.g. {top.get('sample')!r}). Read one whole traceback in the log, "
+        "and check Sentry for the same type."
+    )
+
+
+@probe(
+    "logs.errors",
+    measures=(
+        "the runbook's `logs web --since 30m \\| grep ERROR \\| … \\| uniq -c`: errors of the "
+        "last {log_window_min} in `log_files` (globs) or `log_command`'s output, grouped by the "
+        "exception each traceback ended with, with a sample; only the last 16 MB of a file are "
+        "read"
+    ),
+    grades=(
+        "informational (the error rate grades); UNKNOWN when the log cannot be read or carries "
+        "no times"
+    ),
+    target="logs",
+    thresholds={"window_min": "log_window_min"},
+    needs=("log_files", "log_command"),
+    area="monitoring",
+    advice=_logs_errors,
+    advice_when_ok=True,
+)
+def errors(target: LogSource, *, window_min: float) -> Finding:
     """Errors in the last `window_min` minutes of the log, grouped by exception type."""
     if window_min <= 0:
         raise ParameterError(

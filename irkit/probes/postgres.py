@@ -21,7 +21,7 @@ from psycopg.rows import dict_row
 
 from irkit.errors import NotVisible, ServiceError, Unreachable
 from irkit.probe import Finding, check_thresholds, grade, probe
-from irkit.result import Status
+from irkit.result import Result, Status
 from irkit.targets import PostgresTarget
 from irkit.units import count, human_age
 
@@ -93,8 +93,89 @@ def connect_error(target: PostgresTarget, exc: psycopg.Error) -> ServiceError:
     return Unreachable(f"cannot connect to {where}: {_first_line(exc)}")
 
 
-@probe("postgres.connect")
-def connect(target: PostgresTarget, *, warn_s: float = 2.0) -> Finding:
+def _pids(result: Result, key: str = "rows", limit: int = 10) -> str:
+    rows = result.evidence.get(key) or []
+    pids = [str(row["pid"]) for row in rows if isinstance(row, dict) and "pid" in row]
+    shown = ", ".join(pids[:limit]) + (" …" if len(pids) > limit else "")
+    return f" (pids {shown})" if shown else ""
+
+
+def _postgres_connect(r: Result) -> str:
+    if r.evidence.get("pool_exhausted"):
+        return (
+            "Runbook Scenario 2, connection pool exhausted: PostgreSQL refuses new clients. Close "
+            "the application's idle connections (restart the web service), then use the "
+            "long-query and idle-in-transaction checks below to pick backends to terminate."
+        )
+    if r.status is Status.WARN:
+        return "Connecting is slow: the server or its network is struggling; watch the pool checks."
+    return (
+        "Database unreachable: treat as P0 if users are affected (runbook severity 1). Runbook "
+        "'Health Check Failure': `pg_isready -U erp`, then the PostgreSQL log and "
+        "`docker-compose ps` for the postgres service."
+    )
+
+
+def _postgres_connections(r: Result) -> str:
+    e = r.evidence
+    return (
+        f"Runbook Scenario 2, connection pool: {e.get('used', '?')} of {e.get('available', '?')} "
+        "usable connections taken. Close idle Django connections (restart the web service), "
+        "then terminate the long-running queries found below (>5 min are the kill candidates)."
+    )
+
+
+def _postgres_long_queries(r: Result) -> str:
+    if r.status is Status.CRIT:
+        return (
+            f"{r.evidence.get('over_crit', 'Some')} queries older than the kill threshold"
+            f"{_pids(r)}: the runbook's 'Kill long-running queries (>5 min)' step; check what "
+            "each one is, then `SELECT pg_terminate_backend(pid)`."
+        )
+    return (
+        f"Runbook 'Slow Query Alert': {r.evidence.get('over_warn', 'some')} slow queries"
+        f"{_pids(r)}; EXPLAIN them and watch whether they finish."
+    )
+
+
+def _postgres_idle(r: Result) -> str:
+    return (
+        f"Sessions idle in a transaction{_pids(r)} hold locks and a pool slot while doing "
+        "nothing: the application opened a transaction and did not finish it. They are "
+        "terminate candidates (`SELECT pg_terminate_backend(pid)`)."
+    )
+
+
+def _postgres_blocking(r: Result) -> str:
+    blockers = r.evidence.get("blockers") or []
+    who = ", ".join(str(b) for b in blockers[:5])
+    return (
+        f"Sessions wait on locks held by pid {who or '?'}: look at the blocker's query; "
+        "terminating the blocker (`SELECT pg_terminate_backend(pid)`) releases the waiters."
+    )
+
+
+def _postgres_migrations(r: Result) -> str:
+    return (
+        "Runbook Incident 1, database migration failure: `python manage.py showmigrations`, "
+        "then `python manage.py migrate`; if one is stuck, `migrate --fake app_name "
+        "migration_name`; restore from backup if data is corrupt."
+    )
+
+
+@probe(
+    "postgres.connect",
+    measures="connect and `SELECT 1`; version, primary or replica",
+    grades=(
+        'connect ≥ {pg_connect_warn_s} / failure ("too many clients" is named as pool exhaustion)'
+    ),
+    target="postgres",
+    thresholds={"warn_s": "pg_connect_warn_s"},
+    area="postgres",
+    recheck=True,
+    advice=_postgres_connect,
+)
+def connect(target: PostgresTarget, *, warn_s: float) -> Finding:
     """Connect and run `SELECT 1`, as `psql -c "SELECT 1;"` and `pg_isready` do in the runbook."""
     started = time.perf_counter()
     with session(target) as conn:
@@ -139,10 +220,20 @@ def _hidden_note(hidden: int, role: str) -> str:
     )
 
 
-@probe("postgres.connections")
-def connections(
-    target: PostgresTarget, *, warn_pct: float = 80.0, crit_pct: float = 95.0
-) -> Finding:
+@probe(
+    "postgres.connections",
+    measures=(
+        "client sessions against `max_connections` minus reserved slots, by state, user, "
+        "application"
+    ),
+    grades="{pg_connections_warn_pct} / {pg_connections_crit_pct}",
+    target="postgres",
+    thresholds={"warn_pct": "pg_connections_warn_pct", "crit_pct": "pg_connections_crit_pct"},
+    area="postgres",
+    recheck=True,
+    advice=_postgres_connections,
+)
+def connections(target: PostgresTarget, *, warn_pct: float, crit_pct: float) -> Finding:
     """Client backends against the slots ordinary roles may use
     (`max_connections - superuser_reserved_connections - reserved_connections`)."""
     check_thresholds(warn_pct, crit_pct)
@@ -285,8 +376,17 @@ def _aged_sessions(
     return Finding(status, summary, evidence)
 
 
-@probe("postgres.long_queries")
-def long_queries(target: PostgresTarget, *, warn_s: float = 1.0, crit_s: float = 300.0) -> Finding:
+@probe(
+    "postgres.long_queries",
+    measures="running statements by age since `query_start`",
+    grades="> {pg_long_query_warn_s} (slow) / > {pg_long_query_crit_s} (kill candidates)",
+    target="postgres",
+    thresholds={"warn_s": "pg_long_query_warn_s", "crit_s": "pg_long_query_crit_s"},
+    area="postgres",
+    recheck=True,
+    advice=_postgres_long_queries,
+)
+def long_queries(target: PostgresTarget, *, warn_s: float, crit_s: float) -> Finding:
     """Statements running longer than `warn_s` (runbook: slow query > 1 s) and `crit_s`
     (runbook: kill candidates > 5 min), by age since `query_start`."""
     return _aged_sessions(
@@ -299,10 +399,20 @@ def long_queries(target: PostgresTarget, *, warn_s: float = 1.0, crit_s: float =
     )
 
 
-@probe("postgres.idle_in_transaction")
-def idle_in_transaction(
-    target: PostgresTarget, *, warn_s: float = 60.0, crit_s: float = 300.0
-) -> Finding:
+@probe(
+    "postgres.idle_in_transaction",
+    measures="sessions idle inside a transaction, by age since `state_change`",
+    grades="{pg_idle_in_transaction_warn_s} / {pg_idle_in_transaction_crit_s}",
+    target="postgres",
+    thresholds={
+        "warn_s": "pg_idle_in_transaction_warn_s",
+        "crit_s": "pg_idle_in_transaction_crit_s",
+    },
+    area="postgres",
+    recheck=True,
+    advice=_postgres_idle,
+)
+def idle_in_transaction(target: PostgresTarget, *, warn_s: float, crit_s: float) -> Finding:
     """Sessions that opened a transaction and went quiet, by age since their last state change:
     they hold locks and a pool slot while doing nothing."""
     return _aged_sessions(
@@ -315,8 +425,17 @@ def idle_in_transaction(
     )
 
 
-@probe("postgres.blocking")
-def blocking(target: PostgresTarget, *, warn_s: float = 60.0, crit_s: float = 120.0) -> Finding:
+@probe(
+    "postgres.blocking",
+    measures="lock waits and who blocks whom (`pg_blocking_pids`)",
+    grades="a wait > {pg_lock_wait_warn_s} / > {pg_lock_wait_crit_s}",
+    target="postgres",
+    thresholds={"warn_s": "pg_lock_wait_warn_s", "crit_s": "pg_lock_wait_crit_s"},
+    area="postgres",
+    recheck=True,
+    advice=_postgres_blocking,
+)
+def blocking(target: PostgresTarget, *, warn_s: float, crit_s: float) -> Finding:
     """Lock waits and who blocks whom (`pg_blocking_pids`), by how long each waiter has waited."""
     check_thresholds(warn_s, crit_s)
     with session(target) as conn:
@@ -367,8 +486,16 @@ def blocking(target: PostgresTarget, *, warn_s: float = 60.0, crit_s: float = 12
     return Finding(grade(longest, warn_s, crit_s), summary, evidence)
 
 
-@probe("postgres.migrations")
-def migrations(target: PostgresTarget, *, expected: Sequence[str] = ()) -> Finding:
+@probe(
+    "postgres.migrations",
+    measures="Django's `django_migrations`; optional expected list",
+    grades="— / table missing or an expected migration not applied",
+    target="postgres",
+    thresholds={"expected": "pg_expected_migrations"},
+    area="postgres",
+    advice=_postgres_migrations,
+)
+def migrations(target: PostgresTarget, *, expected: Sequence[str]) -> Finding:
     """Django's migration ledger: the table must exist, and every `expected` migration
     (`app.name`, e.g. `accounting.0002_journalentry_memo`) must be applied."""
     with session(target) as conn:
@@ -411,14 +538,26 @@ def migrations(target: PostgresTarget, *, expected: Sequence[str] = ()) -> Findi
     return Finding(Status.OK, summary, evidence)
 
 
-@probe("postgres.impact")
+@probe(
+    "postgres.impact",
+    measures="users active in the last {pg_impact_window_min}, tenants",
+    grades="informational",
+    target="postgres",
+    thresholds={
+        "window_min": "pg_impact_window_min",
+        "users_table": "pg_impact_users_table",
+        "last_login_column": "pg_impact_last_login_column",
+        "tenants_table": "pg_impact_tenants_table",
+    },
+    left_out=("who is affected (users, tenants), not whether something is wrong: for triage"),
+)
 def impact(
     target: PostgresTarget,
     *,
-    window_min: float = 5.0,
-    users_table: str = "auth_user",
-    last_login_column: str = "last_login",
-    tenants_table: str = "tenancy_tenant",
+    window_min: float,
+    users_table: str,
+    last_login_column: str,
+    tenants_table: str,
 ) -> Finding:
     """The runbook's quick impact check: users active in the last `window_min` minutes and the
     number of tenants (informational)."""

@@ -17,7 +17,7 @@ import httpx
 from irkit.errors import ServiceError
 from irkit.probe import Finding, check_thresholds, grade, probe
 from irkit.probes.http import client
-from irkit.result import Status
+from irkit.result import Result, Status
 from irkit.secrets import scrub
 from irkit.targets import HttpTarget
 
@@ -42,7 +42,33 @@ def p95_query(window: str) -> str:
     return f"histogram_quantile(0.95, sum by (le) (rate({LATENCY_BUCKETS}[{window}])))"
 
 
-@probe("prometheus.alerts")
+def _prometheus_alerts(r: Result) -> str:
+    names = ", ".join(a.get("alertname", "?") for a in r.evidence.get("firing", []))
+    return (
+        f"Firing: {names}. Each alert's runbook section is in the evidence; start with the "
+        "critical ones and check whether they share a cause (one component down fires several)."
+    )
+
+
+def _prometheus_query(r: Result) -> str:
+    views = ", ".join(v["view"] for v in r.evidence.get("failing_views", [])[:3])
+    where = f" (failing views: {views})" if views else ""
+    return (
+        f"Runbook 'High Error Rate Alert'{where}: group the web log's errors by type "
+        "(`docker-compose logs web --since 30m | grep ERROR`), check Sentry, and roll back a "
+        "deployment that coincides."
+    )
+
+
+@probe(
+    "prometheus.alerts",
+    measures="alerts firing (`/api/v1/alerts`), with their runbook section",
+    grades="any firing / any `severity=critical`",
+    target="prometheus",
+    area="monitoring",
+    recheck=True,
+    advice=_prometheus_alerts,
+)
 def alerts(target: HttpTarget) -> Finding:
     """Alerts firing now (`GET /api/v1/alerts`): any firing alert is WARN, one labelled
     `severity=critical` is CRIT. Pending alerts are listed but do not count yet."""
@@ -71,14 +97,30 @@ def alerts(target: HttpTarget) -> Finding:
     return Finding(status, f"{len(firing)} alerts firing: {_names(firing)}", evidence)
 
 
-@probe("prometheus.query")
+@probe(
+    "prometheus.query",
+    measures="share of requests answered 5xx, the failing views, p95 request time",
+    grades=(
+        "{prom_error_rate_warn_pct} / {prom_error_rate_crit_pct} (runbook: > 5 %); p95 > "
+        "{prom_p95_warn_s}: WARN"
+    ),
+    target="prometheus",
+    thresholds={
+        "window": "prom_window",
+        "warn_pct": "prom_error_rate_warn_pct",
+        "crit_pct": "prom_error_rate_crit_pct",
+        "p95_warn_s": "prom_p95_warn_s",
+    },
+    area="monitoring",
+    advice=_prometheus_query,
+)
 def error_rate(
     target: HttpTarget,
     *,
-    window: str = "5m",
-    warn_pct: float = 1.0,
-    crit_pct: float = 5.0,
-    p95_warn_s: float = 1.0,
+    window: str,
+    warn_pct: float,
+    crit_pct: float,
+    p95_warn_s: float,
 ) -> Finding:
     """The share of requests answered 5xx over `window` (runbook: alert above 5 %), the views
     that fail, and the 95th percentile of request time (WARN above `p95_warn_s`)."""

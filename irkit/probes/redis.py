@@ -14,7 +14,7 @@ from redis.retry import Retry
 
 from irkit.errors import NotVisible, ServiceError, Unreachable
 from irkit.probe import Finding, check_thresholds, grade, probe
-from irkit.result import Status
+from irkit.result import Result, Status
 from irkit.targets import CeleryTarget, RedisTarget
 from irkit.units import human_age, human_bytes
 
@@ -77,7 +77,43 @@ def session(target: RedisTarget, db: int | None = None) -> Iterator[redis.Redis]
         conn.close()
 
 
-@probe("redis.ping")
+def _redis_ping(r: Result) -> str:
+    return (
+        "Redis is down or not answering: the cache and the Celery broker depend on it. Runbook "
+        "'Health Check Failure': `redis-cli PING`; then Scenario 4: restart Redis."
+    )
+
+
+def _redis_memory(r: Result) -> str:
+    if r.evidence.get("broker_at_risk"):
+        return (
+            "This Redis holds Celery's queues and its eviction policy may drop them: set "
+            "`maxmemory-policy noeviction` (or move the broker to its own Redis)."
+        )
+    if r.evidence.get("maxmemory", 1) == 0 and r.status is Status.WARN:
+        return "No maxmemory limit: Redis grows until the host runs out of memory; set one."
+    return (
+        "Runbook Scenario 4, Redis memory exceeded: `INFO memory`; clear the cache db with "
+        "FLUSHDB only if it holds nothing but cache (never the broker db); restart Redis."
+    )
+
+
+def _redis_clients(r: Result) -> str:
+    return (
+        "Redis turned clients away (maxclients reached): look for a connection leak with "
+        "`CLIENT LIST`, and raise maxclients only once the leak is understood."
+    )
+
+
+@probe(
+    "redis.ping",
+    measures="PING",
+    grades="— / failure, or still loading its dataset",
+    target="redis",
+    area="redis",
+    recheck=True,
+    advice=_redis_ping,
+)
 def ping(target: RedisTarget) -> Finding:
     """PING, as `redis-cli PING` does in the runbook."""
     with session(target) as r:
@@ -128,13 +164,30 @@ def is_broker_db(target: RedisTarget, db: int, broker: CeleryTarget) -> bool:
         return False  # a broker out of reach is not this server as far as known: the keys decide
 
 
-@probe("redis.memory")
+@probe(
+    "redis.memory",
+    measures="`used_memory` against `maxmemory`, evictions, fragmentation, policy",
+    grades=(
+        "{redis_memory_warn_pct} / {redis_memory_crit_pct}; no limit, or an `allkeys-*` policy "
+        "on a Redis holding Celery queues: WARN"
+    ),
+    target="redis",
+    thresholds={
+        "warn_pct": "redis_memory_warn_pct",
+        "crit_pct": "redis_memory_crit_pct",
+        "broker_queues": "celery_queues",
+    },
+    uses={"broker": "broker"},
+    area="redis",
+    recheck=True,
+    advice=_redis_memory,
+)
 def memory(
     target: RedisTarget,
     *,
-    warn_pct: float = 80.0,
-    crit_pct: float = 95.0,
-    broker_queues: Sequence[str] = ("celery",),
+    warn_pct: float,
+    crit_pct: float,
+    broker_queues: Sequence[str],
     broker: CeleryTarget | None = None,
 ) -> Finding:
     """`used_memory` against `maxmemory`, with evictions, fragmentation and the eviction policy.
@@ -201,8 +254,17 @@ def _broker_dbs(
     return found
 
 
-@probe("redis.clients")
-def clients(target: RedisTarget, *, warn_pct: float = 80.0) -> Finding:
+@probe(
+    "redis.clients",
+    measures="connected, blocked and rejected clients",
+    grades="{redis_clients_warn_pct} of `maxclients` / any rejected since start",
+    target="redis",
+    thresholds={"warn_pct": "redis_clients_warn_pct"},
+    area="redis",
+    recheck=True,
+    advice=_redis_clients,
+)
+def clients(target: RedisTarget, *, warn_pct: float) -> Finding:
     """Connected, blocked and rejected clients. Rejections are counted since the server started,
     so any at all is CRIT: Redis turned clients away at `maxclients`."""
     with session(target) as r:

@@ -16,12 +16,36 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from irkit.probe import Finding, check_thresholds, grade_low, probe
-from irkit.result import Status
+from irkit.result import Result, Status
 from irkit.targets import TlsEndpoint, TlsTarget
 
 
-@probe("tls.expiry")
-def expiry(target: TlsTarget, *, warn_days: float = 20, crit_days: float = 15) -> Finding:
+def _tls_expiry(r: Result) -> str:
+    return (
+        "Runbook Common Incident 3, HTTPS certificate: renew it (`certbot renew "
+        "--force-renewal`), reload the web server (`docker-compose restart web`), then verify "
+        "with `curl -vI https://…` and re-run this check."
+    )
+
+
+def _has_endpoints(target: TlsTarget) -> bool:
+    return bool(target.endpoints)
+
+
+@probe(
+    "tls.expiry",
+    measures=(
+        "days left on each served certificate (a real handshake with SNI, several names at once)"
+    ),
+    grades="≤ {tls_warn_days} / ≤ {tls_crit_days} or expired",
+    target="tls",
+    thresholds={"warn_days": "tls_warn_days", "crit_days": "tls_crit_days"},
+    area="tls",
+    recheck=True,
+    recheck_when=_has_endpoints,
+    advice=_tls_expiry,
+)
+def expiry(target: TlsTarget, *, warn_days: float, crit_days: float) -> Finding:
     """Days left on each endpoint's certificate: WARN at or below `warn_days`, CRIT at or below
     `crit_days` or once expired. An endpoint that refuses the handshake is CRIT."""
     check_thresholds(warn_days, crit_days, higher_is_worse=False)
