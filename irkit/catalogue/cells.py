@@ -2,7 +2,7 @@
 
 A layout lists, in order, the lines of one cell: a parameter's name (its line is generated:
 `name: type = default  # help`), a comment, or a blank line. `name  # other help` words a
-parameter's help for that notebook alone. `./kit notebooks` writes the cells into the stored
+parameter's help for that notebook alone. `./kit generate` writes the cells into the stored
 notebooks; `./kit lint` fails when a stored cell differs from what would be generated, the way
 `cog --check` keeps a project's docs in step with its code.
 """

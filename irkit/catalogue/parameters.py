@@ -3,7 +3,7 @@ target (`pg_*`, `redis_*`, `web_*`, …). The bound on a number comes from its n
 (`irkit.bounds`: `…_timeout_s`, `…_pct`, `…_days`), its unit with it; an empty target parameter
 falls back to the environment variable named by `env`.
 
-The notebooks' parameters cells are generated from these declarations (`./kit notebooks`, see
+The notebooks' parameters cells are generated from these declarations (`./kit generate`, see
 `irkit.catalogue.cells`), and the probes and targets take their defaults from here: a default is
 written in this file and nowhere else (tests/test_declarations.py checks it).
 """
