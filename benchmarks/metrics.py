@@ -31,7 +31,7 @@ from pathlib import Path
 
 import nbformat
 
-from irkit.metrics import index, report
+from irkit.metrics import index, monthly
 from irkit.result import INCIDENT_MIME
 
 COLD_TARGET_S = 10.0
@@ -107,7 +107,7 @@ def main() -> int:
         def analysis() -> dict[str, object]:
             # Everything the notebook computes (tables, statistics, SLA, repeats, data
             # quality), without drawing the charts.
-            return report.analyse(month="2026-11", months=12, incidents_dir=str(root),
+            return monthly.analyse(month="2026-11", months=12, incidents_dir=str(root),
                                   now=now).computed()  # fmt: skip
 
         cold = timed(analysis)

@@ -13,7 +13,7 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
-from irkit import reports
+from irkit import records
 
 # Per exclude_input: the exporter being warmed, as a future.
 _warming: dict[bool, Future[Any]] = {}
@@ -48,7 +48,7 @@ def write(notebook: Path, *, exclude_input: bool = False) -> Path:
 
     exporter = _warmed(exclude_input) or _exporter(exclude_input)
     body, _ = exporter.from_notebook_node(nbformat.read(notebook, as_version=4))
-    return reports.write_text_atomically(notebook.with_suffix(".html"), body)
+    return records.write_text_atomically(notebook.with_suffix(".html"), body)
 
 
 def _warmed(exclude_input: bool) -> Any:

@@ -16,7 +16,7 @@ from irkit.advice import NextSteps
 from irkit.errors import ParameterError
 from irkit.home import active_drills
 from irkit.incident.log import IncidentLog
-from irkit.probe import Target
+from irkit.probes.contract import Target
 from irkit.result import Result, Status
 
 if TYPE_CHECKING:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from irkit import escape, probes, render
 from irkit.health import charts, history, notice
 from irkit.health.checks import AREAS, CHECKS, Check, selected
-from irkit.reports import Record
+from irkit.records import Record
 from irkit.result import RESULT_MIME, Result, Status, utc_now
 
 if TYPE_CHECKING:

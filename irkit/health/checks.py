@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from irkit import command, probes
+from irkit import probes, programs
 from irkit.errors import IrkitError
 from irkit.result import Result, Status
 from irkit.secrets import redact
@@ -107,7 +107,7 @@ def selected(params: Mapping[str, Any], checks: Sequence[Check] = CHECKS) -> lis
     """The checks this configuration can run: optional sources only when given; and one
     `command.check` per entry of `check_commands`."""
     chosen = [c for c in checks if not c.needs or any(params.get(n) for n in c.needs.split("|"))]
-    from irkit.command import parse_named
+    from irkit.programs import parse_named
 
     for name in parse_named(params.get("check_commands") or [], "check_commands"):
         chosen.append(Check("web", "command.check", f"command:{name}"))
@@ -186,7 +186,7 @@ def run(
         running = {lane.running for lane in lanes.values()}
     if len(done) < len(checks):
         # Commands started by abandoned checks must not outlive the report.
-        command.stop_all()
+        programs.stop_all()
     for lane in lanes.values():
         for index, check in lane.checks:
             if index in done:

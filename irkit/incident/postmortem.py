@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from irkit import escape, reports
+from irkit import escape, records
 from irkit.incident import schema, sla
 from irkit.incident.load import Incident
 from irkit.incident.messages import MISSING
@@ -48,7 +48,7 @@ class Postmortem:
 
     def write(self, folder: Path) -> Path:
         """Into the incident's folder; an earlier postmortem is kept (`postmortem-2.md`)."""
-        return reports.write_text_atomically(folder / FILENAME, self.markdown)
+        return records.write_text_atomically(folder / FILENAME, self.markdown)
 
 
 def _hhmm(value: datetime | None, with_date: bool = False) -> str:

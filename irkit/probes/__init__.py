@@ -34,7 +34,7 @@ CATALOGUE = {
     "prometheus.query": "irkit.probes.prometheus:error_rate",
     "logs.errors": "irkit.probes.logs:errors",
     "deploy.recent": "irkit.probes.deploy:recent",
-    "command.check": "irkit.probes.commands:check",
+    "command.check": "irkit.probes.diagnostics:check",
 }
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 
 from irkit.errors import ServiceError, Unreachable
-from irkit.probe import Finding, probe
+from irkit.probes.contract import Finding, probe
 from irkit.result import Status
 from irkit.secrets import scrub
 from irkit.targets import HttpTarget

@@ -2,7 +2,7 @@
 data-quality list, and the computed tables as JSON (`application/vnd.irkit.metrics+json`), which
 is what tools read from the executed notebook.
 
-    analysis = report.analyse(month="2026-11", months=6)
+    analysis = monthly.analyse(month="2026-11", months=6)
     analysis.headline()
 """
 

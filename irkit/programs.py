@@ -1,7 +1,7 @@
 """Running the deployment's own tools: without a shell, in a session of their own, within a time
 limit that stops the command and everything it started.
 
-The guarded deployment commands (`irkit.actions.commands`), the read-only diagnostic commands
+The guarded deployment commands (`irkit.actions.deployment`), the read-only diagnostic commands
 (`command.check`) and a log command (`logs.errors`) all run this way.
 """
 

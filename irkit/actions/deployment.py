@@ -13,7 +13,7 @@ from __future__ import annotations
 import shlex
 from collections.abc import Sequence
 
-from irkit import command
+from irkit import programs
 from irkit.actions.guard import Item, Outcome, Plan, act_on
 from irkit.errors import ConfigError
 from irkit.secrets import redact
@@ -42,7 +42,7 @@ class Named:
     ) -> None:
         self.name = f"command.{name}"
         self.step = name
-        self.argv = command.parse_named(deploy_commands).get(name)
+        self.argv = programs.parse_named(deploy_commands).get(name)
         self.timeout_s = timeout_s
         self.cwd = cwd or None
 
@@ -63,8 +63,8 @@ class Named:
         def run(item: Item) -> str:
             assert self.argv is not None
             try:
-                done = command.run(self.argv, timeout_s=self.timeout_s, cwd=self.cwd)
-            except command.TimedOut as exc:
+                done = programs.run(self.argv, timeout_s=self.timeout_s, cwd=self.cwd)
+            except programs.TimedOut as exc:
                 raise ConfigError(
                     f"{exc}; output so far: {_tail(exc.stdout)}{_tail(exc.stderr)}"
                 ) from None
@@ -80,4 +80,4 @@ class Named:
 
 
 def _tail(text: str) -> str:
-    return command.tail(text, _OUTPUT_CHARS)
+    return programs.tail(text, _OUTPUT_CHARS)
