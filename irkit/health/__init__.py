@@ -2,7 +2,7 @@
 counts, what changed since the previous report), then one section per runbook area with its
 verdicts, evidence and charts; a Slack notice only when it is news.
 
-In the notebook:
+In the notebook (`health.warm_up()` in its first cell, right after the imports):
 
     report = health.run(section, deadline_s=health_deadline_s)
     report.summary()
@@ -12,7 +12,6 @@ In the notebook:
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -23,15 +22,31 @@ from irkit import escape, probes, render
 from irkit.health import charts, history, notice
 from irkit.health.checks import AREAS, CHECKS, Check, selected
 from irkit.records import Record
-from irkit.result import RESULT_MIME, Result, Status, utc_now
+from irkit.result import RESULT_MIME, Result, Status, results_html, results_text, utc_now
 
 if TYPE_CHECKING:
-    from irkit.section import Section
+    from irkit.incident.section import Section
 
-__all__ = ["AREAS", "CHECKS", "HEALTH_MIME", "Check", "Report", "run"]
+__all__ = ["AREAS", "CHECKS", "HEALTH_MIME", "Check", "Report", "run", "warm_up"]
 
 # The summary as data, for tools that read the reports without parsing HTML.
 HEALTH_MIME = "application/vnd.irkit.health+json"
+
+
+def warm_up() -> None:
+    """Start loading the client libraries of every check (psycopg, redis, kombu, httpx, … take a
+    good part of a second) in the background, while the notebook's next cells (parameters, the
+    Section) are sent and run. Called by the notebook's first cell, and earlier still by the
+    kernel `irkit health` starts (`runner.PRELOAD`); once is enough."""
+    global _warming
+    with _warming_lock:
+        if _warming is None:
+            _warming = threading.Thread(target=_load_probes, name="irkit-load-probes", daemon=True)
+            _warming.start()
+
+
+_warming: threading.Thread | None = None
+_warming_lock = threading.Lock()
 
 
 def _load_probes() -> None:
@@ -40,12 +55,6 @@ def _load_probes() -> None:
     for name in sorted({c.probe for c in CHECKS}):
         module = probes.CATALOGUE[name].partition(":")[0]
         importlib.import_module(module)
-
-
-# The client libraries (psycopg, redis, kombu, httpx, …) take a good part of a second to load:
-# they load while the notebook's next cells (parameters, the Section) are sent and run.
-if "ipykernel" in sys.modules:  # in a notebook, not in the command that runs it
-    threading.Thread(target=_load_probes, name="irkit-load-probes", daemon=True).start()
 
 
 def run(section: Section, *, deadline_s: float = 30.0, charts_always: bool = False) -> Report:
@@ -172,8 +181,8 @@ class Report:
         )
         return _Bundle(
             {
-                "text/plain": render.results_text(results),
-                "text/html": render.results_html(results) + images,
+                "text/plain": results_text(results),
+                "text/html": results_html(results) + images,
                 RESULT_MIME: [r.to_json() for r in results],
             }
         )

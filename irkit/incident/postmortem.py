@@ -22,7 +22,7 @@ from irkit.incident.schema import LESSONS, SEVERITY_NAMES, format_time, parse_ti
 from irkit.result import utc_now
 
 if TYPE_CHECKING:
-    from irkit.section import Section
+    from irkit.incident.section import Section
 
 FILENAME = "postmortem.md"
 SECTIONS = (

@@ -14,7 +14,7 @@ from irkit.render import show
 from irkit.result import Result, Results, Status, utc_now
 
 if TYPE_CHECKING:
-    from irkit.section import Section
+    from irkit.incident.section import Section
 
 
 def recheck(section: Section, *, disk_paths: Sequence[str] = ("/",)) -> Results:

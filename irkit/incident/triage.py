@@ -16,7 +16,7 @@ from irkit.render import show
 from irkit.result import Result, utc_now
 
 if TYPE_CHECKING:
-    from irkit.section import Section
+    from irkit.incident.section import Section
 
 
 class Links:
