@@ -64,8 +64,11 @@ def _warmed(exclude_input: bool) -> Any:
 def _exporter(exclude_input: bool) -> Any:
     from nbconvert import HTMLExporter
 
-    return HTMLExporter(exclude_input=exclude_input, exclude_input_prompt=exclude_input,
-                        exclude_output_prompt=exclude_input)  # fmt: skip
+    return HTMLExporter(
+        exclude_input=exclude_input,
+        exclude_input_prompt=exclude_input,
+        exclude_output_prompt=exclude_input,
+    )
 
 
 def _sample() -> Any:
@@ -80,6 +83,8 @@ def _sample() -> Any:
     ]
     return new_notebook(
         cells=[new_markdown_cell(markdown), new_code_cell("report.show('x')", outputs=outputs)],
-        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3"},
-                  "language_info": {"name": "python"}},
-    )  # fmt: skip
+        metadata={
+            "kernelspec": {"name": "python3", "display_name": "Python 3"},
+            "language_info": {"name": "python"},
+        },
+    )

@@ -163,9 +163,14 @@ def run(argv: Sequence[str], *, timeout_s: float, cwd: str | None = None) -> Com
     try:
         # A session of its own: a timeout stops the command and everything it started.
         proc = subprocess.Popen(
-            full, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
-            cwd=cwd, env=os.environ.copy(), start_new_session=True,
-        )  # fmt: skip
+            full,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            cwd=cwd,
+            env=os.environ.copy(),
+            start_new_session=True,
+        )
     except OSError as exc:
         raise ConfigError(f"could not start {argv[0]}: {exc}") from None
     assert proc.stdout is not None

@@ -86,8 +86,10 @@ def plan(
                 f"incident_id={values['incident_id']!r} contradicts --incident {incident}"
             )
         if output is not None:
-            raise ConfigError("--output and --incident exclude each other: an incident's "
-                              "notebooks are numbered in its folder")  # fmt: skip
+            raise ConfigError(
+                "--output and --incident exclude each other: an incident's "
+                "notebooks are numbered in its folder"
+            )
         values["incident_id"] = incident
         return Plan(section, notebook, values, store.running_path(folder, section), False, folder)
     if output is None:

@@ -55,8 +55,11 @@ class Named:
             )
             return Plan(self.name, "-", what)
         shown = redact(shlex.join(self.argv))
-        item = Item(self.step, f"run: {shown}", {"argv": [redact(a) for a in self.argv],
-                                                   "timeout_s": self.timeout_s})  # fmt: skip
+        item = Item(
+            self.step,
+            f"run: {shown}",
+            {"argv": [redact(a) for a in self.argv], "timeout_s": self.timeout_s},
+        )
         return Plan(self.name, "deployment", f"{runbook}: {shown}", (item,))
 
     def act(self, plan: Plan) -> Outcome:
@@ -74,8 +77,11 @@ class Named:
             return f"exit code 0: {output}" if output else "exit code 0"
 
         done, skipped, failed = act_on(plan, lambda item: None, run)
-        summary = done[0][1].splitlines()[0] if done else (failed[0][1].splitlines()[0]
-                                                          if failed else "not run")  # fmt: skip
+        summary = (
+            done[0][1].splitlines()[0]
+            if done
+            else (failed[0][1].splitlines()[0] if failed else "not run")
+        )
         return Outcome(self.name, plan.target, tuple(done), tuple(skipped), tuple(failed), summary)
 
 

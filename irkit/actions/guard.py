@@ -195,8 +195,9 @@ def _act(log: Timeline, action: Action, plan: Plan, actor: str) -> Outcome:
         reason = redact(
             f"{type(exc).__name__}: {exc}" if not isinstance(exc, IrkitError) else str(exc)
         )
-        outcome = Outcome(plan.action, plan.target, failed=(("all", reason),),
-                          summary=f"FAILED: {reason}")  # fmt: skip
+        outcome = Outcome(
+            plan.action, plan.target, failed=(("all", reason),), summary=f"FAILED: {reason}"
+        )
     log.event(
         "action-result",
         f"{plan.action}: {outcome.summary}",

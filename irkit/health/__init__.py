@@ -118,8 +118,9 @@ class Report:
             f"Health: {self.worst.name}: {tally} ({len(self.results)} checks in "
             f"{self.elapsed_s:.1f} s, {self.at:%Y-%m-%d %H:%M:%S} UTC)"
         )
-        bad = sorted((r for r in self.results if r.status is not Status.OK),
-                     key=lambda r: -r.status.rank)  # fmt: skip
+        bad = sorted(
+            (r for r in self.results if r.status is not Status.OK), key=lambda r: -r.status.rank
+        )
         changes = self.changes()
         if self.previous is None:
             since = "No earlier health report to compare with."
@@ -141,10 +142,15 @@ class Report:
         ]
         if changes:
             rows = [
-                {"probe": c.probe, "target": c.target, "was": c.was, "now": c.now,
-                 "summary": c.summary}
+                {
+                    "probe": c.probe,
+                    "target": c.target,
+                    "was": c.was,
+                    "now": c.now,
+                    "summary": c.summary,
+                }
                 for c in changes
-            ]  # fmt: skip
+            ]
             html.append(render.table_html(rows))
         data = {
             "worst": self.worst.name,
@@ -157,8 +163,9 @@ class Report:
             else None,
             "changes": [c.__dict__ for c in changes],
         }
-        return _Bundle({"text/plain": "\n".join(text), "text/html": "".join(html),
-                        HEALTH_MIME: data})  # fmt: skip
+        return _Bundle(
+            {"text/plain": "\n".join(text), "text/html": "".join(html), HEALTH_MIME: data}
+        )
 
     def show(self, name: str) -> _Bundle:
         """One area's verdicts with their evidence (the record's results), and its charts."""
@@ -217,8 +224,10 @@ class Report:
 
 
 def _table(results: list[Result]) -> str:
-    rows = [{"status": r.status.name, "probe": r.probe, "summary": r.summary, "target": r.target}
-            for r in results]  # fmt: skip
+    rows = [
+        {"status": r.status.name, "probe": r.probe, "summary": r.summary, "target": r.target}
+        for r in results
+    ]
     return render.table_html(rows)
 
 

@@ -150,8 +150,14 @@ def build(incident: Incident, *, author: str = "") -> Postmortem:
         f"- **Could detection be faster?** {need('detection_review')}",
     ]
     items = f.get("action_items") or []
-    out += ["", "---", "", "## Action Items", "| Action | Owner | Due Date | Priority | Done |",
-            "|--------|-------|----------|----------|------|"]  # fmt: skip
+    out += [
+        "",
+        "---",
+        "",
+        "## Action Items",
+        "| Action | Owner | Due Date | Priority | Done |",
+        "|--------|-------|----------|----------|------|",
+    ]
     for item in items:
         out.append(
             "| "
@@ -185,9 +191,14 @@ def build(incident: Incident, *, author: str = "") -> Postmortem:
             if not n.complete
         ]
     if missing:
-        out += ["", "---", "", "## Missing from the record",
-                "Fill these in before the meeting (they were not invented):",
-                *[f"- {m}" for m in missing]]  # fmt: skip
+        out += [
+            "",
+            "---",
+            "",
+            "## Missing from the record",
+            "Fill these in before the meeting (they were not invented):",
+            *[f"- {m}" for m in missing],
+        ]
     return Postmortem("\n".join(out) + "\n", tuple(missing))
 
 

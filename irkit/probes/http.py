@@ -226,7 +226,7 @@ def load(
             disable=not progress,
             leave=False,
             mininterval=0.5,
-        ) as bar,  # fmt: skip
+        ) as bar,
     ):
         futures = [pool.submit(one, http) for _ in range(requests)]
         for future in as_completed(futures):
