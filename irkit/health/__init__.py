@@ -83,6 +83,10 @@ def run(section: Section, *, deadline_s: float = 30.0, charts_always: bool = Fal
 
 @dataclass
 class Report:
+    """One health report as its notebook shows it: the verdicts of this run, the previous
+    report's record to compare with, the summary, each area and the notice. (The executed
+    notebook it ends up in is read back by `irkit.records`.)"""
+
     section: Section
     checks: list[Check]
     results: list[Result]
