@@ -83,8 +83,17 @@ def bench_triage(stack: Stack, work: Path, runs: int) -> tuple[float, float]:
     env = stack_env(stack, work / "reports")
     timed([str(BIN / "irkit"), "incident", "open", "--title", "bench", "--id", "BENCH"], env)
     papermill = [str(BIN / "papermill"), "--no-progress-bar", str(empty), str(work / "e.ipynb")]
-    triage = [str(BIN / "irkit"), "run", "triage", "--incident", "BENCH",
-              "-p", "answer_one_tenant_only=no", "-p", "answer_cosmetic_only=no"]  # fmt: skip
+    triage = [
+        str(BIN / "irkit"),
+        "run",
+        "triage",
+        "--incident",
+        "BENCH",
+        "-p",
+        "answer_one_tenant_only=no",
+        "-p",
+        "answer_cosmetic_only=no",
+    ]
     timed(papermill, env)  # warm the disk cache; not counted
     times_p, times_t = [], []
     for _ in range(runs):
@@ -142,8 +151,10 @@ def main() -> int:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="irkit-bench-"))
     work.chmod(0o755)
-    ports = {name: free_port() for name in ("postgres_port", "redis_port", "web_port",
-                                           "tls_port", "prometheus_port")}  # fmt: skip
+    ports = {
+        name: free_port()
+        for name in ("postgres_port", "redis_port", "web_port", "tls_port", "prometheus_port")
+    }
     stack = Stack(work / "stack", **ports)
     try:
         stack.up()
@@ -161,18 +172,22 @@ def main() -> int:
     failed |= ratio > TRIAGE_RATIO_TARGET
     print(f"papermill, empty notebook           {baseline * 1000:8.0f} ms  (median of {args.runs})")
     print(f"irkit run triage --incident, all OK {triage * 1000:8.0f} ms")
-    print(f"ratio                               {ratio:8.2f}     "
-          f"{'meets' if ratio <= TRIAGE_RATIO_TARGET else 'MISSES'} target <= "
-          f"{TRIAGE_RATIO_TARGET}")  # fmt: skip
+    print(
+        f"ratio                               {ratio:8.2f}     "
+        f"{'meets' if ratio <= TRIAGE_RATIO_TARGET else 'MISSES'} target <= "
+        f"{TRIAGE_RATIO_TARGET}"
+    )
     print()
     load_ratio = merge_s / read_s
     failed |= load_ratio > LOAD_RATIO_TARGET
     print(f"incident of {args.notebooks} notebooks and 200 journal lines ({size_mb:.1f} MB):")
     print(f"  nbformat.read of every notebook   {read_s * 1000:8.1f} ms")
     print(f"  irkit.incident.load (the merge)   {merge_s * 1000:8.1f} ms, peak {peak_mb:.1f} MB")
-    print(f"  ratio                             {load_ratio:8.2f}     "
-          f"{'meets' if load_ratio <= LOAD_RATIO_TARGET else 'MISSES'} target <= "
-          f"{LOAD_RATIO_TARGET}")  # fmt: skip
+    print(
+        f"  ratio                             {load_ratio:8.2f}     "
+        f"{'meets' if load_ratio <= LOAD_RATIO_TARGET else 'MISSES'} target <= "
+        f"{LOAD_RATIO_TARGET}"
+    )
     return 1 if failed else 0
 
 

@@ -70,9 +70,19 @@ def bench_run(stack: Stack, work: Path, runs: int) -> tuple[float, float]:
         return [str(BIN / "papermill"), "--no-progress-bar", str(empty), str(work / f"e{i}.ipynb")]
 
     def irkit_db(i: int) -> list[str]:
-        return [str(BIN / "irkit"), "run", "db",
-                "-p", f"pg_host={stack.postgres.host}", "-p", f"pg_port={stack.postgres.port}",
-                "-p", "pg_user=erp", "-p", "pg_database=himalytix"]  # fmt: skip
+        return [
+            str(BIN / "irkit"),
+            "run",
+            "db",
+            "-p",
+            f"pg_host={stack.postgres.host}",
+            "-p",
+            f"pg_port={stack.postgres.port}",
+            "-p",
+            "pg_user=erp",
+            "-p",
+            "pg_database=himalytix",
+        ]
 
     return medians_of(runs, papermill, irkit_db, env)
 

@@ -49,8 +49,9 @@ HUNG_RATIO_TARGET = 1.2
 def measured(command: list[str], env: dict[str, str]) -> tuple[float, float, int]:
     """Wall time, peak RSS of the command's process tree (MB), exit code."""
     started = time.perf_counter()
-    proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)  # fmt: skip
+    proc = subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     peak = 0
     root = psutil.Process(proc.pid)
     while proc.poll() is None:
@@ -89,25 +90,38 @@ def hanging_listener() -> int:
 
 def healthy(stack: Stack) -> dict[str, Any]:
     return {
-        "pg_host": stack.postgres.host, "pg_port": stack.postgres.port, "pg_user": "erp",
-        "pg_database": "himalytix", "redis_url": stack.redis.url(CACHE_DB),
-        "celery_broker_url": stack.redis.url(BROKER_DB), "celery_expected_workers": 1,
-        "web_url": stack.web.url, "prom_url": stack.prometheus.url, "prom_window": "15s",
+        "pg_host": stack.postgres.host,
+        "pg_port": stack.postgres.port,
+        "pg_user": "erp",
+        "pg_database": "himalytix",
+        "redis_url": stack.redis.url(CACHE_DB),
+        "celery_broker_url": stack.redis.url(BROKER_DB),
+        "celery_expected_workers": 1,
+        "web_url": stack.web.url,
+        "prom_url": stack.prometheus.url,
+        "prom_window": "15s",
         "tls_endpoints": [f"{n}:{stack.web_tls.port}@127.0.0.1" for n in certs.NAMES],
         "disk_paths": [str(stack.base)],
-    }  # fmt: skip
+    }
 
 
 def hanging(port: int, timeout: int) -> dict[str, Any]:
     return {
-        "pg_host": "127.0.0.1", "pg_port": port, "pg_connect_timeout_s": timeout,
-        "redis_url": f"redis://127.0.0.1:{port}/1", "redis_socket_timeout_s": timeout,
-        "celery_broker_url": f"redis://127.0.0.1:{port}/0", "celery_socket_timeout_s": timeout,
-        "web_url": f"http://127.0.0.1:{port}", "web_timeout_s": timeout,
-        "prom_url": f"http://127.0.0.1:{port}/prometheus", "prom_timeout_s": timeout,
-        "tls_endpoints": [f"himalytix.test:{port}@127.0.0.1"], "tls_timeout_s": timeout,
+        "pg_host": "127.0.0.1",
+        "pg_port": port,
+        "pg_connect_timeout_s": timeout,
+        "redis_url": f"redis://127.0.0.1:{port}/1",
+        "redis_socket_timeout_s": timeout,
+        "celery_broker_url": f"redis://127.0.0.1:{port}/0",
+        "celery_socket_timeout_s": timeout,
+        "web_url": f"http://127.0.0.1:{port}",
+        "web_timeout_s": timeout,
+        "prom_url": f"http://127.0.0.1:{port}/prometheus",
+        "prom_timeout_s": timeout,
+        "tls_endpoints": [f"himalytix.test:{port}@127.0.0.1"],
+        "tls_timeout_s": timeout,
         "disk_paths": ["/"],
-    }  # fmt: skip
+    }
 
 
 def main() -> int:
@@ -118,9 +132,14 @@ def main() -> int:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="irkit-bench-"))
     work.chmod(0o755)
-    stack = Stack(work / "stack", postgres_port=free_port(), redis_port=free_port(),
-                  web_port=free_port(), tls_port=free_port(),
-                  prometheus_port=free_port())  # fmt: skip
+    stack = Stack(
+        work / "stack",
+        postgres_port=free_port(),
+        redis_port=free_port(),
+        web_port=free_port(),
+        tls_port=free_port(),
+        prometheus_port=free_port(),
+    )
     empty = work / "empty.ipynb"
     nb = new_notebook(cells=[new_code_cell("pass")])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
@@ -138,8 +157,12 @@ def main() -> int:
         ok_file.write_text(yaml.safe_dump(healthy(stack)))
         hung_file = work / "hung.yaml"
         hung_file.write_text(yaml.safe_dump(hanging(hanging_listener(), args.timeout)))
-        papermill = [str(BIN / "papermill"), "--no-progress-bar", str(empty),
-                     str(work / "out.ipynb")]  # fmt: skip
+        papermill = [
+            str(BIN / "papermill"),
+            "--no-progress-bar",
+            str(empty),
+            str(work / "out.ipynb"),
+        ]
         ok = [str(BIN / "irkit"), "health", "-f", str(ok_file)]
         hung = [str(BIN / "irkit"), "health", "-f", str(hung_file)]
         measured(papermill, env)  # warm the disk cache; not counted
@@ -167,10 +190,14 @@ def main() -> int:
     ok_ratio = statistics.median(ok_t) / baseline
     hung_ratio = statistics.median(hung_t) / (baseline + args.timeout)
     print(f"papermill, empty notebook    {baseline * 1000:8.0f} ms  peak {max(base_mem):6.0f} MB")
-    print(f"irkit health, all OK         {statistics.median(ok_t) * 1000:8.0f} ms  "
-          f"peak {max(ok_mem):6.0f} MB")  # fmt: skip
-    print(f"irkit health, all hanging    {statistics.median(hung_t) * 1000:8.0f} ms  "
-          f"peak {max(hung_mem):6.0f} MB  (timeout {args.timeout} s)")  # fmt: skip
+    print(
+        f"irkit health, all OK         {statistics.median(ok_t) * 1000:8.0f} ms  "
+        f"peak {max(ok_mem):6.0f} MB"
+    )
+    print(
+        f"irkit health, all hanging    {statistics.median(hung_t) * 1000:8.0f} ms  "
+        f"peak {max(hung_mem):6.0f} MB  (timeout {args.timeout} s)"
+    )
     failed = False
     for name, ratio, target in (
         ("all OK / baseline", ok_ratio, OK_RATIO_TARGET),

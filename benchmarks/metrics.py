@@ -31,7 +31,7 @@ from pathlib import Path
 
 import nbformat
 
-from irkit.metrics import index, report
+from irkit.metrics import index, monthly
 from irkit.result import INCIDENT_MIME
 
 COLD_TARGET_S = 10.0
@@ -47,16 +47,24 @@ def notebook(fields: dict[str, object], at: str) -> dict[str, object]:
     }
     cells = [
         {"cell_type": "markdown", "id": "m0", "metadata": {}, "source": "# Triage"},
-        {"cell_type": "code", "id": "c0", "metadata": {"papermill": {"status": "completed"}},
-         "execution_count": 1, "source": "section.record()", "outputs": [output]},
-    ]  # fmt: skip
+        {
+            "cell_type": "code",
+            "id": "c0",
+            "metadata": {"papermill": {"status": "completed"}},
+            "execution_count": 1,
+            "source": "section.record()",
+            "outputs": [output],
+        },
+    ]
     return {
         "cells": cells,
-        "metadata": {"papermill": {"start_time": at, "end_time": at}, "kernelspec": {
-            "name": "python3", "display_name": "Python 3", "language": "python"}},
+        "metadata": {
+            "papermill": {"start_time": at, "end_time": at},
+            "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+        },
         "nbformat": 4,
         "nbformat_minor": 5,
-    }  # fmt: skip
+    }
 
 
 def generate(root: Path, count: int) -> list[Path]:
@@ -68,13 +76,17 @@ def generate(root: Path, count: int) -> list[Path]:
         impact = detected - timedelta(minutes=rng.randrange(1, 30))
         resolved = detected + timedelta(minutes=rng.randrange(10, 600))
         fields = {
-            "incident_id": f"INC-{n:05d}", "title": "generated", "status": "resolved",
+            "incident_id": f"INC-{n:05d}",
+            "title": "generated",
+            "status": "resolved",
             "severity": rng.choice(["P0", "P1", "P2", "P3"]),
             "category": rng.choice(["database", "infrastructure", "application", "security"]),
-            "impact_started_at": impact.isoformat(), "detected_at": detected.isoformat(),
+            "impact_started_at": impact.isoformat(),
+            "detected_at": detected.isoformat(),
             "acknowledged_at": (detected + timedelta(minutes=5)).isoformat(),
-            "resolved_at": resolved.isoformat(), "root_cause_key": f"cause-{n % 40}",
-        }  # fmt: skip
+            "resolved_at": resolved.isoformat(),
+            "root_cause_key": f"cause-{n % 40}",
+        }
         folder = root / f"INC-{n:05d}"
         folder.mkdir()
         path = folder / "01-triage.ipynb"
@@ -107,8 +119,9 @@ def main() -> int:
         def analysis() -> dict[str, object]:
             # Everything the notebook computes (tables, statistics, SLA, repeats, data
             # quality), without drawing the charts.
-            return report.analyse(month="2026-11", months=12, incidents_dir=str(root),
-                                  now=now).computed()  # fmt: skip
+            return monthly.analyse(
+                month="2026-11", months=12, incidents_dir=str(root), now=now
+            ).computed()
 
         cold = timed(analysis)
         warm = timed(analysis)
@@ -129,8 +142,11 @@ def main() -> int:
     print(f"monthly analysis, warm          {warm:7.2f} s  ({warm / baseline:.2f}x baseline)")
     print(f"peak memory, cold               {peak_mb:7.0f} MB")
     failed = False
-    for name, value, target in (("cold", cold, COLD_TARGET_S), ("warm", warm, WARM_TARGET_S),
-                                ("peak MB", peak_mb, PEAK_TARGET_MB)):  # fmt: skip
+    for name, value, target in (
+        ("cold", cold, COLD_TARGET_S),
+        ("warm", warm, WARM_TARGET_S),
+        ("peak MB", peak_mb, PEAK_TARGET_MB),
+    ):
         ok = value <= target
         failed |= not ok
         print(f"{name:<10}{'meets' if ok else 'MISSES'} target <= {target:g}")

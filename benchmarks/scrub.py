@@ -99,8 +99,13 @@ def main() -> int:
     size = len(json.dumps(data))
     print(f"evidence: {args.rows} sessions, {len(texts)} strings, {size / 1024:.0f} KiB as JSON")
 
-    shown = Result(probe="postgres.connections", target="db", status=Status.OK,
-                   summary="42 of 97 connections", evidence=data)  # fmt: skip
+    shown = Result(
+        probe="postgres.connections",
+        target="db",
+        status=Status.OK,
+        summary="42 of 97 connections",
+        evidence=data,
+    )
     saved = {name: os.environ.get(name) for name in SECRETS}
     os.environ.update(SECRETS)
     try:

@@ -13,14 +13,14 @@ __version__ = "0.1.0"
 __all__ = ["RESULT_MIME", "Result", "Results", "Section", "Status", "__version__"]
 
 if TYPE_CHECKING:
+    from irkit.incident.section import Section
     from irkit.result import RESULT_MIME, Result, Results, Status
-    from irkit.section import Section
 
 
 def __getattr__(name: str) -> Any:
     # Imported on first use: the command line starts without the notebook-side modules.
     if name == "Section":
-        from irkit.section import Section
+        from irkit.incident.section import Section
 
         return Section
     if name in {"RESULT_MIME", "Result", "Results", "Status"}:

@@ -4,7 +4,7 @@ papermill writes the whole output notebook at the start and at the end of every 
 cells included; on a short notebook those writes are a fifth of the run. Here the record is written
 when a code cell completes (at most every half second), and at the start and end of the run: a run
 whose kernel dies mid-cell keeps every output before it, and the cell it stopped in says why
-(`irkit.reports.read` reads that as incomplete).
+(`irkit.records.read` reads that as incomplete).
 
 A run prints nothing of its kernel's: once the record is in this process, the kernel is stopped at
 once (SIGKILL to its process group), not asked to shut down. Asked, ipykernel 7 closes its

@@ -45,3 +45,7 @@ class Unreachable(ServiceError):
 
 class NotVisible(Exception):
     """The probe ran but cannot see what it needs (permissions, a missing table): UNKNOWN."""
+
+
+class UsageError(IrkitError):
+    """A command line that cannot be carried out as given."""

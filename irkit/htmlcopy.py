@@ -13,7 +13,7 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
-from irkit import reports
+from irkit import records
 
 # Per exclude_input: the exporter being warmed, as a future.
 _warming: dict[bool, Future[Any]] = {}
@@ -48,7 +48,7 @@ def write(notebook: Path, *, exclude_input: bool = False) -> Path:
 
     exporter = _warmed(exclude_input) or _exporter(exclude_input)
     body, _ = exporter.from_notebook_node(nbformat.read(notebook, as_version=4))
-    return reports.write_text_atomically(notebook.with_suffix(".html"), body)
+    return records.write_text_atomically(notebook.with_suffix(".html"), body)
 
 
 def _warmed(exclude_input: bool) -> Any:
@@ -64,8 +64,11 @@ def _warmed(exclude_input: bool) -> Any:
 def _exporter(exclude_input: bool) -> Any:
     from nbconvert import HTMLExporter
 
-    return HTMLExporter(exclude_input=exclude_input, exclude_input_prompt=exclude_input,
-                        exclude_output_prompt=exclude_input)  # fmt: skip
+    return HTMLExporter(
+        exclude_input=exclude_input,
+        exclude_input_prompt=exclude_input,
+        exclude_output_prompt=exclude_input,
+    )
 
 
 def _sample() -> Any:
@@ -80,6 +83,8 @@ def _sample() -> Any:
     ]
     return new_notebook(
         cells=[new_markdown_cell(markdown), new_code_cell("report.show('x')", outputs=outputs)],
-        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3"},
-                  "language_info": {"name": "python"}},
-    )  # fmt: skip
+        metadata={
+            "kernelspec": {"name": "python3", "display_name": "Python 3"},
+            "language_info": {"name": "python"},
+        },
+    )

@@ -1,16 +1,14 @@
-"""How results look: a status-coloured HTML table in notebooks, plain text in terminals."""
+"""The HTML parts results and reports are drawn with: status colours and badges, evidence, tables;
+and showing several things in one notebook cell. (The results table itself is in `irkit.result`.)"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from irkit import escape
-from irkit.result import Status
-
-if TYPE_CHECKING:
-    from irkit.result import Result
+from irkit.status import Status
 
 COLOURS = {
     Status.OK: ("#1b5e20", "#e8f5e9"),
@@ -30,36 +28,7 @@ def badge(status: Status) -> str:
     )
 
 
-def results_text(results: Sequence[Result]) -> str:
-    lines = [
-        f"{r.status.name:<8}{escape.one_line(r.probe):<30}{escape.one_line(r.summary)}"
-        for r in results
-    ]
-    return "\n".join(lines)
-
-
-def results_html(results: Sequence[Result]) -> str:
-    rows = []
-    for r in results:
-        _, bg = COLOURS[r.status]
-        rows.append(
-            f'<tr style="background:{bg}">'
-            f'<td style="vertical-align:top">{badge(r.status)}</td>'
-            f'<td style="vertical-align:top;font-family:monospace">{escape.html(r.probe)}</td>'
-            f'<td style="vertical-align:top;text-align:left">{escape.html(r.summary)}'
-            f"{_evidence_html(r.evidence)}</td>"
-            f'<td style="vertical-align:top;font-family:monospace;color:#555">'
-            f"{escape.html(r.target)}</td>"
-            f'<td style="vertical-align:top;color:#555">{r.elapsed_ms:.0f}&nbsp;ms</td></tr>'
-        )
-    return (
-        '<table class="irkit-results" style="border-collapse:collapse">'
-        "<thead><tr><th>status</th><th>probe</th><th>summary</th><th>target</th><th>took</th>"
-        f"</tr></thead><tbody>{''.join(rows)}</tbody></table>"
-    )
-
-
-def _evidence_html(evidence: Mapping[str, Any]) -> str:
+def evidence_html(evidence: Mapping[str, Any]) -> str:
     if not evidence:
         return ""
     parts = []

@@ -1,46 +1,24 @@
-"""Probe results: one check's verdict and its evidence, as notebooks show and store them."""
+"""Probe results: one check's verdict and its evidence, as notebooks show and store them (the
+results table, in text and HTML, is drawn here from `irkit.render`'s parts)."""
 
 from __future__ import annotations
 
-import enum
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from irkit import escape
+from irkit.render import COLOURS, badge, evidence_html
+
+# Re-exported: a Result's status is part of the results' vocabulary (`irkit.result.Status`).
+from irkit.status import Status as Status
 
 RESULT_MIME = "application/vnd.irkit.result+json"
 # The incident record inside executed notebooks: partial incident objects (later ones override
 # earlier fields) and timeline events.
 INCIDENT_MIME = "application/vnd.irkit.incident+json"
 EVENT_MIME = "application/vnd.irkit.event+json"
-
-
-class Status(enum.Enum):
-    """A verdict, valued by its Nagios exit code."""
-
-    OK = 0
-    WARN = 1
-    CRIT = 2
-    UNKNOWN = 3
-
-    @property
-    def exit_code(self) -> int:
-        return self.value
-
-    @property
-    def rank(self) -> int:
-        # A known CRIT outranks not knowing, and not knowing outranks OK (monitoring-plugins'
-        # max_state_alt); WARN sits above UNKNOWN so that one failed probe cannot hide a warning.
-        return _RANK[self]
-
-    @classmethod
-    def worst(cls, statuses: Iterable[Status]) -> Status:
-        return max(statuses, key=lambda s: s.rank, default=cls.OK)
-
-
-_RANK = {Status.OK: 0, Status.UNKNOWN: 1, Status.WARN: 2, Status.CRIT: 3}
 
 
 def utc_now() -> datetime:
@@ -90,8 +68,6 @@ class Result:
         )
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
-        from irkit.render import results_html, results_text
-
         return {
             "text/plain": results_text([self]),
             "text/html": results_html([self]),
@@ -110,10 +86,37 @@ class Results(tuple[Result, ...]):
         return Status.worst(r.status for r in self)
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
-        from irkit.render import results_html, results_text
-
         return {
             "text/plain": results_text(self),
             "text/html": results_html(self),
             RESULT_MIME: [r.to_json() for r in self],
         }
+
+
+def results_text(results: Sequence[Result]) -> str:
+    lines = [
+        f"{r.status.name:<8}{escape.one_line(r.probe):<30}{escape.one_line(r.summary)}"
+        for r in results
+    ]
+    return "\n".join(lines)
+
+
+def results_html(results: Sequence[Result]) -> str:
+    rows = []
+    for r in results:
+        _, bg = COLOURS[r.status]
+        rows.append(
+            f'<tr style="background:{bg}">'
+            f'<td style="vertical-align:top">{badge(r.status)}</td>'
+            f'<td style="vertical-align:top;font-family:monospace">{escape.html(r.probe)}</td>'
+            f'<td style="vertical-align:top;text-align:left">{escape.html(r.summary)}'
+            f"{evidence_html(r.evidence)}</td>"
+            f'<td style="vertical-align:top;font-family:monospace;color:#555">'
+            f"{escape.html(r.target)}</td>"
+            f'<td style="vertical-align:top;color:#555">{r.elapsed_ms:.0f}&nbsp;ms</td></tr>'
+        )
+    return (
+        '<table class="irkit-results" style="border-collapse:collapse">'
+        "<thead><tr><th>status</th><th>probe</th><th>summary</th><th>target</th><th>took</th>"
+        f"</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    )

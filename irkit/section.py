@@ -1,5 +1,6 @@
 """A runbook section being worked through in a notebook: its checked parameters, its targets and the
-verdicts so far."""
+verdicts so far. What a run records (its incident, drills, mitigations) is added on top by
+`irkit.incident.section`, whose Section is the one notebooks create as `irkit.Section`."""
 
 from __future__ import annotations
 
@@ -7,21 +8,14 @@ import functools
 import html
 import os
 import time
-from collections.abc import Callable, Iterable, MutableMapping, Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
+from collections.abc import Callable, Iterable, MutableMapping
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from irkit import parameters, targets
 from irkit.advice import NextSteps
 from irkit.errors import ParameterError
-from irkit.home import active_drills
-from irkit.incident.log import IncidentLog
-from irkit.probe import Target
+from irkit.probes.contract import Target
 from irkit.result import Result, Status
-
-if TYPE_CHECKING:
-    from irkit.actions.guard import Action
-    from irkit.incident.load import Incident
 
 P = ParamSpec("P")
 T = TypeVar("T", bound=Target)
@@ -37,9 +31,8 @@ UNREACHABLE_MEMORY_S = 30.0
 
 
 class Section:
-    """Create one at the top of a notebook, right after its parameters:
-
-        section = irkit.Section("db", globals())
+    """The checks of one section, made from the notebook's namespace right after its parameters
+    (notebooks create `irkit.Section`, which adds the run's record to this).
 
     It checks the parameters (unknown names, wrong types) before any probe runs, applies a
     parameter file's `sections:` overrides when plain papermill injected them, and writes the
@@ -52,23 +45,6 @@ class Section:
         namespace.pop(parameters.SECTIONS_KEY, None)
         self._latest: dict[tuple[str, str], Result] = {}
         self._unreachable: dict[str, tuple[float, Result]] = {}
-        self.incident = _incident_log(name, self.params.get("incident_id", ""))
-        self.drills = active_drills()
-        # An incident is a drill if it was opened during one: a drill started later does not
-        # turn a real incident into a rehearsal.
-        if self.drills and self.incident.fields.get("drill") is not False:
-            _mark_as_drill(self.incident, self.drills)
-
-    def record(self) -> Incident:
-        """The incident so far, merged from its folder (empty without an incident)."""
-        from irkit.incident import load
-
-        if self.incident.folder is None:
-            return load.Incident(incident_id="", folder=Path(), fields=dict(self.incident.changed))
-        incident = load.load_folder(self.incident.folder)
-        # What this run recorded and its notebook does not hold yet (it is written at the end).
-        incident.fields.update(self.incident.changed)
-        return incident
 
     @functools.cached_property
     def postgres(self) -> targets.PostgresTarget:
@@ -182,15 +158,6 @@ class Section:
     def status(self) -> Status:
         return Status.worst(r.status for r in self._latest.values())
 
-    def act(
-        self, action: Action, *, allow_actions: Sequence[str] = (), confirmed_by: str = ""
-    ) -> None:
-        """A guarded mitigation: its plan shown and recorded; done only if named in
-        `allow_actions` (papermill) or confirmed in the panel (JupyterLab)."""
-        from irkit.actions.guard import guarded
-
-        guarded(self.incident, action, allow_actions=allow_actions, confirmed_by=confirmed_by)
-
     def next_steps(self) -> NextSteps:
         """The closing summary: the section's verdict and what the runbook says to do next."""
         return NextSteps(self.name, self.results)
@@ -203,29 +170,6 @@ class NotConfigured(Result):
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
         text = f"{self.probe}: {self.summary}"
         return {"text/plain": text, "text/html": f"<p><em>{html.escape(text)}</em></p>"}
-
-
-def _incident_log(section: str, incident_id: str) -> IncidentLog:
-    """The record this run writes to: an incident's when the notebook was given its id."""
-    if not incident_id:
-        return IncidentLog("", section)
-    from irkit.incident import load, store
-
-    folder = store.folder(incident_id)
-    log = IncidentLog(incident_id, section, folder)
-    log.fields = dict(load.load_folder(folder).fields)
-    return log
-
-
-def _mark_as_drill(log: IncidentLog, drills: list[str]) -> None:
-    """A run during a drill is a rehearsal: its record says so, and the metrics leave it out."""
-    text = (
-        f"Drill in progress ({', '.join(drills)}): what this notebook finds was made on purpose "
-        "on the practice stack, and its record is marked as a drill."
-    )
-    if log.fields.get("drills") != drills:
-        log.event("drill", text)
-    log.update(drill=True, drills=drills)
 
 
 def _not_attempted(name: str, cause: Result) -> Result:

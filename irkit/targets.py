@@ -341,7 +341,7 @@ def tls_target(params: Mapping[str, Any]) -> TlsTarget:
 
 
 def logs_target(params: Mapping[str, Any]) -> LogSource:
-    from irkit.command import split
+    from irkit.programs import split
 
     line = str(params.get("log_command", "") or "")
     return LogSource(
@@ -356,7 +356,7 @@ def repo_target(params: Mapping[str, Any]) -> RepoTarget:
 
 
 def command_target(params: Mapping[str, Any], name: str) -> CommandTarget:
-    from irkit.command import parse_named
+    from irkit.programs import parse_named
 
     argv = parse_named(params.get("check_commands") or [], "check_commands").get(name, [])
     return CommandTarget(
@@ -405,7 +405,7 @@ def check_all(params: Mapping[str, Any], declared: Collection[str]) -> None:
 
 
 def _named(params: Mapping[str, Any], parameter: str = "check_commands") -> list[str]:
-    from irkit.command import parse_named
+    from irkit.programs import parse_named
 
     return list(parse_named(params.get(parameter) or [], parameter))
 
@@ -417,8 +417,8 @@ def _installed_commands(params: Mapping[str, Any]) -> None:
 
 def _installed(argv: tuple[str, ...], what: str) -> None:
     """A program that is not installed would fail every scheduled run: say so before any."""
-    from irkit.command import resolve
     from irkit.errors import ConfigError
+    from irkit.programs import resolve
 
     if argv:
         try:

@@ -331,8 +331,8 @@ def test_headless_db_notebook_acts_only_when_allowed_and_records_it(
 
 
 def test_commands_are_parsed_and_an_unconfigured_one_says_how() -> None:
-    from irkit.actions.commands import Named
-    from irkit.command import parse_named as parse
+    from irkit.actions.deployment import Named
+    from irkit.programs import parse_named as parse
 
     assert parse(["restart_web: docker compose restart web"]) == {
         "restart_web": ["docker", "compose", "restart", "web"]}  # fmt: skip
@@ -347,7 +347,7 @@ def test_commands_are_parsed_and_an_unconfigured_one_says_how() -> None:
 def test_a_command_runs_once_allowed_with_exit_code_output_and_timeout(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from irkit.actions.commands import Named
+    from irkit.actions.deployment import Named
 
     secret = "webhook-secret-5f4e3d2c1b"
     monkeypatch.setenv("IRKIT_SLACK_WEBHOOK", secret)
@@ -385,7 +385,7 @@ def test_the_practice_stacks_own_commands_mend_its_drills(stack: Stack, pg: Post
     """Incident 1 and Incident 3 on the practice stack, mended by its deployment commands."""
     from conftest import tls_endpoints
     from irkit import drills
-    from irkit.actions.commands import Named
+    from irkit.actions.deployment import Named
     from irkit.probes import postgres, tls
     from irkit.result import Status
     from irkit.targets import TlsTarget, parse_endpoint

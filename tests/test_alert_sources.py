@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from irkit import Section
-from irkit.probes import celery, commands, deploy, logs
+from irkit.probes import celery, deploy, diagnostics, logs
 from irkit.result import Status
 from irkit.sandbox.stack import BROKER_DB, Stack
 from irkit.targets import CeleryTarget, CommandTarget, LogSource, RepoTarget
@@ -139,15 +139,15 @@ def test_a_recent_deploy_is_named_and_an_old_one_is_not(tmp_path: Path) -> None:
 
 
 def test_a_diagnostic_command_is_judged_by_its_exit_code() -> None:
-    passed = commands.check(CommandTarget(name="check_deploy", argv=("echo", "0 issues")))
+    passed = diagnostics.check(CommandTarget(name="check_deploy", argv=("echo", "0 issues")))
     assert passed.status is Status.OK
     assert passed.summary == "check_deploy passed: 0 issues"
-    failed = commands.check(
+    failed = diagnostics.check(
         CommandTarget(name="pg_isready", argv=("sh", "-c", "echo no response; exit 2"))
     )
     assert failed.status is Status.CRIT
     assert failed.summary == "pg_isready failed (exit code 2): no response"
-    hung = commands.check(CommandTarget(name="slow", argv=("sleep", "5"), timeout_s=0.5))
+    hung = diagnostics.check(CommandTarget(name="slow", argv=("sleep", "5"), timeout_s=0.5))
     assert hung.status is Status.CRIT
     assert "ran longer than 0.5 s and was stopped" in hung.summary
 
@@ -161,7 +161,7 @@ def test_an_unconfigured_source_is_said_not_judged() -> None:
     assert "not configured: give log_files" in shown.summary
     assert "application/vnd.irkit.result+json" not in shown._repr_mimebundle_()
     section.check(deploy.recent, section.repo)
-    section.check(commands.check, section.command("check_deploy"))
+    section.check(diagnostics.check, section.command("check_deploy"))
     assert section.results == []  # nothing judged, so nothing counts in the verdict
 
 

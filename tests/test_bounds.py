@@ -16,7 +16,7 @@ import papermill
 import pytest
 
 from irkit import parameters, runner
-from irkit.actions import celery, commands, disk, postgres, redis
+from irkit.actions import celery, deployment, disk, postgres, redis
 from irkit.errors import IrkitError, ParameterError
 from irkit.section import Section
 from irkit.targets import CeleryTarget, PostgresTarget, RedisTarget
@@ -347,10 +347,10 @@ def test_every_action_the_notebooks_take_is_in_the_catalogue() -> None:
     for notebook in (ROOT / "notebooks").glob("*.ipynb"):
         source = "".join("".join(c["source"]) for c in json.loads(notebook.read_text())["cells"])
         taken += re.findall(r"name=\"([a-z]+\.[a-z_]+)\"", source)
-        taken += [f"command.{s}" for s in re.findall(r"commands\.Named\(\s*\"(\w+)\"", source)]
+        taken += [f"command.{s}" for s in re.findall(r"deployment\.Named\(\s*\"(\w+)\"", source)]
     assert set(taken) - set(catalogue.known_names()) == set()
     assert set(catalogue.PG_KILL_MODES) == set(postgres.MODES)
-    assert {f"command.{s}" for s in commands.STEPS} <= set(catalogue.known_names())
+    assert {f"command.{s}" for s in deployment.STEPS} <= set(catalogue.known_names())
 
 
 def test_plain_papermill_stops_at_the_section_before_any_probe(tmp_path: Path) -> None:
@@ -454,9 +454,9 @@ def test_a_command_that_floods_its_output_keeps_only_the_end() -> None:
     # writes fails within its timeout; keeping the end does not.
     code = (
         "import resource; resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))\n"
-        "from irkit import command\n"
-        "try: command.run(['cat', '/dev/zero'], timeout_s=4)\n"
-        "except command.TimedOut as exc: print('kept', len(exc.stdout))"
+        "from irkit import programs\n"
+        "try: programs.run(['cat', '/dev/zero'], timeout_s=4)\n"
+        "except programs.TimedOut as exc: print('kept', len(exc.stdout))"
     )
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60
@@ -465,16 +465,16 @@ def test_a_command_that_floods_its_output_keeps_only_the_end() -> None:
 
 
 def test_a_command_that_leaves_a_child_behind_keeps_its_output_and_is_stopped() -> None:
-    from irkit import command
+    from irkit import programs
 
     # Short output arrives whole, not only once a 64 KiB chunk has filled.
-    done = command.run(["sh", "-c", "echo hi; echo err >&2"], timeout_s=5)
+    done = programs.run(["sh", "-c", "echo hi; echo err >&2"], timeout_s=5)
     assert (done.returncode, done.stdout, done.stderr) == (0, "hi\n", "err\n")
     # A background child holds the pipes past the command's exit: it counts against the same
     # timeout, and is stopped with its session when that runs out.
     marker = f"sleep {29.5 + os.getpid() % 100 / 1000}"
-    with pytest.raises(command.TimedOut) as stopped:
-        command.run(["sh", "-c", f"{marker} & echo started"], timeout_s=2)
+    with pytest.raises(programs.TimedOut) as stopped:
+        programs.run(["sh", "-c", f"{marker} & echo started"], timeout_s=2)
     assert stopped.value.stdout == "started\n"
     left = subprocess.run(["pgrep", "-f", f"^{marker}$"], capture_output=True, check=False)
     assert left.stdout == b"", "the background child outlived its command"
@@ -528,16 +528,16 @@ def test_a_number_of_thousands_of_digits_is_refused_in_one_line(tmp_path: Path) 
     ],
 )
 def test_credentials_on_a_command_line_are_refused_without_echoing_them(argv: list[str]) -> None:
-    from irkit import command
+    from irkit import programs
     from irkit.errors import ConfigError
 
     with pytest.raises(ConfigError, match="carries a password") as refused:
-        command.refuse_passwords(argv, "check_commands probe")
+        programs.refuse_passwords(argv, "check_commands probe")
     assert "S3cretPW" not in str(refused.value)
 
 
 def test_command_lines_without_credentials_pass() -> None:
-    from irkit import command
+    from irkit import programs
 
     for argv in (
         ["curl", "-u", "admin", "http://127.0.0.1/"],
@@ -545,4 +545,4 @@ def test_command_lines_without_credentials_pass() -> None:
         ["pg_isready", "-U", "erp", "-p", "5432"],
         ["curl", "-H", "Accept: application/json", "http://127.0.0.1/"],
     ):
-        command.refuse_passwords(argv, "check_commands probe")
+        programs.refuse_passwords(argv, "check_commands probe")

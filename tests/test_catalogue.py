@@ -10,11 +10,11 @@ import re
 
 import pytest
 
-from irkit import probes
-from irkit.catalogue import parameters, readme
+from irkit import generate, probes
+from irkit.catalogue import parameters
 from irkit.catalogue.areas import AREAS
 from irkit.health.checks import report_checks
-from irkit.probe import Entry, probe
+from irkit.probes.contract import Entry, probe
 from irkit.result import Status
 from irkit.section import Section
 from tests.conftest import ROOT
@@ -44,7 +44,7 @@ def notebook_calls() -> dict[str, set[str]]:
 def test_every_entry_appears_everywhere_it_belongs() -> None:
     catalogue = probes.catalogue()
     in_report = {c.name for c in report_checks()}
-    in_table = readme.table(catalogue)
+    in_table = generate.table(catalogue)
     called = notebook_calls()
     for entry in catalogue:
         # the health report, when it has an area; the resolve re-check when marked; and the
@@ -61,7 +61,7 @@ def test_every_entry_appears_everywhere_it_belongs() -> None:
     resolve = (ROOT / "notebooks" / "resolve.ipynb").read_text()
     assert "health.run(section" in health
     assert "resolve.recheck(section)" in resolve
-    assert not readme.stale(README, catalogue), "run ./kit generate"
+    assert not generate.stale(README, catalogue), "run ./kit generate"
 
 
 def test_thresholds_come_from_declared_parameters_only() -> None:
@@ -81,7 +81,7 @@ def test_thresholds_come_from_declared_parameters_only() -> None:
         for target in [entry.target, *entry.uses.values()]:
             assert target == "command" or hasattr(Section, target), (entry.name, target)
         assert entry.area in ("", *AREAS)
-        readme.filled(entry.measures + entry.grades)  # each {parameter} names a declared one
+        generate.filled(entry.measures + entry.grades)  # each {parameter} names a declared one
 
 
 def test_every_probe_module_is_listed() -> None:
@@ -105,7 +105,7 @@ def test_a_left_out_keyword_takes_the_declared_default() -> None:
         left_out="a test",
     )
     def defaults(target: object, *, warn_pct: float, paths: list[str]) -> object:
-        from irkit.probe import Finding
+        from irkit.probes.contract import Finding
 
         seen.update(warn_pct=warn_pct, paths=paths)
         return Finding(Status.OK, "ok")

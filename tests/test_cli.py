@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from irkit import reports
+from irkit import records
 from irkit.result import Status
 from irkit.sandbox.stack import Stack
 from tests.conftest import ROOT
@@ -201,7 +201,7 @@ def test_sigterm_keeps_the_record_so_far(tmp_path: Path, hanging_port: int) -> N
     assert list(tmp_path.rglob("*.partial.ipynb")) == []
     (report,) = files(tmp_path)
     assert report.name.endswith("-db.ipynb")
-    record = reports.read(report)
+    record = records.read(report)
     assert not record.complete  # the cells that never ran say so
     assert record.status is Status.UNKNOWN
 

@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from irkit.catalogue import cells, generate, parameters
+from irkit import generate
+from irkit.catalogue import cells, parameters
 from tests.conftest import ROOT
 
 DECLARATIONS = ROOT / "irkit" / "catalogue" / "parameters.py"

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from irkit.probe import grade_low
 from irkit.probes import disk, host
+from irkit.probes.contract import grade_low
 from irkit.result import Status
 from irkit.targets import LocalHost
 

@@ -8,7 +8,7 @@ import tomllib
 import yaml
 
 from irkit import probes
-from irkit.cli import _parser
+from irkit.cli.parser import build as build_parser
 from tests.conftest import ROOT
 
 README = (ROOT / "README.md").read_text()
@@ -33,7 +33,7 @@ def test_every_probe_is_documented() -> None:
 
 
 def test_every_command_is_documented() -> None:
-    commands = _parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    commands = build_parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
     for name, sub in commands.items():
         assert f"irkit {name}" in README, name
         for action in sub._actions:

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from irkit import drills, parameters, reports
+from irkit import drills, parameters, records
 from irkit.errors import SandboxError
 from irkit.probes import prometheus
 from irkit.result import Result, Status
@@ -214,7 +214,7 @@ def health_says(stack: Stack, tmp_path: Path, case: Case, name: str) -> None:
     params.write_text(yaml.safe_dump(values))
     done = irkit("health", "-f", str(params), reports=tmp_path / "reports")
     (path,) = (tmp_path / "reports" / "health").glob("[0-9]*-health.ipynb")
-    record = reports.read(path)
+    record = records.read(path)
     assert record.complete, record.error
     assert done.returncode == record.status.exit_code, done.stdout + done.stderr
     assert done.returncode in (1, 2), done.stdout

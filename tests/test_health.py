@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from irkit import reports
+from irkit import records
 from irkit.health import checks, history, notice, retention
 from irkit.result import Result, Status
 from irkit.sandbox.stack import Stack
@@ -58,7 +58,7 @@ def written(tmp_path: Path) -> list[Path]:
     return sorted(p for p in found if not p.name.startswith("."))
 
 
-def by_probe(record: reports.Record) -> dict[str, Result]:
+def by_probe(record: records.Record) -> dict[str, Result]:
     return {r.probe: r for r in record.results}
 
 
@@ -68,7 +68,7 @@ def test_all_healthy_exits_0_with_every_section_ok_and_an_html_report(
     done = run_health(tmp_path, healthy(stack))
     assert done.returncode == 0, done.stdout + done.stderr
     (path,) = written(tmp_path)
-    record = reports.read(path)
+    record = records.read(path)
     assert record.complete, record.error
     probes = [r.probe for r in record.results]
     assert probes == [c.name for c in checks.report_checks() if not c.needs]
@@ -112,7 +112,7 @@ def test_optional_sources_join_the_report_when_given(tmp_path: Path, stack: Stac
     values = {**healthy(stack), "log_files": [str(log)], "check_commands": commands}
     done = run_health(tmp_path, values, env={"IRKIT_SANDBOX_DIR": str(stack.base)})
     assert done.returncode == 2, done.stdout + done.stderr
-    record = reports.read(written(tmp_path)[-1])
+    record = records.read(written(tmp_path)[-1])
     results = {(r.probe, r.target.split(":")[0]): r for r in record.results}
     assert results[("logs.errors", str(log))].evidence["rows"][0]["type"] == "KeyError"
     assert results[("command.check", "check_deploy")].status is Status.OK
@@ -142,7 +142,7 @@ def test_every_target_unreachable_is_crit_and_bounded_by_one_timeout(
     for done, folder in ((refused, "refused"), (hung, "hung")):
         assert done.returncode == 2, done.stdout + done.stderr
         (path,) = written(tmp_path / folder)
-        record = reports.read(path)
+        record = records.read(path)
         assert record.complete, record.error
         network = [r for r in record.results if r.probe in NETWORK]
         assert len(network) == len(NETWORK)
@@ -166,7 +166,7 @@ def test_a_hung_check_is_cut_at_the_reports_deadline(tmp_path: Path) -> None:
     assert time.monotonic() - started < 20
     assert done.returncode == 2
     stuck = next(
-        r for r in reports.read(written(tmp_path)[0]).results if r.probe == "command.check"
+        r for r in records.read(written(tmp_path)[0]).results if r.probe == "command.check"
     )
     assert stuck.status is Status.CRIT
     assert "no answer within the report's limit of 3 s" in stuck.summary
@@ -186,14 +186,14 @@ def test_two_runs_at_once_give_two_reports(tmp_path: Path, stack: Stack) -> None
                      in enumerate(zip(runs, outputs, strict=True)))  # fmt: skip
     found = written(tmp_path)
     assert len(found) == 2, said
-    records = [reports.read(p) for p in found]
-    assert all(r.complete for r in records), said
+    kept = [records.read(p) for p in found]
+    assert all(r.complete for r in kept), said
     # Each run's CPU sample sees the other run busy: on two cores that alone can read as a WARN
     # or CRIT, and this test is about the two reports, not about the machine. Anything else
     # must be OK, and the exit codes must say what the reports say.
-    for record in records:
+    for record in kept:
         assert {r.probe for r in record.results if r.status is not Status.OK} <= {"host.cpu"}, said
-    assert sorted(r.returncode for r in runs) == sorted(r.status.value for r in records), said
+    assert sorted(r.returncode for r in runs) == sorted(r.status.value for r in kept), said
     assert len({p.with_suffix(".html").name for p in found}) == 2
 
 
@@ -232,7 +232,7 @@ def test_a_killed_run_leaves_a_readable_partial_report(
         assert "kept the record of a run that was killed" in again.stderr
     else:
         assert run.returncode == 130, err
-    partial = reports.read(written(tmp_path)[0])
+    partial = records.read(written(tmp_path)[0])
     assert not partial.corrupt
     assert not partial.complete
     assert partial.error  # why it is incomplete: stopped, or the interrupt it got
@@ -418,10 +418,10 @@ def test_orphans_are_adopted_once(tmp_path: Path) -> None:
     mine.write_text("{}")
     cut_short = tmp_path / f".20261128T000000Z-health.{pid}.partial.ipynb.writing"
     cut_short.write_text('{"cells": [')
-    assert reports.adopt_orphans(tmp_path) == [tmp_path / "20261128T000000Z-health.ipynb"]
+    assert records.adopt_orphans(tmp_path) == [tmp_path / "20261128T000000Z-health.ipynb"]
     assert not cut_short.exists()  # half a save; the notebook beside it was whole
     assert mine.exists()  # a live run's file is its own
-    assert reports.adopt_orphans(tmp_path) == []
+    assert records.adopt_orphans(tmp_path) == []
 
 
 def _dead_pid() -> int:

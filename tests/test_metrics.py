@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from irkit.incident.load import Incident
-from irkit.metrics import report, stats, table
+from irkit.metrics import monthly, stats, table
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 
@@ -228,9 +228,9 @@ def fixture_reports(tmp_path: Path) -> Path:
     return tmp_path / "reports"
 
 
-def analysed(reports: Path, month: str = "2026-11", months: int = 3) -> report.Analysis:
+def analysed(reports: Path, month: str = "2026-11", months: int = 3) -> monthly.Analysis:
     folder = str(reports / "incidents")
-    return report.analyse(month=month, months=months, incidents_dir=folder, now=FIXTURE_NOW)
+    return monthly.analyse(month=month, months=months, incidents_dir=folder, now=FIXTURE_NOW)
 
 
 def computed(reports: Path, month: str = "2026-11", months: int = 3) -> dict[str, Any]:

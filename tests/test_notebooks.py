@@ -12,7 +12,7 @@ import papermill
 import pytest
 
 from conftest import tls_endpoints
-from irkit import parameters, probes, reports
+from irkit import parameters, probes, records
 from irkit.health.checks import report_checks
 from irkit.result import RESULT_MIME, Status
 from irkit.sandbox.stack import BROKER_DB, CACHE_DB, Stack
@@ -95,7 +95,7 @@ def test_thin_one_call_per_check(path: Path) -> None:
     # Each probe is called by its module and function: `postgres.connect` is also its name, but for
     # prometheus.query, whose function is error_rate.
     names = {"prometheus.error_rate": "prometheus.query", "logs.errors": "logs.errors",
-             "commands.check": "command.check", "deploy.recent": "deploy.recent"}  # fmt: skip
+             "diagnostics.check": "command.check", "deploy.recent": "deploy.recent"}  # fmt: skip
     assert [names.get(u, u) for u in used] == EXPECTED[path.stem]
 
 
@@ -137,13 +137,13 @@ def test_a_threshold_comes_from_the_parameter_the_catalogue_names(path: Path) ->
                 assert kw.value.id == entry.thresholds[kw.arg], (path.stem, fn, kw.arg)
 
 
-def run(path: Path, tmp_path: Path, **params: Any) -> reports.Record:
+def run(path: Path, tmp_path: Path, **params: Any) -> records.Record:
     out = tmp_path / f"{path.stem}.ipynb"
     papermill.execute_notebook(
         str(path), str(out), parameters=params, kernel_name="python3", progress_bar=False,
         cwd=str(ROOT),
     )  # fmt: skip
-    return reports.read(out)
+    return records.read(out)
 
 
 def targets(stack: Stack) -> dict[str, Any]:
@@ -224,7 +224,7 @@ def test_a_hung_database_does_not_hang_the_notebook(tmp_path: Path, hanging_port
 def test_plain_papermill_with_an_unknown_parameter_stops_before_any_probe(tmp_path: Path) -> None:
     with pytest.raises(papermill.PapermillExecutionError, match="unknown parameter 'redis_urll'"):
         run(ROOT / "notebooks" / "redis.ipynb", tmp_path, redis_urll="redis://x:1/0")
-    record = reports.read(tmp_path / "redis.ipynb")
+    record = records.read(tmp_path / "redis.ipynb")
     assert not record.complete
     assert record.results == []
     assert record.status is Status.UNKNOWN

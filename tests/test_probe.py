@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from irkit.errors import ConfigError, NotVisible, ParameterError, ServiceError, Unreachable
-from irkit.probe import Finding, check_thresholds, grade, grade_low, probe
+from irkit.probes.contract import Finding, check_thresholds, grade, grade_low, probe
 from irkit.result import Status
 from irkit.targets import LocalHost
 

@@ -20,7 +20,7 @@ import psutil
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from irkit import reports
+from irkit import records
 from irkit.result import Status
 from irkit.sandbox.stack import Stack
 from tests.conftest import ROOT
@@ -124,9 +124,9 @@ def stopped_cleanly(
     return out
 
 
-def the_record(folder: Path) -> reports.Record:
+def the_record(folder: Path) -> records.Record:
     (path,) = [p for p in folder.rglob("*.ipynb") if not p.name.startswith(".")]
-    return reports.read(path)
+    return records.read(path)
 
 
 @pytest.mark.parametrize(

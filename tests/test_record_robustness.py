@@ -18,11 +18,11 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from irkit import htmlcopy, reports, safefiles
+from irkit import htmlcopy, records, safefiles
 from irkit.errors import ConfigError
 from irkit.incident import load, postmortem, schema, store
 from irkit.incident.log import JOURNAL, _append_line
-from irkit.metrics import index, report
+from irkit.metrics import index, monthly
 from irkit.result import utc_now
 from tests.conftest import ROOT
 from tests.test_cli import irkit
@@ -42,7 +42,7 @@ def open_incident(reports_dir: Path, incident_id: str) -> Path:
 
 def quality(reports_dir: Path) -> list[str]:
     """The monthly analysis's data-quality list for the current month."""
-    analysis = report.analyse(incidents_dir=str(reports_dir / "incidents"))
+    analysis = monthly.analyse(incidents_dir=str(reports_dir / "incidents"))
     return [f"{q['incident_id']}: {q['reason']}" for q in analysis.quality]
 
 
@@ -382,7 +382,7 @@ def test_a_save_that_fails_leaves_no_writing_file(small_disk: Path) -> None:
     path = small_disk / f".x.{os.getpid()}.partial.ipynb"
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("x" * 100_000)])
     fill(small_disk)
-    error = reports.save_whole(nb, path)
+    error = records.save_whole(nb, path)
     assert error is not None
     assert "No space left" in str(error)
     assert sorted(p.name for p in small_disk.iterdir()) == ["filler"]

@@ -8,7 +8,7 @@ from pathlib import Path
 import nbformat
 from nbformat.v4 import new_code_cell, new_notebook, new_output
 
-from irkit import reports
+from irkit import records
 from irkit.result import RESULT_MIME, Status
 
 
@@ -20,8 +20,8 @@ def partial(folder: Path, text: str) -> Path:
 
 def test_same_name_twice_gets_a_second_name(tmp_path: Path) -> None:
     wanted = tmp_path / "20261127T143500Z-db.ipynb"
-    first = reports.publish(partial(tmp_path, "one"), wanted)
-    second = reports.publish(partial(tmp_path, "two"), wanted)
+    first = records.publish(partial(tmp_path, "one"), wanted)
+    second = records.publish(partial(tmp_path, "two"), wanted)
     assert first == wanted
     assert second == tmp_path / "20261127T143500Z-db-2.ipynb"
     assert first.read_text() == "one"
@@ -30,8 +30,8 @@ def test_same_name_twice_gets_a_second_name(tmp_path: Path) -> None:
 
 
 def test_write_text_atomically_never_overwrites(tmp_path: Path) -> None:
-    a = reports.write_text_atomically(tmp_path / "r.html", "a")
-    b = reports.write_text_atomically(tmp_path / "r.html", "b")
+    a = records.write_text_atomically(tmp_path / "r.html", "a")
+    b = records.write_text_atomically(tmp_path / "r.html", "b")
     assert (a.read_text(), b.read_text()) == ("a", "b")
     assert b.name == "r-2.html"
 
@@ -54,7 +54,7 @@ def test_read_collects_results_and_lists(tmp_path: Path) -> None:
     ])  # fmt: skip
     path = tmp_path / "x.ipynb"
     nbformat.write(nb, path)
-    record = reports.read(path)
+    record = records.read(path)
     assert [r.status for r in record.results] == [Status.OK, Status.WARN]
     assert record.complete
     assert record.status is Status.WARN
@@ -69,7 +69,7 @@ def test_a_notebook_that_raised_is_incomplete(tmp_path: Path) -> None:
     ])  # fmt: skip
     path = tmp_path / "x.ipynb"
     nbformat.write(nb, path)
-    record = reports.read(path)
+    record = records.read(path)
     assert not record.complete
     assert record.error == "ValueError: bad"
     assert record.status is Status.UNKNOWN  # OK so far, but the rest is not known
@@ -78,10 +78,10 @@ def test_a_notebook_that_raised_is_incomplete(tmp_path: Path) -> None:
 def test_a_corrupt_or_empty_notebook_is_read_as_unknown(tmp_path: Path) -> None:
     corrupt = tmp_path / "corrupt.ipynb"
     corrupt.write_text('{"cells": [')
-    record = reports.read(corrupt)
+    record = records.read(corrupt)
     assert not record.complete
     assert "unreadable notebook" in record.error
     assert record.status is Status.UNKNOWN
     empty = tmp_path / "empty.ipynb"
     nbformat.write(new_notebook(), empty)
-    assert reports.read(empty).status is Status.UNKNOWN  # no verdict is not OK
+    assert records.read(empty).status is Status.UNKNOWN  # no verdict is not OK

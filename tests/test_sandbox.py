@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 
 from irkit.errors import SandboxError
+from irkit.pids import alive as pid_alive
 from irkit.probes import celery, postgres, redis
 from irkit.result import Status
-from irkit.sandbox.process import free_port, pid_alive
+from irkit.sandbox.process import free_port
 from irkit.sandbox.stack import BROKER_DB, CACHE_DB, Stack, format_status
 from irkit.targets import CeleryTarget, PostgresTarget, RedisTarget
 from tests.test_cli import irkit

@@ -11,7 +11,7 @@ from urllib.parse import quote
 
 import pytest
 
-from irkit import reports
+from irkit import records
 from irkit.sandbox.stack import BROKER_DB, CACHE_DB, Stack
 from irkit.secrets import MASK, known_secrets, redact, redact_url
 from tests.conftest import serving
@@ -74,7 +74,7 @@ def test_no_report_contains_a_secret(guarded_stack: Stack, tmp_path: Path) -> No
                    reports=tmp_path, env=env)  # fmt: skip
     assert health.returncode == 2, health.stdout + health.stderr
     assert (
-        "NOT posted" in reports.read(next((tmp_path / "health").glob("*.ipynb"))).events[-1]["text"]
+        "NOT posted" in records.read(next((tmp_path / "health").glob("*.ipynb"))).events[-1]["text"]
     )
     assert PASSWORD not in health.stdout + health.stderr
     assert "OK      postgres.connections" in health.stdout

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from irkit.errors import ParameterError, ServiceError, Unreachable
-from irkit.probe import Finding, probe
+from irkit.probes.contract import Finding, probe
 from irkit.result import Status
 from irkit.section import Section
 from irkit.targets import LocalHost

@@ -15,7 +15,7 @@ from irkit.catalogue.parameters import default
 from irkit.errors import IrkitError, ParameterError
 
 # Every action the notebooks take, by the name `allow_actions` gives it (the deployment commands,
-# `command.<step>`, come from actions.commands.STEPS). A test holds each action's own name to it.
+# `command.<step>`, come from actions.deployment.STEPS). A test holds each action's own name to it.
 NAMES = (
     "postgres.terminate",
     "postgres.cancel",
@@ -34,7 +34,7 @@ _PID = re.compile(r"\s*[1-9][0-9]{0,9}\s*")
 
 
 def known_names() -> list[str]:
-    from irkit.actions.commands import STEPS
+    from irkit.actions.deployment import STEPS
 
     return [*NAMES, *(f"command.{step}" for step in STEPS)]
 

@@ -54,8 +54,9 @@ class Purge:
         from irkit.secrets import with_password
 
         url = with_password(self.target.broker_url, self.target.password)
-        with Connection(url, connect_timeout=self.target.socket_timeout_s,
-                        transport_options={"max_retries": 0}) as conn:  # fmt: skip
+        with Connection(
+            url, connect_timeout=self.target.socket_timeout_s, transport_options={"max_retries": 0}
+        ) as conn:
             channel = conn.default_channel
 
             def purge(item: Item) -> str:
@@ -97,8 +98,9 @@ def _answering(
     """Pool sizes, the wanted workers that answer (all, if none named), and those that don't."""
     sizes = pool_sizes(target)
     names = list(wanted) or sorted(sizes)
-    refused = [(n, "did not answer (not running, or too busy to reply)") for n in names
-               if n not in sizes]  # fmt: skip
+    refused = [
+        (n, "did not answer (not running, or too busy to reply)") for n in names if n not in sizes
+    ]
     return sizes, [n for n in names if n in sizes], refused
 
 
@@ -106,12 +108,17 @@ def _control(target: CeleryTarget, worker: str, method: str, *args: int) -> None
     """One control-API call to one worker; its refusal (an `error` reply) raised as such."""
     with probes._app(target) as app:
         call: Any = getattr(app.control, method)
-        replies = call(*args, destination=[worker], reply=True,
-                       timeout=max(target.inspect_timeout_s, 2.0))  # fmt: skip
+        replies = call(
+            *args, destination=[worker], reply=True, timeout=max(target.inspect_timeout_s, 2.0)
+        )
     if not replies:
         raise ConfigError("the worker did not acknowledge")
-    errors = [r.get("error") for reply in replies for r in reply.values()
-              if isinstance(r, dict) and r.get("error")]  # fmt: skip
+    errors = [
+        r.get("error")
+        for reply in replies
+        for r in reply.values()
+        if isinstance(r, dict) and r.get("error")
+    ]
     if errors:
         raise ConfigError(f"the worker refused: {errors[0]}")
 
@@ -136,8 +143,13 @@ class Pool:
             if new < 1:
                 refused.append((name, f"its pool has {sizes[name]}: it cannot lose {-self.by}"))
                 continue
-            items.append(Item(name, f"{name}: pool {sizes[name]} → {new}",
-                              {"worker": name, "from": sizes[name], "to": new}))  # fmt: skip
+            items.append(
+                Item(
+                    name,
+                    f"{name}: pool {sizes[name]} → {new}",
+                    {"worker": name, "from": sizes[name], "to": new},
+                )
+            )
         verb = "grow" if self.by > 0 else "shrink"
         what = f"{verb} the pool of {len(items)} worker(s) by {abs(self.by)}"
         return Plan(self.name, self.target.display, what, tuple(items), tuple(refused))
@@ -194,9 +206,13 @@ class Autoscale:
         sizes, names, refused = _answering(self.target, self.workers)
         items = []
         for name in names:
-            items.append(Item(name, f"{name}: pool {sizes[name]}, autoscale to "
-                                    f"{self.minimum}..{self.maximum}",
-                              {"worker": name, "from": sizes[name]}))  # fmt: skip
+            items.append(
+                Item(
+                    name,
+                    f"{name}: pool {sizes[name]}, autoscale to {self.minimum}..{self.maximum}",
+                    {"worker": name, "from": sizes[name]},
+                )
+            )
         what = f"autoscale {len(items)} worker(s) between {self.minimum} and {self.maximum}"
         return Plan(self.name, self.target.display, what, tuple(items), tuple(refused))
 

@@ -147,8 +147,11 @@ class OldFiles:
                     if stat.S_ISLNK(st.st_mode):
                         return "it is a symlink now"
                     if (st.st_ino, st.st_dev, st.st_size, st.st_mtime) != (
-                        d["inode"], d["device"], d["size"], d["mtime"]
-                    ):  # fmt: skip
+                        d["inode"],
+                        d["device"],
+                        d["size"],
+                        d["mtime"],
+                    ):
                         return "changed since the plan"
                     # Through the same handle: what was checked is what is removed, even if a
                     # folder above is swapped now.

@@ -2,8 +2,8 @@
 
 - `Plan`: what an action would do, item by item, and what it refuses and why. Making a plan
   changes nothing.
-- `Section.act` / `guarded`: shows the plan and records it; then acts only if the responder
-  confirms in JupyterLab (by typing the number of items), or if the action is named in
+- `guarded` (a notebook's `section.act`): shows the plan and records it; then acts only if the
+  responder confirms in JupyterLab (by typing the number of items), or if the action is named in
   `allow_actions` under papermill. Otherwise it stays a dry run, and says how to act.
 - An action's `act` re-checks each item against the plan and acts only on those that still
   match: a pid now running another query, a file changed since, is left alone and reported.
@@ -20,7 +20,7 @@ from html import escape
 from typing import Any, Protocol
 
 from irkit.errors import IrkitError
-from irkit.incident.log import IncidentLog, interactive
+from irkit.kernel import interactive
 from irkit.result import utc_now
 from irkit.secrets import redact
 
@@ -102,6 +102,16 @@ class Outcome:
         return {"text/plain": redact("\n".join(lines))}
 
 
+class Timeline(Protocol):
+    """Where a guarded step records its plan, confirmation and result: the run's incident log
+    (`irkit.incident.log.IncidentLog`). Only its events are needed here, so mitigations do not
+    depend on the incident package."""
+
+    def event(
+        self, kind: str, text: str, *, at: datetime | None = None, **data: Any
+    ) -> dict[str, Any]: ...
+
+
 class Action(Protocol):
     name: str
 
@@ -130,7 +140,7 @@ def who(confirmed_by: str = "") -> str:
 
 
 def guarded(
-    log: IncidentLog,
+    log: Timeline,
     action: Action,
     *,
     allow_actions: Sequence[str] = (),
@@ -146,7 +156,7 @@ def guarded(
 
 
 def _guarded(
-    log: IncidentLog, action: Action, allow_actions: Sequence[str], confirmed_by: str
+    log: Timeline, action: Action, allow_actions: Sequence[str], confirmed_by: str
 ) -> list[Any]:
     try:
         plan = action.plan()
@@ -175,7 +185,7 @@ def _guarded(
     return shown
 
 
-def _act(log: IncidentLog, action: Action, plan: Plan, actor: str) -> Outcome:
+def _act(log: Timeline, action: Action, plan: Plan, actor: str) -> Outcome:
     log.event("action-confirmed", f"{plan.action} confirmed by {actor}: {plan.what}")
     try:
         outcome = action.act(plan)
@@ -185,8 +195,9 @@ def _act(log: IncidentLog, action: Action, plan: Plan, actor: str) -> Outcome:
         reason = redact(
             f"{type(exc).__name__}: {exc}" if not isinstance(exc, IrkitError) else str(exc)
         )
-        outcome = Outcome(plan.action, plan.target, failed=(("all", reason),),
-                          summary=f"FAILED: {reason}")  # fmt: skip
+        outcome = Outcome(
+            plan.action, plan.target, failed=(("all", reason),), summary=f"FAILED: {reason}"
+        )
     log.event(
         "action-result",
         f"{plan.action}: {outcome.summary}",
@@ -196,7 +207,7 @@ def _act(log: IncidentLog, action: Action, plan: Plan, actor: str) -> Outcome:
     return outcome
 
 
-def _confirm_panel(log: IncidentLog, action: Action, plan: Plan, confirmed_by: str) -> Any:
+def _confirm_panel(log: Timeline, action: Action, plan: Plan, confirmed_by: str) -> Any:
     """Type the number of items, then press the button: a count typed by hand cannot be a
     reflex, and it must match the plan shown."""
     import ipywidgets as w  # type: ignore[import-untyped]

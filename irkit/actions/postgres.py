@@ -135,8 +135,11 @@ class Backends:
                 )
             )
         found = {int(r["pid"]) for r in rows}
-        refused += [(f"pid {p}", "no such backend (or it is this kit's own)") for p in self.pids
-                    if p not in found]  # fmt: skip
+        refused += [
+            (f"pid {p}", "no such backend (or it is this kit's own)")
+            for p in self.pids
+            if p not in found
+        ]
         what = (
             f"{self.mode} {len(items)} backend{'s' if len(items) != 1 else ''} ({self._filter()})"
         )
@@ -168,8 +171,10 @@ class Backends:
                 if _iso(row["backend_start"]) != d["backend_start"]:
                     return "the pid now belongs to another session"
                 if (_iso(row["query_start"]), _iso(row["xact_start"]), row["state"]) != (
-                    d["query_start"], d["xact_start"], d["state"]
-                ):  # fmt: skip
+                    d["query_start"],
+                    d["xact_start"],
+                    d["state"],
+                ):
                     return f"it moved on since the plan: now {_label(row)}"
                 return self._refusal(row)
 

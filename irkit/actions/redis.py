@@ -29,6 +29,7 @@ _ENOUGH = 10  # found this many: the verdict is clear, stop looking
 _SEP = Channel.sep.encode()  # kombu's separator: "<queue>\\x06\\x16<priority>", binding members
 _PRIORITY_QUEUE = re.compile(re.escape(_SEP) + rb"\d\Z")
 _SIZE = re.compile(r"(?i)\s*(\d+(?:\.\d+)?)\s*(b|kb|mb|gb|k|m|g)?\s*")
+# Redis' own reading of sizes: 1k = 1000, 1kb = 1024.
 _UNITS = {
     "": 1,
     "b": 1,
@@ -38,7 +39,7 @@ _UNITS = {
     "mb": 1024**2,
     "g": 1000**3,
     "gb": 1024**3,
-}  # fmt: skip  (Redis' own reading: 1k = 1000, 1kb = 1024)
+}
 
 
 def _db(target: RedisTarget) -> int:
@@ -175,8 +176,11 @@ class FlushDb:
                 return Plan(self.name, self.target.display, f"FLUSHDB db {db}", (), ((label, why),))
         if size == 0:
             return Plan(self.name, self.target.display, f"FLUSHDB db {db}: already empty")
-        item = Item(f"db{db}", f"FLUSHDB {label}", {"db": db, "keys": size, "sample": sample,
-                                                       "broker_keys": broker})  # fmt: skip
+        item = Item(
+            f"db{db}",
+            f"FLUSHDB {label}",
+            {"db": db, "keys": size, "sample": sample, "broker_keys": broker},
+        )
         return Plan(self.name, self.target.display, f"FLUSHDB db {db} ({size} keys)", (item,))
 
     def act(self, plan: Plan) -> Outcome:

@@ -161,7 +161,7 @@ WEB = group(
     texts(
         "web_smoke_paths",
         ["/health/ready/", "/accounts/login/", "/api/v1/health/"],
-        "the runbook's smoke test (curl -f): a 4xx or 5xx answer fails it",
+        "smoke test",
     ),
     number("web_slow_ms", 1000.0, "readiness answer slower than this: WARN"),
     text("load_path", "/", "the page to load"),

@@ -63,9 +63,10 @@ def _backlog(stack: Stack, state: State) -> None:
                 app.send_task("reports.generate", kwargs={"tenant": "acme"}, connection=conn)
             else:
                 app.send_task(
-                    "notifications.send_email", kwargs={"to": f"user{i % 40}@example.com"},
+                    "notifications.send_email",
+                    kwargs={"to": f"user{i % 40}@example.com"},
                     connection=conn,
-                )  # fmt: skip
+                )
     state["enqueued"] = BACKLOG_TASKS
 
 

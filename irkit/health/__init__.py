@@ -2,7 +2,7 @@
 counts, what changed since the previous report), then one section per runbook area with its
 verdicts, evidence and charts; a Slack notice only when it is news.
 
-In the notebook:
+In the notebook (`health.warm_up()` in its first cell, right after the imports):
 
     report = health.run(section, deadline_s=health_deadline_s)
     report.summary()
@@ -12,7 +12,6 @@ In the notebook:
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -24,26 +23,36 @@ from irkit.catalogue.areas import AREAS
 from irkit.catalogue.parameters import default
 from irkit.health import charts, history, notice
 from irkit.health.checks import Check, report_checks, selected
-from irkit.reports import Record
-from irkit.result import RESULT_MIME, Result, Status, utc_now
+from irkit.records import Record
+from irkit.result import RESULT_MIME, Result, Status, results_html, results_text, utc_now
 
 if TYPE_CHECKING:
-    from irkit.section import Section
+    from irkit.incident.section import Section
 
-__all__ = ["AREAS", "HEALTH_MIME", "Check", "Report", "report_checks", "run"]
+__all__ = ["AREAS", "HEALTH_MIME", "Check", "Report", "report_checks", "run", "warm_up"]
 
 # The summary as data, for tools that read the reports without parsing HTML.
 HEALTH_MIME = "application/vnd.irkit.health+json"
 
 
+def warm_up() -> None:
+    """Start loading the client libraries of every check (psycopg, redis, kombu, httpx, … take a
+    good part of a second) in the background, while the notebook's next cells (parameters, the
+    Section) are sent and run. Called by the notebook's first cell, and earlier still by the
+    kernel `irkit health` starts (`runner.PRELOAD`); once is enough."""
+    global _warming
+    with _warming_lock:
+        if _warming is None:
+            _warming = threading.Thread(target=_load_probes, name="irkit-load-probes", daemon=True)
+            _warming.start()
+
+
+_warming: threading.Thread | None = None
+_warming_lock = threading.Lock()
+
+
 def _load_probes() -> None:
     probes.load_all()
-
-
-# The client libraries (psycopg, redis, kombu, httpx, …) take a good part of a second to load:
-# they load while the notebook's next cells (parameters, the Section) are sent and run.
-if "ipykernel" in sys.modules:  # in a notebook, not in the command that runs it
-    threading.Thread(target=_load_probes, name="irkit-load-probes", daemon=True).start()
 
 
 def run(
@@ -77,6 +86,10 @@ def run(
 
 @dataclass
 class Report:
+    """One health report as its notebook shows it: the verdicts of this run, the previous
+    report's record to compare with, the summary, each area and the notice. (The executed
+    notebook it ends up in is read back by `irkit.records`.)"""
+
     section: Section
     checks: list[Check]
     results: list[Result]
@@ -112,8 +125,9 @@ class Report:
             f"Health: {self.worst.name}: {tally} ({len(self.results)} checks in "
             f"{self.elapsed_s:.1f} s, {self.at:%Y-%m-%d %H:%M:%S} UTC)"
         )
-        bad = sorted((r for r in self.results if r.status is not Status.OK),
-                     key=lambda r: -r.status.rank)  # fmt: skip
+        bad = sorted(
+            (r for r in self.results if r.status is not Status.OK), key=lambda r: -r.status.rank
+        )
         changes = self.changes()
         if self.previous is None:
             since = "No earlier health report to compare with."
@@ -135,10 +149,15 @@ class Report:
         ]
         if changes:
             rows = [
-                {"probe": c.probe, "target": c.target, "was": c.was, "now": c.now,
-                 "summary": c.summary}
+                {
+                    "probe": c.probe,
+                    "target": c.target,
+                    "was": c.was,
+                    "now": c.now,
+                    "summary": c.summary,
+                }
                 for c in changes
-            ]  # fmt: skip
+            ]
             html.append(render.table_html(rows))
         data = {
             "worst": self.worst.name,
@@ -151,8 +170,9 @@ class Report:
             else None,
             "changes": [c.__dict__ for c in changes],
         }
-        return _Bundle({"text/plain": "\n".join(text), "text/html": "".join(html),
-                        HEALTH_MIME: data})  # fmt: skip
+        return _Bundle(
+            {"text/plain": "\n".join(text), "text/html": "".join(html), HEALTH_MIME: data}
+        )
 
     def show(self, name: str) -> _Bundle:
         """One area's verdicts with their evidence (the record's results), and its charts."""
@@ -175,8 +195,8 @@ class Report:
         )
         return _Bundle(
             {
-                "text/plain": render.results_text(results),
-                "text/html": render.results_html(results) + images,
+                "text/plain": results_text(results),
+                "text/html": results_html(results) + images,
                 RESULT_MIME: [r.to_json() for r in results],
             }
         )
@@ -211,8 +231,10 @@ class Report:
 
 
 def _table(results: list[Result]) -> str:
-    rows = [{"status": r.status.name, "probe": r.probe, "summary": r.summary, "target": r.target}
-            for r in results]  # fmt: skip
+    rows = [
+        {"status": r.status.name, "probe": r.probe, "summary": r.summary, "target": r.target}
+        for r in results
+    ]
     return render.table_html(rows)
 
 

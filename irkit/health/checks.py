@@ -15,10 +15,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from irkit import command, probes
+from irkit import probes, programs
 from irkit.catalogue.areas import AREAS
 from irkit.errors import IrkitError
-from irkit.probe import Entry
+from irkit.probes.contract import Entry
 from irkit.result import Result, Status
 from irkit.secrets import redact
 
@@ -40,7 +40,7 @@ def report_checks() -> list[Check]:
 def selected(params: Mapping[str, Any], checks: Sequence[Check] | None = None) -> list[Check]:
     """The checks this configuration can run: optional sources only when given; and one
     `command.check` per entry of `check_commands`."""
-    from irkit.command import parse_named
+    from irkit.programs import parse_named
 
     chosen = []
     for check in report_checks() if checks is None else checks:
@@ -134,7 +134,7 @@ def run(
         running = {lane.running for lane in lanes.values()}
     if len(done) < len(checks):
         # Commands started by abandoned checks must not outlive the report.
-        command.stop_all()
+        programs.stop_all()
     for lane in lanes.values():
         for index, check in lane.checks:
             if index in done:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from irkit import reports
+from irkit import records
 from irkit.home import reports_dir
 from irkit.result import Result, Status
 
@@ -44,11 +44,11 @@ def newest_first(where: Path) -> Iterator[Path]:
     yield from sorted(found, key=order, reverse=True)
 
 
-def previous(where: Path | None = None) -> reports.Record | None:
+def previous(where: Path | None = None) -> records.Record | None:
     """The latest complete report before this run: one that was stopped or is corrupt says
     little about the state then, and is passed over for the one before it."""
     for path in newest_first(where or folder()):
-        record = reports.read(path)
+        record = records.read(path)
         if record.complete and not record.corrupt:
             return record
     return None
@@ -60,7 +60,7 @@ def last_notified(since: datetime, where: Path | None = None) -> datetime | None
         at = stamp_of(path)
         if at is None or at < since - timedelta(minutes=1):
             return None
-        for event in reversed(reports.read(path).events):
+        for event in reversed(records.read(path).events):
             if event.get("kind") == NOTIFIED:
                 try:
                     return datetime.fromisoformat(str(event["at"]).replace("Z", "+00:00"))

@@ -7,8 +7,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from irkit.incident import severity
-from irkit.incident.log import IncidentLog, interactive
+from irkit.incident.log import IncidentLog
 from irkit.incident.schema import SEVERITIES
+from irkit.kernel import interactive
 from irkit.result import Result
 
 _CHOICES = [("?", None), ("yes", True), ("no", False)]

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from irkit import reports, safefiles
+from irkit import records, safefiles
 from irkit.incident import schema, store
 from irkit.incident.log import JOURNAL
 from irkit.result import Status
@@ -115,7 +115,7 @@ def load_folder(path: Path) -> Incident:
     events: list[dict[str, Any]] = []
     order = 0
     for nb_path, section, killed in _notebooks(path):
-        record = reports.read(nb_path)
+        record = records.read(nb_path)
         if record.corrupt:
             incident.warnings.append(f"{nb_path.name}: skipped, {record.error}")
             continue
@@ -157,7 +157,7 @@ def _notebooks(path: Path) -> list[tuple[Path, str, str]]:
         (p, store.NUMBERED.fullmatch(p.name).group(2), "")  # type: ignore[union-attr]
         for p in store.numbered_notebooks(path)
     ]
-    for orphan in reports.orphans(path):
+    for orphan in records.orphans(path):
         if not orphan.cut_short:
             killed = (
                 f"the run (pid {orphan.pid}) was killed before it finished; its record so far "
@@ -167,7 +167,7 @@ def _notebooks(path: Path) -> list[tuple[Path, str, str]]:
     return found
 
 
-def _when(record: reports.Record, path: Path) -> datetime:
+def _when(record: records.Record, path: Path) -> datetime:
     """When a notebook's outputs were written: its papermill start, else (a notebook stepped
     through by hand) when it was prepared, else the file's time."""
     return (
@@ -177,7 +177,7 @@ def _when(record: reports.Record, path: Path) -> datetime:
     )
 
 
-def _derived_events(name: str, section: str, record: reports.Record) -> list[dict[str, Any]]:
+def _derived_events(name: str, section: str, record: records.Record) -> list[dict[str, Any]]:
     """The timeline entries a notebook implies: its verdicts that need attention, and its end."""
     out: list[dict[str, Any]] = []
     for r in record.results:

@@ -19,18 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from irkit.incident import schema
+from irkit.kernel import interactive
 from irkit.result import EVENT_MIME, INCIDENT_MIME, utc_now
 from irkit.secrets import redact
 
 JOURNAL = "journal.jsonl"
 # Fields whose every change is a moment in the timeline.
 _TRACKED = {"severity": "severity", "status": "status"}
-
-
-def interactive() -> bool:
-    """True in a kernel a Jupyter server started for a notebook (JupyterLab, Notebook): the
-    server names the session's notebook in JPY_SESSION_NAME; papermill and nbval do not."""
-    return bool(os.environ.get("JPY_SESSION_NAME"))
 
 
 class IncidentLog:

@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from irkit import escape, reports
+from irkit import escape, records
 from irkit.incident import schema, sla
 from irkit.incident.load import Incident
 from irkit.incident.messages import MISSING
@@ -22,7 +22,7 @@ from irkit.incident.schema import LESSONS, SEVERITY_NAMES, format_time, parse_ti
 from irkit.result import utc_now
 
 if TYPE_CHECKING:
-    from irkit.section import Section
+    from irkit.incident.section import Section
 
 FILENAME = "postmortem.md"
 SECTIONS = (
@@ -48,7 +48,7 @@ class Postmortem:
 
     def write(self, folder: Path) -> Path:
         """Into the incident's folder; an earlier postmortem is kept (`postmortem-2.md`)."""
-        return reports.write_text_atomically(folder / FILENAME, self.markdown)
+        return records.write_text_atomically(folder / FILENAME, self.markdown)
 
 
 def _hhmm(value: datetime | None, with_date: bool = False) -> str:
@@ -150,8 +150,14 @@ def build(incident: Incident, *, author: str = "") -> Postmortem:
         f"- **Could detection be faster?** {need('detection_review')}",
     ]
     items = f.get("action_items") or []
-    out += ["", "---", "", "## Action Items", "| Action | Owner | Due Date | Priority | Done |",
-            "|--------|-------|----------|----------|------|"]  # fmt: skip
+    out += [
+        "",
+        "---",
+        "",
+        "## Action Items",
+        "| Action | Owner | Due Date | Priority | Done |",
+        "|--------|-------|----------|----------|------|",
+    ]
     for item in items:
         out.append(
             "| "
@@ -185,9 +191,14 @@ def build(incident: Incident, *, author: str = "") -> Postmortem:
             if not n.complete
         ]
     if missing:
-        out += ["", "---", "", "## Missing from the record",
-                "Fill these in before the meeting (they were not invented):",
-                *[f"- {m}" for m in missing]]  # fmt: skip
+        out += [
+            "",
+            "---",
+            "",
+            "## Missing from the record",
+            "Fill these in before the meeting (they were not invented):",
+            *[f"- {m}" for m in missing],
+        ]
     return Postmortem("\n".join(out) + "\n", tuple(missing))
 
 

@@ -13,7 +13,7 @@ from irkit.render import show
 from irkit.result import Result, Results, Status, utc_now
 
 if TYPE_CHECKING:
-    from irkit.section import Section
+    from irkit.incident.section import Section
 
 
 def recheck(section: Section) -> Results:
@@ -117,9 +117,10 @@ def conclude(
             "mitigate, and run this notebook again (or set declare_resolved=True if these are "
             "known and accepted).",
         )
-    reason = "no check is CRIT" if not failing else (
-        "declared by the responder despite CRIT: " + ", ".join(sorted({r.probe for r in failing}))
-    )  # fmt: skip
+    reason = "no check is CRIT"
+    if failing:
+        names = ", ".join(sorted({r.probe for r in failing}))
+        reason = f"declared by the responder despite CRIT: {names}"
     if record.get("status") in ("resolved", "closed") and not resolved:
         # Already resolved: a later run adds its findings, and keeps when that happened.
         if fields:
@@ -145,8 +146,10 @@ def announce(section: Section, *, notify_now: bool = False) -> None:
     delivery = notify.send(section.incident, message, notify=notify_now)
     if delivery is not None:
         shown.append(delivery)
-    elif (button := forms.send_button(
-        "Post to Slack", lambda: notify.send(section.incident, message, notify=True)
-    )) is not None:  # fmt: skip
-        shown.append(button)
+    else:
+        button = forms.send_button(
+            "Post to Slack", lambda: notify.send(section.incident, message, notify=True)
+        )
+        if button is not None:
+            shown.append(button)
     show(shown)

@@ -176,6 +176,7 @@ def decide(
                 )
     why = "no question decided" + (f" (not answered: {'; '.join(unknown)})" if unknown else "")
     return Decision(
-        FALLBACK, f"{why}: P2, the runbook's level when nothing graver or cosmetic applies",
+        FALLBACK,
+        f"{why}: P2, the runbook's level when nothing graver or cosmetic applies",
         tuple(answers),
-    )  # fmt: skip
+    )

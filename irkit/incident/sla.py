@@ -130,8 +130,12 @@ class ClockTable:
             [f"SLA clocks ({self.fields.get('severity')}), now {format_time(self.now)}"]
             + ["  " + "  ".join(f"{r[h]}" for h in head) for r in rows]
         )
-        colour = {"breached": "#f8d7da", "pending": "#fff3cd", "met": "#d4edda",
-                  "impossible": "#f8d7da"}  # fmt: skip
+        colour = {
+            "breached": "#f8d7da",
+            "pending": "#fff3cd",
+            "met": "#d4edda",
+            "impossible": "#f8d7da",
+        }
         html = (
             f"<p><b>SLA clocks ({escape.html(str(self.fields.get('severity')))})</b>, now "
             f"{format_time(self.now)}</p><table><tr>"

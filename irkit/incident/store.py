@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from irkit import reports, safefiles
+from irkit import records, safefiles
 from irkit.errors import ConfigError
 from irkit.home import reports_dir
 from irkit.incident import schema
@@ -95,8 +95,8 @@ def publish_numbered(tmp: Path, path: Path, section: str) -> Path:
     """Give a finished run the next number in its incident: `03-db.ipynb`. What runs killed
     outright left behind is numbered first (it started earlier), so it is never lost."""
     with _locked(path):
-        for orphan in reports.orphans(path):
-            claimed = reports.claim(orphan)
+        for orphan in records.orphans(path):
+            claimed = records.claim(orphan)
             if claimed is not None:
                 _link_next(claimed, path, orphan.stem)
         final = _link_next(tmp, path, section)
@@ -288,4 +288,4 @@ def _prepare_triage(path: Path, values: dict[str, Any], prepared_at: str) -> Pat
     nb = nbformat.read(tmp, as_version=4)
     nb.metadata["irkit"] = {"prepared_at": prepared_at, "incident_id": values["incident_id"]}
     nbformat.write(nb, tmp)
-    return reports.publish_exact(tmp, path / "01-triage.ipynb")
+    return records.publish_exact(tmp, path / "01-triage.ipynb")

@@ -50,9 +50,19 @@ def detail(i: Incident) -> str:
     f = i.fields
     title = one_line(i.get("title", "(no title)"))
     out = [f"{i.incident_id}: {title}" + ("  [drill]" if i.drill else "")]
-    for name in ("severity", "category", "status", "responder", "detection_source", "impact",
-                 "users_affected", "tenants_affected", "root_cause", "root_cause_key",
-                 "resolution"):  # fmt: skip
+    for name in (
+        "severity",
+        "category",
+        "status",
+        "responder",
+        "detection_source",
+        "impact",
+        "users_affected",
+        "tenants_affected",
+        "root_cause",
+        "root_cause_key",
+        "resolution",
+    ):
         if f.get(name) not in (None, ""):
             out.append(f"  {name + ':':<18} {one_line(f[name])}")
     out.append("times (UTC):")

@@ -17,7 +17,7 @@ from irkit.render import show
 from irkit.result import Result, utc_now
 
 if TYPE_CHECKING:
-    from irkit.section import Section
+    from irkit.incident.section import Section
 
 
 class Links:
@@ -103,9 +103,12 @@ def start(
         else {"detected_at": given.get("detected_at") or fields["detected_at"]}
     )
     acknowledged = schema.time_in_order(
-        "acknowledged_at", acknowledged_at, not_before=detected, now=now,
+        "acknowledged_at",
+        acknowledged_at,
+        not_before=detected,
+        now=now,
         hint=", or give detected_at too",
-    )  # fmt: skip
+    )
     if detection_unknown:
         given["detected_at"] = schema.format_time(min(now, acknowledged or now))
     if not fields.get("status"):
@@ -238,9 +241,12 @@ def communicate(
     shown: list[Any] = [slack, page]
     for message in (slack, page):
         delivery = notify.send(
-            section.incident, message, notify=notify_now, page_id=statuspage_page_id,
+            section.incident,
+            message,
+            notify=notify_now,
+            page_id=statuspage_page_id,
             api=statuspage_api,
-        )  # fmt: skip
+        )
         if delivery is not None:
             shown.append(delivery)
         else:

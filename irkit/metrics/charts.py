@@ -29,8 +29,13 @@ def by_severity_per_month(counted: pd.DataFrame, months: list[str]) -> Any:
     figure, axes = _figure("Incidents per month, by severity")
     bottom = pd.Series(0, index=months, dtype=float)
     for severity in SEVERITIES:
-        values = (counted[counted["severity"] == severity].groupby("month").size()
-                  .reindex(months, fill_value=0).astype(float))  # fmt: skip
+        values = (
+            counted[counted["severity"] == severity]
+            .groupby("month")
+            .size()
+            .reindex(months, fill_value=0)
+            .astype(float)
+        )
         axes.bar(months, values, bottom=bottom, label=severity, color=_COLOURS[severity])
         bottom += values
     _whole_numbers(axes.yaxis)
@@ -46,8 +51,13 @@ def by_category(counted: pd.DataFrame) -> Any:
     labels = [escape.chart(c) for c in counts.index]
     axes.barh(labels, counts.to_numpy(dtype=float), color="#4c72b0")
     for position, value in enumerate(counts.to_numpy()):
-        axes.annotate(f"{value}", (float(value), position), xytext=(3, 0),
-                      textcoords="offset points", va="center")  # fmt: skip
+        axes.annotate(
+            f"{value}",
+            (float(value), position),
+            xytext=(3, 0),
+            textcoords="offset points",
+            va="center",
+        )
     _whole_numbers(axes.xaxis)
     axes.set_xlabel("incidents")
     return figure
@@ -92,12 +102,17 @@ def ttr_trend(durations: pd.DataFrame, months: list[str]) -> Any:
     for severity in SEVERITIES:
         rows = ttr[ttr["severity"] == severity].set_index("month").reindex(months)
         if rows["median"].notna().any():
-            axes.plot(months, rows["median"], marker="o", label=severity,
-                      color=_COLOURS[severity])  # fmt: skip
+            axes.plot(months, rows["median"], marker="o", label=severity, color=_COLOURS[severity])
             for month, median, n in zip(months, rows["median"], rows["n"], strict=True):
                 if pd.notna(median):
-                    axes.annotate(f"n={int(n)}", (month, median), xytext=(0, 5),
-                                  textcoords="offset points", ha="center", fontsize=7)  # fmt: skip
+                    axes.annotate(
+                        f"n={int(n)}",
+                        (month, median),
+                        xytext=(0, 5),
+                        textcoords="offset points",
+                        ha="center",
+                        fontsize=7,
+                    )
     if _wide([float(v) for v in ttr["median"].dropna()]):
         axes.set_yscale("log")
         axes.set_ylabel("median TTR (minutes, log scale)")
@@ -120,8 +135,14 @@ def sla(compliance: pd.DataFrame) -> Any:
         notes.append(note + (f" (+{int(row['pending'])} pending)" if row["pending"] else ""))
     axes.barh(labels, values, color="#55a868")
     for position, (value, note) in enumerate(zip(values, notes, strict=True)):
-        axes.annotate(note, (value, position), xytext=(3, 0), textcoords="offset points",
-                      va="center", fontsize=8)  # fmt: skip
+        axes.annotate(
+            note,
+            (value, position),
+            xytext=(3, 0),
+            textcoords="offset points",
+            va="center",
+            fontsize=8,
+        )
     axes.set_xlim(0, 140)  # room for the note beside a full bar
     axes.set_xlabel("% of incidents within target")
     return figure

@@ -16,10 +16,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from irkit import reports, safefiles
-from irkit.incident import load as records
+from irkit import records, safefiles
 from irkit.incident import schema
-from irkit.incident.load import Incident, NotebookRun
+from irkit.incident.load import Incident, NotebookRun, load_folder
 from irkit.result import Status
 
 NAME = ".metrics-index.json"
@@ -37,7 +36,7 @@ def _signature(folder: str) -> list[list[Any]]:
                 continue
             stat = entry.stat(follow_symlinks=False)
             found.append([entry.name, stat.st_mode, stat.st_mtime_ns, stat.st_size])
-    for orphan in reports.orphans(Path(folder)):
+    for orphan in records.orphans(Path(folder)):
         try:
             stat = orphan.path.lstat()
         except FileNotFoundError:
@@ -120,7 +119,7 @@ def _load(root: Path) -> tuple[list[Incident], list[str]]:
             with contextlib.suppress(KeyError, TypeError, ValueError):
                 incident = _from_json(folder, known["incident"])
         if incident is None:
-            incident = records.load_folder(folder)
+            incident = load_folder(folder)
             changed = True
         fresh[entry.name] = {"signature": signature, "incident": _to_json(incident)}
         incidents.append(incident)

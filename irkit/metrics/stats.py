@@ -31,9 +31,13 @@ def durations(table: pd.DataFrame) -> pd.DataFrame:
     # One table per statistic, indexed by (month, severity), a column per metric.
     found: dict[str, dict[Any, dict[Any, Any]]] = {
         name: frame.to_dict("index")
-        for name, frame in (("n", groups.count()), ("mean", groups.mean()),
-                            ("median", groups.median()), ("p90", groups.quantile(0.9)))
-    }  # fmt: skip
+        for name, frame in (
+            ("n", groups.count()),
+            ("mean", groups.mean()),
+            ("median", groups.median()),
+            ("p90", groups.quantile(0.9)),
+        )
+    }
     rows = []
     for key, counts in found["n"].items():
         for metric, column in zip(METRICS, columns, strict=True):
@@ -67,8 +71,9 @@ def sla_compliance(table: pd.DataFrame, now: datetime) -> pd.DataFrame:
             state = clock.state(now)
             if state == "impossible":
                 continue  # listed as a data problem; counted neither met nor breached
-            tally = counts.setdefault((clock.severity, clock.name),
-                                      {"met": 0, "breached": 0, "pending": 0})  # fmt: skip
+            tally = counts.setdefault(
+                (clock.severity, clock.name), {"met": 0, "breached": 0, "pending": 0}
+            )
             tally[state] += 1
     rows = []
     for (severity, name), tally in sorted(counts.items()):
@@ -92,8 +97,14 @@ def repeats(table: pd.DataFrame, months: Sequence[str] | None = None) -> pd.Data
             continue
         earlier = last_seen.get(key)
         if earlier is not None and at - earlier <= REPEAT_WINDOW:
-            rows.append({"incident_id": incident_id, "root_cause_key": key, "month": month,
-                         "days_since_last": (at - earlier).days})  # fmt: skip
+            rows.append(
+                {
+                    "incident_id": incident_id,
+                    "root_cause_key": key,
+                    "month": month,
+                    "days_since_last": (at - earlier).days,
+                }
+            )
         last_seen[key] = at
     found = pd.DataFrame(
         rows, columns=["incident_id", "root_cause_key", "month", "days_since_last"]

@@ -20,10 +20,20 @@ from irkit.incident.load import Incident
 
 METRICS = tuple(sla.DURATIONS)  # ttd, tta, ttm, ttr, impact
 COLUMNS = (
-    "incident_id", "title", "severity", "category", "status", "drill", "month",
-    *schema.TIMESTAMPS, *(f"{m}_min" for m in METRICS), "root_cause_key",
-    "actions_open", "actions_done", "actions_overdue",
-)  # fmt: skip
+    "incident_id",
+    "title",
+    "severity",
+    "category",
+    "status",
+    "drill",
+    "month",
+    *schema.TIMESTAMPS,
+    *(f"{m}_min" for m in METRICS),
+    "root_cause_key",
+    "actions_open",
+    "actions_done",
+    "actions_overdue",
+)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import importlib
 from collections.abc import Callable
 
 from irkit.errors import ConfigError
-from irkit.probe import REGISTRY, Entry
+from irkit.probes.contract import REGISTRY, Entry
 from irkit.result import Result
 
 # The probe modules, in the order their probes appear in the health report's areas.
@@ -27,7 +27,7 @@ MODULES = (
     "prometheus",
     "logs",
     "deploy",
-    "commands",
+    "diagnostics",
 )
 
 

@@ -16,7 +16,7 @@ import redis
 from kombu.transport.redis import PRIORITY_STEPS, Channel
 
 from irkit.errors import ParameterError, Unreachable
-from irkit.probe import Finding, check_thresholds, grade, probe
+from irkit.probes.contract import Finding, check_thresholds, grade, probe
 from irkit.probes.redis import session as redis_session
 from irkit.result import Result, Status
 from irkit.secrets import scrub, with_password

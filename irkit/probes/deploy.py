@@ -12,9 +12,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from irkit import command
+from irkit import programs
 from irkit.errors import NotVisible, ParameterError
-from irkit.probe import Finding, probe
+from irkit.probes.contract import Finding, probe
 from irkit.result import Result, Status
 from irkit.secrets import redact
 from irkit.targets import RepoTarget
@@ -25,11 +25,11 @@ _SEP = "\x1f"
 
 def _git(target: RepoTarget, *args: str) -> str:
     try:
-        done = command.run(["git", "-C", target.path, *args], timeout_s=target.timeout_s)
-    except command.TimedOut as exc:
+        done = programs.run(["git", "-C", target.path, *args], timeout_s=target.timeout_s)
+    except programs.TimedOut as exc:
         raise NotVisible(f"git did not answer within {target.timeout_s:g} s") from exc
     if done.returncode != 0:
-        reason = command.tail(done.stderr, 300).strip().splitlines()
+        reason = programs.tail(done.stderr, 300).strip().splitlines()
         raise NotVisible(f"git cannot read {target.path}: {reason[-1] if reason else 'failed'}")
     return done.stdout
 

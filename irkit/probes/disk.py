@@ -12,7 +12,7 @@ from typing import Any
 
 import psutil
 
-from irkit.probe import Finding, check_thresholds, grade, probe
+from irkit.probes.contract import Finding, check_thresholds, grade, probe
 from irkit.result import Result, Status
 from irkit.targets import LocalHost
 from irkit.units import count, human_bytes

@@ -9,7 +9,7 @@ from typing import Any
 
 import psutil
 
-from irkit.probe import Finding, check_thresholds, grade, grade_low, probe
+from irkit.probes.contract import Finding, check_thresholds, grade, grade_low, probe
 from irkit.result import Result
 from irkit.targets import LocalHost
 from irkit.units import human_bytes

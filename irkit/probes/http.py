@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 
 from irkit.errors import ServiceError, Unreachable
-from irkit.probe import Finding, probe
+from irkit.probes.contract import Finding, probe
 from irkit.result import Result, Status
 from irkit.secrets import scrub
 from irkit.targets import HttpTarget
@@ -295,7 +295,7 @@ def load(
             disable=not progress,
             leave=False,
             mininterval=0.5,
-        ) as bar,  # fmt: skip
+        ) as bar,
     ):
         futures = [pool.submit(one, http) for _ in range(requests)]
         for future in as_completed(futures):

@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from irkit import command
+from irkit import programs
 from irkit.errors import NotVisible, ParameterError
-from irkit.probe import Finding, probe
+from irkit.probes.contract import Finding, probe
 from irkit.result import Result, Status, utc_now
 from irkit.secrets import redact
 from irkit.targets import LogSource
@@ -242,8 +242,8 @@ def errors(target: LogSource, *, window_min: float) -> Finding:
 
 def _command_lines(target: LogSource) -> list[str]:
     try:
-        done = command.run(target.command, timeout_s=target.timeout_s)
-    except command.TimedOut as exc:
+        done = programs.run(target.command, timeout_s=target.timeout_s)
+    except programs.TimedOut as exc:
         raise NotVisible(
             f"the log command ran longer than {target.timeout_s:g} s and was stopped "
             "(use a command that ends, e.g. without --follow)"
@@ -251,7 +251,7 @@ def _command_lines(target: LogSource) -> list[str]:
     if done.returncode != 0:
         raise NotVisible(
             f"the log command failed (exit code {done.returncode}): "
-            f"{command.tail(done.stderr or done.stdout, 300).strip()}"
+            f"{programs.tail(done.stderr or done.stdout, 300).strip()}"
         )
     # `docker compose logs` writes to stdout; other tools log to stderr.
     return (done.stdout + "\n" + done.stderr).splitlines()

@@ -20,7 +20,7 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from irkit.errors import NotVisible, ServiceError, Unreachable
-from irkit.probe import Finding, check_thresholds, grade, probe
+from irkit.probes.contract import Finding, check_thresholds, grade, probe
 from irkit.result import Result, Status
 from irkit.targets import PostgresTarget
 from irkit.units import count, human_age

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 
 from irkit.errors import ServiceError
-from irkit.probe import Finding, check_thresholds, grade, probe
+from irkit.probes.contract import Finding, check_thresholds, grade, probe
 from irkit.probes.http import client
 from irkit.result import Result, Status
 from irkit.secrets import scrub

@@ -13,7 +13,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from irkit.errors import NotVisible, ServiceError, Unreachable
-from irkit.probe import Finding, check_thresholds, grade, probe
+from irkit.probes.contract import Finding, check_thresholds, grade, probe
 from irkit.result import Result, Status
 from irkit.targets import CeleryTarget, RedisTarget
 from irkit.units import human_age, human_bytes

@@ -15,7 +15,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from irkit.probe import Finding, check_thresholds, grade_low, probe
+from irkit.probes.contract import Finding, check_thresholds, grade_low, probe
 from irkit.result import Result, Status
 from irkit.targets import TlsEndpoint, TlsTarget
 

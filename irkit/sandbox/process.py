@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from irkit import pids
 from irkit.errors import SandboxError
 
 # Ports already handed out by this process: two servers of one stack never get the same one.
@@ -73,22 +74,7 @@ def read_pid(pidfile: Path) -> int | None:
         pid = int(pidfile.read_text().split()[0])
     except (OSError, ValueError, IndexError):
         return None
-    return pid if pid_alive(pid) else None
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie (exited, not yet reaped by its parent) is not alive for our purposes.
-    with contextlib.suppress(OSError):
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        if stat.rsplit(")", 1)[1].split()[0] == "Z":
-            return False
-    return True
+    return pid if pids.alive(pid) else None
 
 
 def wait_until(
@@ -116,7 +102,7 @@ def terminate(pid: int, timeout: float = 10.0, *, group: bool = False) -> None:
         kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not pid_alive(pid):
+        if not pids.alive(pid):
             return
         time.sleep(0.05)
     with contextlib.suppress(ProcessLookupError):

@@ -104,6 +104,7 @@ class WebServer:
         # One worker with threads: django-prometheus keeps its counters per process, and a single
         # process gives Prometheus one consistent series (its docs' advice without multiprocess
         # mode).
+        # Laid out by hand (fmt: skip): each option beside its value, as on a command line.
         args = [
             sys.executable, "-m", "gunicorn", "irkit.sandbox.himalytix.wsgi:application",
             "--bind", f"{self.host}:{self.port}", "--workers", "1",

@@ -54,6 +54,7 @@ class CeleryWorker:
             os.environ,
             IRKIT_SANDBOX_BROKER_URL=with_password(self.broker_url, self.broker_password),
         )
+        # Laid out by hand (fmt: skip): each option beside its value, as on a command line.
         args = [
             sys.executable, "-m", "celery", "-A", "irkit.sandbox.tasks", "worker",
             "-n", self.nodename, "-c", str(self.concurrency), "-Q", ",".join(self.queues),

@@ -4,9 +4,9 @@ Health Check Failure step `docker-compose exec web python manage.py check --depl
 
 from __future__ import annotations
 
-from irkit import command
+from irkit import programs
 from irkit.errors import ParameterError, ServiceError
-from irkit.probe import Finding, probe
+from irkit.probes.contract import Finding, probe
 from irkit.result import Result, Status
 from irkit.targets import CommandTarget
 
@@ -38,13 +38,13 @@ def check(target: CommandTarget) -> Finding:
     if not target.configured:
         raise ParameterError(f"the command {target.name} is not configured: {target.hint}")
     try:
-        done = command.run(target.argv, timeout_s=target.timeout_s)
-    except command.TimedOut as exc:
+        done = programs.run(target.argv, timeout_s=target.timeout_s)
+    except programs.TimedOut as exc:
         raise ServiceError(
             f"{target.name} ran longer than {target.timeout_s:g} s and was stopped",
-            output=command.tail(exc.stdout + exc.stderr, _OUTPUT_CHARS),
+            output=programs.tail(exc.stdout + exc.stderr, _OUTPUT_CHARS),
         ) from None
-    output = command.tail(done.stdout + done.stderr, _OUTPUT_CHARS).strip()
+    output = programs.tail(done.stdout + done.stderr, _OUTPUT_CHARS).strip()
     last = output.splitlines()[-1].strip() if output else "no output"
     evidence = {"exit_code": done.returncode, "output": output}
     if done.returncode != 0:

@@ -1,7 +1,7 @@
 """Running the deployment's own tools: without a shell, in a session of their own, within a time
 limit that stops the command and everything it started.
 
-The guarded deployment commands (`irkit.actions.commands`), the read-only diagnostic commands
+The guarded deployment commands (`irkit.actions.deployment`), the read-only diagnostic commands
 (`command.check`) and a log command (`logs.errors`) all run this way.
 """
 
@@ -163,9 +163,14 @@ def run(argv: Sequence[str], *, timeout_s: float, cwd: str | None = None) -> Com
     try:
         # A session of its own: a timeout stops the command and everything it started.
         proc = subprocess.Popen(
-            full, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
-            cwd=cwd, env=os.environ.copy(), start_new_session=True,
-        )  # fmt: skip
+            full,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            cwd=cwd,
+            env=os.environ.copy(),
+            start_new_session=True,
+        )
     except OSError as exc:
         raise ConfigError(f"could not start {argv[0]}: {exc}") from None
     assert proc.stdout is not None

@@ -18,10 +18,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from irkit import safefiles
+from irkit import pids, safefiles
 from irkit.errors import ConfigError, IrkitError
 from irkit.result import EVENT_MIME, INCIDENT_MIME, RESULT_MIME, Result, Status
-from irkit.sandbox.process import pid_alive
 
 
 def stamp(now: datetime | None = None) -> str:
@@ -66,7 +65,7 @@ def orphans(folder: Path) -> list[Orphan]:
             regular = stat.S_ISREG(path.lstat().st_mode)
         except OSError:
             continue
-        if regular and not pid_alive(pid):
+        if regular and not pids.alive(pid):
             cut_short = match["rest"] == ".writing"
             found.append(Orphan(path, match["stem"], int(match["pid"]), cut_short))
     return found

@@ -13,7 +13,7 @@ from __future__ import annotations
 import shlex
 from collections.abc import Sequence
 
-from irkit import command
+from irkit import programs
 from irkit.actions.guard import Item, Outcome, Plan, act_on
 from irkit.catalogue.parameters import default
 from irkit.errors import ConfigError
@@ -48,7 +48,7 @@ class Named:
     ) -> None:
         self.name = f"command.{name}"
         self.step = name
-        self.argv = command.parse_named(deploy_commands).get(name)
+        self.argv = programs.parse_named(deploy_commands).get(name)
         self.timeout_s = timeout_s
         self.cwd = cwd or None
 
@@ -61,16 +61,19 @@ class Named:
             )
             return Plan(self.name, "-", what)
         shown = redact(shlex.join(self.argv))
-        item = Item(self.step, f"run: {shown}", {"argv": [redact(a) for a in self.argv],
-                                                   "timeout_s": self.timeout_s})  # fmt: skip
+        item = Item(
+            self.step,
+            f"run: {shown}",
+            {"argv": [redact(a) for a in self.argv], "timeout_s": self.timeout_s},
+        )
         return Plan(self.name, "deployment", f"{runbook}: {shown}", (item,))
 
     def act(self, plan: Plan) -> Outcome:
         def run(item: Item) -> str:
             assert self.argv is not None
             try:
-                done = command.run(self.argv, timeout_s=self.timeout_s, cwd=self.cwd)
-            except command.TimedOut as exc:
+                done = programs.run(self.argv, timeout_s=self.timeout_s, cwd=self.cwd)
+            except programs.TimedOut as exc:
                 raise ConfigError(
                     f"{exc}; output so far: {_tail(exc.stdout)}{_tail(exc.stderr)}"
                 ) from None
@@ -80,10 +83,13 @@ class Named:
             return f"exit code 0: {output}" if output else "exit code 0"
 
         done, skipped, failed = act_on(plan, lambda item: None, run)
-        summary = done[0][1].splitlines()[0] if done else (failed[0][1].splitlines()[0]
-                                                          if failed else "not run")  # fmt: skip
+        summary = (
+            done[0][1].splitlines()[0]
+            if done
+            else (failed[0][1].splitlines()[0] if failed else "not run")
+        )
         return Outcome(self.name, plan.target, tuple(done), tuple(skipped), tuple(failed), summary)
 
 
 def _tail(text: str) -> str:
-    return command.tail(text, _OUTPUT_CHARS)
+    return programs.tail(text, _OUTPUT_CHARS)

@@ -2,7 +2,7 @@
 data-quality list, and the computed tables as JSON (`application/vnd.irkit.metrics+json`), which
 is what tools read from the executed notebook.
 
-    analysis = report.analyse(month="2026-11", months=6)
+    analysis = monthly.analyse(month="2026-11", months=6)
     analysis.headline()
 """
 
@@ -134,26 +134,38 @@ class Analysis:
     def headline(self) -> _Bundle:
         h = self._headline()
         if not h["incidents"]:
-            text = (f"No incidents in {self.month} (read from {self.root}); "
-                    f"{h['drills']} drill(s) left out.")  # fmt: skip
+            text = (
+                f"No incidents in {self.month} (read from {self.root}); "
+                f"{h['drills']} drill(s) left out."
+            )
         else:
             severities = ", ".join(f"{s} {n}" for s, n in sorted(h["by_severity"].items()))
-            ttr = ("no incident resolved" if not h["ttr_n"] else
-                   f"median {h['ttr_median_min']:.0f} min, mean {h['ttr_mean_min']:.0f}, "
-                   f"p90 {h['ttr_p90_min']:.0f} (n={h['ttr_n']})")  # fmt: skip
+            ttr = "no incident resolved"
+            if h["ttr_n"]:
+                ttr = (
+                    f"median {h['ttr_median_min']:.0f} min, mean {h['ttr_mean_min']:.0f}, "
+                    f"p90 {h['ttr_p90_min']:.0f} (n={h['ttr_n']})"
+                )
             problems = len(self.quality)
-            text = (f"{self.month}: {h['incidents']} incident(s) ({severities}); {h['open']} "
-                    f"still open; time to resolve: {ttr}; {h['drills']} drill(s) left out; "
-                    f"{problems} record(s) with data problems (listed below).")  # fmt: skip
+            text = (
+                f"{self.month}: {h['incidents']} incident(s) ({severities}); {h['open']} "
+                f"still open; time to resolve: {ttr}; {h['drills']} drill(s) left out; "
+                f"{problems} record(s) with data problems (listed below)."
+            )
         data = {METRICS_MIME: self.computed()}
         return _Bundle({"text/plain": text, "text/html": f"<h3>{escape.html(text)}</h3>", **data})
 
     def durations(self) -> _Bundle:
         frame = stats.durations(self.table)
         span = f"{self.months[0]} to {self.months[-1]}" if len(self.months) > 1 else self.month
-        figures = [charts.distribution(self.counted, m, label, span) for m, label in
-                   (("ttr", "Time to resolve"), ("ttd", "Time to detect"),
-                    ("tta", "Time to acknowledge"))]  # fmt: skip
+        figures = [
+            charts.distribution(self.counted, m, label, span)
+            for m, label in (
+                ("ttr", "Time to resolve"),
+                ("ttd", "Time to detect"),
+                ("tta", "Time to acknowledge"),
+            )
+        ]
         figures.append(charts.ttr_trend(frame, self.months))
         # Rows with no incident having both times say nothing; the JSON keeps them (n = 0).
         shown = _rounded(frame[frame["n"] > 0])
@@ -164,14 +176,20 @@ class Analysis:
         return _tables_and_figures([("SLA compliance", _rounded(frame))], [charts.sla(frame)])
 
     def volume(self) -> _Bundle:
-        counts = (self.counted.groupby(["month", "severity"]).size().unstack(fill_value=0)
-                  .reindex(self.months, fill_value=0))  # fmt: skip
+        counts = (
+            self.counted.groupby(["month", "severity"])
+            .size()
+            .unstack(fill_value=0)
+            .reindex(self.months, fill_value=0)
+        )
         counts.columns.name = None
         return _tables_and_figures(
             [("Incidents per month and severity", counts.reset_index())],
-            [charts.by_severity_per_month(self.counted, self.months),
-             charts.by_category(self.counted)],
-        )  # fmt: skip
+            [
+                charts.by_severity_per_month(self.counted, self.months),
+                charts.by_category(self.counted),
+            ],
+        )
 
     def repeats(self) -> _Bundle:
         frame = self.repeated
@@ -223,8 +241,9 @@ def _tables_and_figures(tables: list[tuple[str, pd.DataFrame]], figures: list[An
         shown = frame.to_html(index=False, na_rep="—") if len(frame) else "<p>(none)</p>"
         html.append(f"<h4>{escape.html(title)}</h4>{shown}")
     for figure in figures:
-        html.append(f'<img alt="chart" style="max-width:100%" src="data:image/png;base64,'
-                    f'{_png(figure)}"/>')  # fmt: skip
+        html.append(
+            f'<img alt="chart" style="max-width:100%" src="data:image/png;base64,{_png(figure)}"/>'
+        )
     return _Bundle({"text/plain": "\n\n".join(text), "text/html": "".join(html)})
 
 

@@ -1,15 +1,23 @@
-"""The README's table of probes, generated from the probe catalogue: what each probe measures,
-when it says WARN or CRIT (with the declared defaults), and where it runs."""
+"""What is generated from the declarations, and the check that it is in step (for CI): the
+notebooks' parameters cells (`irkit.catalogue.cells`) and the README's table of probes, made from
+the probe catalogue: what each probe measures, when it says WARN or CRIT (with the declared
+defaults), and where it runs.
+
+    python -m irkit.generate [--check] [KIT_DIR]
+"""
 
 from __future__ import annotations
 
 import re
 import string
+import sys
+from collections.abc import Sequence
 from pathlib import Path
 
-from irkit.catalogue import parameters
+from irkit import probes
+from irkit.catalogue import cells, parameters
 from irkit.catalogue.areas import AREAS
-from irkit.probe import Entry
+from irkit.probes.contract import Entry
 
 BEGIN = "<!-- probes: generated from the probe catalogue by ./kit generate; do not edit -->"
 END = "<!-- probes: end -->"
@@ -62,3 +70,28 @@ def write(path: Path, entries: list[Entry]) -> bool:
     if new != text:
         path.write_text(new, encoding="utf-8")
     return new != text
+
+
+def main(argv: Sequence[str] = ()) -> int:
+    args = list(argv)
+    check = "--check" in args
+    rest = [a for a in args if a != "--check"]
+    kit = Path(rest[0] if rest else ".")
+    notebooks, readme_path = kit / "notebooks", kit / "README.md"
+    entries = probes.catalogue()
+    if check:
+        behind = [f"{notebooks / s}.ipynb: its parameters cell" for s in cells.stale(notebooks)]
+        if stale(readme_path, entries):
+            behind.append(f"{readme_path}: its table of probes")
+        for what in behind:
+            print(f"{what} differs from the declarations; run ./kit generate", file=sys.stderr)
+        return 1 if behind else 0
+    for section in cells.write(notebooks):
+        print(f"generated the parameters cell of {notebooks / section}.ipynb")
+    if write(readme_path, entries):
+        print(f"generated the table of probes in {readme_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,93 @@
+"""`irkit incident open|list|show` and `irkit postmortem ID`: an incident's record from the
+command line (its executed notebooks are the record)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from irkit.cli.output import USER_ERROR
+
+
+def open_incident(args: argparse.Namespace) -> int:
+    from irkit.home import active_drills
+    from irkit.incident import schema, store
+
+    detected = schema.parse_time(schema.time_parameter("--detected-at", args.detected_at))
+    # Reads the drills' state files only: a broken practice stack must not stop a real incident.
+    active = [] if args.not_a_drill else active_drills()
+    opened = store.open_incident(
+        args.title,
+        category=args.category,
+        severity=args.severity,
+        responder=args.responder or os.environ.get("USER", ""),
+        detected_at=detected,
+        impact_started_at=args.impact_started_at,
+        detection_source=args.detection_source,
+        drill=bool(active),
+        incident_id=args.incident_id,
+    )
+    print(f"incident: {opened.incident_id}" + (f" (drill: {', '.join(active)})" if active else ""))
+    print(f"folder:   {opened.folder}")
+    print(f"triage:   {opened.notebook}  (open it in JupyterLab: ./kit lab)")
+    print(f"headless: irkit run triage --incident {opened.incident_id} -f parameters/<env>.yaml")
+    if active:
+        print("a drill is running: this incident is marked as one (--not-a-drill if it is real)")
+    return 0
+
+
+def list_incidents(args: argparse.Namespace) -> int:
+    import json
+
+    from irkit.incident import load, summary
+
+    incidents, problems = load.load_all()
+    for problem in problems:
+        print(f"irkit: {problem}", file=sys.stderr)
+    if args.json:
+        print(json.dumps([i.to_json() for i in incidents], indent=2, default=str))
+        return 0
+    if not incidents:
+        print("no incidents yet; open one with: irkit incident open --title …")
+        return 0
+    print(summary.table(incidents))
+    return 0
+
+
+def show_incident(args: argparse.Namespace) -> int:
+    import json
+
+    from irkit.incident import load, summary
+
+    incident = load.load(args.incident_id)
+    if args.json:
+        print(json.dumps(incident.to_json(), indent=2, default=str))
+    else:
+        print(summary.detail(incident))
+    for warning in incident.warnings:
+        print(f"irkit: {warning}", file=sys.stderr)
+    return 0
+
+
+def postmortem(args: argparse.Namespace) -> int:
+    from irkit import runner
+    from irkit.incident import load
+
+    plan = runner.plan("postmortem", args.files, args.pairs, None, args.incident_id)
+    record = runner.execute(plan, progress=sys.stderr.isatty())
+    print(f"report: {record.path}")
+    if not record.complete:
+        print(
+            f"irkit: the postmortem notebook did not run to the end ({record.error})",
+            file=sys.stderr,
+        )
+        return USER_ERROR
+    written = [e for e in record.events if e.get("kind") == "postmortem"]
+    incident = load.load(args.incident_id)
+    if written:
+        print(f"postmortem: {incident.folder / str(written[-1].get('data', {}).get('file'))}")
+    missing = next((e.get("data", {}).get("missing") for e in reversed(written)), None)
+    if missing:
+        print(f"missing from the record ({len(missing)}): {', '.join(missing)}")
+    return 0

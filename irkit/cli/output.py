@@ -1,0 +1,39 @@
+"""What the commands that run a notebook print besides its verdicts: where its HTML copy went,
+and a record that could not be kept; and the exit code of a usage error."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from irkit.result import Status
+
+if TYPE_CHECKING:
+    from irkit.records import RecordNotWritten
+
+# argparse and Python exit 2 on a usage error; 2 means CRIT here, so a usage error is UNKNOWN.
+USER_ERROR = Status.UNKNOWN.exit_code
+
+
+def html_copy(notebook: Path, *, exclude_input: bool = False) -> Path | None:
+    """Write and print the HTML copy; a failure is said, never fatal (the record is safe)."""
+    from irkit import htmlcopy
+
+    try:
+        html = htmlcopy.write(notebook, exclude_input=exclude_input)
+    except Exception as exc:
+        print(f"irkit: could not write the HTML copy: {exc}", file=sys.stderr)
+        return None
+    print(f"html:   {html}")
+    return html
+
+
+def not_kept(exc: RecordNotWritten) -> int:
+    """The checks ran but their record could not be written (a full or read-only disk): a
+    responder or a scheduler still gets the verdicts, and exit 3 for the lost record."""
+    for result in exc.record.results:
+        print(result)
+    print(f"irkit: {exc}", file=sys.stderr)
+    print(f"status: {exc.record.status.name} (not kept)")
+    return USER_ERROR

@@ -1,0 +1,281 @@
+"""The whole `irkit` command line: every command, its options and its help, in one place (the
+CLI contract, docs/design.md §4). Each command's handler is in the module named after it."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TypeAlias
+
+from irkit import __version__
+from irkit.cli import drill, health, incident, report, run, sandbox
+from irkit.cli.output import USER_ERROR
+
+
+class _ArgumentParser(argparse.ArgumentParser):
+    """argparse exits 2 on a usage error; 2 means CRIT here, so usage errors exit 3."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        print(f"irkit: {message}", file=sys.stderr)
+        raise SystemExit(USER_ERROR)
+
+
+# What `add_subparsers` returns: argparse has no public name for its type.
+_Commands: TypeAlias = "argparse._SubParsersAction[_ArgumentParser]"
+
+
+def build() -> argparse.ArgumentParser:
+    parser = _ArgumentParser(
+        prog="irkit",
+        description="The Himalytix incident-response runbook as executable notebooks.",
+    )
+    parser.add_argument("--version", action="version", version=f"irkit {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _run(commands)
+    _health(commands)
+    _sandbox(commands)
+    _drill(commands)
+    _incident(commands)
+    _report(commands)
+    _postmortem(commands)
+    return parser
+
+
+def _run(commands: _Commands) -> None:
+    parser = commands.add_parser(
+        "run",
+        help="execute one runbook section notebook",
+        description=(
+            "Execute one section notebook with papermill into reports/runs/ (never overwriting), "
+            "print its verdicts and where it went. Exit code: the worst status, Nagios style "
+            "(0 OK, 1 WARN, 2 CRIT, 3 UNKNOWN); 3 also for a usage error."
+        ),
+    )
+    parser.add_argument("section", help="the notebook to run, e.g. db, redis, celery, disk")
+    _parameter_options(parser)
+    parser.add_argument("--output", type=Path, help="write the executed notebook exactly here")
+    parser.add_argument(
+        "--incident",
+        metavar="ID",
+        help="add the run to this incident as its next numbered notebook (see: irkit incident)",
+    )
+    parser.add_argument("--html", action="store_true", help="also write an HTML copy")
+    parser.add_argument(
+        "--show-parameters", action="store_true", help="list the section's parameters and stop"
+    )
+    parser.set_defaults(handler=run.run)
+
+
+def _health(commands: _Commands) -> None:
+    parser = commands.add_parser(
+        "health",
+        help="the scheduled health report: every read-only check at once",
+        description=(
+            "Run every read-only check of every section concurrently, bounded in time (about one "
+            "timeout even when every target hangs; health_deadline_s at most), into "
+            "reports/health/<UTC time>-health.ipynb and its .html. Prints each verdict; exit "
+            "code: the worst status, Nagios style (0 OK, 1 WARN, 2 CRIT, 3 UNKNOWN or a usage "
+            "error). For cron, a systemd timer, Airflow or Celery beat: see the README."
+        ),
+    )
+    _parameter_options(parser)
+    parser.add_argument(
+        "--notify",
+        action="store_true",
+        help="post a Slack notice (IRKIT_SLACK_WEBHOOK) when the worst status changes, or while "
+        "it stays CRIT at most every notify_repeat_min minutes",
+    )
+    parser.add_argument(
+        "--keep",
+        metavar="AGE",
+        help="after the run, delete health reports older than AGE (e.g. 30d, 12h, 2w); "
+        "incident records and other reports are never touched",
+    )
+    parser.set_defaults(handler=health.health)
+
+
+def _sandbox(commands: _Commands) -> None:
+    parser = commands.add_parser(
+        "sandbox",
+        help="the local practice servers",
+        description=(
+            "The practice stack, a Himalytix look-alike on loopback: PostgreSQL, Redis, a Celery "
+            "worker, the Django app over HTTP and HTTPS, and Prometheus. up: start what is not "
+            "running (again: repair what died); down: stop all, keep the data; status: what runs "
+            "where (exit 1 if anything is down); reset: stop drills, delete all data, start "
+            "afresh. "
+            "The stack's own deployment commands, as the runbook's are for production: restart "
+            "web|web-tls|celery-worker|redis; renew-cert (a fresh certificate for every name, then "
+            "the HTTPS server restarted); manage ARGS (django-admin against the practice app, "
+            "e.g. manage migrate)."
+        ),
+    )
+    parser.add_argument(
+        "action", choices=["up", "down", "status", "reset", "restart", "renew-cert", "manage"]
+    )
+    parser.add_argument("args", nargs=argparse.REMAINDER, help="for restart and manage")
+    parser.set_defaults(handler=sandbox.sandbox)
+
+
+def _drill(commands: _Commands) -> None:
+    parser = commands.add_parser(
+        "drill",
+        help="rehearse a runbook scenario on the practice stack",
+        description=(
+            "Make one runbook scenario happen for real on the practice stack (list shows them "
+            "and the notebook to run for each), and undo it with stop. Notebooks run while a "
+            "drill is active are marked as drills and never count in the incident metrics."
+        ),
+    )
+    parser.add_argument("action", choices=["list", "start", "stop", "status"])
+    parser.add_argument("name", nargs="?", help="the drill, for start and stop (stop: or 'all')")
+    parser.set_defaults(handler=drill.drill)
+
+
+def _incident(commands: _Commands) -> None:
+    parser = commands.add_parser(
+        "incident",
+        help="open, list and show incidents (their executed notebooks are the record)",
+        description=(
+            "open: create reports/incidents/<id>/ with 01-triage.ipynb prepared to step through "
+            "in JupyterLab (or run: irkit run triage --incident ID). list: every incident. "
+            "show: one incident's merged record, clocks and timeline."
+        ),
+    )
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    opening = actions.add_parser("open", help="declare an incident")
+    opening.add_argument("--title", required=True, help="what is wrong, in a few words")
+    opening.add_argument(
+        "--category",
+        default="",
+        help="database, infrastructure, application or security (picks the escalation path)",
+    )
+    opening.add_argument(
+        "--severity", default="", help="P0-P3 if already known (else triage decides)"
+    )
+    opening.add_argument("--responder", default="", help="who responds (default: $USER)")
+    opening.add_argument(
+        "--impact-started-at",
+        default="",
+        metavar="TIME",
+        help="when users were first affected, ISO-8601 UTC",
+    )
+    opening.add_argument(
+        "--detected-at",
+        default="",
+        metavar="TIME",
+        help="when the alert fired (default: now), ISO-8601 UTC",
+    )
+    opening.add_argument(
+        "--detection-source",
+        default="",
+        metavar="TEXT",
+        help="how it was detected, e.g. 'Prometheus alert'",
+    )
+    opening.add_argument(
+        "--not-a-drill",
+        action="store_true",
+        help="a real incident, even while a practice drill runs",
+    )
+    opening.add_argument(
+        "--id",
+        default=None,
+        dest="incident_id",
+        help="the incident id (default: UTC time and title)",
+    )
+    opening.set_defaults(handler=incident.open_incident)
+
+    listing = actions.add_parser("list", help="every incident, oldest first")
+    listing.add_argument("--json", action="store_true", help="machine-readable")
+    listing.set_defaults(handler=incident.list_incidents)
+
+    showing = actions.add_parser("show", help="one incident's merged record")
+    showing.add_argument("incident_id", metavar="ID")
+    showing.add_argument("--json", action="store_true", help="machine-readable")
+    showing.set_defaults(handler=incident.show_incident)
+
+
+def _report(commands: _Commands) -> None:
+    parser = commands.add_parser(
+        "report",
+        help="the monthly incident analysis",
+        description=(
+            "monthly: run the metrics notebook on the incident records (reports/incidents/, or "
+            "--reports DIR) into reports/metrics/ with its HTML: MTTD/MTTA/MTTR with median, p90 "
+            "and n, SLA compliance, categories, repeats, action items, charts, and the records "
+            "that cannot be counted. Exit 0, also when there are no incidents."
+        ),
+    )
+    parser.add_argument("kind", choices=["monthly"])
+    parser.add_argument("--month", default="", help="YYYY-MM (default: the current month, UTC)")
+    parser.add_argument(
+        "--months",
+        type=int,
+        default=6,
+        help="months covered by the tables and trends (default 6)",
+    )
+    parser.add_argument(
+        "--reports",
+        type=Path,
+        metavar="DIR",
+        help="read the incidents here (reports folder or incidents/)",
+    )
+    parser.set_defaults(handler=report.report)
+
+
+def _postmortem(commands: _Commands) -> None:
+    parser = commands.add_parser(
+        "postmortem",
+        help="fill the runbook's postmortem template from an incident's record",
+        description=(
+            "Run the postmortem notebook on the incident: it writes postmortem.md into the "
+            "incident's folder (an earlier one is kept) and lists what the record is missing."
+        ),
+    )
+    parser.add_argument("incident_id", metavar="ID")
+    parser.add_argument(
+        "-f",
+        "--file",
+        dest="files",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="FILE",
+        help="a YAML parameter file",
+    )
+    parser.add_argument(
+        "-p",
+        "--parameter",
+        dest="pairs",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="e.g. -p author='Jane Doe'",
+    )
+    parser.set_defaults(handler=incident.postmortem)
+
+
+def _parameter_options(parser: argparse.ArgumentParser) -> None:
+    """-f FILE and -p NAME=VALUE, as every command that runs a notebook takes them."""
+    parser.add_argument(
+        "-f",
+        "--file",
+        dest="files",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="FILE",
+        help="a YAML parameter file (repeatable; later files win)",
+    )
+    parser.add_argument(
+        "-p",
+        "--parameter",
+        dest="pairs",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="one parameter (repeatable; wins over files)",
+    )

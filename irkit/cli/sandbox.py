@@ -1,0 +1,81 @@
+"""`irkit sandbox`: the practice stack's servers (up, down, status, reset) and its own deployment
+commands (restart, renew-cert, manage), as the runbook's are for production."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import TYPE_CHECKING
+
+from irkit.cli.drill import print_active
+from irkit.errors import UsageError
+from irkit.result import Status
+
+if TYPE_CHECKING:
+    from irkit.sandbox.stack import Stack
+
+
+def sandbox(args: argparse.Namespace) -> int:
+    from irkit import drills
+    from irkit.sandbox.stack import Stack, format_status
+
+    stack = Stack.load()
+    if args.action in ("restart", "renew-cert", "manage"):
+        return _deployment(stack, args.action, args.args)
+    if args.args:
+        raise UsageError(f"irkit sandbox {args.action} takes no further arguments")
+    if args.action in ("up", "reset"):
+        if args.action == "reset":
+            for active in drills.active(stack):
+                drills.stop(stack, active.name)
+            print(f"deleting the practice stack's data in {stack.base} …", file=sys.stderr)
+            stack.reset()
+        print(f"starting the practice stack in {stack.base} …", file=sys.stderr)
+        held = drills.held_down(stack)
+        rows = stack.up(held)
+        if held:
+            print(f"left down by active drills: {', '.join(sorted(held))}", file=sys.stderr)
+    elif args.action == "down":
+        rows = stack.down()
+    else:
+        rows = stack.status()
+    print(format_status(rows))
+    if args.action != "down":
+        print_active(stack)
+    if args.action == "status":
+        healthy = all(r.state in ("running", "not installed") for r in rows)
+        return 0 if healthy else Status.WARN.exit_code
+    return 0
+
+
+def _deployment(stack: Stack, action: str, rest: list[str]) -> int:
+    """restart, renew-cert and manage: what `deploy_commands` name for the practice stack."""
+    from irkit.sandbox import certs
+
+    if action == "manage":
+        if not rest:
+            raise UsageError("irkit sandbox manage needs a django-admin command, e.g. migrate")
+        done = stack.app.manage(*rest)
+        sys.stdout.write(done.stdout)
+        sys.stderr.write(done.stderr)
+        return done.returncode
+    if action == "renew-cert":
+        folder = stack.web_tls.tls_dir
+        assert folder is not None
+        for name in certs.NAMES:
+            certs.issue_for(folder, name, certs.NORMAL_LIFETIME)
+            print(f"renewed {name} for {certs.NORMAL_LIFETIME.days} days")
+        stack.web_tls.restart()
+        print(f"restarted web-tls at {stack.web_tls.url}")
+        return 0
+    components = {"web": stack.web, "web-tls": stack.web_tls}
+    if len(rest) != 1 or rest[0] not in (*components, "celery-worker", "redis"):
+        raise UsageError("irkit sandbox restart needs one of: web, web-tls, celery-worker, redis")
+    if rest[0] in ("celery-worker", "redis"):
+        server = stack.worker if rest[0] == "celery-worker" else stack.redis
+        server.stop()
+        server.start()
+    else:
+        components[rest[0]].restart()
+    print(f"restarted {rest[0]}")
+    return 0
