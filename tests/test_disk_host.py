@@ -125,10 +125,12 @@ def hog() -> Iterator[subprocess.Popen[bytes]]:
     code = (
         "b = bytearray(400 * 1024 * 1024)\n"
         "for i in range(0, len(b), 4096): b[i] = 1\n"
+        "print('held', flush=True)\n"
         "while True: pass"
     )
-    proc = subprocess.Popen([sys.executable, "-c", code])
-    time.sleep(1.0)
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    assert proc.stdout.readline() == "held\n"  # its memory is resident; it spins from now on
     yield proc
     proc.kill()
     proc.wait()
