@@ -1,10 +1,14 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import os
 import socket
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -22,6 +26,46 @@ from tests.helpers import Receiver
 @pytest.fixture(scope="session")
 def stack() -> Stack:
     return session_stack()
+
+
+# Workers of one `pytest -n` run share this machine; what one test does to the host (its CPU, its
+# memory) is seen by every other test's host checks. A test marked `host_wide` runs alone.
+HOST_LOCK = Path(tempfile.gettempdir()) / (
+    f"irkit-test-host-{os.environ.get('PYTEST_XDIST_TESTRUNUID') or os.getpid()}"
+)
+
+
+@contextlib.contextmanager
+def host_turn(exclusive: bool) -> Iterator[None]:
+    """A readers-writer lock between the workers: a `host_wide` test waits until the tests running
+    on the other workers have ended, and no other test starts until it has ended (the gate keeps
+    a steady stream of ordinary tests from starving it)."""
+    with open(f"{HOST_LOCK}.gate", "a") as gate, open(f"{HOST_LOCK}.turn", "a") as turn:
+        fcntl.flock(gate, fcntl.LOCK_EX)
+        if exclusive:
+            fcntl.flock(turn, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(turn, fcntl.LOCK_UN)
+                fcntl.flock(gate, fcntl.LOCK_UN)
+        else:
+            fcntl.flock(turn, fcntl.LOCK_SH)
+            fcntl.flock(gate, fcntl.LOCK_UN)
+            try:
+                yield
+            finally:
+                fcntl.flock(turn, fcntl.LOCK_UN)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[object]:
+    """Around the whole test, its fixtures' setup and teardown included (a stack started for it,
+    a drill, a hog spinning up)."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return (yield)
+    with host_turn(item.get_closest_marker("host_wide") is not None):
+        return (yield)
 
 
 # How far the test stack's drill history had been read when Prometheus was last seen quiet.

@@ -136,6 +136,7 @@ def hog() -> Iterator[subprocess.Popen[bytes]]:
     proc.wait()
 
 
+@pytest.mark.host_wide  # the hog must be the busiest, the biggest process
 def test_memory_names_the_biggest_processes(hog: subprocess.Popen[bytes]) -> None:
     result = host.memory(HERE)
     assert result.status is grade_low(result.evidence["available_pct"], 10, 5)
@@ -143,6 +144,7 @@ def test_memory_names_the_biggest_processes(hog: subprocess.Popen[bytes]) -> Non
     assert host.memory(HERE, warn_pct=100, crit_pct=0).status is Status.WARN
 
 
+@pytest.mark.host_wide  # the hog must be the busiest, the biggest process
 def test_cpu_names_the_busiest_process(hog: subprocess.Popen[bytes]) -> None:
     result = host.cpu(HERE, interval_s=0.5, warn_pct=1, crit_pct=2)
     assert result.status is Status.CRIT

@@ -199,7 +199,14 @@ def drill_stack(stack: Stack) -> Iterator[Stack]:
     # drill test (tests/conftest.py, _quiet_after_drills), once, rather than after every drill.
 
 
-@pytest.mark.parametrize("name", list(CASES))
+# These change the whole machine (every CPU busy, nearly all memory held): run alone under -n.
+HOST_WIDE = {"high-cpu", "high-memory"}
+
+
+@pytest.mark.parametrize(
+    "name",
+    [pytest.param(n, marks=[pytest.mark.host_wide] if n in HOST_WIDE else []) for n in CASES],
+)
 def test_drill_end_to_end(name: str, drill_stack: Stack, tmp_path: Path) -> None:
     drill, case = drills.get(name), CASES[name]
     if drill.needs_root and os.geteuid() != 0:

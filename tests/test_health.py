@@ -138,7 +138,9 @@ def test_every_target_unreachable_is_crit_and_bounded_by_one_timeout(
 
 
 def test_a_hung_check_is_cut_at_the_reports_deadline(tmp_path: Path) -> None:
-    values = {"check_commands": ["stuck: sleep 30"], "check_timeout_s": 60.0,
+    # This run's own: no other test's or process's `sleep 30` counts below.
+    marker = f"sleep 30.{os.getpid():07d}"
+    values = {"check_commands": [f"stuck: {marker}"], "check_timeout_s": 60.0,
               "health_deadline_s": 3.0, "pg_port": 1, "redis_url": "redis://127.0.0.1:1/1",
               "celery_broker_url": "redis://127.0.0.1:1/0", "web_url": "http://127.0.0.1:1",
               "prom_url": "http://127.0.0.1:1", "tls_endpoints": ["x.test:1@127.0.0.1"],
@@ -153,7 +155,7 @@ def test_a_hung_check_is_cut_at_the_reports_deadline(tmp_path: Path) -> None:
     assert stuck.status is Status.CRIT
     assert "no answer within the report's limit of 3 s" in stuck.summary
     # The command it had started does not outlive the report.
-    left = subprocess.run(["pgrep", "-f", "^sleep 30$"], capture_output=True, check=False)
+    left = subprocess.run(["pgrep", "-f", f"^{marker}$"], capture_output=True, check=False)
     assert left.stdout == b"", left.stdout
 
 
