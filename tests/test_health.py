@@ -44,6 +44,7 @@ def by_probe(record: reports.Record) -> dict[str, Result]:
     return {r.probe: r for r in record.results}
 
 
+@pytest.mark.host_wide  # all OK includes host.cpu and host.memory
 def test_all_healthy_exits_0_with_every_section_ok_and_an_html_report(
     tmp_path: Path, stack: Stack
 ) -> None:
@@ -236,6 +237,7 @@ def _cells_done(path: Path) -> int:
     )
 
 
+@pytest.mark.host_wide  # all OK includes host.cpu and host.memory
 def test_notices_only_when_news_and_never_the_webhook_in_a_file(
     tmp_path: Path, stack: Stack, receiver: Receiver
 ) -> None:

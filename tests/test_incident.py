@@ -485,6 +485,7 @@ def test_the_runbooks_example_in_the_postmortem(tmp_path: Path, stack: Stack) ->
     ), monthly.stdout
 
 
+@pytest.mark.host_wide  # resolved needs no CRIT, host.cpu's included
 def test_a_whole_incident_on_the_practice_stack(tmp_path: Path, stack: Stack) -> None:
     """Drill → open → triage → db → (drill stopped) resolve → postmortem; every step recorded."""
     with drill(stack, "pool-exhaustion"):
@@ -608,6 +609,7 @@ def test_a_bad_webhook_is_reported_not_fatal(monkeypatch: pytest.MonkeyPatch) ->
     assert "hooks.example" not in delivery.detail
 
 
+@pytest.mark.host_wide  # resolved needs no CRIT, host.cpu's included
 def test_the_responders_severity_stays_and_resolve_keeps_a_closed_incident(
     tmp_path: Path, stack: Stack
 ) -> None:
