@@ -4,7 +4,6 @@ import contextlib
 import fcntl
 import os
 import socket
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -30,17 +29,16 @@ def stack() -> Stack:
 
 # Workers of one `pytest -n` run share this machine; what one test does to the host (its CPU, its
 # memory) is seen by every other test's host checks. A test marked `host_wide` runs alone.
-HOST_LOCK = Path(tempfile.gettempdir()) / (
-    f"irkit-test-host-{os.environ.get('PYTEST_XDIST_TESTRUNUID') or os.getpid()}"
-)
 
 
 @contextlib.contextmanager
-def host_turn(exclusive: bool) -> Iterator[None]:
+def host_turn(folder: Path, exclusive: bool) -> Iterator[None]:
     """A readers-writer lock between the workers: a `host_wide` test waits until the tests running
     on the other workers have ended, and no other test starts until it has ended (the gate keeps
     a steady stream of ordinary tests from starving it)."""
-    with open(f"{HOST_LOCK}.gate", "a") as gate, open(f"{HOST_LOCK}.turn", "a") as turn:
+    # In the run's own temporary folder, which pytest removes with its old runs.
+    gate_path, turn_path = folder / "host.gate", folder / "host.turn"
+    with open(gate_path, "a") as gate, open(turn_path, "a") as turn:
         fcntl.flock(gate, fcntl.LOCK_EX)
         if exclusive:
             fcntl.flock(turn, fcntl.LOCK_EX)
@@ -64,7 +62,9 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     a drill, a hog spinning up)."""
     if not os.environ.get("PYTEST_XDIST_WORKER"):
         return (yield)
-    with host_turn(item.get_closest_marker("host_wide") is not None):
+    # The workers' temporary folders (popen-gw0, ...) share their parent.
+    shared = item.config._tmp_path_factory.getbasetemp().parent  # type: ignore[attr-defined]
+    with host_turn(shared, item.get_closest_marker("host_wide") is not None):
         return (yield)
 
 
