@@ -61,6 +61,11 @@ def session_stack() -> Stack:
     return _stack
 
 
+def started_stack() -> Stack | None:
+    """The test run's practice servers if a test has started them, without starting them."""
+    return _stack
+
+
 def _wait_for_first_scrapes(stack: Stack) -> None:
     """Rates need two scrapes: a notebook run in the first seconds would rightly say "no data"."""
     from irkit.probes import prometheus

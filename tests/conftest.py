@@ -1,28 +1,107 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import os
 import socket
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 
-from conftest import session_stack
+from conftest import session_stack, started_stack
+from irkit.probes import prometheus
+from irkit.result import Status
 from irkit.sandbox.process import free_port
 from irkit.sandbox.stack import BROKER_DB, CACHE_DB, Stack
-from irkit.targets import CeleryTarget, PostgresTarget, RedisTarget
-
-ROOT = Path(__file__).resolve().parent.parent
+from irkit.targets import CeleryTarget, HttpTarget, PostgresTarget, RedisTarget
+from tests.helpers import Receiver
 
 
 @pytest.fixture(scope="session")
 def stack() -> Stack:
     return session_stack()
+
+
+# Workers of one `pytest -n` run share this machine; what one test does to the host (its CPU, its
+# memory) is seen by every other test's host checks. A test marked `host_wide` runs alone.
+
+
+@contextlib.contextmanager
+def host_turn(folder: Path, exclusive: bool) -> Iterator[None]:
+    """A readers-writer lock between the workers: a `host_wide` test waits until the tests running
+    on the other workers have ended, and no other test starts until it has ended (the gate keeps
+    a steady stream of ordinary tests from starving it)."""
+    # In the run's own temporary folder, which pytest removes with its old runs.
+    gate_path, turn_path = folder / "host.gate", folder / "host.turn"
+    with open(gate_path, "a") as gate, open(turn_path, "a") as turn:
+        fcntl.flock(gate, fcntl.LOCK_EX)
+        if exclusive:
+            fcntl.flock(turn, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(turn, fcntl.LOCK_UN)
+                fcntl.flock(gate, fcntl.LOCK_UN)
+        else:
+            fcntl.flock(turn, fcntl.LOCK_SH)
+            fcntl.flock(gate, fcntl.LOCK_UN)
+            try:
+                yield
+            finally:
+                fcntl.flock(turn, fcntl.LOCK_UN)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[object]:
+    """Around the whole test, its fixtures' setup and teardown included (a stack started for it,
+    a drill, a hog spinning up)."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return (yield)
+    # The workers' temporary folders (popen-gw0, ...) share their parent.
+    shared = item.config._tmp_path_factory.getbasetemp().parent  # type: ignore[attr-defined]
+    with host_turn(shared, item.get_closest_marker("host_wide") is not None):
+        return (yield)
+
+
+# How far the test stack's drill history had been read when Prometheus was last seen quiet.
+_drills_seen = 0
+# HighErrorRate looks back 30 s, and `for:` adds 5 s; Prometheus takes a few scrapes more.
+QUIET_WITHIN_S = 90
+
+
+@pytest.fixture(autouse=True)
+def _quiet_after_drills(request: pytest.FixtureRequest) -> None:
+    """A drill's fault ends with `drills.stop`, but Prometheus counts it until it leaves its rate
+    windows: the errors of a failing health check or an error spike, the alerts they fire. Before
+    the first test after a drill (on this worker's stack, in any test), wait until Prometheus shows
+    nothing of it: no alert firing or pending, no 5xx within the notebooks' 15 s window. The drill
+    tests themselves do not wait: each checks its own probe, which does not depend on it."""
+    global _drills_seen
+    stack = started_stack()
+    if stack is None or "drill_stack" in request.fixturenames:
+        return
+    history = stack.base / "drills" / "history.jsonl"
+    size = history.stat().st_size if history.exists() else 0
+    if size == _drills_seen:
+        return
+    target = HttpTarget(base_url=stack.prometheus.url)
+    deadline = time.monotonic() + QUIET_WITHIN_S
+    while time.monotonic() < deadline:
+        alerts = prometheus.alerts(target)
+        if (
+            alerts.status is Status.OK
+            and not alerts.evidence.get("pending")
+            and prometheus.error_rate(target, window="15s").status is Status.OK
+        ):
+            break
+        time.sleep(0.5)
+    # Past the deadline the test runs anyway: what still shows is for its assertions to name.
+    _drills_seen = size
 
 
 @pytest.fixture
@@ -151,6 +230,32 @@ def hanging_port() -> Iterator[int]:
 
 
 @pytest.fixture
+def silent_server() -> Iterator[tuple[int, threading.Event]]:
+    """A listener that accepts and never answers, and says when a client has connected: a probe
+    is then waiting in the middle of its cell."""
+    server = socket.create_server(("127.0.0.1", 0))
+    connected = threading.Event()
+    accepted: list[socket.socket] = []
+
+    def accept() -> None:
+        while True:
+            try:
+                accepted.append(server.accept()[0])
+            except OSError:
+                return
+            connected.set()
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield server.getsockname()[1], connected
+    server.shutdown(socket.SHUT_RDWR)
+    server.close()
+    thread.join()
+    for conn in accepted:
+        conn.close()
+
+
+@pytest.fixture
 def stalling_postgres(stack: Stack) -> Iterator[int]:
     """A port that lets a client connect to the real PostgreSQL and then swallows everything it
     sends: a server that completed the handshake and then hung."""
@@ -217,14 +322,10 @@ def closed_port() -> int:
     return free_port()
 
 
-@contextlib.contextmanager
-def serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
-    """A real HTTP server on loopback answering with `handler`, for as long as the block runs:
-    its base URL."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A loopback server that records what is posted to it (a Slack or Statuspage stand-in)."""
+    r = Receiver()
+    yield r
+    r.server.shutdown()
+    r.server.server_close()

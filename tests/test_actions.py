@@ -21,6 +21,7 @@ from irkit.incident.log import IncidentLog
 from irkit.probes.redis import session
 from irkit.sandbox.stack import BROKER_DB, Stack
 from irkit.targets import CeleryTarget, PostgresTarget, RedisTarget
+from tests.helpers import irkit, running_for, tls_endpoints, wait_for
 
 
 @contextlib.contextmanager
@@ -38,13 +39,6 @@ def pids_running(stack: Stack, needle: str) -> set[int]:
     return {int(r[0]) for r in rows}
 
 
-def wait_for(predicate: Any, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
-
-
 def log() -> IncidentLog:
     return IncidentLog("", "test")
 
@@ -54,8 +48,7 @@ def test_terminate_ends_the_old_statement_and_spares_the_others(
 ) -> None:
     old, young, idle = hold(3)
     hold.background(old, "SELECT pg_sleep(60) /* old */")
-    wait_for(lambda: pids_running(stack, "/* old */"))
-    time.sleep(1.2)
+    wait_for(lambda: running_for(stack, "/* old */") > 1.0, "the old statement is over 1 s")
     hold.background(young, "SELECT pg_sleep(60) /* young */")
     wait_for(lambda: pids_running(stack, "/* young */"))
     action = Backends(pg, older_than_s=1.0)
@@ -73,13 +66,12 @@ def test_terminate_ends_the_old_statement_and_spares_the_others(
 def test_without_allow_actions_nothing_changes(pg: PostgresTarget, stack: Stack, hold: Any) -> None:
     (conn,) = hold(1)
     hold.background(conn, "SELECT pg_sleep(60) /* dry */")
-    wait_for(lambda: pids_running(stack, "/* dry */"))
-    time.sleep(1.1)
+    wait_for(lambda: running_for(stack, "/* dry */") > 0.2, "the statement is over 0.2 s")
     record = log()
-    assert guard.guarded(record, Backends(pg, older_than_s=1.0)) is None
+    assert guard.guarded(record, Backends(pg, older_than_s=0.2)) is None
     assert pids_running(stack, "/* dry */")  # re-read from the server: still there
     outcome = guard.guarded(
-        record, Backends(pg, older_than_s=1.0), allow_actions=["postgres.terminate"]
+        record, Backends(pg, older_than_s=0.2), allow_actions=["postgres.terminate"]
     )
     assert outcome is not None
     assert not pids_running(stack, "/* dry */")
@@ -88,9 +80,8 @@ def test_without_allow_actions_nothing_changes(pg: PostgresTarget, stack: Stack,
 def test_a_backend_that_moved_on_is_left_alone(pg: PostgresTarget, stack: Stack, hold: Any) -> None:
     (conn,) = hold(1, autocommit=True)
     hold.background(conn, "SELECT pg_sleep(60) /* first */")
-    wait_for(lambda: pids_running(stack, "/* first */"))
-    time.sleep(1.1)
-    action = Backends(pg, older_than_s=1.0)
+    wait_for(lambda: running_for(stack, "/* first */") > 0.2, "the statement is over 0.2 s")
+    action = Backends(pg, older_than_s=0.2)
     plan = action.plan()
     assert len(plan.items) == 1
     conn.cancel()
@@ -295,13 +286,11 @@ def test_headless_db_notebook_acts_only_when_allowed_and_records_it(
     tmp_path: Path, stack: Stack, hold: Any
 ) -> None:
     from irkit.incident import load
-    from tests.test_cli import irkit
 
     (conn,) = hold(1)
     hold.background(conn, "SELECT pg_sleep(120) /* runaway report */")
-    wait_for(lambda: pids_running(stack, "/* runaway report */"))
-    time.sleep(1.2)
     assert irkit("incident", "open", "--title", "t", "--id", "A1", reports=tmp_path).returncode == 0
+    wait_for(lambda: running_for(stack, "/* runaway report */") > 1.0, "the report is over 1 s")
     kill = ["-p", "pg_kill_older_than_s=1"]
     dry = irkit("run", "db", "--incident", "A1", *kill, reports=tmp_path)
     assert dry.returncode < 3, dry.stdout + dry.stderr
@@ -380,10 +369,8 @@ SANDBOX_COMMANDS = [
 ]
 
 
-@pytest.mark.slow
 def test_the_practice_stacks_own_commands_mend_its_drills(stack: Stack, pg: PostgresTarget) -> None:
     """Incident 1 and Incident 3 on the practice stack, mended by its deployment commands."""
-    from conftest import tls_endpoints
     from irkit import drills
     from irkit.actions.deployment import Named
     from irkit.probes import postgres, tls
@@ -439,7 +426,6 @@ def test_headless_redis_celery_and_disk_notebooks_change_nothing_unless_allowed(
     from celery import Celery
 
     from irkit.actions.celery import Purge
-    from tests.test_cli import irkit
 
     queue = "irkit-test-headless"
     app = Celery("t", broker=broker.broker_url, set_as_current=False)

@@ -10,8 +10,6 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
-
 from irkit import Section
 from irkit.probes import celery, deploy, diagnostics, logs
 from irkit.result import Status
@@ -165,7 +163,6 @@ def test_an_unconfigured_source_is_said_not_judged() -> None:
     assert section.results == []  # nothing judged, so nothing counts in the verdict
 
 
-@pytest.mark.slow
 def test_a_runaway_task_on_the_real_worker(stack: Stack, broker: CeleryTarget) -> None:
     from celery import Celery
 

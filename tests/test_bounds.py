@@ -20,19 +20,7 @@ from irkit.actions import celery, deployment, disk, postgres, redis
 from irkit.errors import IrkitError, ParameterError
 from irkit.section import Section
 from irkit.targets import CeleryTarget, PostgresTarget, RedisTarget
-from tests.conftest import ROOT
-
-
-def irkit(*args: str, reports: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "irkit", *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env={**os.environ, "IRKIT_REPORTS": str(reports)},
-        timeout=timeout,
-        check=False,
-    )
+from tests.helpers import ROOT, irkit
 
 
 def written(folder: Path) -> list[Path]:

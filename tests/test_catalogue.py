@@ -17,7 +17,7 @@ from irkit.health.checks import report_checks
 from irkit.probes.contract import Entry, probe
 from irkit.result import Status
 from irkit.section import Section
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 README = ROOT / "README.md"
 

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -15,25 +16,7 @@ import pytest
 from irkit import records
 from irkit.result import Status
 from irkit.sandbox.stack import Stack
-from tests.conftest import ROOT
-
-
-def irkit(
-    *args: str, reports: Path, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "irkit", *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env={**os.environ, "IRKIT_REPORTS": str(reports), **(env or {})},
-        timeout=120,
-        check=False,
-    )
-
-
-def files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.is_file())
+from tests.helpers import ROOT, files, irkit, wait_for
 
 
 def pg_args(stack: Stack) -> list[str]:
@@ -182,18 +165,19 @@ def test_impossible_values_are_refused_before_any_probe(
     assert files(tmp_path) == []
 
 
-def test_sigterm_keeps_the_record_so_far(tmp_path: Path, hanging_port: int) -> None:
+def test_sigterm_keeps_the_record_so_far(
+    tmp_path: Path, silent_server: tuple[int, threading.Event]
+) -> None:
+    port, connected = silent_server
     run = subprocess.Popen(
         [sys.executable, "-m", "irkit", "run", "db", "-p", "pg_host=127.0.0.1",
-         "-p", f"pg_port={hanging_port}", "-p", "pg_connect_timeout_s=20"],
+         "-p", f"pg_port={port}", "-p", "pg_connect_timeout_s=20"],
         cwd=ROOT, env={**os.environ, "IRKIT_REPORTS": str(tmp_path)},
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
-    deadline = time.monotonic() + 30
-    while not list(tmp_path.rglob("*.partial.ipynb")):  # the kernel is running the notebook
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
-    time.sleep(1)
+    # The kernel is running the notebook: its first check waits on the silent server.
+    wait_for(connected.is_set, "the connection check connected", timeout=60)
+    assert list(tmp_path.rglob("*.partial.ipynb"))
     run.terminate()
     _, err = run.communicate(timeout=30)
     assert run.returncode == 130

@@ -13,7 +13,7 @@ import pytest
 
 from irkit import generate
 from irkit.catalogue import cells, parameters
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 DECLARATIONS = ROOT / "irkit" / "catalogue" / "parameters.py"
 

@@ -125,15 +125,18 @@ def hog() -> Iterator[subprocess.Popen[bytes]]:
     code = (
         "b = bytearray(400 * 1024 * 1024)\n"
         "for i in range(0, len(b), 4096): b[i] = 1\n"
+        "print('held', flush=True)\n"
         "while True: pass"
     )
-    proc = subprocess.Popen([sys.executable, "-c", code])
-    time.sleep(1.0)
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    assert proc.stdout.readline() == "held\n"  # its memory is resident; it spins from now on
     yield proc
     proc.kill()
     proc.wait()
 
 
+@pytest.mark.host_wide  # the hog must be the busiest, the biggest process
 def test_memory_names_the_biggest_processes(hog: subprocess.Popen[bytes]) -> None:
     result = host.memory(HERE)
     assert result.status is grade_low(result.evidence["available_pct"], 10, 5)
@@ -141,6 +144,7 @@ def test_memory_names_the_biggest_processes(hog: subprocess.Popen[bytes]) -> Non
     assert host.memory(HERE, warn_pct=100, crit_pct=0).status is Status.WARN
 
 
+@pytest.mark.host_wide  # the hog must be the busiest, the biggest process
 def test_cpu_names_the_busiest_process(hog: subprocess.Popen[bytes]) -> None:
     result = host.cpu(HERE, interval_s=0.5, warn_pct=1, crit_pct=2)
     assert result.status is Status.CRIT

@@ -9,7 +9,7 @@ import yaml
 
 from irkit import probes
 from irkit.cli.parser import build as build_parser
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 README = (ROOT / "README.md").read_text()
 

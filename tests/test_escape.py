@@ -27,8 +27,7 @@ from irkit.health import charts, notice
 from irkit.incident import load, messages, postmortem, resolve, triage
 from irkit.result import Result, Status
 from irkit.sandbox.stack import Stack
-from tests.test_cli import irkit
-from tests.test_health import healthy, run_health, written
+from tests.helpers import health_reports, healthy, irkit, run_health
 
 SCRIPT = "<script>alert('xss-script')</script>"
 IMG = "<img src=x onerror=\"alert('xss-img')\">"
@@ -484,7 +483,7 @@ def test_a_hostile_health_report_is_inert_in_its_html_copy_and_its_notice(
     assert not re.search("[<>]", text)
     assert "&lt;script&gt;alert('xss-script')&lt;/script&gt;" in text  # the alert's name
     assert "• CRIT http.health: " in text
-    (report,) = written(tmp_path)
+    (report,) = health_reports(tmp_path)
     page = report.with_suffix(".html").read_text()
     assert live(page) == []
     shown = BeautifulSoup(page, "html.parser").get_text()

@@ -9,23 +9,28 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from irkit import records
 from irkit.health import checks, history, notice, retention
 from irkit.result import Result, Status
 from irkit.sandbox.stack import Stack
-from tests.conftest import ROOT
-from tests.test_cli import irkit
-from tests.test_incident import Receiver
-from tests.test_notebooks import targets
+from tests.helpers import (
+    ROOT,
+    Receiver,
+    health_reports,
+    healthy,
+    irkit,
+    params_file,
+    run_health,
+    wait_for,
+)
 
 # Everything on the network in the report, by probe.
 NETWORK = {"http.health", "http.smoke", "postgres.connect", "postgres.connections",
@@ -35,39 +40,17 @@ NETWORK = {"http.health", "http.smoke", "postgres.connect", "postgres.connection
 TIMEOUT_S = 2
 
 
-def params_file(folder: Path, values: dict[str, Any]) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"params-{len(list(folder.glob('params-*')))}.yaml"
-    path.write_text(yaml.safe_dump(values))
-    return path
-
-
-def healthy(stack: Stack) -> dict[str, Any]:
-    return {**targets(stack), "disk_paths": [str(stack.base)], "celery_expected_workers": 1}
-
-
-def run_health(
-    tmp_path: Path, values: dict[str, Any], *args: str, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    return irkit("health", "-f", str(params_file(tmp_path / "p", values)), *args,
-                 reports=tmp_path / "reports", env=env)  # fmt: skip
-
-
-def written(tmp_path: Path) -> list[Path]:
-    found = (tmp_path / "reports" / "health").glob("*-health*.ipynb")
-    return sorted(p for p in found if not p.name.startswith("."))
-
-
 def by_probe(record: records.Record) -> dict[str, Result]:
     return {r.probe: r for r in record.results}
 
 
+@pytest.mark.host_wide  # all OK includes host.cpu and host.memory
 def test_all_healthy_exits_0_with_every_section_ok_and_an_html_report(
     tmp_path: Path, stack: Stack
 ) -> None:
     done = run_health(tmp_path, healthy(stack))
     assert done.returncode == 0, done.stdout + done.stderr
-    (path,) = written(tmp_path)
+    (path,) = health_reports(tmp_path)
     record = records.read(path)
     assert record.complete, record.error
     probes = [r.probe for r in record.results]
@@ -84,9 +67,9 @@ def test_all_healthy_exits_0_with_every_section_ok_and_an_html_report(
     # A second run compares itself with the first.
     again = run_health(tmp_path, {**healthy(stack), "charts_always": True})
     assert again.returncode == 0
-    html = written(tmp_path)[-1].with_suffix(".html").read_text()
+    html = health_reports(tmp_path)[-1].with_suffix(".html").read_text()
     assert html.count('<img alt="chart"') == 3
-    summary = _summary(written(tmp_path)[-1])
+    summary = _summary(health_reports(tmp_path)[-1])
     assert summary["previous"]["report"] == path.name
     assert summary["changes"] == []
     assert summary["counts"] == {"OK": len(probes), "WARN": 0, "CRIT": 0, "UNKNOWN": 0}
@@ -112,7 +95,7 @@ def test_optional_sources_join_the_report_when_given(tmp_path: Path, stack: Stac
     values = {**healthy(stack), "log_files": [str(log)], "check_commands": commands}
     done = run_health(tmp_path, values, env={"IRKIT_SANDBOX_DIR": str(stack.base)})
     assert done.returncode == 2, done.stdout + done.stderr
-    record = records.read(written(tmp_path)[-1])
+    record = records.read(health_reports(tmp_path)[-1])
     results = {(r.probe, r.target.split(":")[0]): r for r in record.results}
     assert results[("logs.errors", str(log))].evidence["rows"][0]["type"] == "KeyError"
     assert results[("command.check", "check_deploy")].status is Status.OK
@@ -141,7 +124,7 @@ def test_every_target_unreachable_is_crit_and_bounded_by_one_timeout(
     elapsed = time.monotonic() - started
     for done, folder in ((refused, "refused"), (hung, "hung")):
         assert done.returncode == 2, done.stdout + done.stderr
-        (path,) = written(tmp_path / folder)
+        (path,) = health_reports(tmp_path / folder)
         record = records.read(path)
         assert record.complete, record.error
         network = [r for r in record.results if r.probe in NETWORK]
@@ -156,7 +139,9 @@ def test_every_target_unreachable_is_crit_and_bounded_by_one_timeout(
 
 
 def test_a_hung_check_is_cut_at_the_reports_deadline(tmp_path: Path) -> None:
-    values = {"check_commands": ["stuck: sleep 30"], "check_timeout_s": 60.0,
+    # This run's own: no other test's or process's `sleep 30` counts below.
+    marker = f"sleep 30.{os.getpid():07d}"
+    values = {"check_commands": [f"stuck: {marker}"], "check_timeout_s": 60.0,
               "health_deadline_s": 3.0, "pg_port": 1, "redis_url": "redis://127.0.0.1:1/1",
               "celery_broker_url": "redis://127.0.0.1:1/0", "web_url": "http://127.0.0.1:1",
               "prom_url": "http://127.0.0.1:1", "tls_endpoints": ["x.test:1@127.0.0.1"],
@@ -166,12 +151,12 @@ def test_a_hung_check_is_cut_at_the_reports_deadline(tmp_path: Path) -> None:
     assert time.monotonic() - started < 20
     assert done.returncode == 2
     stuck = next(
-        r for r in records.read(written(tmp_path)[0]).results if r.probe == "command.check"
+        r for r in records.read(health_reports(tmp_path)[0]).results if r.probe == "command.check"
     )
     assert stuck.status is Status.CRIT
     assert "no answer within the report's limit of 3 s" in stuck.summary
     # The command it had started does not outlive the report.
-    left = subprocess.run(["pgrep", "-f", "^sleep 30$"], capture_output=True, check=False)
+    left = subprocess.run(["pgrep", "-f", f"^{marker}$"], capture_output=True, check=False)
     assert left.stdout == b"", left.stdout
 
 
@@ -184,7 +169,7 @@ def test_two_runs_at_once_give_two_reports(tmp_path: Path, stack: Stack) -> None
     outputs = [r.communicate(timeout=120) for r in runs]
     said = "\n".join(f"run {i}: exit {r.returncode}\n{out}{err}" for i, (r, (out, err))
                      in enumerate(zip(runs, outputs, strict=True)))  # fmt: skip
-    found = written(tmp_path)
+    found = health_reports(tmp_path)
     assert len(found) == 2, said
     kept = [records.read(p) for p in found]
     assert all(r.complete for r in kept), said
@@ -199,10 +184,11 @@ def test_two_runs_at_once_give_two_reports(tmp_path: Path, stack: Stack) -> None
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["term", "kill"])
 def test_a_killed_run_leaves_a_readable_partial_report(
-    tmp_path: Path, hanging_port: int, sig: signal.Signals
+    tmp_path: Path, silent_server: tuple[int, threading.Event], sig: signal.Signals
 ) -> None:
-    values = {"web_url": f"http://127.0.0.1:{hanging_port}", "web_timeout_s": 30.0,
-              "prom_url": f"http://127.0.0.1:{hanging_port}", "prom_timeout_s": 30.0,
+    port, connected = silent_server
+    values = {"web_url": f"http://127.0.0.1:{port}", "web_timeout_s": 30.0,
+              "prom_url": f"http://127.0.0.1:{port}", "prom_timeout_s": 30.0,
               "health_deadline_s": 60.0, "disk_paths": [str(tmp_path)]}  # fmt: skip
     path = params_file(tmp_path / "p", values)
     env = {**os.environ, "IRKIT_REPORTS": str(tmp_path / "reports")}
@@ -217,14 +203,14 @@ def test_a_killed_run_leaves_a_readable_partial_report(
         for p in (folder.iterdir() if folder.exists() else [])
     ):
         time.sleep(0.2)
-    time.sleep(1.0)
+    wait_for(connected.is_set, "the web check connected", timeout=60)  # waiting mid-check
     if sig is signal.SIGKILL:
         os.killpg(run.pid, sig)  # the whole group: nothing gets to clean up
     else:
         run.send_signal(sig)
     _, err = run.communicate(timeout=60)
     if sig is signal.SIGKILL:
-        assert written(tmp_path) == []  # still hidden: the next run adopts it
+        assert health_reports(tmp_path) == []  # still hidden: the next run adopts it
         again = run_health(tmp_path, {"disk_paths": [str(tmp_path)], "pg_port": 1,
                                       "web_url": "http://127.0.0.1:1", "prom_url":
                                       "http://127.0.0.1:1", "redis_url": "redis://127.0.0.1:1/1",
@@ -232,7 +218,7 @@ def test_a_killed_run_leaves_a_readable_partial_report(
         assert "kept the record of a run that was killed" in again.stderr
     else:
         assert run.returncode == 130, err
-    partial = records.read(written(tmp_path)[0])
+    partial = records.read(health_reports(tmp_path)[0])
     assert not partial.corrupt
     assert not partial.complete
     assert partial.error  # why it is incomplete: stopped, or the interrupt it got
@@ -251,6 +237,7 @@ def _cells_done(path: Path) -> int:
     )
 
 
+@pytest.mark.host_wide  # all OK includes host.cpu and host.memory
 def test_notices_only_when_news_and_never_the_webhook_in_a_file(
     tmp_path: Path, stack: Stack, receiver: Receiver
 ) -> None:
@@ -282,7 +269,9 @@ def test_notices_only_when_news_and_never_the_webhook_in_a_file(
     quiet = run_health(tmp_path, down, env=env)
     assert quiet.returncode == 2
     assert len(receiver.requests) == 3
-    notes = json.dumps(json.loads(written(tmp_path)[-1].read_text())["cells"], ensure_ascii=False)
+    notes = json.dumps(
+        json.loads(health_reports(tmp_path)[-1].read_text())["cells"], ensure_ascii=False
+    )
     assert "A notice would be due (OK → CRIT), not posted: notify is off." in notes
     for path in (tmp_path / "reports").rglob("*"):
         if path.is_file():
@@ -362,14 +351,7 @@ def test_a_corrupt_earlier_report_is_passed_over(tmp_path: Path) -> None:
     done = run_health(tmp_path, values)
     assert done.returncode == 2, done.stderr
     assert (folder / "20200101T000000Z-health.ipynb").read_text() == "{not json"
-    assert _summary(written(tmp_path)[-1])["previous"] is None
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = Receiver()
-    yield r
-    r.server.shutdown()
+    assert _summary(health_reports(tmp_path)[-1])["previous"] is None
 
 
 # --- pure logic -----------------------------------------------------------------------------

@@ -9,10 +9,8 @@ import os
 import re
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +23,7 @@ from irkit.incident import load, messages, postmortem, schema, severity, sla, st
 from irkit.incident.log import JOURNAL, IncidentLog
 from irkit.result import EVENT_MIME, INCIDENT_MIME, Result, Status
 from irkit.sandbox.stack import Stack
-from tests.conftest import ROOT
-from tests.test_cli import files, irkit
+from tests.helpers import ROOT, Receiver, files, irkit
 
 # Short, as on the practice stack: an earlier drill's errors stay in the default five minutes.
 WINDOW = ["-p", "prom_window=15s"]
@@ -357,39 +354,6 @@ def test_postmortem_lists_what_is_missing_and_never_overwrites(tmp_path: Path) -
 # --- real runs -----------------------------------------------------------------------------
 
 
-class Receiver:
-    """A local HTTP server that records what is posted to it and answers with `status`."""
-
-    def __init__(self) -> None:
-        self.requests: list[dict[str, Any]] = []
-        self.status = 200
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                receiver.requests.append(
-                    {"path": self.path, "headers": dict(self.headers), "json": json.loads(body)}
-                )
-                self.send_response(receiver.status)
-                self.end_headers()
-                self.wfile.write(b"ok" if receiver.status < 300 else b"invalid_token")
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = Receiver()
-    yield r
-    r.server.shutdown()
-
-
 def test_posting_is_only_on_request_and_a_failure_is_recorded(
     tmp_path: Path, stack: Stack, receiver: Receiver
 ) -> None:
@@ -521,7 +485,7 @@ def test_the_runbooks_example_in_the_postmortem(tmp_path: Path, stack: Stack) ->
     ), monthly.stdout
 
 
-@pytest.mark.slow
+@pytest.mark.host_wide  # resolved needs no CRIT, host.cpu's included
 def test_a_whole_incident_on_the_practice_stack(tmp_path: Path, stack: Stack) -> None:
     """Drill → open → triage → db → (drill stopped) resolve → postmortem; every step recorded."""
     with drill(stack, "pool-exhaustion"):
@@ -645,6 +609,7 @@ def test_a_bad_webhook_is_reported_not_fatal(monkeypatch: pytest.MonkeyPatch) ->
     assert "hooks.example" not in delivery.detail
 
 
+@pytest.mark.host_wide  # resolved needs no CRIT, host.cpu's included
 def test_the_responders_severity_stays_and_resolve_keeps_a_closed_incident(
     tmp_path: Path, stack: Stack
 ) -> None:

@@ -20,8 +20,7 @@ import pytest
 from irkit.incident import load
 from irkit.sandbox.process import free_port
 from irkit.sandbox.stack import Stack
-from tests.conftest import ROOT
-from tests.test_cli import irkit
+from tests.helpers import ROOT, irkit
 
 LAB = ROOT / ".venv-lab" / "bin" / "jupyter"
 CHROMIUM = os.environ.get("IRKIT_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
@@ -113,7 +112,6 @@ def run_all(url: str, reports: Path) -> Iterator[Any]:
             browser.close()
 
 
-@pytest.mark.slow
 def test_the_severity_form_in_jupyterlab_lands_in_the_record(lab: tuple[str, Path]) -> None:
     from playwright.sync_api import expect
 
@@ -156,7 +154,6 @@ def test_the_severity_form_in_jupyterlab_lands_in_the_record(lab: tuple[str, Pat
     assert any(e["kind"] == "acknowledged" for e in incident.timeline)
 
 
-@pytest.mark.slow
 def test_an_action_acts_only_after_the_count_is_typed(lab: tuple[str, Path]) -> None:
     """The confirmation panel: a wrong count does nothing; the right one acts, and who confirmed
     it is in the incident's timeline."""

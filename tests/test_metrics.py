@@ -13,6 +13,7 @@ import pytest
 
 from irkit.incident.load import Incident
 from irkit.metrics import monthly, stats, table
+from tests.helpers import irkit
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 
@@ -132,8 +133,6 @@ def test_repeats_within_90_days_and_action_items() -> None:
 
 def test_report_monthly_on_real_records_and_bad_input(tmp_path: Path) -> None:
     import json
-
-    from tests.test_cli import irkit
 
     reports = tmp_path / "reports"
     for args in (

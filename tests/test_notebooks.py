@@ -5,18 +5,19 @@ from __future__ import annotations
 import ast
 import importlib
 import json
+import os
+import re
 from pathlib import Path
 from typing import Any
 
 import papermill
 import pytest
 
-from conftest import tls_endpoints
 from irkit import parameters, probes, records
 from irkit.health.checks import report_checks
 from irkit.result import RESULT_MIME, Status
-from irkit.sandbox.stack import BROKER_DB, CACHE_DB, Stack
-from tests.conftest import ROOT
+from irkit.sandbox.stack import Stack
+from tests.helpers import ROOT, run_notebook, targets
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 EXPECTED = {
@@ -137,38 +138,18 @@ def test_a_threshold_comes_from_the_parameter_the_catalogue_names(path: Path) ->
                 assert kw.value.id == entry.thresholds[kw.arg], (path.stem, fn, kw.arg)
 
 
-def run(path: Path, tmp_path: Path, **params: Any) -> records.Record:
-    out = tmp_path / f"{path.stem}.ipynb"
-    papermill.execute_notebook(
-        str(path), str(out), parameters=params, kernel_name="python3", progress_bar=False,
-        cwd=str(ROOT),
-    )  # fmt: skip
-    return records.read(out)
-
-
-def targets(stack: Stack) -> dict[str, Any]:
-    return {
-        "pg_host": stack.postgres.host,
-        "pg_port": stack.postgres.port,
-        "pg_user": "erp",
-        "pg_database": "himalytix",
-        "redis_url": stack.redis.url(CACHE_DB),
-        "celery_broker_url": stack.redis.url(BROKER_DB),
-        "web_url": stack.web.url,
-        "prom_url": stack.prometheus.url,
-        # Short, as on the practice stack: an earlier drill's errors leave a window this long.
-        "prom_window": "15s",
-        "tls_endpoints": tls_endpoints(stack),
-    }
-
-
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_each_notebook_runs_against_the_practice_servers(
     path: Path, tmp_path: Path, stack: Stack
 ) -> None:
+    """Each notebook as stored, run once: its targets are its defaults, which read the
+    environment the test stack set (PGHOST, IRKIT_REDIS_URL, ...), as a scheduler's would. Only
+    the Prometheus window is given, short (an earlier drill's errors would stay in five minutes).
+    Papermill's injection of every target parameter is what the drill and CLI tests exercise."""
+    assert os.environ["PGPORT"] == str(stack.postgres.port)  # the defaults point at this stack
     declared = parameters.declared_in_notebook(path)
-    params = {k: v for k, v in targets(stack).items() if k in declared}
-    record = run(path, tmp_path, **params)
+    params = {"prom_window": targets(stack)["prom_window"]} if "prom_window" in declared else {}
+    record = run_notebook(path, tmp_path, **params)
     assert record.complete, record.error
     expected = EXPECTED[path.stem] + (RECHECK if path.stem == "resolve" else [])
     if path.stem == "health":
@@ -178,6 +159,11 @@ def test_each_notebook_runs_against_the_practice_servers(
     assert [r.probe for r in record.results] == expected
     nb = json.loads(record.path.read_text())
     assert nb["metadata"]["papermill"]["parameters"] == params
+    # Every target the defaults resolved to is this stack's (not a server on a default port).
+    ours = {str(s.port) for s in (stack.postgres, stack.redis, stack.web, stack.web_tls)}
+    ours.add(str(stack.prometheus.port))
+    for r in record.results:
+        assert set(re.findall(r":(\d+)", r.target)) <= ours, (r.probe, r.target)
     # The disk notebook and resolve's re-check judge this machine, whatever it holds.
     judged = [r for r in record.results if not r.probe.startswith(("disk.", "host."))]
     assert {r.status for r in judged} <= {Status.OK}, [str(r) for r in judged]
@@ -199,7 +185,7 @@ def test_each_notebook_runs_against_the_practice_servers(
 
 def test_a_held_pool_shows_in_the_db_notebook(tmp_path: Path, stack: Stack, hold: Any) -> None:
     hold(14)
-    record = run(ROOT / "notebooks" / "db.ipynb", tmp_path, **{
+    record = run_notebook(ROOT / "notebooks" / "db.ipynb", tmp_path, **{
         k: v for k, v in targets(stack).items() if k.startswith("pg_")
     })  # fmt: skip
     pool = next(r for r in record.results if r.probe == "postgres.connections")
@@ -211,7 +197,7 @@ def test_a_held_pool_shows_in_the_db_notebook(tmp_path: Path, stack: Stack, hold
 
 
 def test_a_hung_database_does_not_hang_the_notebook(tmp_path: Path, hanging_port: int) -> None:
-    record = run(
+    record = run_notebook(
         ROOT / "notebooks" / "db.ipynb", tmp_path, pg_host="127.0.0.1", pg_port=hanging_port
     )
     statuses = {r.probe: r.status for r in record.results}
@@ -223,7 +209,7 @@ def test_a_hung_database_does_not_hang_the_notebook(tmp_path: Path, hanging_port
 
 def test_plain_papermill_with_an_unknown_parameter_stops_before_any_probe(tmp_path: Path) -> None:
     with pytest.raises(papermill.PapermillExecutionError, match="unknown parameter 'redis_urll'"):
-        run(ROOT / "notebooks" / "redis.ipynb", tmp_path, redis_urll="redis://x:1/0")
+        run_notebook(ROOT / "notebooks" / "redis.ipynb", tmp_path, redis_urll="redis://x:1/0")
     record = records.read(tmp_path / "redis.ipynb")
     assert not record.complete
     assert record.results == []

@@ -10,21 +10,14 @@ from typing import Any
 import psycopg
 import pytest
 
-from conftest import MAX_CONNECTIONS
 from irkit.probes import postgres
 from irkit.result import Status
 from irkit.sandbox.stack import Stack
 from irkit.targets import PostgresTarget
+from tests.helpers import MAX_CONNECTIONS, idle_for, running_for, wait_for
 
 # superuser_reserved_connections is 3 by default: the slots an ordinary role may use.
 USABLE = MAX_CONNECTIONS - 3
-
-
-def wait_for(predicate: Any, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.05)
 
 
 def test_connect_ok(pg: PostgresTarget) -> None:
@@ -93,7 +86,7 @@ def test_without_pg_monitor_hidden_sessions_are_said_not_guessed(
             admin.execute("DROP ROLE readonly_probe")
 
 
-def test_long_queries_ok_then_warn_then_crit(pg: PostgresTarget, hold: Any) -> None:
+def test_long_queries_ok_then_warn_then_crit(pg: PostgresTarget, stack: Stack, hold: Any) -> None:
     assert postgres.long_queries(pg).status is Status.OK
     (conn,) = hold(1, autocommit=True)
     hold.background(conn, "SELECT pg_sleep(30) /* report export */")
@@ -103,7 +96,7 @@ def test_long_queries_ok_then_warn_then_crit(pg: PostgresTarget, hold: Any) -> N
     row = warn.evidence["rows"][0]
     assert row["pid"] == conn.info.backend_pid
     assert "pg_sleep(30)" in row["query"]
-    time.sleep(1.2)
+    wait_for(lambda: running_for(stack, "/* report export */") > 1.0, "the export is over 1 s")
     crit = postgres.long_queries(pg, warn_s=0.5, crit_s=1)
     assert crit.status is Status.CRIT
     assert crit.evidence["over_crit"] == 1
@@ -125,11 +118,12 @@ def test_passwords_are_masked_in_query_text(query: str) -> None:
     assert "****" in masked
 
 
-def test_idle_in_transaction(pg: PostgresTarget, hold: Any) -> None:
+def test_idle_in_transaction(pg: PostgresTarget, stack: Stack, hold: Any) -> None:
     assert postgres.idle_in_transaction(pg).status is Status.OK
     (conn,) = hold(1)  # not autocommit: the SELECT opens a transaction left open
     conn.execute("SELECT 1")
-    time.sleep(1.1)
+    pid = conn.info.backend_pid
+    wait_for(lambda: idle_for(stack, pid) > 1.0, "the transaction is idle over 1 s")
     result = postgres.idle_in_transaction(pg, warn_s=0.5, crit_s=1)
     assert result.status is Status.CRIT
     assert result.evidence["rows"][0]["pid"] == conn.info.backend_pid
@@ -146,14 +140,17 @@ def locked_table(stack: Stack) -> Iterator[None]:
         c.execute("DROP TABLE IF EXISTS lock_demo")
 
 
-def test_blocking_shows_who_blocks_whom(locked_table: None, pg: PostgresTarget, hold: Any) -> None:
+def test_blocking_shows_who_blocks_whom(
+    locked_table: None, pg: PostgresTarget, stack: Stack, hold: Any
+) -> None:
     assert postgres.blocking(pg).status is Status.OK
     blocker, waiter = hold(2)
     blocker.execute("LOCK TABLE lock_demo IN ACCESS EXCLUSIVE MODE")  # transaction stays open
     waiter.autocommit = True
     hold.background(waiter, "SELECT count(*) FROM lock_demo")
     wait_for(lambda: postgres.blocking(pg).evidence["waiting"] == 1)
-    time.sleep(1.1)
+    # The lock wait starts a moment after the statement: a margin over the 0.5 s threshold.
+    wait_for(lambda: running_for(stack, "FROM lock_demo") > 0.6, "the wait is over 0.5 s")
     result = postgres.blocking(pg, warn_s=0.5, crit_s=60)
     assert result.status is Status.WARN
     assert result.evidence["blockers"] == [blocker.info.backend_pid]

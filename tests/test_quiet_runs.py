@@ -7,12 +7,10 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import nbformat
@@ -23,7 +21,7 @@ from nbformat.v4 import new_code_cell, new_notebook
 from irkit import records
 from irkit.result import Status
 from irkit.sandbox.stack import Stack
-from tests.conftest import ROOT
+from tests.helpers import ROOT, wait_for
 
 INTERRUPTED = "irkit: interrupted\n"
 # Documented in the README: Ctrl-C or SIGTERM keeps the record so far and exits 130.
@@ -55,13 +53,6 @@ def kernels_using(temp: Path) -> list[psutil.Process]:
     return found
 
 
-def wait_for(event: Callable[[], object], what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not event():
-        assert time.monotonic() < deadline, f"never happened: {what}"
-        time.sleep(0.02)
-
-
 def test_finished_runs_print_nothing_on_stderr(tmp_path: Path, stack: Stack) -> None:
     # About one run in three logged "KeyboardInterrupt caught in kernel." when it was busy: the
     # kernel was interrupted as it stopped (and, more rarely, its own shutdown wrote a zmq error).
@@ -78,32 +69,6 @@ def test_finished_runs_print_nothing_on_stderr(tmp_path: Path, stack: Stack) -> 
             assert list(temp.iterdir()) == []  # the kernel's files went with it
 
 
-@pytest.fixture
-def silent_server() -> Iterator[tuple[int, threading.Event]]:
-    """A listener that accepts and never answers, and says when a client has connected: a probe
-    is then waiting in the middle of its cell."""
-    server = socket.create_server(("127.0.0.1", 0))
-    connected = threading.Event()
-    accepted: list[socket.socket] = []
-
-    def accept() -> None:
-        while True:
-            try:
-                accepted.append(server.accept()[0])
-            except OSError:
-                return
-            connected.set()
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    yield server.getsockname()[1], connected
-    server.shutdown(socket.SHUT_RDWR)
-    server.close()
-    thread.join()
-    for conn in accepted:
-        conn.close()
-
-
 def stopped_cleanly(
     run: subprocess.Popen[str], temp: Path, sig: signal.Signals = signal.SIGTERM, times: int = 1
 ) -> str:
@@ -113,7 +78,7 @@ def stopped_cleanly(
     if times > 1:
         # A second Ctrl-C while the first one's stop is under way: the kernel is gone, the run
         # is cleaning up after it and writing the record.
-        wait_for(lambda: not any(k.is_running() for k in kernel), "the kernel stopped")
+        wait_for(lambda: not any(k.is_running() for k in kernel), "the kernel stopped", timeout=60)
         run.send_signal(sig)
     out, err = run.communicate(timeout=60)
     assert err == INTERRUPTED, err
@@ -140,7 +105,7 @@ def test_a_stop_mid_cell_prints_one_line(
     port, connected = silent_server
     url = f"redis_url=redis://127.0.0.1:{port}/1"
     run, temp = start(tmp_path, "run", "run", "redis", "-p", url, "-p", "redis_socket_timeout_s=30")
-    wait_for(connected.is_set, "the redis probe connected")
+    wait_for(connected.is_set, "the redis probe connected", timeout=60)
     stopped_cleanly(run, temp, sig, times)
     record = the_record(tmp_path / "reports-run")
     assert not record.complete
@@ -155,7 +120,7 @@ def test_sigterm_mid_health_report_prints_one_line(
     web = ["-p", f"web_url=http://127.0.0.1:{port}", "-p", "web_timeout_s=30"]
     disk = ["-p", f"disk_paths={[str(tmp_path)]}"]
     run, temp = start(tmp_path, "health", "health", *web, *disk)
-    wait_for(connected.is_set, "the web check connected")
+    wait_for(connected.is_set, "the web check connected", timeout=60)
     stopped_cleanly(run, temp)
     record = the_record(tmp_path / "reports-health")
     assert not record.complete
@@ -165,7 +130,7 @@ def test_sigterm_mid_health_report_prints_one_line(
 def test_sigterm_while_the_kernel_starts_leaves_no_kernel(tmp_path: Path, stack: Stack) -> None:
     run, temp = start(tmp_path, "start", "run", "redis")
     # The connection file is written just before the kernel is launched.
-    wait_for(lambda: list(temp.glob("*.json")), "the kernel's connection file")
+    wait_for(lambda: list(temp.glob("*.json")), "the kernel's connection file", timeout=60)
     stopped_cleanly(run, temp)
     record = the_record(tmp_path / "reports-start")
     assert not record.complete  # papermill would have marked every cell completed

@@ -24,8 +24,7 @@ from irkit.incident import load, postmortem, schema, store
 from irkit.incident.log import JOURNAL, _append_line
 from irkit.metrics import index, monthly
 from irkit.result import utc_now
-from tests.conftest import ROOT
-from tests.test_cli import irkit
+from tests.helpers import ROOT, irkit
 
 
 def everything(folder: Path) -> list[Path]:

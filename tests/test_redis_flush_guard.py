@@ -17,7 +17,7 @@ from celery import Celery
 from irkit.actions.redis import broker_keys
 from irkit.sandbox.stack import Stack
 from irkit.targets import RedisTarget
-from tests.test_cli import irkit
+from tests.helpers import irkit
 
 QUEUE_DB, BROKER_LIKE_DB = 6, 7  # dbs no other test uses
 QUEUE = "irkit-test-reports"  # a Celery queue the redis section was not told about

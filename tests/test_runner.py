@@ -12,7 +12,7 @@ from nbformat.v4 import new_code_cell, new_notebook
 
 from irkit import runner
 from irkit.result import Status
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 
 def notebook(tmp_path: Path, *sources: str) -> Path:

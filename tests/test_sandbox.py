@@ -20,7 +20,7 @@ from irkit.result import Status
 from irkit.sandbox.process import free_port
 from irkit.sandbox.stack import BROKER_DB, CACHE_DB, Stack, format_status
 from irkit.targets import CeleryTarget, PostgresTarget, RedisTarget
-from tests.test_cli import irkit
+from tests.helpers import free_ports, irkit
 
 
 @pytest.fixture
@@ -31,11 +31,6 @@ def fresh() -> Iterator[Stack]:
     yield stack
     stack.down()
     shutil.rmtree(base, ignore_errors=True)
-
-
-def free_ports() -> dict[str, int]:
-    names = ("postgres_port", "redis_port", "web_port", "tls_port", "prometheus_port")
-    return {name: free_port() for name in names}
 
 
 def states(stack: Stack) -> dict[str, str]:

@@ -14,9 +14,7 @@ import pytest
 from irkit import records
 from irkit.sandbox.stack import BROKER_DB, CACHE_DB, Stack
 from irkit.secrets import MASK, known_secrets, redact, redact_url
-from tests.conftest import serving
-from tests.test_cli import files, irkit
-from tests.test_sandbox import free_ports
+from tests.helpers import files, free_ports, irkit, serving
 
 # Characters that need escaping in a URL or a config file, so that a half-escaped password shows.
 PASSWORD = f"s3cret/%p@ss#?{secrets.token_hex(8)}"

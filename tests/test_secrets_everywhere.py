@@ -29,7 +29,7 @@ from irkit.sandbox.postgres import PostgresServer
 from irkit.sandbox.process import free_port
 from irkit.sandbox.redis import RedisServer
 from irkit.sandbox.stack import Stack
-from tests.test_cli import files, irkit
+from tests.helpers import files, irkit
 
 BROKER_USER = "broker"
 

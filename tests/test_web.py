@@ -13,7 +13,7 @@ from irkit.probes import http, prometheus, tls
 from irkit.result import Result, Status
 from irkit.sandbox.stack import Stack
 from irkit.targets import HttpTarget, TlsEndpoint, TlsTarget, parse_endpoint, tls_target
-from tests.conftest import serving
+from tests.helpers import serving
 
 TIMEOUT_S = 1.0
 
