@@ -91,9 +91,13 @@ def run_notebook(path: Path, folder: Path, **params: Any) -> records.Record:
     """Execute a section notebook with papermill into `folder`, and read its record."""
     out = folder / f"{path.stem}.ipynb"
     papermill.execute_notebook(
-        str(path), str(out), parameters=params, kernel_name="python3", progress_bar=False,
+        str(path),
+        str(out),
+        parameters=params,
+        kernel_name="python3",
+        progress_bar=False,
         cwd=str(ROOT),
-    )  # fmt: skip
+    )
     return records.read(out)
 
 
@@ -138,8 +142,14 @@ def healthy(stack: Stack) -> dict[str, Any]:
 def run_health(
     tmp_path: Path, values: dict[str, Any], *args: str, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    return irkit("health", "-f", str(params_file(tmp_path / "p", values)), *args,
-                 reports=tmp_path / "reports", env=env)  # fmt: skip
+    return irkit(
+        "health",
+        "-f",
+        str(params_file(tmp_path / "p", values)),
+        *args,
+        reports=tmp_path / "reports",
+        env=env,
+    )
 
 
 def health_reports(tmp_path: Path) -> list[Path]:

@@ -113,9 +113,12 @@ def test_refusals_own_sessions_background_workers_and_superusers(
     pg: PostgresTarget, stack: Stack, hold: Any
 ) -> None:
     with psycopg.connect(**stack.postgres.conninfo(dbname="himalytix")) as admin:
-        workers = [r[0] for r in admin.execute(
-            "SELECT pid FROM pg_stat_activity WHERE backend_type <> 'client backend'"
-        ).fetchall()]  # fmt: skip
+        workers = [
+            r[0]
+            for r in admin.execute(
+                "SELECT pid FROM pg_stat_activity WHERE backend_type <> 'client backend'"
+            ).fetchall()
+        ]
         superuser_pid = admin.info.backend_pid
         (own,) = hold(1, application_name="irkit-other-check")
         plan = Backends(pg, pids=[*workers[:2], superuser_pid, own.info.backend_pid]).plan()
@@ -219,8 +222,9 @@ def test_pool_grow_changes_a_real_workers_pool(broker: CeleryTarget) -> None:
     assert before, "the practice worker answers"
     worker, size = next(iter(before.items()))
     try:
-        outcome = guard.guarded(log(), Pool(broker, 1, [worker]),
-                                allow_actions=["celery.pool_grow"])  # fmt: skip
+        outcome = guard.guarded(
+            log(), Pool(broker, 1, [worker]), allow_actions=["celery.pool_grow"]
+        )
         assert outcome is not None
         assert outcome.done == ((f"{worker}: pool {size} → {size + 1}", f"pool is now {size + 1}"),)
         assert pool_sizes(broker)[worker] == size + 1
@@ -295,14 +299,29 @@ def test_headless_db_notebook_acts_only_when_allowed_and_records_it(
     dry = irkit("run", "db", "--incident", "A1", *kill, reports=tmp_path)
     assert dry.returncode < 3, dry.stdout + dry.stderr
     assert pids_running(stack, "/* runaway report */")  # re-read: nothing changed
-    allowed = irkit("run", "db", "--incident", "A1", *kill, "-p", "confirmed_by=jane",
-                    "-p", 'allow_actions=["postgres.terminate"]', reports=tmp_path)  # fmt: skip
+    allowed = irkit(
+        "run",
+        "db",
+        "--incident",
+        "A1",
+        *kill,
+        "-p",
+        "confirmed_by=jane",
+        "-p",
+        'allow_actions=["postgres.terminate"]',
+        reports=tmp_path,
+    )
     assert allowed.returncode < 3, allowed.stdout + allowed.stderr
     assert not pids_running(stack, "/* runaway report */")
     timeline = load.load_folder(tmp_path / "incidents" / "A1").timeline
     kinds = [e["kind"] for e in timeline if "postgres.terminate" in e["text"]]
-    assert kinds == ["action-plan", "action-dry-run", "action-plan", "action-confirmed",
-                     "action-result"]  # fmt: skip
+    assert kinds == [
+        "action-plan",
+        "action-dry-run",
+        "action-plan",
+        "action-confirmed",
+        "action-result",
+    ]
     confirmed = next(e for e in timeline if e["kind"] == "action-confirmed")
     assert "confirmed by jane (allow_actions)" in confirmed["text"]
     result = next(e for e in timeline if e["kind"] == "action-result")
@@ -324,7 +343,8 @@ def test_commands_are_parsed_and_an_unconfigured_one_says_how() -> None:
     from irkit.programs import parse_named as parse
 
     assert parse(["restart_web: docker compose restart web"]) == {
-        "restart_web": ["docker", "compose", "restart", "web"]}  # fmt: skip
+        "restart_web": ["docker", "compose", "restart", "web"]
+    }
     for bad in ("restart web", "Restart: x", "x:", "q: echo 'unclosed"):
         with pytest.raises(ConfigError):
             parse([bad])
@@ -396,9 +416,13 @@ def test_the_practice_stacks_own_commands_mend_its_drills(stack: Stack, pg: Post
         assert tls.expiry(certificates).status is Status.OK
     finally:
         drills.stop(stack, "cert-expiry")
-    inspect = Named("inspect_active", [
-        f"inspect_active: celery -A irkit.sandbox.tasks -b {stack.redis.url(BROKER_DB)} "
-        "inspect active"])  # fmt: skip
+    inspect = Named(
+        "inspect_active",
+        [
+            f"inspect_active: celery -A irkit.sandbox.tasks -b {stack.redis.url(BROKER_DB)} "
+            "inspect active"
+        ],
+    )
     outcome = inspect.act(inspect.plan())
     assert "irkit-sandbox@localhost" in outcome.done[0][1]
     # Scale the workers the practice way: the real `celery control pool_grow`.
@@ -406,9 +430,13 @@ def test_the_practice_stacks_own_commands_mend_its_drills(stack: Stack, pg: Post
 
     broker = CeleryTarget(broker_url=stack.redis.url(BROKER_DB))
     size = pool_sizes(broker)["irkit-sandbox@localhost"]
-    grow = Named("scale_workers", [
-        f"scale_workers: celery -A irkit.sandbox.tasks -b {stack.redis.url(BROKER_DB)} "
-        "control pool_grow 1"])  # fmt: skip
+    grow = Named(
+        "scale_workers",
+        [
+            f"scale_workers: celery -A irkit.sandbox.tasks -b {stack.redis.url(BROKER_DB)} "
+            "control pool_grow 1"
+        ],
+    )
     assert acted(grow.act(grow.plan()))
     wait_for(lambda: pool_sizes(broker)["irkit-sandbox@localhost"] == size + 1)
     shrink = Pool(broker, -1)
@@ -462,8 +490,9 @@ def test_headless_redis_celery_and_disk_notebooks_change_nothing_unless_allowed(
         assert "Dry run: nothing was changed" in (done.stdout + done.stderr) or done.returncode < 3
     assert state() == before  # re-read from the servers and the disk: nothing changed
     for section, args in runs.items():
-        done = irkit("run", section, *args, "-p", f'allow_actions=["{allow[section]}"]',
-                     reports=reports)  # fmt: skip
+        done = irkit(
+            "run", section, *args, "-p", f'allow_actions=["{allow[section]}"]', reports=reports
+        )
         assert done.returncode < 3, done.stdout + done.stderr
     assert state() == (0, 0, False)
 

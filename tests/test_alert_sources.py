@@ -109,9 +109,15 @@ def test_unreadable_or_undated_logs_are_unknown_not_ok(tmp_path: Path) -> None:
 
 def git(repo: Path, *args: str, days_ago: float = 0) -> None:
     when = (datetime.now(UTC) - timedelta(days=days_ago)).strftime("%Y-%m-%dT%H:%M:%S+0000")
-    env = {**os.environ, "GIT_AUTHOR_DATE": when, "GIT_COMMITTER_DATE": when,
-           "GIT_AUTHOR_NAME": "Dev", "GIT_AUTHOR_EMAIL": "dev@example.com",
-           "GIT_COMMITTER_NAME": "Dev", "GIT_COMMITTER_EMAIL": "dev@example.com"}  # fmt: skip
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_DATE": when,
+        "GIT_COMMITTER_DATE": when,
+        "GIT_AUTHOR_NAME": "Dev",
+        "GIT_AUTHOR_EMAIL": "dev@example.com",
+        "GIT_COMMITTER_NAME": "Dev",
+        "GIT_COMMITTER_EMAIL": "dev@example.com",
+    }
     subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, env=env)
 
 
@@ -152,8 +158,10 @@ def test_a_diagnostic_command_is_judged_by_its_exit_code() -> None:
 
 def test_an_unconfigured_source_is_said_not_judged() -> None:
     params = {"log_files": [], "log_command": "", "deploy_repo": "", "check_commands": []}
-    namespace = {"__annotations__": {k: type(v) if v != [] else "list[str]"
-                                     for k, v in params.items()}, **params}  # fmt: skip
+    namespace = {
+        "__annotations__": {k: type(v) if v != [] else "list[str]" for k, v in params.items()},
+        **params,
+    }
     section = Section("alerts", namespace)
     shown = section.check(logs.errors, section.logs)
     assert "not configured: give log_files" in shown.summary

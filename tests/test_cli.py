@@ -20,18 +20,31 @@ from tests.helpers import ROOT, files, irkit, wait_for
 
 
 def pg_args(stack: Stack) -> list[str]:
-    return ["-p", f"pg_host={stack.postgres.host}", "-p", f"pg_port={stack.postgres.port}",
-            "-p", "pg_user=erp", "-p", "pg_database=himalytix"]  # fmt: skip
+    return [
+        "-p",
+        f"pg_host={stack.postgres.host}",
+        "-p",
+        f"pg_port={stack.postgres.port}",
+        "-p",
+        "pg_user=erp",
+        "-p",
+        "pg_database=himalytix",
+    ]
 
 
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["run", "dbx"], "unknown section 'dbx'; the sections are: alerts, celery, db, disk, "
-                            "health, metrics, postmortem, redis, resolve, triage"),
+        (
+            ["run", "dbx"],
+            "unknown section 'dbx'; the sections are: alerts, celery, db, disk, "
+            "health, metrics, postmortem, redis, resolve, triage",
+        ),
         (["run", "../notebooks/db"], "unknown section '../notebooks/db'"),
-        (["run", "db", "-p", "pg_hots=x"], "unknown parameter 'pg_hots' (section db has none); "
-                                            "did you mean 'pg_host'?"),
+        (
+            ["run", "db", "-p", "pg_hots=x"],
+            "unknown parameter 'pg_hots' (section db has none); did you mean 'pg_host'?",
+        ),
         (["run", "db", "-p", "pg_port=abc"], "parameter pg_port must be an integer, got 'abc'"),
         (["run", "db", "-p", "pg_port"], "-p expects name=value"),
         (["run", "db", "-f", "bad.yaml"], "is not valid YAML at line 2, column 1"),
@@ -39,15 +52,19 @@ def pg_args(stack: Stack) -> list[str]:
         (["run", "db", "-f", "unknown.yaml"], "unknown parameter 'pg_prot' in"),
         (["run", "db", "-f", "missing.yaml"], "missing.yaml does not exist"),
         (["run", "redis", "-p", "redis_url=redis://:topsecret@h:1/0"], "contains a password"),
-        (["run", "alerts", "-p", "web_url=https://ops:topsecret@erp.example.com"],
-         "the web and Prometheus checks take no credentials"),
+        (
+            ["run", "alerts", "-p", "web_url=https://ops:topsecret@erp.example.com"],
+            "the web and Prometheus checks take no credentials",
+        ),
         (["run", "alerts", "-p", "prom_url=ftp://prom:9090"], "unknown scheme 'ftp'"),
-        (["run", "alerts", "-p", 'tls_endpoints=["https://erp.example.com"]'],
-         "is not name[:port][@address]"),
+        (
+            ["run", "alerts", "-p", 'tls_endpoints=["https://erp.example.com"]'],
+            "is not name[:port][@address]",
+        ),
         (["run"], "the following arguments are required: section"),
         (["launch"], "invalid choice: 'launch'"),
     ],
-)  # fmt: skip
+)
 def test_user_errors(tmp_path: Path, args: list[str], message: str) -> None:
     (tmp_path / "bad.yaml").write_text("pg_port: [1\n")
     (tmp_path / "typed.yaml").write_text("pg_port: x\n")
@@ -93,8 +110,9 @@ def test_a_held_pool_is_the_exit_code(tmp_path: Path, stack: Stack, hold: Any) -
 
 def test_a_hung_target_never_hangs_a_run(tmp_path: Path, hanging_port: int) -> None:
     started = time.monotonic()
-    done = irkit("run", "db", "-p", "pg_host=127.0.0.1", "-p", f"pg_port={hanging_port}",
-                 reports=tmp_path)  # fmt: skip
+    done = irkit(
+        "run", "db", "-p", "pg_host=127.0.0.1", "-p", f"pg_port={hanging_port}", reports=tmp_path
+    )
     assert time.monotonic() - started < 30
     assert done.returncode == 2
     assert "CRIT    postgres.connect" in done.stdout
@@ -145,17 +163,21 @@ def test_a_notebook_that_raised_is_kept_and_unknown(tmp_path: Path, stack: Stack
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["disk", "-p", "disk_warn_pct=95", "-p", "disk_crit_pct=90"],
-         "disk_warn_pct (95) is above disk_crit_pct (90)"),
-        (["disk", "-p", "host_memory_available_warn_pct=3"],
-         "host_memory_available_warn_pct (3) is below host_memory_available_crit_pct (5)"),
+        (
+            ["disk", "-p", "disk_warn_pct=95", "-p", "disk_crit_pct=90"],
+            "disk_warn_pct (95) is above disk_crit_pct (90)",
+        ),
+        (
+            ["disk", "-p", "host_memory_available_warn_pct=3"],
+            "host_memory_available_warn_pct (3) is below host_memory_available_crit_pct (5)",
+        ),
         (["db", "-p", "pg_statement_timeout_s=0"], "pg_statement_timeout_s must be a positive"),
         (["db", "-p", "pg_sslmode=requrie"], "pg_sslmode must be one of"),
         (["db", "-p", "pg_port=70000"], "pg_port must be a port number"),
         (["redis", "-p", "redis_url=http://cache:6379/0"], "unknown scheme 'http'"),
         (["celery", "-p", "celery_broker_url=redsi://q:1/0"], "unknown scheme 'redsi'"),
     ],
-)  # fmt: skip
+)
 def test_impossible_values_are_refused_before_any_probe(
     tmp_path: Path, args: list[str], message: str
 ) -> None:
@@ -170,11 +192,25 @@ def test_sigterm_keeps_the_record_so_far(
 ) -> None:
     port, connected = silent_server
     run = subprocess.Popen(
-        [sys.executable, "-m", "irkit", "run", "db", "-p", "pg_host=127.0.0.1",
-         "-p", f"pg_port={port}", "-p", "pg_connect_timeout_s=20"],
-        cwd=ROOT, env={**os.environ, "IRKIT_REPORTS": str(tmp_path)},
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "irkit",
+            "run",
+            "db",
+            "-p",
+            "pg_host=127.0.0.1",
+            "-p",
+            f"pg_port={port}",
+            "-p",
+            "pg_connect_timeout_s=20",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "IRKIT_REPORTS": str(tmp_path)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     # The kernel is running the notebook: its first check waits on the silent server.
     wait_for(connected.is_set, "the connection check connected", timeout=60)
     assert list(tmp_path.rglob("*.partial.ipynb"))

@@ -33,10 +33,24 @@ from tests.helpers import (
 )
 
 # Everything on the network in the report, by probe.
-NETWORK = {"http.health", "http.smoke", "postgres.connect", "postgres.connections",
-           "postgres.long_queries", "postgres.idle_in_transaction", "postgres.blocking",
-           "postgres.migrations", "redis.ping", "redis.memory", "redis.clients", "celery.queues",
-           "celery.workers", "tls.expiry", "prometheus.alerts", "prometheus.query"}  # fmt: skip
+NETWORK = {
+    "http.health",
+    "http.smoke",
+    "postgres.connect",
+    "postgres.connections",
+    "postgres.long_queries",
+    "postgres.idle_in_transaction",
+    "postgres.blocking",
+    "postgres.migrations",
+    "redis.ping",
+    "redis.memory",
+    "redis.clients",
+    "celery.queues",
+    "celery.workers",
+    "tls.expiry",
+    "prometheus.alerts",
+    "prometheus.query",
+}
 TIMEOUT_S = 2
 
 
@@ -88,10 +102,14 @@ def _summary(path: Path) -> dict[str, Any]:
 def test_optional_sources_join_the_report_when_given(tmp_path: Path, stack: Stack) -> None:
     log = tmp_path / "web.log"
     at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    log.write_text(f"{at} ERROR django.request boom\nTraceback (most recent call last):\n"
-                   '  File "x.py", line 1\nKeyError: \'tenant\'\n')  # fmt: skip
-    commands = ["check_deploy: irkit sandbox manage check --deploy",
-                "broken: sh -c 'echo cannot reach the cache; exit 1'"]  # fmt: skip
+    log.write_text(
+        f"{at} ERROR django.request boom\nTraceback (most recent call last):\n"
+        "  File \"x.py\", line 1\nKeyError: 'tenant'\n"
+    )
+    commands = [
+        "check_deploy: irkit sandbox manage check --deploy",
+        "broken: sh -c 'echo cannot reach the cache; exit 1'",
+    ]
     values = {**healthy(stack), "log_files": [str(log)], "check_commands": commands}
     done = run_health(tmp_path, values, env={"IRKIT_SANDBOX_DIR": str(stack.base)})
     assert done.returncode == 2, done.stdout + done.stderr
@@ -108,13 +126,22 @@ def test_every_target_unreachable_is_crit_and_bounded_by_one_timeout(
     tmp_path: Path, closed_port: int, hanging_port: int
 ) -> None:
     def everything_at(port: int) -> dict[str, Any]:
-        return {"pg_host": "127.0.0.1", "pg_port": port, "pg_connect_timeout_s": TIMEOUT_S,
-                "redis_url": f"redis://127.0.0.1:{port}/1", "redis_socket_timeout_s": TIMEOUT_S,
-                "celery_broker_url": f"redis://127.0.0.1:{port}/0",
-                "celery_socket_timeout_s": TIMEOUT_S, "web_url": f"http://127.0.0.1:{port}",
-                "web_timeout_s": TIMEOUT_S, "prom_url": f"http://127.0.0.1:{port}",
-                "prom_timeout_s": TIMEOUT_S, "tls_endpoints": [f"himalytix.test:{port}@127.0.0.1"],
-                "tls_timeout_s": TIMEOUT_S, "disk_paths": [str(tmp_path)]}  # fmt: skip
+        return {
+            "pg_host": "127.0.0.1",
+            "pg_port": port,
+            "pg_connect_timeout_s": TIMEOUT_S,
+            "redis_url": f"redis://127.0.0.1:{port}/1",
+            "redis_socket_timeout_s": TIMEOUT_S,
+            "celery_broker_url": f"redis://127.0.0.1:{port}/0",
+            "celery_socket_timeout_s": TIMEOUT_S,
+            "web_url": f"http://127.0.0.1:{port}",
+            "web_timeout_s": TIMEOUT_S,
+            "prom_url": f"http://127.0.0.1:{port}",
+            "prom_timeout_s": TIMEOUT_S,
+            "tls_endpoints": [f"himalytix.test:{port}@127.0.0.1"],
+            "tls_timeout_s": TIMEOUT_S,
+            "disk_paths": [str(tmp_path)],
+        }
 
     started = time.monotonic()
     refused = run_health(tmp_path / "refused", everything_at(closed_port))
@@ -141,11 +168,18 @@ def test_every_target_unreachable_is_crit_and_bounded_by_one_timeout(
 def test_a_hung_check_is_cut_at_the_reports_deadline(tmp_path: Path) -> None:
     # This run's own: no other test's or process's `sleep 30` counts below.
     marker = f"sleep 30.{os.getpid():07d}"
-    values = {"check_commands": [f"stuck: {marker}"], "check_timeout_s": 60.0,
-              "health_deadline_s": 3.0, "pg_port": 1, "redis_url": "redis://127.0.0.1:1/1",
-              "celery_broker_url": "redis://127.0.0.1:1/0", "web_url": "http://127.0.0.1:1",
-              "prom_url": "http://127.0.0.1:1", "tls_endpoints": ["x.test:1@127.0.0.1"],
-              "disk_paths": [str(tmp_path)]}  # fmt: skip
+    values = {
+        "check_commands": [f"stuck: {marker}"],
+        "check_timeout_s": 60.0,
+        "health_deadline_s": 3.0,
+        "pg_port": 1,
+        "redis_url": "redis://127.0.0.1:1/1",
+        "celery_broker_url": "redis://127.0.0.1:1/0",
+        "web_url": "http://127.0.0.1:1",
+        "prom_url": "http://127.0.0.1:1",
+        "tls_endpoints": ["x.test:1@127.0.0.1"],
+        "disk_paths": [str(tmp_path)],
+    }
     started = time.monotonic()
     done = run_health(tmp_path, values)
     assert time.monotonic() - started < 20
@@ -164,11 +198,17 @@ def test_two_runs_at_once_give_two_reports(tmp_path: Path, stack: Stack) -> None
     path = params_file(tmp_path / "p", healthy(stack))
     env = {**os.environ, "IRKIT_REPORTS": str(tmp_path / "reports")}
     command = [sys.executable, "-m", "irkit", "health", "-f", str(path)]
-    runs = [subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True) for _ in range(2)]  # fmt: skip
+    runs = [
+        subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
     outputs = [r.communicate(timeout=120) for r in runs]
-    said = "\n".join(f"run {i}: exit {r.returncode}\n{out}{err}" for i, (r, (out, err))
-                     in enumerate(zip(runs, outputs, strict=True)))  # fmt: skip
+    said = "\n".join(
+        f"run {i}: exit {r.returncode}\n{out}{err}"
+        for i, (r, (out, err)) in enumerate(zip(runs, outputs, strict=True))
+    )
     found = health_reports(tmp_path)
     assert len(found) == 2, said
     kept = [records.read(p) for p in found]
@@ -187,14 +227,25 @@ def test_a_killed_run_leaves_a_readable_partial_report(
     tmp_path: Path, silent_server: tuple[int, threading.Event], sig: signal.Signals
 ) -> None:
     port, connected = silent_server
-    values = {"web_url": f"http://127.0.0.1:{port}", "web_timeout_s": 30.0,
-              "prom_url": f"http://127.0.0.1:{port}", "prom_timeout_s": 30.0,
-              "health_deadline_s": 60.0, "disk_paths": [str(tmp_path)]}  # fmt: skip
+    values = {
+        "web_url": f"http://127.0.0.1:{port}",
+        "web_timeout_s": 30.0,
+        "prom_url": f"http://127.0.0.1:{port}",
+        "prom_timeout_s": 30.0,
+        "health_deadline_s": 60.0,
+        "disk_paths": [str(tmp_path)],
+    }
     path = params_file(tmp_path / "p", values)
     env = {**os.environ, "IRKIT_REPORTS": str(tmp_path / "reports")}
-    run = subprocess.Popen([sys.executable, "-m", "irkit", "health", "-f", str(path)], cwd=ROOT,
-                           env=env, start_new_session=True, stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, text=True)  # fmt: skip
+    run = subprocess.Popen(
+        [sys.executable, "-m", "irkit", "health", "-f", str(path)],
+        cwd=ROOT,
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     folder = tmp_path / "reports" / "health"
     deadline = time.monotonic() + 60
     # Mid-way: the kernel is running the checks (the report's first cells are saved).
@@ -211,10 +262,17 @@ def test_a_killed_run_leaves_a_readable_partial_report(
     _, err = run.communicate(timeout=60)
     if sig is signal.SIGKILL:
         assert health_reports(tmp_path) == []  # still hidden: the next run adopts it
-        again = run_health(tmp_path, {"disk_paths": [str(tmp_path)], "pg_port": 1,
-                                      "web_url": "http://127.0.0.1:1", "prom_url":
-                                      "http://127.0.0.1:1", "redis_url": "redis://127.0.0.1:1/1",
-                                      "celery_broker_url": "redis://127.0.0.1:1/0"})  # fmt: skip
+        again = run_health(
+            tmp_path,
+            {
+                "disk_paths": [str(tmp_path)],
+                "pg_port": 1,
+                "web_url": "http://127.0.0.1:1",
+                "prom_url": "http://127.0.0.1:1",
+                "redis_url": "redis://127.0.0.1:1/1",
+                "celery_broker_url": "redis://127.0.0.1:1/0",
+            },
+        )
         assert "kept the record of a run that was killed" in again.stderr
     else:
         assert run.returncode == 130, err
@@ -243,8 +301,12 @@ def test_notices_only_when_news_and_never_the_webhook_in_a_file(
 ) -> None:
     hook = f"{receiver.url}/services/T0/B0/healthsecret42"
     env = {"IRKIT_SLACK_WEBHOOK": hook}
-    down = {"pg_port": 1, "pg_host": "127.0.0.1", "disk_paths": [str(tmp_path)],
-            **{k: v for k, v in healthy(stack).items() if not k.startswith("pg_")}}  # fmt: skip
+    down = {
+        "pg_port": 1,
+        "pg_host": "127.0.0.1",
+        "disk_paths": [str(tmp_path)],
+        **{k: v for k, v in healthy(stack).items() if not k.startswith("pg_")},
+    }
 
     def run(values: dict[str, Any], *extra: str) -> subprocess.CompletedProcess[str]:
         return run_health(tmp_path, values, "--notify", *extra, env=env)
@@ -283,16 +345,27 @@ def test_keep_prunes_old_health_reports_and_nothing_else(tmp_path: Path) -> None
     folder.mkdir(parents=True)
     old = (datetime.now(UTC) - timedelta(days=40)).strftime("%Y%m%dT%H%M%SZ")
     recent = (datetime.now(UTC) - timedelta(days=3)).strftime("%Y%m%dT%H%M%SZ")
-    for name in (f"{old}-health.ipynb", f"{old}-health.html", f"{old}-health-2.ipynb",
-                 f"{recent}-health.ipynb", "notes.txt", f"{old}-health.ipynb.bak"):  # fmt: skip
+    for name in (
+        f"{old}-health.ipynb",
+        f"{old}-health.html",
+        f"{old}-health-2.ipynb",
+        f"{recent}-health.ipynb",
+        "notes.txt",
+        f"{old}-health.ipynb.bak",
+    ):
         (folder / name).write_text("{}")
     (folder / f"{old}-health-3.ipynb").symlink_to(folder / "notes.txt")
     incident = tmp_path / "reports" / "incidents" / f"{old}-db"
     incident.mkdir(parents=True)
     (incident / "01-triage.ipynb").write_text("{}")
-    values = {"pg_port": 1, "web_url": "http://127.0.0.1:1", "prom_url": "http://127.0.0.1:1",
-              "redis_url": "redis://127.0.0.1:1/1", "celery_broker_url": "redis://127.0.0.1:1/0",
-              "disk_paths": [str(tmp_path)]}  # fmt: skip
+    values = {
+        "pg_port": 1,
+        "web_url": "http://127.0.0.1:1",
+        "prom_url": "http://127.0.0.1:1",
+        "redis_url": "redis://127.0.0.1:1/1",
+        "celery_broker_url": "redis://127.0.0.1:1/0",
+        "disk_paths": [str(tmp_path)],
+    }
     done = run_health(tmp_path, values, "--keep", "30d")
     assert done.returncode == 2, done.stderr
     assert "pruned: 3 health report file(s) older than 30d" in done.stdout
@@ -301,8 +374,7 @@ def test_keep_prunes_old_health_reports_and_nothing_else(tmp_path: Path) -> None
     assert "notes.txt" in left
     assert f"{old}-health.ipynb.bak" in left
     assert f"{old}-health-3.ipynb" in left  # a symlink is never followed nor removed
-    assert not any(n.startswith(old) and n.endswith(("health.ipynb", "health.html"))
-                   for n in left)  # fmt: skip
+    assert not any(n.startswith(old) and n.endswith(("health.ipynb", "health.html")) for n in left)
     assert (incident / "01-triage.ipynb").exists()
 
 
@@ -345,9 +417,14 @@ def test_a_corrupt_earlier_report_is_passed_over(tmp_path: Path) -> None:
     folder = tmp_path / "reports" / "health"
     folder.mkdir(parents=True)
     (folder / "20200101T000000Z-health.ipynb").write_text("{not json")
-    values = {"pg_port": 1, "web_url": "http://127.0.0.1:1", "prom_url": "http://127.0.0.1:1",
-              "redis_url": "redis://127.0.0.1:1/1", "celery_broker_url": "redis://127.0.0.1:1/0",
-              "disk_paths": [str(tmp_path)]}  # fmt: skip
+    values = {
+        "pg_port": 1,
+        "web_url": "http://127.0.0.1:1",
+        "prom_url": "http://127.0.0.1:1",
+        "redis_url": "redis://127.0.0.1:1/1",
+        "celery_broker_url": "redis://127.0.0.1:1/0",
+        "disk_paths": [str(tmp_path)],
+    }
     done = run_health(tmp_path, values)
     assert done.returncode == 2, done.stderr
     assert (folder / "20200101T000000Z-health.ipynb").read_text() == "{not json"
@@ -382,7 +459,10 @@ def test_changes_since_the_previous_report() -> None:
     now = [r("a", Status.CRIT), r("b", Status.WARN), r("new", Status.OK)]
     changes = history.changes(now, before)
     assert [(c.probe, c.was, c.now) for c in changes] == [
-        ("a", "OK", "CRIT"), ("new", "—", "OK"), ("gone", "OK", "—")]  # fmt: skip
+        ("a", "OK", "CRIT"),
+        ("new", "—", "OK"),
+        ("gone", "OK", "—"),
+    ]
 
 
 def test_ages_for_keep() -> None:

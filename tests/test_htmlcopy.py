@@ -22,13 +22,18 @@ def report(path: Path) -> Path:
     nb = new_notebook(
         cells=[
             new_markdown_cell("## 2. PostgreSQL\n\nScenario 2 *Database Connection Pool*"),
-            new_code_cell("report.show('postgres')", outputs=[
-                new_output("display_data", data={"text/plain": "CRIT pool",
-                                                 "text/html": "<p><b>CRIT</b> pool</p>"}),
-            ]),
+            new_code_cell(
+                "report.show('postgres')",
+                outputs=[
+                    new_output(
+                        "display_data",
+                        data={"text/plain": "CRIT pool", "text/html": "<p><b>CRIT</b> pool</p>"},
+                    ),
+                ],
+            ),
         ],
         metadata={"kernelspec": {"name": "python3", "display_name": "Python 3"}},
-    )  # fmt: skip
+    )
     nbformat.write(nb, path)
     return path
 

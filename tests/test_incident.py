@@ -82,8 +82,19 @@ def test_cli_user_errors(tmp_path: Path) -> None:
 
 
 def test_open_prepares_the_triage_notebook(tmp_path: Path) -> None:
-    done = irkit("incident", "open", "--title", "Login returns 500", "--category", "application",
-                 "--responder", "jane", "--id", "INC-1", reports=tmp_path)  # fmt: skip
+    done = irkit(
+        "incident",
+        "open",
+        "--title",
+        "Login returns 500",
+        "--category",
+        "application",
+        "--responder",
+        "jane",
+        "--id",
+        "INC-1",
+        reports=tmp_path,
+    )
     assert done.returncode == 0, done.stderr
     folder = tmp_path / "incidents" / "INC-1"
     nb = nbformat.read(folder / "01-triage.ipynb", as_version=4)
@@ -137,22 +148,33 @@ def test_merge_later_overrides_events_sorted_corrupt_skipped_failed_incomplete(
 ) -> None:
     folder = tmp_path / "INC-2"
     folder.mkdir()
-    executed(folder / "01-triage.ipynb", [
-        {INCIDENT_MIME: {"title": "t", "severity": "P1", "status": "investigating"}},
-        event("2026-11-02T10:05:00Z", "second"),
-    ], start="2026-11-02T10:00:00Z")  # fmt: skip
+    executed(
+        folder / "01-triage.ipynb",
+        [
+            {INCIDENT_MIME: {"title": "t", "severity": "P1", "status": "investigating"}},
+            event("2026-11-02T10:05:00Z", "second"),
+        ],
+        start="2026-11-02T10:00:00Z",
+    )
     (folder / "02-db.ipynb").write_text("{ not json")
-    executed(folder / "03-resolve.ipynb", [
-        {INCIDENT_MIME: {"severity": "P0"}},
-        event("2026-11-02T10:01:00Z", "first"),
-        event("2026-11-02T10:05:00Z", "second"),  # the same event twice (journal and notebook)
-    ], start="2026-11-02T11:00:00Z", error=True)  # fmt: skip
+    executed(
+        folder / "03-resolve.ipynb",
+        [
+            {INCIDENT_MIME: {"severity": "P0"}},
+            event("2026-11-02T10:01:00Z", "first"),
+            event("2026-11-02T10:05:00Z", "second"),  # the same event twice (journal and notebook)
+        ],
+        start="2026-11-02T11:00:00Z",
+        error=True,
+    )
     (folder / ".resolve.123.partial.ipynb").write_text("{}")  # a run still going: not read
     (folder / JOURNAL).write_text(
-        json.dumps({"at": "2026-11-02T10:30:00Z", "incident": {"severity": "P2"}}) + "\n"
+        json.dumps({"at": "2026-11-02T10:30:00Z", "incident": {"severity": "P2"}})
+        + "\n"
         + "garbage\n"
-        + json.dumps({"at": "2026-11-02T12:00:00Z", "incident": {"status": "resolved"}}) + "\n"
-    )  # fmt: skip
+        + json.dumps({"at": "2026-11-02T12:00:00Z", "incident": {"status": "resolved"}})
+        + "\n"
+    )
     incident = load.load_folder(folder)
     # 01 at 10:00 sets P1, the journal at 10:30 P2, 03 at 11:00 P0; status from the journal, 12:00.
     assert incident.fields["severity"] == "P0"
@@ -170,9 +192,12 @@ def test_merge_later_overrides_events_sorted_corrupt_skipped_failed_incomplete(
     assert shown.returncode == 3
     with_root = subprocess.run(
         [sys.executable, "-m", "irkit", "incident", "list"],
-        capture_output=True, text=True, cwd=ROOT, check=False,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
         env={**os.environ, "IRKIT_REPORTS": str(tmp_path.parent / "x")},
-    )  # fmt: skip
+    )
     assert with_root.returncode == 0
     assert "no incidents yet" in with_root.stdout
 
@@ -199,8 +224,10 @@ def result(probe: str, status: Status, **evidence: Any) -> Result:
 
 
 def smoke(**paths: bool) -> Result:
-    rows = [{"path": p.replace("_", "/"), "ok": ok, "status_code": 200 if ok else 500}
-            for p, ok in paths.items()]  # fmt: skip
+    rows = [
+        {"path": p.replace("_", "/"), "ok": ok, "status_code": 200 if ok else 500}
+        for p, ok in paths.items()
+    ]
     status = Status.OK if all(paths.values()) else Status.CRIT
     return result("http.smoke", status, requests=rows)
 
@@ -211,34 +238,81 @@ LOGIN, CORE = "_accounts_login_", "_api_v1_journal_"
 @pytest.mark.parametrize(
     ("results", "answers", "override", "expected", "reason"),
     [
-        ([result("http.health", Status.CRIT, reachable=False)], {}, "", "P0",
-         "Is the service down completely? yes"),
-        ([result("http.health", Status.OK), smoke(**{LOGIN: False, CORE: True})], {}, "", "P0",
-         "Can users log in? no"),
-        ([result("http.health", Status.OK), smoke(**{LOGIN: True, CORE: False})], {}, "", "P1",
-         "core features"),
-        ([result("http.health", Status.OK), smoke(**{LOGIN: True, CORE: True}),
-          result("prometheus.query", Status.CRIT)], {}, "", "P2", "no question decided"),
-        ([result("http.health", Status.OK), smoke(**{LOGIN: True, CORE: True})],
-         {"one_tenant_only": True}, "", "P2", "Is only one tenant affected? yes"),
-        ([result("http.health", Status.OK), smoke(**{LOGIN: True, CORE: True})],
-         {"one_tenant_only": False, "cosmetic_only": True}, "", "P3", "cosmetic issue? yes"),
+        (
+            [result("http.health", Status.CRIT, reachable=False)],
+            {},
+            "",
+            "P0",
+            "Is the service down completely? yes",
+        ),
+        (
+            [result("http.health", Status.OK), smoke(**{LOGIN: False, CORE: True})],
+            {},
+            "",
+            "P0",
+            "Can users log in? no",
+        ),
+        (
+            [result("http.health", Status.OK), smoke(**{LOGIN: True, CORE: False})],
+            {},
+            "",
+            "P1",
+            "core features",
+        ),
+        (
+            [
+                result("http.health", Status.OK),
+                smoke(**{LOGIN: True, CORE: True}),
+                result("prometheus.query", Status.CRIT),
+            ],
+            {},
+            "",
+            "P2",
+            "no question decided",
+        ),
+        (
+            [result("http.health", Status.OK), smoke(**{LOGIN: True, CORE: True})],
+            {"one_tenant_only": True},
+            "",
+            "P2",
+            "Is only one tenant affected? yes",
+        ),
+        (
+            [result("http.health", Status.OK), smoke(**{LOGIN: True, CORE: True})],
+            {"one_tenant_only": False, "cosmetic_only": True},
+            "",
+            "P3",
+            "cosmetic issue? yes",
+        ),
         # Not known whether users can log in: assume the worse until a human answers.
         ([result("http.health", Status.OK)], {}, "", "P0", "not yet known: Can users log in?"),
         # The responder overrides an inferred answer, and the whole list.
-        ([result("http.health", Status.CRIT, reachable=False)], {"service_down": False,
-          "users_can_login": True, "core_features_work": True}, "", "P2", "no question"),
-        ([result("http.health", Status.CRIT, reachable=False)], {}, "P3", "P3",
-         "set by the responder"),
+        (
+            [result("http.health", Status.CRIT, reachable=False)],
+            {"service_down": False, "users_can_login": True, "core_features_work": True},
+            "",
+            "P2",
+            "no question",
+        ),
+        (
+            [result("http.health", Status.CRIT, reachable=False)],
+            {},
+            "P3",
+            "P3",
+            "set by the responder",
+        ),
     ],
-)  # fmt: skip
+)
 def test_severity_decision_list(
     results: list[Result], answers: dict[str, bool], override: str, expected: str, reason: str
 ) -> None:
     decision = severity.decide(
-        results, answers, override=override, login_path="/accounts/login/",
+        results,
+        answers,
+        override=override,
+        login_path="/accounts/login/",
         core_paths=["/api/v1/journal/"],
-    )  # fmt: skip
+    )
     assert decision.severity == expected
     assert reason in decision.reason
     sources = {a.key: a.source for a in decision.answers}
@@ -257,13 +331,18 @@ def test_sla_clocks_and_durations() -> None:
     acknowledged = sla.clocks({**fields, "acknowledged_at": "2024-01-15T14:37:00Z"})[0]
     assert acknowledged.state(when("2024-01-16T00:00:00")) == "met"
     assert [c.target for c in sla.clocks({**fields, "severity": "P3"})] == [
-        timedelta(hours=24), timedelta(days=5)]  # fmt: skip
+        timedelta(hours=24),
+        timedelta(days=5),
+    ]
     assert sla.clocks({"severity": "P1"}) == []
 
 
 def test_a_clock_stopped_before_it_started_is_impossible_not_met() -> None:
-    fields = {"severity": "P2", "detected_at": "2024-01-15T14:35:00Z",
-              "resolved_at": "2024-01-15T14:00:00Z"}  # fmt: skip
+    fields = {
+        "severity": "P2",
+        "detected_at": "2024-01-15T14:35:00Z",
+        "resolved_at": "2024-01-15T14:00:00Z",
+    }
     now = when("2024-01-16T00:00:00")
     assert [c.state(now) for c in sla.clocks(fields)] == ["breached", "impossible"]
     table = sla.ClockTable(fields, now)
@@ -302,8 +381,13 @@ def test_the_runbooks_example_durations() -> None:
 
 def test_detected_message_names_what_is_missing() -> None:
     now = when("2024-01-15T14:35:00")
-    full = {**RUNBOOK_EXAMPLE, "status": "investigating", "impact": "Login page returns 500 errors",
-            "responder": "john.doe", "tenants_affected": "all"}  # fmt: skip
+    full = {
+        **RUNBOOK_EXAMPLE,
+        "status": "investigating",
+        "impact": "Login page returns 500 errors",
+        "responder": "john.doe",
+        "tenants_affected": "all",
+    }
     text = messages.detected(full, now).markdown
     assert text.splitlines() == [
         "🚨 **INCIDENT DETECTED** 🚨",
@@ -330,8 +414,12 @@ def test_detected_message_names_what_is_missing() -> None:
 
 def test_action_items() -> None:
     assert schema.action_item("Add alert | Backend Lead | 2026-12-01 | P1") == {
-        "action": "Add alert", "owner": "Backend Lead", "due": "2026-12-01", "priority": "P1",
-        "done": False}  # fmt: skip
+        "action": "Add alert",
+        "owner": "Backend Lead",
+        "due": "2026-12-01",
+        "priority": "P1",
+        "done": False,
+    }
     assert schema.action_item("[x] Done thing")["done"] is True
     for bad in ("| owner", "a | b | 2026-13-01", "a | b | 2026-12-01 | urgent", "a|b|c|P1|e"):
         with pytest.raises(ConfigError):
@@ -360,14 +448,37 @@ def test_posting_is_only_on_request_and_a_failure_is_recorded(
     token = "sp-token-0a1b2c3d4e"
     hook = f"{receiver.url}/services/T0/B0/hooksecret9f8e7d"
     env = {"IRKIT_SLACK_WEBHOOK": hook, "IRKIT_STATUSPAGE_TOKEN": token}
-    assert irkit("incident", "open", "--title", "Login returns 500", "--id", "N1",
-                 "--severity", "P1", reports=tmp_path).returncode == 0  # fmt: skip
+    assert (
+        irkit(
+            "incident",
+            "open",
+            "--title",
+            "Login returns 500",
+            "--id",
+            "N1",
+            "--severity",
+            "P1",
+            reports=tmp_path,
+        ).returncode
+        == 0
+    )
     quiet = irkit("run", "triage", "--incident", "N1", reports=tmp_path, env=env)
     assert quiet.returncode < 3, quiet.stderr
     assert receiver.requests == []  # not asked: nothing posted
-    loud = irkit("run", "triage", "--incident", "N1", "-p", "notify=true",
-                 "-p", "statuspage_page_id=page42", "-p", f"statuspage_api={receiver.url}/v1",
-                 reports=tmp_path, env=env)  # fmt: skip
+    loud = irkit(
+        "run",
+        "triage",
+        "--incident",
+        "N1",
+        "-p",
+        "notify=true",
+        "-p",
+        "statuspage_page_id=page42",
+        "-p",
+        f"statuspage_api={receiver.url}/v1",
+        reports=tmp_path,
+        env=env,
+    )
     assert loud.returncode < 3, loud.stderr
     slack, page = receiver.requests
     assert slack["path"] == "/services/T0/B0/hooksecret9f8e7d"
@@ -377,8 +488,9 @@ def test_posting_is_only_on_request_and_a_failure_is_recorded(
     assert page["json"]["incident"]["name"] == "Login returns 500"
     # The receiver refuses: the run still completes and the failure is in the record.
     receiver.status = 403
-    failed = irkit("run", "triage", "--incident", "N1", "-p", "notify=true",
-                   reports=tmp_path, env=env)  # fmt: skip
+    failed = irkit(
+        "run", "triage", "--incident", "N1", "-p", "notify=true", reports=tmp_path, env=env
+    )
     assert failed.returncode < 3, failed.stderr
     incident = _load(tmp_path, "N1")
     kinds = [(e["kind"], e.get("data", {}).get("channel")) for e in incident.timeline]
@@ -409,8 +521,10 @@ def _load(reports: Path, incident_id: str) -> load.Incident:
 
 def test_two_runs_into_one_incident_at_once_both_land(tmp_path: Path) -> None:
     assert irkit("incident", "open", "--title", "t", "--id", "C", reports=tmp_path).returncode == 0
-    env = {"IRKIT_REPORTS": str(tmp_path), **{k: v for k, v in os.environ.items()
-                                              if k != "IRKIT_REPORTS"}}  # fmt: skip
+    env = {
+        "IRKIT_REPORTS": str(tmp_path),
+        **{k: v for k, v in os.environ.items() if k != "IRKIT_REPORTS"},
+    }
     runs = [
         subprocess.Popen(
             [
@@ -441,24 +555,49 @@ def test_two_runs_into_one_incident_at_once_both_land(tmp_path: Path) -> None:
 
 def test_the_runbooks_example_in_the_postmortem(tmp_path: Path, stack: Stack) -> None:
     """Spike 14:33, alert 14:35, resolved 15:22: duration 47 min, time to detect 2 min."""
-    opened = irkit("incident", "open", "--title", "Login page returns 500", "--id", "RB-1",
-                   "--severity", "P0", "--category", "database",
-                   "--impact-started-at", "2024-01-15T14:33:00Z",
-                   "--detected-at", "2024-01-15T14:35:00Z",
-                   "--detection-source", "Prometheus alert (error_rate > 5%)",
-                   reports=tmp_path)  # fmt: skip
+    opened = irkit(
+        "incident",
+        "open",
+        "--title",
+        "Login page returns 500",
+        "--id",
+        "RB-1",
+        "--severity",
+        "P0",
+        "--category",
+        "database",
+        "--impact-started-at",
+        "2024-01-15T14:33:00Z",
+        "--detected-at",
+        "2024-01-15T14:35:00Z",
+        "--detection-source",
+        "Prometheus alert (error_rate > 5%)",
+        reports=tmp_path,
+    )
     assert opened.returncode == 0, opened.stderr
     resolved = irkit(
-        "run", "resolve", "--incident", "RB-1", *WINDOW,
-        "-p", "root_cause=PostgreSQL connection pool exhausted",
-        "-p", "root_cause_key=pg-pool-exhausted",
-        "-p", "resolution=Restarted web service, increased pool size to 200",
-        "-p", "mitigated_at=2024-01-15T15:10:00Z", "-p", "resolved_at=2024-01-15T15:22:00Z",
-        "-p", "load_requests=20",
-        "-p", 'action_items=["Increase PostgreSQL max_connections to 200 | DevOps Lead | '
-              '2024-01-16 | P0"]',
+        "run",
+        "resolve",
+        "--incident",
+        "RB-1",
+        *WINDOW,
+        "-p",
+        "root_cause=PostgreSQL connection pool exhausted",
+        "-p",
+        "root_cause_key=pg-pool-exhausted",
+        "-p",
+        "resolution=Restarted web service, increased pool size to 200",
+        "-p",
+        "mitigated_at=2024-01-15T15:10:00Z",
+        "-p",
+        "resolved_at=2024-01-15T15:22:00Z",
+        "-p",
+        "load_requests=20",
+        "-p",
+        'action_items=["Increase PostgreSQL max_connections to 200 | DevOps Lead | '
+        '2024-01-16 | P0"]',
         reports=tmp_path,
-    )  # fmt: skip
+    )
     assert resolved.returncode < 3, resolved.stdout + resolved.stderr
     pm = irkit("postmortem", "RB-1", "-p", "author=John Doe", reports=tmp_path)
     assert pm.returncode == 0, pm.stdout + pm.stderr
@@ -489,27 +628,60 @@ def test_the_runbooks_example_in_the_postmortem(tmp_path: Path, stack: Stack) ->
 def test_a_whole_incident_on_the_practice_stack(tmp_path: Path, stack: Stack) -> None:
     """Drill → open → triage → db → (drill stopped) resolve → postmortem; every step recorded."""
     with drill(stack, "pool-exhaustion"):
-        opened = irkit("incident", "open", "--title", "Database connections exhausted",
-                       "--category", "database", "--id", "DRILL-1",
-                       "--detection-source", "drill pool-exhaustion", reports=tmp_path)  # fmt: skip
+        opened = irkit(
+            "incident",
+            "open",
+            "--title",
+            "Database connections exhausted",
+            "--category",
+            "database",
+            "--id",
+            "DRILL-1",
+            "--detection-source",
+            "drill pool-exhaustion",
+            reports=tmp_path,
+        )
         assert opened.returncode == 0, opened.stderr
         assert "(drill: pool-exhaustion)" in opened.stdout
-        triage = irkit("run", "triage", "--incident", "DRILL-1", *WINDOW,
-                       "-p", "answer_one_tenant_only=no", "-p", "answer_cosmetic_only=no",
-                       "-p", "impact=Pages slow or failing", reports=tmp_path)  # fmt: skip
+        triage = irkit(
+            "run",
+            "triage",
+            "--incident",
+            "DRILL-1",
+            *WINDOW,
+            "-p",
+            "answer_one_tenant_only=no",
+            "-p",
+            "answer_cosmetic_only=no",
+            "-p",
+            "impact=Pages slow or failing",
+            reports=tmp_path,
+        )
         assert triage.returncode < 3, triage.stdout + triage.stderr
         db = irkit("run", "db", "--incident", "DRILL-1", reports=tmp_path)
         assert db.returncode in (1, 2), db.stdout  # the pool is (nearly) full
     mitigated = schema.format_time(datetime.now(UTC))  # the drill stopped: the mitigation
-    resolved = irkit("run", "resolve", "--incident", "DRILL-1", *WINDOW,
-                     "-p", "root_cause=Connections held open by a leaking client",
-                     "-p", "root_cause_key=pg-pool-exhausted",
-                     "-p", "resolution=Stopped the client that held them",
-                     "-p", f"mitigated_at={mitigated}",
-                     "-p", 'action_items=["Add connection pool alert | Backend Lead | '
-                           '2026-12-01 | P1"]', reports=tmp_path)  # fmt: skip
-    assert "RESOLVED" in json.dumps(nbformat.read(
-        tmp_path / "incidents" / "DRILL-1" / "04-resolve.ipynb", as_version=4))  # fmt: skip
+    resolved = irkit(
+        "run",
+        "resolve",
+        "--incident",
+        "DRILL-1",
+        *WINDOW,
+        "-p",
+        "root_cause=Connections held open by a leaking client",
+        "-p",
+        "root_cause_key=pg-pool-exhausted",
+        "-p",
+        "resolution=Stopped the client that held them",
+        "-p",
+        f"mitigated_at={mitigated}",
+        "-p",
+        'action_items=["Add connection pool alert | Backend Lead | 2026-12-01 | P1"]',
+        reports=tmp_path,
+    )
+    assert "RESOLVED" in json.dumps(
+        nbformat.read(tmp_path / "incidents" / "DRILL-1" / "04-resolve.ipynb", as_version=4)
+    )
     lesson = 'went_well=["The drill was caught by the db notebook"]'
     pm = irkit("postmortem", "DRILL-1", "-p", "author=Trainee", "-p", lesson, reports=tmp_path)
     assert pm.returncode == 0, pm.stdout + pm.stderr
@@ -532,8 +704,12 @@ def test_a_whole_incident_on_the_practice_stack(tmp_path: Path, stack: Stack) ->
         assert schema.parse_time(f[name]) is not None, name
     assert isinstance(f["users_affected"], int)
     assert [n.name for n in incident.notebooks] == [
-        "01-triage.ipynb", "02-triage.ipynb", "03-db.ipynb", "04-resolve.ipynb",
-        "05-postmortem.ipynb"]  # fmt: skip
+        "01-triage.ipynb",
+        "02-triage.ipynb",
+        "03-db.ipynb",
+        "04-resolve.ipynb",
+        "05-postmortem.ipynb",
+    ]
     assert all(n.complete for n in incident.notebooks)
     shown = irkit("incident", "show", "DRILL-1", reports=tmp_path).stdout
     # The postmortem gives no verdict, so none is shown for it.
@@ -542,8 +718,16 @@ def test_a_whole_incident_on_the_practice_stack(tmp_path: Path, stack: Stack) ->
     kinds = [e["kind"] for e in incident.timeline]
     times = [schema.parse_time(e["at"]) for e in incident.timeline]
     assert times == sorted(times)  # type: ignore[type-var]
-    order = ["declared", "drill", "acknowledged", "severity", "verdict", "status", "resolved",
-             "postmortem"]  # fmt: skip
+    order = [
+        "declared",
+        "drill",
+        "acknowledged",
+        "severity",
+        "verdict",
+        "status",
+        "resolved",
+        "postmortem",
+    ]
     # Each step first appears in the runbook's order.
     assert sorted(order, key=kinds.index) == order
     crit = [e["text"] for e in incident.timeline if e["kind"] == "verdict"]
@@ -554,7 +738,8 @@ def test_a_whole_incident_on_the_practice_stack(tmp_path: Path, stack: Stack) ->
         e["text"] for e in incident.timeline
     ]
     assert "status: investigating → resolved (no check is CRIT)" in [
-        e["text"] for e in incident.timeline]  # fmt: skip
+        e["text"] for e in incident.timeline
+    ]
 
     text = (tmp_path / "incidents" / "DRILL-1" / "postmortem.md").read_text()
     for heading in postmortem.SECTIONS:
@@ -582,13 +767,31 @@ def test_times_are_checked_and_kept_in_utc(tmp_path: Path) -> None:
     refused = irkit("incident", "open", "--title", "t", "--detected-at", future, reports=tmp_path)
     assert refused.returncode == 3
     assert "is in the future" in refused.stderr
-    backwards = irkit("incident", "open", "--title", "t", "--detected-at", "2024-01-15T14:35:00Z",
-                      "--impact-started-at", "2024-01-15T15:00:00Z", reports=tmp_path)  # fmt: skip
+    backwards = irkit(
+        "incident",
+        "open",
+        "--title",
+        "t",
+        "--detected-at",
+        "2024-01-15T14:35:00Z",
+        "--impact-started-at",
+        "2024-01-15T15:00:00Z",
+        reports=tmp_path,
+    )
     assert backwards.returncode == 3
     assert "after it was detected" in backwards.stderr
     assert not (tmp_path / "incidents").exists() or not any((tmp_path / "incidents").iterdir())
-    zoned = irkit("incident", "open", "--title", "t", "--id", "Z", "--detected-at",
-                  "2024-01-15T15:35:00+01:00", reports=tmp_path)  # fmt: skip
+    zoned = irkit(
+        "incident",
+        "open",
+        "--title",
+        "t",
+        "--id",
+        "Z",
+        "--detected-at",
+        "2024-01-15T15:35:00+01:00",
+        reports=tmp_path,
+    )
     assert zoned.returncode == 0, zoned.stderr
     incident = _load(tmp_path, "Z")
     assert incident.fields["detected_at"] == "2024-01-15T14:35:00Z"
@@ -613,8 +816,9 @@ def test_a_bad_webhook_is_reported_not_fatal(monkeypatch: pytest.MonkeyPatch) ->
 def test_the_responders_severity_stays_and_resolve_keeps_a_closed_incident(
     tmp_path: Path, stack: Stack
 ) -> None:
-    opened = irkit("incident", "open", "--title", "t", "--id", "K", "--severity", "P0",
-                   reports=tmp_path)  # fmt: skip
+    opened = irkit(
+        "incident", "open", "--title", "t", "--id", "K", "--severity", "P0", reports=tmp_path
+    )
     assert opened.returncode == 0, opened.stderr
     triage = irkit("run", "triage", "--incident", "K", *WINDOW, reports=tmp_path)
     assert triage.returncode < 3, triage.stdout + triage.stderr
@@ -622,8 +826,10 @@ def test_the_responders_severity_stays_and_resolve_keeps_a_closed_incident(
     assert incident.fields["severity"] == "P0"  # the probes alone would say less
     first = [*WINDOW, "-p", "load_requests=10", "-p", 'action_items=["First | A"]']
     assert irkit("run", "resolve", "--incident", "K", *first, reports=tmp_path).returncode < 3
-    assert irkit("postmortem", "K", "-p", 'action_items=["Second | B"]',
-                 reports=tmp_path).returncode == 0  # fmt: skip
+    assert (
+        irkit("postmortem", "K", "-p", 'action_items=["Second | B"]', reports=tmp_path).returncode
+        == 0
+    )
     closed = _load(tmp_path, "K").fields
     assert closed["status"] == "closed"
     again = [*WINDOW, "-p", "load_requests=10", "-p", 'action_items=["Third | C"]']
@@ -639,35 +845,95 @@ def test_the_responders_severity_stays_and_resolve_keeps_a_closed_incident(
 def test_times_given_after_the_fact_are_kept_and_checked(tmp_path: Path, stack: Stack) -> None:
     """A record written up later: the pager's acknowledgement time is kept, and a time before
     the detection is refused, not recorded."""
-    opened = irkit("incident", "open", "--title", "t", "--id", "LATE", "--severity", "P2",
-                   "--detected-at", "2024-01-15T14:35:00Z", reports=tmp_path)  # fmt: skip
+    opened = irkit(
+        "incident",
+        "open",
+        "--title",
+        "t",
+        "--id",
+        "LATE",
+        "--severity",
+        "P2",
+        "--detected-at",
+        "2024-01-15T14:35:00Z",
+        reports=tmp_path,
+    )
     assert opened.returncode == 0, opened.stderr
-    early = irkit("run", "triage", "--incident", "LATE", *WINDOW,
-                  "-p", "acknowledged_at=2024-01-15T14:30:00Z", reports=tmp_path)  # fmt: skip
+    early = irkit(
+        "run",
+        "triage",
+        "--incident",
+        "LATE",
+        *WINDOW,
+        "-p",
+        "acknowledged_at=2024-01-15T14:30:00Z",
+        reports=tmp_path,
+    )
     assert early.returncode == 3
     assert "acknowledged_at 2024-01-15T14:30:00Z is before detected_at" in (
-        early.stdout + early.stderr)  # fmt: skip
+        early.stdout + early.stderr
+    )
     assert "acknowledged_at" not in _load(tmp_path, "LATE").fields
-    triage = irkit("run", "triage", "--incident", "LATE", *WINDOW,
-                   "-p", "acknowledged_at=2024-01-15T14:41:00+00:00", reports=tmp_path)  # fmt: skip
+    triage = irkit(
+        "run",
+        "triage",
+        "--incident",
+        "LATE",
+        *WINDOW,
+        "-p",
+        "acknowledged_at=2024-01-15T14:41:00+00:00",
+        reports=tmp_path,
+    )
     assert triage.returncode < 3, triage.stdout + triage.stderr
     incident = _load(tmp_path, "LATE")
     assert incident.fields["acknowledged_at"] == "2024-01-15T14:41:00Z"
     (ack,) = [e for e in incident.timeline if e["kind"] == "acknowledged"]
     assert schema.parse_time(ack["at"]) == when("2024-01-15T14:41:00")
     assert sla.durations(incident.fields)["tta"] == timedelta(minutes=6)
-    backwards = irkit("run", "resolve", "--incident", "LATE", *WINDOW, "-p", "load_requests=10",
-                      "-p", "resolved_at=2024-01-15T14:00:00Z", reports=tmp_path)  # fmt: skip
+    backwards = irkit(
+        "run",
+        "resolve",
+        "--incident",
+        "LATE",
+        *WINDOW,
+        "-p",
+        "load_requests=10",
+        "-p",
+        "resolved_at=2024-01-15T14:00:00Z",
+        reports=tmp_path,
+    )
     assert backwards.returncode == 3
     assert "resolved_at 2024-01-15T14:00:00Z is before detected_at" in (
-        backwards.stdout + backwards.stderr)  # fmt: skip
+        backwards.stdout + backwards.stderr
+    )
     assert "resolved_at" not in _load(tmp_path, "LATE").fields
-    again = irkit("run", "triage", "--incident", "LATE", *WINDOW,
-                  "-p", "acknowledged_at=2024-01-15T14:41:00Z", reports=tmp_path)  # fmt: skip
+    again = irkit(
+        "run",
+        "triage",
+        "--incident",
+        "LATE",
+        *WINDOW,
+        "-p",
+        "acknowledged_at=2024-01-15T14:41:00Z",
+        reports=tmp_path,
+    )
     assert again.returncode < 3, again.stdout + again.stderr
-    resolved = irkit("run", "resolve", "--incident", "LATE", *WINDOW, "-p", "load_requests=10",
-                     "-p", "declare_resolved=true", "-p", "mitigated_at=2024-01-15T15:00:00Z",
-                     "-p", "resolved_at=2024-01-15T15:30:00Z", reports=tmp_path)  # fmt: skip
+    resolved = irkit(
+        "run",
+        "resolve",
+        "--incident",
+        "LATE",
+        *WINDOW,
+        "-p",
+        "load_requests=10",
+        "-p",
+        "declare_resolved=true",
+        "-p",
+        "mitigated_at=2024-01-15T15:00:00Z",
+        "-p",
+        "resolved_at=2024-01-15T15:30:00Z",
+        reports=tmp_path,
+    )
     assert resolved.returncode < 3, resolved.stdout + resolved.stderr
     # Written up afterwards, the timeline still reads in the order things happened.
     timeline = {e["kind"]: e["at"] for e in _load(tmp_path, "LATE").timeline}
@@ -716,8 +982,11 @@ def test_resolution_times_are_checked_against_the_record() -> None:
         "detected_at": "2024-01-15T14:35:00Z",
     }
     section = SimpleNamespace(incident=log)
-    resolve.check_times(section, mitigated_at="2024-01-15T15:10:00Z",  # type: ignore[arg-type]
-                        resolved_at="2024-01-15T16:22:00+01:00")  # fmt: skip
+    resolve.check_times(
+        section,
+        mitigated_at="2024-01-15T15:10:00Z",  # type: ignore[arg-type]
+        resolved_at="2024-01-15T16:22:00+01:00",
+    )
     for name, value, message in (
         ("mitigated_at", "2024-01-15T14:30:00Z", "is before impact_started_at"),
         ("resolved_at", "2024-01-15T14:34:00Z", "is before detected_at"),

@@ -25,9 +25,15 @@ from tests.helpers import ROOT, irkit
 LAB = ROOT / ".venv-lab" / "bin" / "jupyter"
 CHROMIUM = os.environ.get("IRKIT_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 # Chromium as root in a container, on a machine without outside network.
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync"]  # fmt: skip
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @pytest.fixture
@@ -59,11 +65,23 @@ def lab(tmp_path: Path, stack: Stack) -> Iterator[tuple[str, Path]]:
     )
     log = (tmp_path / "lab.log").open("w")
     server = subprocess.Popen(
-        [str(LAB), "lab", "--no-browser", "--allow-root", "--ip=127.0.0.1", f"--port={port}",
-         f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={reports}",
-         "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
-        env=env, stdout=log, stderr=subprocess.STDOUT, cwd=reports,
-    )  # fmt: skip
+        [
+            str(LAB),
+            "lab",
+            "--no-browser",
+            "--allow-root",
+            "--ip=127.0.0.1",
+            f"--port={port}",
+            f"--IdentityProvider.token={token}",
+            f"--ServerApp.root_dir={reports}",
+            "--LabApp.news_url=",
+            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=reports,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -116,8 +134,17 @@ def test_the_severity_form_in_jupyterlab_lands_in_the_record(lab: tuple[str, Pat
     from playwright.sync_api import expect
 
     url, reports = lab
-    opened = irkit("incident", "open", "--title", "Misaligned logo on the invoice page",
-                   "--category", "application", "--id", "LAB-1", reports=reports)  # fmt: skip
+    opened = irkit(
+        "incident",
+        "open",
+        "--title",
+        "Misaligned logo on the invoice page",
+        "--category",
+        "application",
+        "--id",
+        "LAB-1",
+        reports=reports,
+    )
     assert opened.returncode == 0, opened.stderr
     folder = reports / "incidents" / "LAB-1"
 
@@ -161,8 +188,12 @@ def test_an_action_acts_only_after_the_count_is_typed(lab: tuple[str, Path]) -> 
     from playwright.sync_api import expect
 
     url, reports = lab
-    assert irkit("incident", "open", "--title", "Disk full", "--id", "LAB-2",
-                 reports=reports).returncode == 0  # fmt: skip
+    assert (
+        irkit(
+            "incident", "open", "--title", "Disk full", "--id", "LAB-2", reports=reports
+        ).returncode
+        == 0
+    )
     logs = reports.parent / "app-logs"
     logs.mkdir()
     old = time.time() - 10 * 86400

@@ -29,32 +29,50 @@ def at(day: str, hhmm: str) -> str:
 def test_the_runbooks_example_incident() -> None:
     """Spike 14:33, alert 14:35, declared 14:37, restored 15:10, resolved 15:22."""
     example = incident(
-        "EX", severity="P1", impact_started_at=at("11-03", "14:33"),
-        detected_at=at("11-03", "14:35"), acknowledged_at=at("11-03", "14:37"),
-        mitigated_at=at("11-03", "15:10"), resolved_at=at("11-03", "15:22"),
-    )  # fmt: skip
+        "EX",
+        severity="P1",
+        impact_started_at=at("11-03", "14:33"),
+        detected_at=at("11-03", "14:35"),
+        acknowledged_at=at("11-03", "14:37"),
+        mitigated_at=at("11-03", "15:10"),
+        resolved_at=at("11-03", "15:22"),
+    )
     frame, problems = table.build([example], NOW)
     assert problems == []
     row = frame.iloc[0]
     assert row["month"] == "2026-11"
     assert (row["ttd_min"], row["tta_min"], row["ttm_min"], row["ttr_min"], row["impact_min"]) == (
-        2.0, 2.0, 37.0, 47.0, 49.0)  # fmt: skip
+        2.0,
+        2.0,
+        37.0,
+        47.0,
+        49.0,
+    )
 
 
 def test_mean_median_p90_and_n_per_month_and_severity() -> None:
     base = [("A", 10), ("B", 20), ("C", 30), ("D", 100)]
     records = [
-        incident(i, severity="P1", detected_at=at("11-02", "10:00"),
-                 resolved_at=(datetime(2026, 11, 2, 10, tzinfo=UTC) + timedelta(minutes=m))
-                 .isoformat())
+        incident(
+            i,
+            severity="P1",
+            detected_at=at("11-02", "10:00"),
+            resolved_at=(datetime(2026, 11, 2, 10, tzinfo=UTC) + timedelta(minutes=m)).isoformat(),
+        )
         for i, m in base
     ] + [
         # A drill never counts, however long; an October incident is in its own month.
-        incident("DRILL", severity="P1", drill=True, detected_at=at("11-05", "10:00"),
-                 resolved_at=at("11-06", "10:00")),
-        incident("OCT", severity="P1", detected_at=at("10-20", "10:00"),
-                 resolved_at=at("10-20", "10:05")),
-    ]  # fmt: skip
+        incident(
+            "DRILL",
+            severity="P1",
+            drill=True,
+            detected_at=at("11-05", "10:00"),
+            resolved_at=at("11-06", "10:00"),
+        ),
+        incident(
+            "OCT", severity="P1", detected_at=at("10-20", "10:00"), resolved_at=at("10-20", "10:05")
+        ),
+    ]
     frame, _ = table.build(records, NOW)
     ttr = stats.durations(frame).query("metric == 'ttr'").set_index(["month", "severity"])
     november = ttr.loc[("2026-11", "P1")]
@@ -74,10 +92,14 @@ def test_mean_median_p90_and_n_per_month_and_severity() -> None:
 
 def test_impossible_and_missing_times_are_listed_not_counted() -> None:
     records = [
-        incident("BACKWARDS", severity="P2", detected_at=at("11-10", "10:00"),
-                 resolved_at=at("11-10", "09:00")),
+        incident(
+            "BACKWARDS",
+            severity="P2",
+            detected_at=at("11-10", "10:00"),
+            resolved_at=at("11-10", "09:00"),
+        ),
         incident("NO-DETECTION", severity="P2", resolved_at=at("11-10", "09:00")),
-    ]  # fmt: skip
+    ]
     frame, problems = table.build(records, NOW)
     reasons = {(p.incident_id, p.reason) for p in problems}
     assert ("BACKWARDS", "resolved before detected: TTR left out") in reasons
@@ -89,14 +111,24 @@ def test_impossible_and_missing_times_are_listed_not_counted() -> None:
 def test_sla_compliance_counts_met_breached_and_pending() -> None:
     records = [
         # P0 resolution target 2 h, response 15 min (both from detection).
-        incident("MET", severity="P0", detected_at=at("11-03", "14:35"),
-                 acknowledged_at=at("11-03", "14:37"), resolved_at=at("11-03", "15:22")),
-        incident("LATE", severity="P0", detected_at=at("11-04", "10:00"),
-                 acknowledged_at=at("11-04", "10:30"), resolved_at=at("11-04", "13:00")),
+        incident(
+            "MET",
+            severity="P0",
+            detected_at=at("11-03", "14:35"),
+            acknowledged_at=at("11-03", "14:37"),
+            resolved_at=at("11-03", "15:22"),
+        ),
+        incident(
+            "LATE",
+            severity="P0",
+            detected_at=at("11-04", "10:00"),
+            acknowledged_at=at("11-04", "10:30"),
+            resolved_at=at("11-04", "13:00"),
+        ),
         # Open, detected 3 h before NOW: past 2 h, breached; 30 min before: still pending.
         incident("OPEN-LATE", severity="P0", detected_at=(NOW - timedelta(hours=3)).isoformat()),
         incident("OPEN-NEW", severity="P0", detected_at=(NOW - timedelta(minutes=10)).isoformat()),
-    ]  # fmt: skip
+    ]
     frame, _ = table.build(records, NOW)
     compliance = stats.sla_compliance(frame, NOW).set_index(["severity", "clock"])
     resolution = compliance.loc[("P0", "resolution")]
@@ -112,14 +144,19 @@ def test_repeats_within_90_days_and_action_items() -> None:
     records = [
         incident("R1", severity="P2", detected_at="2026-01-01T00:00:00Z", root_cause_key="pool"),
         incident("R2", severity="P2", detected_at="2026-01-31T00:00:00Z", root_cause_key="pool"),
-        incident("R3", severity="P2", detected_at="2026-08-19T00:00:00Z", root_cause_key="pool",
-                 action_items=[
-                     {"action": "a", "owner": "o", "due": "2026-11-01", "priority": "P1"},
-                     {"action": "b", "owner": "o", "due": "2026-12-31", "priority": "P2"},
-                     {"action": "c", "owner": "o", "due": "2026-10-01", "done": True},
-                 ]),
+        incident(
+            "R3",
+            severity="P2",
+            detected_at="2026-08-19T00:00:00Z",
+            root_cause_key="pool",
+            action_items=[
+                {"action": "a", "owner": "o", "due": "2026-11-01", "priority": "P1"},
+                {"action": "b", "owner": "o", "due": "2026-12-31", "priority": "P2"},
+                {"action": "c", "owner": "o", "due": "2026-10-01", "done": True},
+            ],
+        ),
         incident("OTHER", severity="P2", detected_at="2026-02-01T00:00:00Z", root_cause_key="disk"),
-    ]  # fmt: skip
+    ]
     frame, _ = table.build(records, NOW)
     found = stats.repeats(frame)
     # R2 is 30 days after R1; R3 is 200 days after R2: not a repeat.
@@ -136,10 +173,20 @@ def test_report_monthly_on_real_records_and_bad_input(tmp_path: Path) -> None:
 
     reports = tmp_path / "reports"
     for args in (
-        ["--id", "EX1", "--severity", "P1", "--category", "database",
-         "--impact-started-at", "2026-11-03T14:33:00Z", "--detected-at", "2026-11-03T14:35:00Z"],
+        [
+            "--id",
+            "EX1",
+            "--severity",
+            "P1",
+            "--category",
+            "database",
+            "--impact-started-at",
+            "2026-11-03T14:33:00Z",
+            "--detected-at",
+            "2026-11-03T14:35:00Z",
+        ],
         ["--id", "OCT", "--severity", "P2", "--detected-at", "2026-10-03T09:00:00Z"],
-    ):  # fmt: skip
+    ):
         opened = irkit("incident", "open", "--title", "t", "--not-a-drill", *args, reports=reports)
         assert opened.returncode == 0, opened.stderr
     done = irkit("report", "monthly", "--month", "2026-11", "--months", "3", reports=reports)
@@ -148,21 +195,33 @@ def test_report_monthly_on_real_records_and_bad_input(tmp_path: Path) -> None:
     (path,) = (reports / "metrics").glob("*-metrics.ipynb")
     assert path.with_suffix(".html").exists()
     nb = json.loads(path.read_text())
-    data = next(o["data"]["application/vnd.irkit.metrics+json"] for c in nb["cells"]
-                for o in c.get("outputs", []) if "application/vnd.irkit.metrics+json" in
-                o.get("data", {}))  # fmt: skip
+    data = next(
+        o["data"]["application/vnd.irkit.metrics+json"]
+        for c in nb["cells"]
+        for o in c.get("outputs", [])
+        if "application/vnd.irkit.metrics+json" in o.get("data", {})
+    )
     assert data["months"] == ["2026-09", "2026-10", "2026-11"]
     assert data["by_severity_month"] == {"2026-10/P2": 1, "2026-11/P1": 1}
     ttd = [r for r in data["durations"] if r["metric"] == "ttd" and r["month"] == "2026-11"]
-    assert ttd == [{"month": "2026-11", "severity": "P1", "metric": "ttd", "n": 1, "mean": 2.0,
-                    "median": 2.0, "p90": 2.0}]  # fmt: skip
-    assert all(o.get("output_type") != "error" for c in nb["cells"]
-               for o in c.get("outputs", []))  # fmt: skip
+    assert ttd == [
+        {
+            "month": "2026-11",
+            "severity": "P1",
+            "metric": "ttd",
+            "n": 1,
+            "mean": 2.0,
+            "median": 2.0,
+            "p90": 2.0,
+        }
+    ]
+    assert all(o.get("output_type") != "error" for c in nb["cells"] for o in c.get("outputs", []))
 
     empty = tmp_path / "empty"
     (empty / "incidents").mkdir(parents=True)
-    nothing = irkit("report", "monthly", "--month", "2026-11", "--reports", str(empty),
-                    reports=tmp_path / "out")  # fmt: skip
+    nothing = irkit(
+        "report", "monthly", "--month", "2026-11", "--reports", str(empty), reports=tmp_path / "out"
+    )
     assert nothing.returncode == 0, nothing.stderr
     assert nothing.stdout.startswith("No incidents in 2026-11")
     for args, message in (
@@ -188,8 +247,9 @@ def test_the_index_reads_again_only_what_changed(
     monkeypatch.setenv("IRKIT_REPORTS", str(tmp_path))
     root = store.incidents_dir()
     for n, detected in enumerate(("2026-11-01T10:00:00Z", "2026-11-02T10:00:00Z")):
-        store.open_incident(f"t{n}", severity="P2", detected_at=schema_time(detected),
-                            incident_id=f"I{n}")  # fmt: skip
+        store.open_incident(
+            f"t{n}", severity="P2", detected_at=schema_time(detected), incident_id=f"I{n}"
+        )
     first, _ = index.load(root)
     assert [i.incident_id for i in first] == ["I0", "I1"]
     cache = json.loads((root / index.NAME).read_text())
@@ -259,12 +319,24 @@ def test_counts_per_month_severity_and_category(fixture_reports: Path) -> None:
     # CACHE-STAMPEDE, REPLICA-LAG P2; DISK-LOGS, STATIC-404, CSV-EXPORT P3. LEGACY-IMPORT has
     # no detection time: in no month.
     assert data["by_severity_month"] == {
-        "2026-09/P1": 1, "2026-09/P2": 2, "2026-09/P3": 1,
-        "2026-10/P0": 1, "2026-10/P1": 3, "2026-10/P2": 2, "2026-10/P3": 1,
-        "2026-11/P0": 2, "2026-11/P1": 1, "2026-11/P2": 4, "2026-11/P3": 3,
-    }  # fmt: skip
-    assert data["by_category"] == {"database": 7, "application": 7, "infrastructure": 5,
-                                   "security": 2}  # fmt: skip
+        "2026-09/P1": 1,
+        "2026-09/P2": 2,
+        "2026-09/P3": 1,
+        "2026-10/P0": 1,
+        "2026-10/P1": 3,
+        "2026-10/P2": 2,
+        "2026-10/P3": 1,
+        "2026-11/P0": 2,
+        "2026-11/P1": 1,
+        "2026-11/P2": 4,
+        "2026-11/P3": 3,
+    }
+    assert data["by_category"] == {
+        "database": 7,
+        "application": 7,
+        "infrastructure": 5,
+        "security": 2,
+    }
     assert sorted(data["drills"]) == ["DRILL-0928", "DRILL-1030", "DRILL-1110"]
 
 
@@ -287,7 +359,12 @@ def test_the_headline_of_november(fixture_reports: Path) -> None:
 def test_the_runbooks_example_keeps_its_numbers(fixture_reports: Path) -> None:
     example = analysed(fixture_reports).table.set_index("incident_id").loc["LOGIN-500"]
     assert [example[f"{m}_min"] for m in ("ttd", "tta", "ttm", "ttr", "impact")] == [
-        2.0, 2.0, 37.0, 47.0, 49.0]  # fmt: skip
+        2.0,
+        2.0,
+        37.0,
+        47.0,
+        49.0,
+    ]
 
 
 def test_durations_per_severity_in_november(fixture_reports: Path) -> None:
@@ -319,8 +396,10 @@ def test_durations_per_severity_in_november(fixture_reports: Path) -> None:
     assert stats_of("P3", "ttr") == pytest.approx((2, 1620.0, 1620.0, 2628.0))
     # October P1: API-CERT 90, REDIS-OOM 120, MIGRATION-1031 120.
     october = [r for r in computed(fixture_reports)["durations"] if r["month"] == "2026-10"]
-    assert (row(october, severity="P1", metric="ttr")["n"],
-            row(october, severity="P1", metric="ttr")["median"]) == (3, 120.0)  # fmt: skip
+    assert (
+        row(october, severity="P1", metric="ttr")["n"],
+        row(october, severity="P1", metric="ttr")["median"],
+    ) == (3, 120.0)
     assert row(october, severity="P1", metric="ttd")["mean"] == pytest.approx(185.0)  # 360, 10
 
 
@@ -351,8 +430,9 @@ def test_sla_compliance_over_the_three_months(fixture_reports: Path) -> None:
 
 def test_repeats_actions_and_data_quality(fixture_reports: Path) -> None:
     data = computed(fixture_reports)
-    repeats = {r["incident_id"]: (r["root_cause_key"], r["days_since_last"])
-               for r in data["repeats"]}  # fmt: skip
+    repeats = {
+        r["incident_id"]: (r["root_cause_key"], r["days_since_last"]) for r in data["repeats"]
+    }
     # Days from the earlier incident's detection, whole days; DRILL-1110's pg-pool-exhausted
     # and DRILL-0928's slow-report-query are drills and never the earlier one.
     assert repeats == {

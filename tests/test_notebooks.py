@@ -21,24 +21,49 @@ from tests.helpers import ROOT, run_notebook, targets
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 EXPECTED = {
-    "db": ["postgres.connect", "postgres.connections", "postgres.long_queries",
-           "postgres.idle_in_transaction", "postgres.blocking", "postgres.migrations",
-           "postgres.impact", "postgres.connections", "postgres.long_queries"],
+    "db": [
+        "postgres.connect",
+        "postgres.connections",
+        "postgres.long_queries",
+        "postgres.idle_in_transaction",
+        "postgres.blocking",
+        "postgres.migrations",
+        "postgres.impact",
+        "postgres.connections",
+        "postgres.long_queries",
+    ],
     "redis": ["redis.ping", "redis.memory", "redis.clients", "redis.memory"],
     "celery": ["celery.queues", "celery.workers", "celery.queues"],
     "disk": ["disk.usage", "disk.old_files", "host.memory", "host.cpu", "disk.usage"],
-    "alerts": ["prometheus.alerts", "host.cpu", "celery.workers", "deploy.recent",
-               "prometheus.query", "logs.errors", "postgres.long_queries", "http.health",
-               "command.check", "postgres.connect", "redis.ping", "http.smoke", "tls.expiry",
-               "tls.expiry"],
+    "alerts": [
+        "prometheus.alerts",
+        "host.cpu",
+        "celery.workers",
+        "deploy.recent",
+        "prometheus.query",
+        "logs.errors",
+        "postgres.long_queries",
+        "http.health",
+        "command.check",
+        "postgres.connect",
+        "redis.ping",
+        "http.smoke",
+        "tls.expiry",
+        "tls.expiry",
+    ],
     # Every check at once, in one call (irkit.health.run); none of its own.
     "health": [],
-    "triage": ["prometheus.alerts", "http.health", "http.smoke", "prometheus.query",
-               "postgres.impact"],
+    "triage": [
+        "prometheus.alerts",
+        "http.health",
+        "http.smoke",
+        "prometheus.query",
+        "postgres.impact",
+    ],
     "resolve": ["http.health", "http.smoke", "prometheus.query", "http.load"],
     "postmortem": [],
     "metrics": [],
-}  # fmt: skip
+}
 OPTIONAL = {"logs.errors", "deploy.recent", "command.check"}
 # The resolve notebook re-runs, in one call after its own, every probe the catalogue marks for it.
 RECHECK = [
@@ -95,8 +120,12 @@ def test_thin_one_call_per_check(path: Path) -> None:
     used = [ast.unparse(ast.parse(s).body[0].value.args[0]) for s in checks]  # type: ignore[attr-defined]
     # Each probe is called by its module and function: `postgres.connect` is also its name, but for
     # prometheus.query, whose function is error_rate.
-    names = {"prometheus.error_rate": "prometheus.query", "logs.errors": "logs.errors",
-             "diagnostics.check": "command.check", "deploy.recent": "deploy.recent"}  # fmt: skip
+    names = {
+        "prometheus.error_rate": "prometheus.query",
+        "logs.errors": "logs.errors",
+        "diagnostics.check": "command.check",
+        "deploy.recent": "deploy.recent",
+    }
     assert [names.get(u, u) for u in used] == EXPECTED[path.stem]
 
 
@@ -185,9 +214,11 @@ def test_each_notebook_runs_against_the_practice_servers(
 
 def test_a_held_pool_shows_in_the_db_notebook(tmp_path: Path, stack: Stack, hold: Any) -> None:
     hold(14)
-    record = run_notebook(ROOT / "notebooks" / "db.ipynb", tmp_path, **{
-        k: v for k, v in targets(stack).items() if k.startswith("pg_")
-    })  # fmt: skip
+    record = run_notebook(
+        ROOT / "notebooks" / "db.ipynb",
+        tmp_path,
+        **{k: v for k, v in targets(stack).items() if k.startswith("pg_")},
+    )
     pool = next(r for r in record.results if r.probe == "postgres.connections")
     assert pool.status in {Status.WARN, Status.CRIT}
     assert pool.evidence["used"] >= 15

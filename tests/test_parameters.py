@@ -7,25 +7,44 @@ import pytest
 from irkit import parameters
 from irkit.errors import ConfigError, ParameterError
 
-DECLARED = {"pg_host": "str", "pg_port": "int", "pg_long_query_warn_s": "float",
-            "pg_expected_migrations": "list[str]", "flag": "bool"}  # fmt: skip
+DECLARED = {
+    "pg_host": "str",
+    "pg_port": "int",
+    "pg_long_query_warn_s": "float",
+    "pg_expected_migrations": "list[str]",
+    "flag": "bool",
+}
 KNOWN = {"db": list(DECLARED), "redis": ["redis_url", "celery_queues"]}
 
 
 @pytest.mark.parametrize(
     ("type_", "value", "expected"),
-    [("str", "x", "x"), ("int", 5, 5), ("float", 5, 5.0), ("float", 0.5, 0.5),
-     ("bool", True, True), ("list[str]", ["a"], ["a"])],
-)  # fmt: skip
+    [
+        ("str", "x", "x"),
+        ("int", 5, 5),
+        ("float", 5, 5.0),
+        ("float", 0.5, 0.5),
+        ("bool", True, True),
+        ("list[str]", ["a"], ["a"]),
+    ],
+)
 def test_values_of_the_declared_type_pass(type_: str, value: object, expected: object) -> None:
     assert parameters.check_value("p", type_, value) == expected
 
 
 @pytest.mark.parametrize(
     ("type_", "value"),
-    [("str", 5), ("int", "5"), ("int", True), ("int", 1.5), ("float", "x"), ("bool", 1),
-     ("list[str]", "a"), ("list[str]", [1])],
-)  # fmt: skip
+    [
+        ("str", 5),
+        ("int", "5"),
+        ("int", True),
+        ("int", 1.5),
+        ("float", "x"),
+        ("bool", 1),
+        ("list[str]", "a"),
+        ("list[str]", [1]),
+    ],
+)
 def test_values_of_another_type_are_refused(type_: str, value: object) -> None:
     with pytest.raises(ParameterError, match="parameter p must be"):
         parameters.check_value("p", type_, value)
@@ -34,10 +53,15 @@ def test_values_of_another_type_are_refused(type_: str, value: object) -> None:
 def test_cli_values_are_read_in_the_declared_type() -> None:
     values = parameters.from_cli(
         "db",
-        ["pg_port=5433", "pg_long_query_warn_s=2.5", "flag=yes", "pg_host=a=b",
-         "pg_expected_migrations=auth.0001_initial, tenancy.0002_x"],
+        [
+            "pg_port=5433",
+            "pg_long_query_warn_s=2.5",
+            "flag=yes",
+            "pg_host=a=b",
+            "pg_expected_migrations=auth.0001_initial, tenancy.0002_x",
+        ],
         DECLARED,
-    )  # fmt: skip
+    )
     assert values == {
         "pg_port": 5433,
         "pg_long_query_warn_s": 2.5,

@@ -33,8 +33,9 @@ def everything(folder: Path) -> list[Path]:
 
 
 def open_incident(reports_dir: Path, incident_id: str) -> Path:
-    done = irkit("incident", "open", "--title", "Login returns 500", "--id", incident_id,
-                 reports=reports_dir)  # fmt: skip
+    done = irkit(
+        "incident", "open", "--title", "Login returns 500", "--id", incident_id, reports=reports_dir
+    )
     assert done.returncode == 0, done.stderr
     return reports_dir / "incidents" / incident_id
 
@@ -102,8 +103,9 @@ def test_one_bad_byte_in_the_journal_costs_only_that_line(tmp_path: Path) -> Non
 def test_a_line_cut_short_does_not_swallow_the_next(tmp_path: Path) -> None:
     journal = tmp_path / JOURNAL
     journal.write_bytes(b'{"at": "2026-11-30T10:00:00Z", "incident": {"stat')  # a full disk
-    _append_line(journal, json.dumps({"at": "2026-11-30T10:01:00Z", "incident": {"x": 1}}).encode()
-                 + b"\n")  # fmt: skip
+    _append_line(
+        journal, json.dumps({"at": "2026-11-30T10:01:00Z", "incident": {"x": 1}}).encode() + b"\n"
+    )
     warnings: list[str] = []
     updates, _ = load._read_journal(journal, warnings)
     assert [fields for _, fields in updates] == [{"x": 1}]
@@ -122,8 +124,11 @@ def test_a_symlinked_incident_folder_is_refused_for_runs_postmortem_and_show(
     outside = tmp_path / "outside"
     outside.mkdir()
     (reports_dir / "incidents" / "EVIL").symlink_to(outside, target_is_directory=True)
-    for args in (["run", "disk", "--incident", "EVIL"], ["postmortem", "EVIL"],
-                 ["incident", "show", "EVIL"]):  # fmt: skip
+    for args in (
+        ["run", "disk", "--incident", "EVIL"],
+        ["postmortem", "EVIL"],
+        ["incident", "show", "EVIL"],
+    ):
         done = irkit(*args, reports=reports_dir)
         assert done.returncode == 3, (args, done.stdout, done.stderr)
         assert "is a symlink, not an incident folder" in done.stderr, args
@@ -164,8 +169,7 @@ def test_symlinked_files_in_an_incident_are_not_read_nor_written_through(
     assert "02-db.ipynb: skipped, not read: 02-db.ipynb is a symlink (not followed)" in (
         incident.warnings
     )
-    assert any(w.startswith("journal.jsonl: skipped") and "symlink" in w
-               for w in incident.warnings)  # fmt: skip
+    assert any(w.startswith("journal.jsonl: skipped") and "symlink" in w for w in incident.warnings)
     # A notebook's journal entry (JupyterLab) is not appended through the symlink either.
     monkeypatch.setenv("JPY_SESSION_NAME", "x.ipynb")
     from irkit.incident.log import IncidentLog
@@ -185,9 +189,15 @@ def test_a_fifo_in_an_incident_does_not_hang_show_list_or_the_analysis(tmp_path:
         "07-redis.ipynb is not a regular file (a named pipe (FIFO))"
     )
     for args in (["incident", "show", "F1"], ["incident", "list", "--json"]):
-        done = subprocess.run([sys.executable, "-m", "irkit", *args], capture_output=True,
-                              text=True, cwd=ROOT, timeout=60, check=False,
-                              env={**os.environ, "IRKIT_REPORTS": str(tmp_path)})  # fmt: skip
+        done = subprocess.run(
+            [sys.executable, "-m", "irkit", *args],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            timeout=60,
+            check=False,
+            env={**os.environ, "IRKIT_REPORTS": str(tmp_path)},
+        )
         assert done.returncode == 0, (args, done.stderr)
         assert named in done.stdout + done.stderr, args
     assert f"F1: {named}" in quality(tmp_path)
@@ -245,9 +255,13 @@ def test_a_password_file_that_is_a_fifo_or_a_device_does_not_stop_the_scrubber(
     for passfile in (fifo, Path("/dev/zero")):
         done = subprocess.run(
             [sys.executable, "-c", "from irkit.secrets import redact; print(redact('x=1'))"],
-            capture_output=True, text=True, cwd=ROOT, timeout=30, check=False,
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            timeout=30,
+            check=False,
             env={**os.environ, "PGPASSFILE": str(passfile)},
-        )  # fmt: skip
+        )
         assert done.stdout == "x=1\n", (passfile, done.stderr)
 
 
@@ -258,11 +272,24 @@ def test_a_killed_incident_run_is_named_in_show_postmortem_and_analysis_then_kep
     tmp_path: Path,
 ) -> None:
     folder = open_incident(tmp_path, "K1")
-    run = subprocess.Popen([sys.executable, "-m", "irkit", "run", "disk", "--incident", "K1",
-                            "-p", f"disk_paths={json.dumps([str(tmp_path)])}"],
-                           cwd=ROOT, env={**os.environ, "IRKIT_REPORTS": str(tmp_path)},
-                           start_new_session=True, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL)  # fmt: skip
+    run = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "irkit",
+            "run",
+            "disk",
+            "--incident",
+            "K1",
+            "-p",
+            f"disk_paths={json.dumps([str(tmp_path)])}",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "IRKIT_REPORTS": str(tmp_path)},
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     partial = folder / f".disk.{run.pid}.partial.ipynb"
     deadline = time.monotonic() + 60
     while not partial.exists() and run.poll() is None and time.monotonic() < deadline:
@@ -284,7 +311,10 @@ def test_a_killed_incident_run_is_named_in_show_postmortem_and_analysis_then_kep
     assert after.returncode == 0, after.stderr
     assert killed in (folder / "postmortem.md").read_text()
     assert sorted(p.name for p in folder.glob("0*.ipynb")) == [
-        "01-triage.ipynb", "02-disk.ipynb", "03-postmortem.ipynb"]  # fmt: skip
+        "01-triage.ipynb",
+        "02-disk.ipynb",
+        "03-postmortem.ipynb",
+    ]
     assert not list(folder.glob(".*.ipynb*"))
     assert not load.load_folder(folder).notebooks[1].complete
 
@@ -347,10 +377,20 @@ def test_health_on_a_full_disk_prints_its_verdicts_and_says_the_record_is_lost(
     reports_dir = small_disk / "reports"
     (reports_dir / "health").mkdir(parents=True)
     fill(small_disk)
-    unreachable = ["-p", "pg_port=1", "-p", "web_url=http://127.0.0.1:1", "-p",
-                   "prom_url=http://127.0.0.1:1", "-p", "redis_url=redis://127.0.0.1:1/1",
-                   "-p", "celery_broker_url=redis://127.0.0.1:1/0",
-                   "-p", f"disk_paths={json.dumps([str(small_disk)])}"]  # fmt: skip
+    unreachable = [
+        "-p",
+        "pg_port=1",
+        "-p",
+        "web_url=http://127.0.0.1:1",
+        "-p",
+        "prom_url=http://127.0.0.1:1",
+        "-p",
+        "redis_url=redis://127.0.0.1:1/1",
+        "-p",
+        "celery_broker_url=redis://127.0.0.1:1/0",
+        "-p",
+        f"disk_paths={json.dumps([str(small_disk)])}",
+    ]
     done = irkit("health", *unreachable, reports=reports_dir)
     assert done.returncode == 3, done.stdout + done.stderr
     assert "CRIT    disk.usage" in done.stdout  # the full disk itself, among the verdicts
@@ -365,9 +405,15 @@ def test_a_run_on_a_full_disk_leaves_nothing_and_says_so(small_disk: Path) -> No
     fill(small_disk)
     out = small_disk / "runs"
     out.mkdir()
-    done = irkit("run", "disk", "--output", str(out / "d.ipynb"),
-                 "-p", f"disk_paths={json.dumps([str(small_disk)])}",
-                 reports=small_disk / "reports")  # fmt: skip
+    done = irkit(
+        "run",
+        "disk",
+        "--output",
+        str(out / "d.ipynb"),
+        "-p",
+        f"disk_paths={json.dumps([str(small_disk)])}",
+        reports=small_disk / "reports",
+    )
     assert done.returncode == 3, done.stdout + done.stderr
     assert "the record could not be written" in done.stderr
     assert "Traceback" not in done.stderr

@@ -37,21 +37,39 @@ def test_write_text_atomically_never_overwrites(tmp_path: Path) -> None:
 
 
 def result_output(status: str, probe: str = "redis.ping") -> object:
-    data = {"probe": probe, "target": "t", "status": status, "summary": "s", "evidence": {},
-            "elapsed_ms": 1.0, "at": "2026-11-27T14:35:00Z"}  # fmt: skip
+    data = {
+        "probe": probe,
+        "target": "t",
+        "status": status,
+        "summary": "s",
+        "evidence": {},
+        "elapsed_ms": 1.0,
+        "at": "2026-11-27T14:35:00Z",
+    }
     return new_output("display_data", data={RESULT_MIME: data, "text/plain": status})
 
 
 def test_read_collects_results_and_lists(tmp_path: Path) -> None:
-    nb = new_notebook(cells=[
-        new_code_cell("a", outputs=[result_output("OK")]),
-        new_code_cell("b", outputs=[new_output("execute_result", execution_count=1, data={
-            RESULT_MIME: [
-                json.loads(json.dumps(result_output("WARN").data[RESULT_MIME])),  # type: ignore[attr-defined]
-                {"broken": True},
-            ],
-        })]),
-    ])  # fmt: skip
+    nb = new_notebook(
+        cells=[
+            new_code_cell("a", outputs=[result_output("OK")]),
+            new_code_cell(
+                "b",
+                outputs=[
+                    new_output(
+                        "execute_result",
+                        execution_count=1,
+                        data={
+                            RESULT_MIME: [
+                                json.loads(json.dumps(result_output("WARN").data[RESULT_MIME])),  # type: ignore[attr-defined]
+                                {"broken": True},
+                            ],
+                        },
+                    )
+                ],
+            ),
+        ]
+    )
     path = tmp_path / "x.ipynb"
     nbformat.write(nb, path)
     record = records.read(path)
@@ -61,12 +79,14 @@ def test_read_collects_results_and_lists(tmp_path: Path) -> None:
 
 
 def test_a_notebook_that_raised_is_incomplete(tmp_path: Path) -> None:
-    nb = new_notebook(cells=[
-        new_code_cell("a", outputs=[result_output("OK")]),
-        new_code_cell("b", outputs=[
-            new_output("error", ename="ValueError", evalue="bad", traceback=[])
-        ]),
-    ])  # fmt: skip
+    nb = new_notebook(
+        cells=[
+            new_code_cell("a", outputs=[result_output("OK")]),
+            new_code_cell(
+                "b", outputs=[new_output("error", ename="ValueError", evalue="bad", traceback=[])]
+            ),
+        ]
+    )
     path = tmp_path / "x.ipynb"
     nbformat.write(nb, path)
     record = records.read(path)

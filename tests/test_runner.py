@@ -98,9 +98,10 @@ def test_a_kernel_that_will_not_exit_is_stopped_after_a_second(tmp_path: Path) -
     # never returns stands in for it. jupyter_client's default waits 2.5 s before SIGTERM.
     marker = tmp_path / "exited"
     path = notebook(
-        tmp_path, f"import atexit, pathlib, time\natexit.register(lambda: time.sleep(30) or "
-        f"pathlib.Path({str(marker)!r}).touch())"
-    )  # fmt: skip
+        tmp_path,
+        f"import atexit, pathlib, time\natexit.register(lambda: time.sleep(30) or "
+        f"pathlib.Path({str(marker)!r}).touch())",
+    )
     (tmp_path / "out").mkdir()
     record = runner.execute(plan(tmp_path, path))
     returned = datetime.now(UTC)

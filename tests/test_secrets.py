@@ -42,12 +42,20 @@ def test_no_report_contains_a_secret(guarded_stack: Stack, tmp_path: Path) -> No
         "IRKIT_SLACK_WEBHOOK": WEBHOOK,
     }
     targets = {
-        "db": ["-p", f"pg_host={s.postgres.host}", "-p", f"pg_port={s.postgres.port}",
-               "-p", "pg_user=erp", "-p", "pg_database=himalytix"],
+        "db": [
+            "-p",
+            f"pg_host={s.postgres.host}",
+            "-p",
+            f"pg_port={s.postgres.port}",
+            "-p",
+            "pg_user=erp",
+            "-p",
+            "pg_database=himalytix",
+        ],
         "redis": ["-p", f"redis_url={s.redis.url(CACHE_DB)}"],
         "celery": ["-p", f"celery_broker_url={s.redis.url(BROKER_DB)}"],
         "disk": [],
-    }  # fmt: skip
+    }
     for section, args in targets.items():
         done = irkit("run", section, *args, "--html", reports=tmp_path, env=env)
         assert PASSWORD not in done.stdout + done.stderr
@@ -68,8 +76,9 @@ def test_no_report_contains_a_secret(guarded_stack: Stack, tmp_path: Path) -> No
     # The health report, posting its notice (to an address that refuses): a secret in none of it.
     args = [a for section in ("db", "redis", "celery") for a in targets[section]]
     # No web app there: CRIT, so the notice is due.
-    health = irkit("health", *args, "-p", "web_url=http://127.0.0.1:1", "--notify",
-                   reports=tmp_path, env=env)  # fmt: skip
+    health = irkit(
+        "health", *args, "-p", "web_url=http://127.0.0.1:1", "--notify", reports=tmp_path, env=env
+    )
     assert health.returncode == 2, health.stdout + health.stderr
     assert (
         "NOT posted" in records.read(next((tmp_path / "health").glob("*.ipynb"))).events[-1]["text"]
@@ -99,17 +108,50 @@ def test_an_incident_record_holds_no_secret(guarded_stack: Stack, tmp_path: Path
         "IRKIT_SLACK_WEBHOOK": f"http://127.0.0.1:9/services/{secrets.token_hex(12)}",
         "IRKIT_STATUSPAGE_TOKEN": token,
     }
-    where = ["-p", f"pg_host={s.postgres.host}", "-p", f"pg_port={s.postgres.port}",
-             "-p", "pg_user=erp", "-p", "pg_database=himalytix"]  # fmt: skip
+    where = [
+        "-p",
+        f"pg_host={s.postgres.host}",
+        "-p",
+        f"pg_port={s.postgres.port}",
+        "-p",
+        "pg_user=erp",
+        "-p",
+        "pg_database=himalytix",
+    ]
     assert irkit("incident", "open", "--title", "t", "--id", "S1", reports=tmp_path).returncode == 0
-    triage = irkit("run", "triage", "--incident", "S1", *where, "-p", "notify=true",
-                   "-p", "statuspage_page_id=p1", "-p", "statuspage_api=http://127.0.0.1:9/v1",
-                   reports=tmp_path, env=env)  # fmt: skip
+    triage = irkit(
+        "run",
+        "triage",
+        "--incident",
+        "S1",
+        *where,
+        "-p",
+        "notify=true",
+        "-p",
+        "statuspage_page_id=p1",
+        "-p",
+        "statuspage_api=http://127.0.0.1:9/v1",
+        reports=tmp_path,
+        env=env,
+    )
     assert triage.returncode < 3, triage.stdout + triage.stderr
-    resolve = irkit("run", "resolve", "--incident", "S1", *where, "-p", "notify=true",
-                    "-p", f"redis_url={s.redis.url(CACHE_DB)}",
-                    "-p", f"celery_broker_url={s.redis.url(BROKER_DB)}", "-p", "load_requests=10",
-                    reports=tmp_path, env=env)  # fmt: skip
+    resolve = irkit(
+        "run",
+        "resolve",
+        "--incident",
+        "S1",
+        *where,
+        "-p",
+        "notify=true",
+        "-p",
+        f"redis_url={s.redis.url(CACHE_DB)}",
+        "-p",
+        f"celery_broker_url={s.redis.url(BROKER_DB)}",
+        "-p",
+        "load_requests=10",
+        reports=tmp_path,
+        env=env,
+    )
     assert resolve.returncode < 3, resolve.stdout + resolve.stderr
     assert irkit("postmortem", "S1", reports=tmp_path, env=env).returncode == 0
     journal = (tmp_path / "incidents" / "S1").glob("*.ipynb")

@@ -27,9 +27,14 @@ def every_probe(port: int) -> list[tuple[Callable[..., Result], Any, float]]:
         inspect_timeout_s=SOCKET_TIMEOUT,
     )
     pg_probes = [
-        postgres.connect, postgres.connections, postgres.long_queries,
-        postgres.idle_in_transaction, postgres.blocking, postgres.migrations, postgres.impact,
-    ]  # fmt: skip
+        postgres.connect,
+        postgres.connections,
+        postgres.long_queries,
+        postgres.idle_in_transaction,
+        postgres.blocking,
+        postgres.migrations,
+        postgres.impact,
+    ]
     return (
         [(p, pg, PG_TIMEOUT) for p in pg_probes]
         + [(p, rd, SOCKET_TIMEOUT) for p in (redis.ping, redis.memory, redis.clients)]
@@ -71,9 +76,13 @@ def test_every_probe_is_crit_in_bounded_time(kind: str, request: pytest.FixtureR
 
 def test_a_server_that_stalls_after_the_handshake_is_abandoned(stalling_postgres: int) -> None:
     target = PostgresTarget(
-        host="127.0.0.1", port=stalling_postgres, user="erp", dbname="himalytix",
-        connect_timeout_s=2, statement_timeout_s=1,
-    )  # fmt: skip
+        host="127.0.0.1",
+        port=stalling_postgres,
+        user="erp",
+        dbname="himalytix",
+        connect_timeout_s=2,
+        statement_timeout_s=1,
+    )
     started = time.monotonic()
     result = postgres.connections(target)
     took = time.monotonic() - started
