@@ -12,7 +12,7 @@ from typing import Any
 
 from jupyter_client.kernelspec import NoSuchKernel
 
-from irkit import bounds, parameters, records, targets
+from irkit import bounds, parameters, records, target_builders
 from irkit.errors import ConfigError
 from irkit.home import kit_home, notebook_path, reports_dir
 
@@ -72,7 +72,7 @@ def plan(
     parameters.check_values(values, declared_full)
     # Building the targets refuses passwords in URLs and malformed URLs, before papermill would
     # write them into the notebook.
-    targets.check_all(values, declared)
+    target_builders.check_all(values, declared)
     if incident is None and values.get("incident_id"):
         incident = str(values["incident_id"])  # -p incident_id=… means --incident …
     if incident is not None:

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Iterable, MutableMapping
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from irkit import parameters, targets
+from irkit import parameters, target_builders, targets
 from irkit.advice import NextSteps
 from irkit.errors import ParameterError
 from irkit.probes.contract import Target
@@ -48,15 +48,15 @@ class Section:
 
     @functools.cached_property
     def postgres(self) -> targets.PostgresTarget:
-        return targets.postgres_target(self.params)
+        return target_builders.postgres_target(self.params)
 
     @functools.cached_property
     def redis(self) -> targets.RedisTarget:
-        return targets.redis_target(self.params)
+        return target_builders.redis_target(self.params)
 
     @functools.cached_property
     def celery(self) -> targets.CeleryTarget:
-        return targets.celery_target(self.params)
+        return target_builders.celery_target(self.params)
 
     @functools.cached_property
     def broker(self) -> targets.CeleryTarget | None:
@@ -70,15 +70,15 @@ class Section:
 
     @functools.cached_property
     def web(self) -> targets.HttpTarget:
-        return targets.web_target(self.params)
+        return target_builders.web_target(self.params)
 
     @functools.cached_property
     def prometheus(self) -> targets.HttpTarget:
-        return targets.prometheus_target(self.params)
+        return target_builders.prometheus_target(self.params)
 
     @functools.cached_property
     def tls(self) -> targets.TlsTarget:
-        return targets.tls_target(self.params)
+        return target_builders.tls_target(self.params)
 
     @functools.cached_property
     def host(self) -> targets.LocalHost:
@@ -86,15 +86,15 @@ class Section:
 
     @functools.cached_property
     def logs(self) -> targets.LogSource:
-        return targets.logs_target(self.params)
+        return target_builders.logs_target(self.params)
 
     @functools.cached_property
     def repo(self) -> targets.RepoTarget:
-        return targets.repo_target(self.params)
+        return target_builders.repo_target(self.params)
 
     def command(self, name: str) -> targets.CommandTarget:
         """The read-only diagnostic command called `name` in `check_commands`."""
-        return targets.command_target(self.params, name)
+        return target_builders.command_target(self.params, name)
 
     def check(
         self,

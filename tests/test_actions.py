@@ -395,7 +395,8 @@ def test_the_practice_stacks_own_commands_mend_its_drills(stack: Stack, pg: Post
     from irkit.actions.deployment import Named
     from irkit.probes import postgres, tls
     from irkit.result import Status
-    from irkit.targets import TlsTarget, parse_endpoint
+    from irkit.target_builders import parse_endpoint
+    from irkit.targets import TlsTarget
 
     expected = ["accounting.0001_initial", "accounting.0002_invoice"]
     certificates = TlsTarget(endpoints=tuple(parse_endpoint(e) for e in tls_endpoints(stack)))

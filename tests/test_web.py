@@ -12,7 +12,8 @@ from irkit.errors import ParameterError
 from irkit.probes import http, prometheus, tls
 from irkit.result import Result, Status
 from irkit.sandbox.stack import Stack
-from irkit.targets import HttpTarget, TlsEndpoint, TlsTarget, parse_endpoint, tls_target
+from irkit.target_builders import parse_endpoint, tls_target
+from irkit.targets import HttpTarget, TlsEndpoint, TlsTarget
 from tests.helpers import serving
 
 TIMEOUT_S = 1.0

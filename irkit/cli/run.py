@@ -38,7 +38,7 @@ def show_parameters(section: str) -> int:
     import papermill
 
     from irkit.home import notebook_path
-    from irkit.targets import ENV_FOR_PARAMETER
+    from irkit.target_builders import ENV_FOR_PARAMETER
 
     for name, p in papermill.inspect_notebook(str(notebook_path(section))).items():
         env = f" (else ${ENV_FOR_PARAMETER[name]})" if name in ENV_FOR_PARAMETER else ""
