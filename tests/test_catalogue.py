@@ -127,6 +127,8 @@ def test_a_probe_must_say_where_it_runs() -> None:
         probe("test.nowhere", target="t", measures="", grades="")
     with pytest.raises(TypeError, match="no area 'nope'"):
         probe("test.area", target="t", measures="", grades="", area="nope")
+    with pytest.raises(TypeError, match="no parameter declared as pg_warn_typo"):
+        probe("test.typo", target="t", thresholds={"warn": "pg_warn_typo"}, left_out="a test")
 
 
 def test_entries_are_plain_data() -> None:

@@ -64,7 +64,7 @@ class Entry:
     # probe keyword → the parameter that gives it; the parameter's declared default is the
     # keyword's default (irkit.catalogue.parameters), written nowhere else
     thresholds: Mapping[str, str] = field(default_factory=dict)
-    area: str = ""  # its section of the health report (irkit.health.checks.AREAS); "": not in it
+    area: str = ""  # its section of the health report (irkit.catalogue.areas); "": not in it
     recheck: bool = False  # re-run by the resolve notebook before an incident is called resolved
     # …and there only when this holds for its target (TLS: when endpoints are known)
     recheck_when: Callable[[Any], bool] | None = None
@@ -115,6 +115,9 @@ def probe(
     if area and area not in AREAS:
         raise TypeError(f"probe {name}: no area {area!r} in the health report ({', '.join(AREAS)})")
     thresholds = dict(thresholds or {})
+    unknown = [p for p in [*thresholds.values(), *needs] if p not in declared.BY_NAME]
+    if unknown:
+        raise TypeError(f"probe {name}: no parameter declared as {', '.join(unknown)}")
 
     def decorate(body: Callable[Concatenate[T, P], Finding]) -> Probe[T, P]:
         entry = Entry(
