@@ -553,6 +553,7 @@ def test_two_runs_into_one_incident_at_once_both_land(tmp_path: Path) -> None:
     assert not [p for p in (tmp_path / "incidents" / "C").iterdir() if "partial" in p.name]
 
 
+@pytest.mark.host_wide  # resolved needs no CRIT, host.cpu's included
 def test_the_runbooks_example_in_the_postmortem(tmp_path: Path, stack: Stack) -> None:
     """Spike 14:33, alert 14:35, resolved 15:22: duration 47 min, time to detect 2 min."""
     opened = irkit(
