@@ -7,7 +7,7 @@ import functools
 import sys
 
 from irkit.catalogue.parameters import default
-from irkit.cli.output import html_copy, not_kept
+from irkit.cli.output import execute, html_copy, not_kept
 from irkit.result import Status
 
 
@@ -26,14 +26,9 @@ def health(args: argparse.Namespace) -> int:
         print(f"irkit: kept the record of a run that was killed: {adopted}", file=sys.stderr)
     warm = functools.partial(htmlcopy.warm, exclude_input=True)
     try:
-        record = runner.execute(plan, progress=sys.stderr.isatty(), meanwhile=warm)
+        record = execute(plan, "the report", meanwhile=warm)
     except records.RecordNotWritten as exc:
         return not_kept(exc)
-    for result in record.results:
-        print(result)
-    if not record.complete:
-        why = record.error or "it stopped before the end"
-        print(f"irkit: the report did not run to the end ({why})", file=sys.stderr)
     html = html_copy(record.path, exclude_input=True)
     written = [record.path, *([html] if html else [])]
     print(f"report: {record.path}")

@@ -7,7 +7,7 @@ import argparse
 import os
 import sys
 
-from irkit.cli.output import USER_ERROR
+from irkit.cli.output import USER_ERROR, execute
 
 
 def open_incident(args: argparse.Namespace) -> int:
@@ -75,13 +75,9 @@ def postmortem(args: argparse.Namespace) -> int:
     from irkit.incident import load
 
     plan = runner.plan("postmortem", args.files, args.pairs, None, args.incident_id)
-    record = runner.execute(plan, progress=sys.stderr.isatty())
+    record = execute(plan, "the postmortem notebook")
     print(f"report: {record.path}")
     if not record.complete:
-        print(
-            f"irkit: the postmortem notebook did not run to the end ({record.error})",
-            file=sys.stderr,
-        )
         return USER_ERROR
     written = [e for e in record.events if e.get("kind") == "postmortem"]
     incident = load.load(args.incident_id)

@@ -1,19 +1,36 @@
-"""What the commands that run a notebook print besides its verdicts: where its HTML copy went,
-and a record that could not be kept; and the exit code of a usage error."""
+"""What the commands that run a notebook print: its verdicts, whether it ran to the end, where its
+HTML copy went, and a record that could not be kept; and the exit code of a usage error."""
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from irkit.result import Status
 
 if TYPE_CHECKING:
-    from irkit.records import RecordNotWritten
+    from irkit.records import Record, RecordNotWritten
+    from irkit.runner import Plan
 
 # argparse and Python exit 2 on a usage error; 2 means CRIT here, so a usage error is UNKNOWN.
 USER_ERROR = Status.UNKNOWN.exit_code
+
+
+def execute(plan: Plan, what: str, *, meanwhile: Callable[[], object] | None = None) -> Record:
+    """Run the plan's notebook (a progress bar on a terminal), print each verdict, and say when
+    `what` did not run to the end. A record that could not be written raises RecordNotWritten
+    (see `not_kept`)."""
+    from irkit import runner
+
+    record = runner.execute(plan, progress=sys.stderr.isatty(), meanwhile=meanwhile)
+    for result in record.results:
+        print(result)
+    if not record.complete:
+        why = record.error or "it stopped before the end"
+        print(f"irkit: {what} did not run to the end ({why})", file=sys.stderr)
+    return record
 
 
 def html_copy(notebook: Path, *, exclude_input: bool = False) -> Path | None:

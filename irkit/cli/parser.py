@@ -236,25 +236,7 @@ def _postmortem(commands: _Commands) -> None:
         ),
     )
     parser.add_argument("incident_id", metavar="ID")
-    parser.add_argument(
-        "-f",
-        "--file",
-        dest="files",
-        action="append",
-        type=Path,
-        default=[],
-        metavar="FILE",
-        help="a YAML parameter file",
-    )
-    parser.add_argument(
-        "-p",
-        "--parameter",
-        dest="pairs",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="e.g. -p author='Jane Doe'",
-    )
+    _parameter_options(parser)  # e.g. -p author='Jane Doe'
     parser.set_defaults(handler=incident.postmortem)
 
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import argparse
 import functools
-import sys
 
-from irkit.cli.output import USER_ERROR, html_copy
+from irkit.cli.output import USER_ERROR, execute, html_copy
 from irkit.errors import UsageError
 
 
@@ -31,9 +30,8 @@ def report(args: argparse.Namespace) -> int:
         pairs.append(f"incidents_dir={folder.resolve()}")
     plan = runner.plan("metrics", [], pairs, folder=reports_dir() / "metrics")
     warm = functools.partial(htmlcopy.warm, exclude_input=True)
-    record = runner.execute(plan, progress=sys.stderr.isatty(), meanwhile=warm)
+    record = execute(plan, "the analysis", meanwhile=warm)
     if not record.complete:
-        print(f"irkit: the analysis did not run to the end ({record.error})", file=sys.stderr)
         print(f"report: {record.path}")
         return USER_ERROR
     nb = json.loads(record.path.read_text(encoding="utf-8"))

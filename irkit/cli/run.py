@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from irkit.cli.output import html_copy, not_kept
+from irkit.cli.output import execute, html_copy, not_kept
 
 
 def run(args: argparse.Namespace) -> int:
@@ -17,15 +17,10 @@ def run(args: argparse.Namespace) -> int:
     plan = runner.plan(args.section, args.files, args.pairs, args.output, args.incident)
     warm = htmlcopy.warm if args.html else None
     try:
-        record = runner.execute(plan, progress=sys.stderr.isatty(), meanwhile=warm)
+        record = execute(plan, "the notebook", meanwhile=warm)
     except records.RecordNotWritten as exc:
         return not_kept(exc)
-    for result in record.results:
-        print(result)
-    if not record.complete:
-        why = record.error or "it stopped before the end"
-        print(f"irkit: the notebook did not run to the end ({why})", file=sys.stderr)
-    elif not record.results:
+    if record.complete and not record.results:
         print("irkit: the notebook produced no verdicts", file=sys.stderr)
     if args.html:
         html_copy(record.path)
