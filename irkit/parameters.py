@@ -27,7 +27,6 @@ from typing import Any
 from irkit import bounds
 from irkit.errors import ConfigError, ParameterError
 
-TYPES = ("str", "int", "float", "bool", "list[str]")
 SECTIONS_KEY = "sections"
 
 

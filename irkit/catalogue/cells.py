@@ -18,11 +18,6 @@ from irkit.catalogue.parameters import Parameter
 
 PARAMETERS_TAG = "parameters"
 
-# Headings that open the same block in several notebooks.
-MITIGATIONS = (
-    "# Mitigations: dry run unless named here (papermill) or confirmed in the panel (JupyterLab)"
-)
-
 # Blocks of lines that several notebooks share, in the same order.
 
 # The PostgreSQL checks' thresholds.
@@ -102,7 +97,7 @@ ERROR_RATE = (
 
 # Opens the mitigations of a section notebook.
 MITIGATIONS_HEAD = (
-    MITIGATIONS,
+    "# Mitigations: dry run unless named here (papermill) or confirmed in the panel (JupyterLab)",
     "allow_actions",
     "confirmed_by",
 )

@@ -347,7 +347,3 @@ def default(name: str) -> Any:
     """A parameter's default, as a fresh value (a list default is a new list each time)."""
     value = get(name).default
     return list(value) if isinstance(value, tuple) else copy.copy(value)
-
-
-def defaults(*names: str) -> dict[str, Any]:
-    return {name: default(name) for name in names}

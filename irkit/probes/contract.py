@@ -75,8 +75,7 @@ class Entry:
     advice: Advice | None = None  # for WARN and CRIT; None: its summary says it all
     advice_when_ok: bool = False  # informational probes advise on OK too (reclaimable files)
     left_out: str = ""  # why it is in neither the report nor the re-check
-    module: str = ""  # filled in: where it is defined
-    function: str = ""
+    module: str = ""  # filled in: the module that defines it (the catalogue's order)
 
     def keywords(self, params: Mapping[str, Any]) -> dict[str, Any]:
         """The probe's keywords from the parameters a notebook declares; the others are left to
@@ -136,7 +135,6 @@ def probe(
             advice_when_ok,
             left_out,
             body.__module__,
-            body.__name__,
         )
 
         @functools.wraps(body)
