@@ -14,6 +14,7 @@ import papermill
 import pytest
 
 from irkit import parameters, probes, records
+from irkit.catalogue import parameters as declarations
 from irkit.health.checks import report_checks
 from irkit.result import RESULT_MIME, Status
 from irkit.sandbox.stack import Stack
@@ -135,7 +136,7 @@ def test_parameters_are_typed_documented_and_agree_with_papermill(path: Path) ->
     theirs = papermill.inspect_notebook(str(path))
     assert list(ours) == list(theirs)
     for name, declared in ours.items():
-        assert declared.type in parameters.TYPES, name
+        assert declared.type in declarations.TYPES, name
         assert theirs[name]["inferred_type_name"] == declared.type
         assert theirs[name]["help"], f"{name} has no help comment"
         parameters.check_value(name, declared.type, declared.default)
