@@ -270,6 +270,42 @@ def from_cli(section: str, pairs: Iterable[str], declared: Mapping[str, str]) ->
     return values
 
 
+def from_cli_for_any(
+    pairs: Iterable[str], known: Mapping[str, Mapping[str, Declared]]
+) -> dict[str, Any]:
+    """`-p` values for a command that serves several sections (an incident's runs): each must
+    name a parameter some section declares, and is read in its declared type."""
+    types = {name: d.type for declared in known.values() for name, d in declared.items()}
+    values: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, raw = pair.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise ParameterError(f"-p expects name=value, got {pair!r}")
+        if name not in types:
+            raise _unknown("parameter", name, set(types), "", "no section declares it")
+        values[name] = parse_cli_value(name, types[name], raw)
+    return values
+
+
+def stacked(layers: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """Parameter mappings stacked into one that gives every section what the layers in turn
+    would: a later top-level value beats an earlier one and an earlier `sections:` entry."""
+    merged: dict[str, Any] = {}
+    sections: dict[str, dict[str, Any]] = {}
+    for layer in layers:
+        for name, value in layer.items():
+            if name == SECTIONS_KEY:
+                continue
+            merged[name] = value
+            for overrides in sections.values():
+                overrides.pop(name, None)
+        for section, overrides in dict(layer.get(SECTIONS_KEY) or {}).items():
+            sections.setdefault(section, {}).update(overrides)
+    kept = {section: overrides for section, overrides in sections.items() if overrides}
+    return {**merged, SECTIONS_KEY: kept} if kept else merged
+
+
 def _unknown(noun: str, name: str, candidates: set[str], where: str, why: str) -> ParameterError:
     close = difflib.get_close_matches(name, sorted(candidates), n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""

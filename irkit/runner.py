@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,24 +61,19 @@ def plan(
 ) -> Plan:
     """Check everything a user can get wrong before a kernel starts or a file is written."""
     notebook = notebook_path(section)
-    known = parameters.known()
-    declared_full = known[section]
-    declared = {name: d.type for name, d in declared_full.items()}
-    values: dict[str, Any] = {}
-    for file in files:
-        data = parameters.load_file(file)
-        values.update(parameters.for_section(section, data, declared, known, str(file)))
-    values.update(parameters.from_cli(section, pairs, declared))
-    parameters.check_values(values, declared_full)
-    # Building the targets refuses passwords in URLs and malformed URLs, before papermill would
-    # write them into the notebook.
-    target_builders.check_all(values, declared)
+    declared = parameters.known()[section]
+    layers = [(str(file), parameters.load_file(file)) for file in files]
+    values = section_values(section, layers, pairs)
     if incident is None and values.get("incident_id"):
         incident = str(values["incident_id"])  # -p incident_id=… means --incident …
     if incident is not None:
         from irkit.incident import store
 
         folder = store.folder(incident)
+        kept = store.stored_parameters(folder)
+        if kept is not None:
+            # The parameters the incident was opened with, under this run's own -f and -p.
+            values = section_values(section, [kept, *layers], pairs)
         if "incident_id" not in declared:
             raise ConfigError(f"the {section} notebook does not take part in incidents")
         if values.get("incident_id", incident) != incident:
@@ -105,6 +100,37 @@ def plan(
     except OSError as exc:
         raise ConfigError(f"cannot create the report folder {folder}: {exc}") from None
     return Plan(section, notebook, values, wanted, exact)
+
+
+def section_values(
+    section: str, layers: Sequence[tuple[str, Mapping[str, Any]]], pairs: Sequence[str] = ()
+) -> dict[str, Any]:
+    """The values a section is given by parameter mappings (each named by where it came from,
+    later ones winning) and `-p` pairs, checked: names, types, ranges, the actions named."""
+    known = parameters.known()
+    declared_full = known[section]
+    declared = {name: d.type for name, d in declared_full.items()}
+    values: dict[str, Any] = {}
+    for source, data in layers:
+        values.update(parameters.for_section(section, data, declared, known, source))
+    values.update(parameters.from_cli(section, pairs, declared))
+    parameters.check_values(values, declared_full)
+    # Building the targets refuses passwords in URLs and malformed URLs, before papermill would
+    # write them into the notebook.
+    target_builders.check_all(values, declared)
+    return values
+
+
+def incident_parameters(files: Sequence[Path], pairs: Sequence[str]) -> dict[str, Any]:
+    """One parameter mapping for every run of an incident, from the `-f` files and `-p` pairs it
+    is opened with: checked for every section as its run would check it, so that nothing is
+    written when any is wrong (and no password can be kept: each is refused)."""
+    known = parameters.known()
+    layers = [(str(file), parameters.load_file(file)) for file in files]
+    layers.append(("-p", parameters.from_cli_for_any(pairs, known)))
+    for section in known:
+        section_values(section, layers)
+    return parameters.stacked(data for _, data in layers)
 
 
 def exact_output(output: Path) -> Path:

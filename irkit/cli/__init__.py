@@ -21,6 +21,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     # A scheduler stops a run with SIGTERM: it unwinds like Ctrl-C, keeping the record so far.
     interrupt.install()
     try:
+        if getattr(args, "env", None):
+            from irkit import environments
+
+            # --env NAME is the lowest parameter file: -f files and -p values win over it.
+            args.files = [environments.parameter_file(args.env), *args.files]
         code: int = args.handler(args)
         return code
     except IrkitError as exc:

@@ -11,10 +11,14 @@ from irkit.cli.output import USER_ERROR, execute
 
 
 def open_incident(args: argparse.Namespace) -> int:
+    from irkit import runner
     from irkit.home import active_drills
     from irkit.incident import schema, store
 
     detected = schema.parse_time(schema.time_parameter("--detected-at", args.detected_at))
+    # Checked for every section before anything is written, as `irkit run` checks them.
+    kept = runner.incident_parameters(args.files, args.pairs)
+    triage = runner.section_values("triage", [("the parameters", kept)]) if kept else {}
     # Reads the drills' state files only: a broken practice stack must not stop a real incident.
     active = [] if args.not_a_drill else active_drills()
     opened = store.open_incident(
@@ -27,14 +31,33 @@ def open_incident(args: argparse.Namespace) -> int:
         detection_source=args.detection_source,
         drill=bool(active),
         incident_id=args.incident_id,
+        parameters=kept,
+        triage_values=triage,
+        parameters_from=_sources(args),
     )
     print(f"incident: {opened.incident_id}" + (f" (drill: {', '.join(active)})" if active else ""))
     print(f"folder:   {opened.folder}")
     print(f"triage:   {opened.notebook}  (open it in JupyterLab: ./kit lab)")
-    print(f"headless: irkit run triage --incident {opened.incident_id} -f parameters/<env>.yaml")
+    if kept:
+        print(f"parameters: {opened.folder / store.PARAMETERS} (every run of it starts from them)")
+        print(f"headless: irkit run triage --incident {opened.incident_id}")
+    else:
+        print(
+            f"headless: irkit run triage --incident {opened.incident_id} -f parameters/<env>.yaml"
+            "  (or open the incident with -f/--env: its notebooks then need neither)"
+        )
     if active:
         print("a drill is running: this incident is marked as one (--not-a-drill if it is real)")
     return 0
+
+
+def _sources(args: argparse.Namespace) -> str:
+    """Where the incident's parameters came from, for the head of its parameter file: names
+    only (values are in the file itself)."""
+    given = [f"--env {args.env}"] if args.env else []
+    given += [f"-f {file}" for file in args.files[1 if args.env else 0 :]]
+    given += [f"-p {pair.partition('=')[0].strip()}" for pair in args.pairs]
+    return ", ".join(given)
 
 
 def list_incidents(args: argparse.Namespace) -> int:

@@ -140,7 +140,9 @@ def _incident(commands: _Commands) -> None:
         help="open, list and show incidents (their executed notebooks are the record)",
         description=(
             "open: create reports/incidents/<id>/ with 01-triage.ipynb prepared to step through "
-            "in JupyterLab (or run: irkit run triage --incident ID). list: every incident. "
+            "in JupyterLab (or run: irkit run triage --incident ID), with the parameters given "
+            "(-f, -p, --env) written in and kept for the incident's later runs. list: every "
+            "incident. "
             "show: one incident's merged record, clocks and timeline."
         ),
     )
@@ -186,6 +188,8 @@ def _incident(commands: _Commands) -> None:
         dest="incident_id",
         help="the incident id (default: UTC time and title)",
     )
+    # The targets its notebooks check, kept for every later run of the incident.
+    _parameter_options(opening)
     opening.set_defaults(handler=incident.open_incident)
 
     listing = actions.add_parser("list", help="every incident, oldest first")
@@ -251,6 +255,11 @@ def _parameter_options(parser: argparse.ArgumentParser) -> None:
         default=[],
         metavar="FILE",
         help="a YAML parameter file (repeatable; later files win)",
+    )
+    parser.add_argument(
+        "--env",
+        metavar="NAME",
+        help="a named environment: its parameter file parameters/NAME.yaml, under -f and -p",
     )
     parser.add_argument(
         "-p",

@@ -67,7 +67,7 @@ def _incident_log(section: str, incident_id: str) -> IncidentLog:
         return IncidentLog("", section)
     from irkit.incident import load, store
 
-    folder = store.folder(incident_id)
+    folder = store.folder_of_run(incident_id)
     log = IncidentLog(incident_id, section, folder)
     log.fields = dict(load.load_folder(folder).fields)
     return log

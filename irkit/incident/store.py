@@ -10,7 +10,7 @@ import os
 import re
 import shutil
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -28,6 +28,9 @@ OPENER = "irkit incident open"
 CLOCK_SKEW = schema.CLOCK_SKEW
 NUMBERED = re.compile(r"(\d+)-([A-Za-z0-9_.-]+)\.ipynb")
 _LOCK = ".lock"
+# The parameters the incident was opened with (`incident open -f/-p/--env`): every later run of
+# it starts from them. They hold no secret: a password anywhere in a parameter is refused.
+PARAMETERS = "parameters.yaml"
 
 
 def incidents_dir() -> Path:
@@ -55,6 +58,28 @@ def folder(incident_id: str) -> Path:
             "see: irkit incident list, or start one with: irkit incident open --title …"
         )
     return path
+
+
+def folder_of_run(incident_id: str) -> Path:
+    """The incident's folder as a notebook's kernel finds it: the folder it runs in when that is
+    the incident's (JupyterLab starts a kernel in its notebook's folder, whatever the server's
+    environment says of where the reports are), else the one under the reports folder."""
+    here = Path.cwd()  # already resolved: no symlink in it
+    if here.name == schema.check_id(incident_id) and (here / JOURNAL).is_file():
+        return here
+    return folder(incident_id)
+
+
+def stored_parameters(path: Path) -> tuple[str, dict[str, Any]] | None:
+    """The incident's parameters as a named mapping, or None when it was opened without."""
+    from irkit import parameters
+
+    file = path / PARAMETERS
+    if not file.exists() and not file.is_symlink():
+        return None
+    if file.is_symlink():
+        raise ConfigError(f"{file} is a symlink: irkit never reads the record through one")
+    return (f"the incident's {file}", parameters.load_file(file))
 
 
 def check_not_symlink(root: Path) -> None:
@@ -135,11 +160,16 @@ def open_incident(
     detection_source: str = "",
     drill: bool = False,
     incident_id: str | None = None,
+    parameters: Mapping[str, Any] | None = None,
+    triage_values: Mapping[str, Any] | None = None,
+    parameters_from: str = "",
 ) -> Opened:
     """Create the incident's folder, its opening record, and `01-triage.ipynb` ready to step
-    through in JupyterLab (papermill's prepare-only: parameters in, nothing run). Everything is
-    checked before the first write; a write that fails (a full disk) removes what it started,
-    so the id stays free."""
+    through in JupyterLab (papermill's prepare-only: parameters in, nothing run). `parameters`
+    (checked by the caller for every section, named by `parameters_from`) are kept with the
+    incident for its later runs, and `triage_values`, what they give the triage section, are
+    written into the prepared notebook. Everything is checked before the first write; a write
+    that fails (a full disk) removes what it started, so the id stays free."""
     if incident_id is not None:
         schema.check_id(incident_id)  # an empty id too: only no id at all means "make one up"
     if not title.strip():
@@ -193,7 +223,10 @@ def open_incident(
     except OSError as exc:
         raise ConfigError(f"cannot create the incident's folder in {root}: {exc}") from None
     try:
-        return _write_opening(path, {"incident_id": path.name, **fields}, now)
+        if parameters:
+            _write_parameters(path, parameters, parameters_from)
+        values = {**(triage_values or {}), "incident_id": path.name}
+        return _write_opening(path, {"incident_id": path.name, **fields}, values, now)
     except BaseException as exc:
         # Only what this command created is there: the folder was new (mkdir claimed it).
         shutil.rmtree(path, ignore_errors=True)
@@ -205,7 +238,20 @@ def open_incident(
         raise
 
 
-def _write_opening(path: Path, fields: dict[str, Any], now: datetime) -> Opened:
+def _write_parameters(path: Path, values: Mapping[str, Any], source: str) -> None:
+    import yaml
+
+    header = (
+        f"# The parameters this incident was opened with{f' ({source})' if source else ''}.\n"
+        "# `irkit run SECTION --incident ID` starts from them; its own -f and -p win.\n"
+    )
+    text = header + yaml.safe_dump(dict(values), sort_keys=False, allow_unicode=True)
+    safefiles.write_new(path / PARAMETERS, text.encode())
+
+
+def _write_opening(
+    path: Path, fields: dict[str, Any], values: dict[str, Any], now: datetime
+) -> Opened:
     """The opening journal entries and the prepared triage notebook."""
     incident_id = path.name
     severity, responder = fields.get("severity"), fields.get("responder")
@@ -244,7 +290,7 @@ def _write_opening(path: Path, fields: dict[str, Any], now: datetime) -> Opened:
         if at
     ]
     safefiles.write_new(path / JOURNAL, "".join(json.dumps(e) + "\n" for e in entries).encode())
-    notebook = _prepare_triage(path, {"incident_id": incident_id}, opened)
+    notebook = _prepare_triage(path, values, opened)
     return Opened(incident_id, path, notebook)
 
 

@@ -1,0 +1,40 @@
+"""Named environments: `--env prod` is the parameter file `parameters/prod.yaml` of the kit,
+stacked under the `-f` files and `-p` values of the same command."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from irkit.errors import ConfigError
+from irkit.home import kit_home
+
+SUFFIX = ".yaml"
+# A name, never a path: `--env ../x` must not read a file outside parameters/.
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,80}")
+
+
+def parameters_dir() -> Path:
+    return kit_home() / "parameters"
+
+
+def names() -> list[str]:
+    """The environments there are: each `parameters/NAME.yaml`, examples left out."""
+    return sorted(
+        p.name.removesuffix(SUFFIX)
+        for p in parameters_dir().glob(f"*{SUFFIX}")
+        if not p.name.endswith(f".example{SUFFIX}")
+    )
+
+
+def parameter_file(name: str) -> Path:
+    """The parameter file of environment `name`; an unknown name is refused with the known ones."""
+    path = parameters_dir() / f"{name}{SUFFIX}"
+    if _NAME.fullmatch(name) and not name.endswith(".example") and path.is_file():
+        return path
+    known = ", ".join(names()) or "none"
+    raise ConfigError(
+        f"unknown environment {name!r}: --env NAME reads parameters/NAME{SUFFIX} "
+        f"(there: {known}); for production, copy parameters/prod.example{SUFFIX} "
+        f"to parameters/prod{SUFFIX} and edit it"
+    )
