@@ -17,10 +17,12 @@ from typing import Any
 import httpx
 import pytest
 
+from irkit import records
 from irkit.incident import load
+from irkit.result import Status
 from irkit.sandbox.process import free_port
 from irkit.sandbox.stack import Stack
-from tests.helpers import ROOT, irkit
+from tests.helpers import ROOT, irkit, params_file, targets, wait_for
 
 LAB = ROOT / ".venv-lab" / "bin" / "jupyter"
 CHROMIUM = os.environ.get("IRKIT_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
@@ -39,6 +41,14 @@ CHROMIUM_ARGS = [
 @pytest.fixture
 def lab(tmp_path: Path, stack: Stack) -> Iterator[tuple[str, Path]]:
     """JupyterLab serving the reports folder, started as `./kit lab` installs it."""
+    with jupyterlab(tmp_path, {**os.environ, "IRKIT_REPORTS": str(tmp_path / "reports")}) as lab:
+        yield lab
+
+
+@contextlib.contextmanager
+def jupyterlab(tmp_path: Path, environment: dict[str, str]) -> Iterator[tuple[str, Path]]:
+    """JupyterLab with `environment`, serving a new reports folder: the URL of a path in it (to
+    format), and the folder."""
     if not LAB.exists():
         pytest.fail(f"{LAB} is missing: ./kit test installs JupyterLab there (see ./kit lab)")
     if not Path(CHROMIUM).exists():
@@ -48,8 +58,7 @@ def lab(tmp_path: Path, stack: Stack) -> Iterator[tuple[str, Path]]:
     port, token = free_port(), secrets.token_hex(16)
     home = tmp_path / "jupyter"
     env = {
-        **os.environ,
-        "IRKIT_REPORTS": str(reports),
+        **environment,
         "JUPYTER_CONFIG_DIR": str(home / "config"),
         "JUPYTER_DATA_DIR": str(home / "data"),
         "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
@@ -232,3 +241,59 @@ def test_an_action_acts_only_after_the_count_is_typed(lab: tuple[str, Path]) -> 
     assert kinds == ["action-plan", "action-confirmed", "action-result"]
     confirmed = next(e for e in timeline if e["kind"] == "action-confirmed")
     assert "confirmed by lab-tester" in confirmed["text"]
+
+
+def test_an_incident_opened_with_parameters_reaches_the_targets_from_jupyterlab(
+    tmp_path: Path, stack: Stack
+) -> None:
+    """`incident open -f parameters/sandbox.yaml` (pointed at the test stack) prepares a triage
+    notebook that JupyterLab runs with no irkit or libpq variable in its environment (not even
+    where the reports are): its checks reach the real servers, and its record lands in the
+    incident's folder."""
+    bare = {k: v for k, v in os.environ.items() if not k.startswith(("IRKIT_", "PG"))}
+    test_stack = params_file(tmp_path / "params", {**targets(stack), "prom_window": "15s"})
+    with jupyterlab(tmp_path, bare) as (url, reports):
+        opened = irkit(
+            "incident",
+            "open",
+            "--title",
+            "Login page slow",
+            "--category",
+            "application",
+            "--id",
+            "LAB-3",
+            "-f",
+            str(ROOT / "parameters" / "sandbox.yaml"),
+            "-f",
+            str(test_stack),
+            reports=reports,
+        )
+        assert opened.returncode == 0, opened.stderr
+        folder = reports / "incidents" / "LAB-3"
+        notebook = folder / "01-triage.ipynb"
+        with run_all(url.format(path="incidents/LAB-3/01-triage.ipynb"), reports) as page:
+            page.locator(".irkit-record-severity").wait_for()
+            # Every code cell ran: each prompt holds its execution count, none is queued.
+            page.wait_for_function(
+                """() => [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')]
+                    .every(p => /\\[\\d+\\]/.test(p.textContent))""",
+                timeout=120_000,
+            )
+            # Saved as a responder saves it: the executed notebook is the record.
+            page.keyboard.press("Control+s")
+            wait_for(lambda: '"outputs": []' not in notebook.read_text(), timeout=30)
+
+    record = records.read(notebook)
+    verdicts = {r.probe: r for r in record.results}
+    # The practice stack's answers, from its own addresses: never a default's refusal.
+    assert verdicts["http.health"].status is Status.OK, verdicts["http.health"].summary
+    assert str(stack.web.port) in verdicts["http.health"].target
+    assert verdicts["http.smoke"].status is Status.OK, verdicts["http.smoke"].summary
+    assert verdicts["postgres.impact"].status is Status.OK, verdicts["postgres.impact"].summary
+    assert str(stack.postgres.port) in verdicts["postgres.impact"].target
+    assert verdicts["prometheus.alerts"].status is not Status.UNKNOWN
+    assert str(stack.prometheus.port) in verdicts["prometheus.alerts"].target
+    # What the kernel recorded went to the incident's folder, found from where it ran.
+    incident = load.load_folder(folder)
+    assert incident.fields["acknowledged_at"]
+    assert not (ROOT / "reports" / "incidents" / "LAB-3").exists()
