@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ast
 import re
 import tomllib
+from pathlib import Path
 
 import yaml
 
@@ -58,3 +60,51 @@ def test_environment_yml_lists_the_pyproject_dependencies() -> None:
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
     pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
     assert set(pip) == declared
+
+
+# What names an environment variable in the code: a name of irkit's or libpq's anywhere, and the
+# first argument of every read of os.environ.
+_ENV_NAME = re.compile(r"(IRKIT_[A-Z0-9_]+|PG[A-Z]+)")
+
+
+def _reads_environment(node: ast.AST) -> str | None:
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value if _ENV_NAME.fullmatch(node.value) else None
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.args:
+        func, first = node.func, node.args[0]
+        on_environ = isinstance(func.value, ast.Attribute | ast.Name) and (
+            getattr(func.value, "attr", None) == "environ"
+            or getattr(func.value, "id", "") == "environ"
+        )
+        if (on_environ and func.attr in ("get", "setdefault", "pop")) or func.attr == "getenv":
+            return first.value if isinstance(first, ast.Constant) else None
+    if isinstance(node, ast.Subscript) and getattr(node.value, "attr", None) == "environ":
+        return node.slice.value if isinstance(node.slice, ast.Constant) else None
+    return None
+
+
+def environment_variables_read(folder: Path) -> set[str]:
+    found: set[str] = set()
+    for path in folder.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            name = _reads_environment(node)
+            if isinstance(name, str):
+                found.add(name)
+    return found
+
+
+def test_every_environment_variable_is_documented_once() -> None:
+    """The README's table names every variable the package reads, and only those (the tests'
+    own browser variable aside)."""
+    table = README.split("<!-- environment variables: checked by tests/test_docs.py -->")[1]
+    table = table.split("<!-- environment variables: end -->")[0]
+    rows = [line for line in table.splitlines() if line.startswith("| `")]
+    documented = [
+        name for row in rows for name in re.findall(r"`([A-Z][A-Z0-9_]+)`", row.split(" | ")[0])
+    ]
+    read = environment_variables_read(ROOT / "irkit")
+    assert read - set(documented) == set(), "add them to the README's environment table"
+    tests_read = environment_variables_read(ROOT / "tests")
+    assert set(documented) - read - tests_read == set(), "irkit reads them no longer"
+    assert len(documented) == len(set(documented))
+    assert {"IRKIT_BASE_URL", "IRKIT_PROMETHEUS_URL", "IRKIT_REPORTS"} <= read
