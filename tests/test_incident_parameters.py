@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from irkit import environments, parameters, records, runner
-from irkit.errors import ConfigError
+from irkit.errors import ConfigError, IrkitError
 from irkit.incident import store
 from irkit.result import Status
 from irkit.sandbox.stack import Stack
@@ -165,3 +165,42 @@ def test_stacked_files_give_what_the_files_give_in_turn() -> None:
     third = {"sections": {"db": {"pg_user": "b"}}}
     merged = parameters.stacked([first, second, third])
     assert merged == {"pg_port": 3, "sections": {"db": {"pg_user": "b"}}}
+
+
+def test_kit_lab_prepares_the_section_notebooks(
+    tmp_path: Path, stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`./kit lab -f … -p …` writes every section notebook with its parameters in; run as it is,
+    a prepared notebook reaches the stack (no -f, no environment)."""
+    import papermill
+
+    from irkit import lab
+
+    monkeypatch.setenv("IRKIT_REPORTS", str(tmp_path / "reports"))
+    options, rest = lab.parse(["--env", "sandbox", "-f", "x.yaml", "-p", "a=b", "--port=9"])
+    assert (options.env, options.files, options.pairs, rest) == (
+        "sandbox",
+        [Path("x.yaml")],
+        ["a=b"],
+        ["--port=9"],
+    )
+    test_stack = params_file(tmp_path / "params", targets(stack))
+    folder = lab.prepare([SANDBOX, test_stack], ["pg_connect_warn_s=3"], "sandbox")
+    assert folder.parent == tmp_path / "reports" / "lab"
+    assert sorted(p.stem for p in folder.glob("*.ipynb")) == sorted(lab.SECTIONS)
+    cell = injected(folder / "db.ipynb")
+    assert f"pg_port = {stack.postgres.port}" in cell
+    assert "pg_connect_warn_s = 3" in cell
+    assert "pg_expected_migrations" in cell  # from the file's sections: db
+
+    ran = tmp_path / "ran.ipynb"
+    papermill.execute_notebook(
+        str(folder / "db.ipynb"), str(ran), kernel_name="python3", progress_bar=False, cwd=str(ROOT)
+    )
+    connect = [r for r in records.read(ran).results if r.probe == "postgres.connect"]
+    assert [r.status for r in connect] == [Status.OK], connect
+
+    # A password is refused before anything is written.
+    with pytest.raises(IrkitError, match="contains a password"):
+        lab.prepare([], ["web_url=https://ops:topsecret@erp.example.com"])
+    assert list((tmp_path / "reports" / "lab").iterdir()) == [folder]
