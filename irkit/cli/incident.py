@@ -1,4 +1,4 @@
-"""`irkit incident open|list|show` and `irkit postmortem ID`: an incident's record from the
+"""`irkit incident open|list|show|note` and `irkit postmortem ID`: an incident's record from the
 command line (its executed notebooks are the record)."""
 
 from __future__ import annotations
@@ -67,6 +67,15 @@ def show_incident(args: argparse.Namespace) -> int:
         print(summary.detail(incident))
     for warning in incident.warnings:
         print(f"irkit: {warning}", file=sys.stderr)
+    return 0
+
+
+def note(args: argparse.Namespace) -> int:
+    from irkit.escape import one_line
+    from irkit.incident import notes
+
+    event = notes.add(args.incident_id, args.text, at=args.at, by=args.by)
+    print(f"noted on {args.incident_id} at {event['at']}: {one_line(event['text'])}")
     return 0
 
 

@@ -141,7 +141,8 @@ def _incident(commands: _Commands) -> None:
         description=(
             "open: create reports/incidents/<id>/ with 01-triage.ipynb prepared to step through "
             "in JupyterLab (or run: irkit run triage --incident ID). list: every incident. "
-            "show: one incident's merged record, clocks and timeline."
+            "show: one incident's merged record, clocks and timeline. note: a step done "
+            "outside the kit, on the timeline."
         ),
     )
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -196,6 +197,26 @@ def _incident(commands: _Commands) -> None:
     showing.add_argument("incident_id", metavar="ID")
     showing.add_argument("--json", action="store_true", help="machine-readable")
     showing.set_defaults(handler=incident.show_incident)
+
+    noting = actions.add_parser(
+        "note",
+        help="put a step done outside the kit on the incident's timeline",
+        description=(
+            "Add a note to the incident's timeline: a manual restart, a phone call, a decision. "
+            "It is recorded with who wrote it ($USER, or --by), secrets redacted."
+        ),
+    )
+    noting.add_argument("incident_id", metavar="ID")
+    noting.add_argument("text", help="what was done or decided, in a sentence")
+    noting.add_argument(
+        "--at",
+        default="",
+        metavar="TIME",
+        help="when it happened, if earlier: ISO-8601, UTC unless it says otherwise (not later "
+        "than now)",
+    )
+    noting.add_argument("--by", default="", help="who did it (default: $USER)")
+    noting.set_defaults(handler=incident.note)
 
 
 def _report(commands: _Commands) -> None:
