@@ -25,10 +25,11 @@ def open_incident(args: argparse.Namespace) -> int:
         detected_at=detected,
         impact_started_at=args.impact_started_at,
         detection_source=args.detection_source,
-        drill=bool(active),
+        drill=args.drill or bool(active),
         incident_id=args.incident_id,
     )
-    print(f"incident: {opened.incident_id}" + (f" (drill: {', '.join(active)})" if active else ""))
+    drill = f" (drill: {', '.join(active)})" if active else " (drill)" if args.drill else ""
+    print(f"incident: {opened.incident_id}{drill}")
     print(f"folder:   {opened.folder}")
     print(f"triage:   {opened.notebook}  (open it in JupyterLab: ./kit lab)")
     print(f"headless: irkit run triage --incident {opened.incident_id} -f parameters/<env>.yaml")

@@ -176,10 +176,17 @@ def _incident(commands: _Commands) -> None:
         metavar="TEXT",
         help="how it was detected, e.g. 'Prometheus alert'",
     )
-    opening.add_argument(
+    practice = opening.add_mutually_exclusive_group()
+    practice.add_argument(
         "--not-a-drill",
         action="store_true",
         help="a real incident, even while a practice drill runs",
+    )
+    practice.add_argument(
+        "--drill",
+        action="store_true",
+        help="a practice incident (as ./kit demo opens): marked as a drill, never counted in "
+        "the metrics",
     )
     opening.add_argument(
         "--id",

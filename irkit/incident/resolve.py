@@ -206,5 +206,8 @@ class _Notice:
     def __init__(self, text: str) -> None:
         self.text = text
 
+    def __repr__(self) -> str:
+        return self.text
+
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
         return {"text/plain": self.text, "text/html": f"<p><b>{escape.html(self.text)}</b></p>"}
