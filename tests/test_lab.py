@@ -232,3 +232,34 @@ def test_an_action_acts_only_after_the_count_is_typed(lab: tuple[str, Path]) -> 
     assert kinds == ["action-plan", "action-confirmed", "action-result"]
     confirmed = next(e for e in timeline if e["kind"] == "action-confirmed")
     assert "confirmed by lab-tester" in confirmed["text"]
+
+
+def test_a_note_added_in_jupyterlab_lands_on_the_timeline(lab: tuple[str, Path]) -> None:
+    """The note box of the prepared triage notebook: an empty note is refused, a note is added
+    with who wrote it, and the notebook is never saved."""
+    from playwright.sync_api import expect
+
+    url, reports = lab
+    opened = irkit("incident", "open", "--title", "Workers stuck", "--id", "LAB-3", reports=reports)
+    assert opened.returncode == 0, opened.stderr
+    folder = reports / "incidents" / "LAB-3"
+
+    with run_all(url.format(path="incidents/LAB-3/01-triage.ipynb"), reports) as page:
+        add = page.locator(".irkit-note-add")
+        try:
+            add.wait_for()
+        except Exception:
+            page.screenshot(path=str(reports.parent / "lab-note.png"), full_page=True)
+            raise
+        add.click()
+        expect(page.get_by_text("Not added: a note needs its text")).to_be_visible()
+        page.locator(".irkit-note-text textarea").fill("restarted celery-worker by hand")
+        add.click()
+        expect(page.get_by_text("Added to the timeline at")).to_be_visible()
+        expect(page.locator(".irkit-note-text textarea")).to_have_value("")
+
+    assert 'outputs": []' in (folder / "01-triage.ipynb").read_text()
+    notes = [e for e in load.load_folder(folder).timeline if e["kind"] == "note"]
+    assert len(notes) == 1
+    assert notes[0]["text"].endswith(": restarted celery-worker by hand")
+    assert notes[0]["text"].startswith(f"note by {notes[0]['data']['by']}: ")

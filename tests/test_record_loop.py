@@ -460,6 +460,10 @@ def test_a_drills_postmortem_timeline_is_condensed_with_mitigated_at(
         "resolution=Terminated the long queries",
         "-p",
         "load_requests=20",
+        # Whether this machine's own checks (host.cpu under other tests' load) are CRIT is not
+        # what this test is about: the record says the responder declared it.
+        "-p",
+        "declare_resolved=true",
         reports=tmp_path,
     )
     assert resolved.returncode < 3, resolved.stdout + resolved.stderr
@@ -477,7 +481,7 @@ def test_a_drills_postmortem_timeline_is_condensed_with_mitigated_at(
     assert incident.fields["status"] == "closed"
 
     text = (tmp_path / "incidents" / "PD-1" / "postmortem.md").read_text()
-    table = text.split("## Timeline (All times UTC)")[1].split("---")[0]
+    table = text.split("## Timeline (All times UTC)")[1].split("\n---\n")[0]
     rows = re.findall(r"^\| (\d\d:\d\d:\d\d) \| (.*) \|$", table, re.MULTILINE)
     assert rows, table
     bare = [re.sub(rf" \({TIMES}\d+ since \d\d:\d\d:\d\d\)$", "", t) for _, t in rows]
@@ -490,6 +494,6 @@ def test_a_drills_postmortem_timeline_is_condensed_with_mitigated_at(
     assert any(f"({TIMES}3 since " in t for _, t in dry_runs), table
     assert any(t.startswith("postgres.terminate confirmed by") for t in bare), table
     assert any(t.startswith("postgres.terminate: terminate: ") for t in bare), table
-    assert "told #support the login page is back" in table
+    assert "the login page is back" in table
     times = [t for t, _ in rows]
     assert len(set(times)) > 1  # to the second, not one minute for every row
