@@ -497,3 +497,12 @@ def test_a_drills_postmortem_timeline_is_condensed_with_mitigated_at(
     assert "the login page is back" in table
     times = [t for t, _ in rows]
     assert len(set(times)) > 1  # to the second, not one minute for every row
+
+
+def test_the_resolve_notebook_shows_the_condensed_timeline_escaped() -> None:
+    events = [event(s, "action-plan", "plan <b>x</b>") for s in (1, 2, 3)]
+    shown = timeline.Shown(events)._repr_mimebundle_()
+    assert shown["text/plain"].count("plan <b>x</b>") == 2
+    assert f"({TIMES}3 since 15:41:03)" in shown["text/plain"]
+    assert "<b>x</b>" not in shown["text/html"]
+    assert "plan &lt;b&gt;x&lt;/b&gt;" in shown["text/html"]

@@ -222,7 +222,7 @@ def _incident(commands: _Commands) -> None:
         help="when it happened, if earlier: ISO-8601, UTC unless it says otherwise (not later "
         "than now)",
     )
-    noting.add_argument("--by", default="", help="who did it (default: $USER)")
+    noting.add_argument("--by", default="", metavar="NAME", help="who did it (default: $USER)")
     noting.set_defaults(handler=incident.note)
 
 

@@ -33,6 +33,14 @@ def recheck(section: Section) -> Results:
     return Results(checks)
 
 
+def timeline(section: Section) -> Any:
+    """What the record holds so far (earlier runs, actions, notes), condensed as the postmortem
+    will show it: check it before calling the incident resolved."""
+    from irkit.incident.timeline import Shown
+
+    return Shown(section.record().timeline)
+
+
 class Verdict:
     """Whether the incident can be called resolved, and why (shown in the notebook)."""
 

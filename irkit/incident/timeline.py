@@ -94,3 +94,26 @@ def postmortem_written_at(events: Iterable[Mapping[str, Any]]) -> datetime | Non
     """When the postmortem was first written (its timeline event), if it was."""
     written = (parse_time(e.get("at")) for e in events if e.get("kind") == "postmortem")
     return min((at for at in written if at is not None), default=None)
+
+
+class Shown:
+    """The condensed timeline as a notebook shows it: a table, every value escaped."""
+
+    def __init__(self, events: Iterable[Mapping[str, Any]]) -> None:
+        self.rows = condense(events)
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        from irkit.escape import html, one_line
+
+        if not self.rows:
+            return {"text/plain": "(nothing on the timeline yet)"}
+        text = [
+            f"{r.at:%m-%d %H:%M:%S}  {one_line(r.kind):<14} {one_line(r.shown)}" for r in self.rows
+        ]
+        cells = "".join(
+            f"<tr><td>{r.at:%m-%d %H:%M:%S}</td><td>{html(r.kind)}</td>"
+            f"<td style='text-align:left'>{html(r.shown)}</td></tr>"
+            for r in self.rows
+        )
+        table = f"<table><tr><th>UTC</th><th>kind</th><th>event</th></tr>{cells}</table>"
+        return {"text/plain": "\n".join(text), "text/html": table}
