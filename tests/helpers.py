@@ -180,17 +180,26 @@ class Receiver:
     def __init__(self) -> None:
         self.requests: list[dict[str, Any]] = []
         self.status = 200
+        # What a successful request is answered with (a status page answers with JSON).
+        self.reply = b"ok"
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 receiver.requests.append(
-                    {"path": self.path, "headers": dict(self.headers), "json": json.loads(body)}
+                    {
+                        "method": self.command,
+                        "path": self.path,
+                        "headers": dict(self.headers),
+                        "json": json.loads(body),
+                    }
                 )
                 self.send_response(receiver.status)
                 self.end_headers()
-                self.wfile.write(b"ok" if receiver.status < 300 else b"invalid_token")
+                self.wfile.write(receiver.reply if receiver.status < 300 else b"invalid_token")
+
+            do_PATCH = do_POST
 
             def log_message(self, *args: Any) -> None:
                 pass

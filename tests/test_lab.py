@@ -249,7 +249,10 @@ def test_an_incident_opened_with_parameters_reaches_the_targets_from_jupyterlab(
     """`incident open -f parameters/sandbox.yaml` (pointed at the test stack) prepares a triage
     notebook that JupyterLab runs with no irkit or libpq variable in its environment (not even
     where the reports are): its checks reach the real servers, and its record lands in the
-    incident's folder."""
+    incident's folder. Its note box refuses an empty note and puts a written one on the
+    timeline."""
+    from playwright.sync_api import expect
+
     bare = {k: v for k, v in os.environ.items() if not k.startswith(("IRKIT_", "PG"))}
     test_stack = params_file(tmp_path / "params", {**targets(stack), "prom_window": "15s"})
     with jupyterlab(tmp_path, bare) as (url, reports):
@@ -279,6 +282,13 @@ def test_an_incident_opened_with_parameters_reaches_the_targets_from_jupyterlab(
                     .every(p => /\\[\\d+\\]/.test(p.textContent))""",
                 timeout=120_000,
             )
+            add = page.locator(".irkit-note-add")
+            add.click()
+            expect(page.get_by_text("Not added: a note needs its text")).to_be_visible()
+            page.locator(".irkit-note-text textarea").fill("restarted celery-worker by hand")
+            add.click()
+            expect(page.get_by_text("Added to the timeline at")).to_be_visible()
+            expect(page.locator(".irkit-note-text textarea")).to_have_value("")
             # Saved as a responder saves it: the executed notebook is the record.
             page.keyboard.press("Control+s")
             wait_for(lambda: '"outputs": []' not in notebook.read_text(), timeout=30)
@@ -297,3 +307,7 @@ def test_an_incident_opened_with_parameters_reaches_the_targets_from_jupyterlab(
     incident = load.load_folder(folder)
     assert incident.fields["acknowledged_at"]
     assert not (ROOT / "reports" / "incidents" / "LAB-3").exists()
+    notes = [e for e in incident.timeline if e["kind"] == "note"]
+    assert len(notes) == 1
+    assert notes[0]["text"].endswith(": restarted celery-worker by hand")
+    assert notes[0]["text"].startswith(f"note by {notes[0]['data']['by']}: ")

@@ -112,7 +112,11 @@ RESOLUTION = group(
     text("root_cause", "", 'e.g. "PostgreSQL connection pool exhausted at max_connections 100"'),
     text("root_cause_key", "", 'a short slug for repeats, e.g. "pg-pool-exhausted"'),
     text("resolution", "", 'e.g. "Restarted web service, increased pool size to 200"'),
-    text("mitigated_at", "", "when the mitigation took effect, ISO-8601 UTC (for the TTM)"),
+    text(
+        "mitigated_at",
+        "",
+        "when the mitigation took effect, ISO-8601 UTC (empty: first action done)",
+    ),
     text("resolved_at", "", "when service was restored, ISO-8601 UTC (empty: now, if checks pass)"),
     flag("declare_resolved", False, "resolve even though a check is CRIT (the record says which)"),
 )

@@ -1,4 +1,4 @@
-"""`irkit incident open|list|show` and `irkit postmortem ID`: an incident's record from the
+"""`irkit incident open|list|show|note` and `irkit postmortem ID`: an incident's record from the
 command line (its executed notebooks are the record)."""
 
 from __future__ import annotations
@@ -29,13 +29,14 @@ def open_incident(args: argparse.Namespace) -> int:
         detected_at=detected,
         impact_started_at=args.impact_started_at,
         detection_source=args.detection_source,
-        drill=bool(active),
+        drill=args.drill or bool(active),
         incident_id=args.incident_id,
         parameters=kept,
         triage_values=triage,
         parameters_from=_sources(args),
     )
-    print(f"incident: {opened.incident_id}" + (f" (drill: {', '.join(active)})" if active else ""))
+    drill = f" (drill: {', '.join(active)})" if active else " (drill)" if args.drill else ""
+    print(f"incident: {opened.incident_id}{drill}")
     print(f"folder:   {opened.folder}")
     print(f"triage:   {opened.notebook}  (open it in JupyterLab: ./kit lab)")
     if kept:
@@ -90,6 +91,15 @@ def show_incident(args: argparse.Namespace) -> int:
         print(summary.detail(incident))
     for warning in incident.warnings:
         print(f"irkit: {warning}", file=sys.stderr)
+    return 0
+
+
+def note(args: argparse.Namespace) -> int:
+    from irkit.escape import one_line
+    from irkit.incident import notes
+
+    event = notes.add(args.incident_id, args.text, at=args.at, by=args.by)
+    print(f"noted on {args.incident_id} at {event['at']}: {one_line(event['text'])}")
     return 0
 
 

@@ -143,7 +143,8 @@ def _incident(commands: _Commands) -> None:
             "in JupyterLab (or run: irkit run triage --incident ID), with the parameters given "
             "(-f, -p, --env) written in and kept for the incident's later runs. list: every "
             "incident. "
-            "show: one incident's merged record, clocks and timeline."
+            "show: one incident's merged record, clocks and timeline. note: a step done "
+            "outside the kit, on the timeline."
         ),
     )
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -177,10 +178,17 @@ def _incident(commands: _Commands) -> None:
         metavar="TEXT",
         help="how it was detected, e.g. 'Prometheus alert'",
     )
-    opening.add_argument(
+    practice = opening.add_mutually_exclusive_group()
+    practice.add_argument(
         "--not-a-drill",
         action="store_true",
         help="a real incident, even while a practice drill runs",
+    )
+    practice.add_argument(
+        "--drill",
+        action="store_true",
+        help="a practice incident (as ./kit demo opens): marked as a drill, never counted in "
+        "the metrics",
     )
     opening.add_argument(
         "--id",
@@ -200,6 +208,26 @@ def _incident(commands: _Commands) -> None:
     showing.add_argument("incident_id", metavar="ID")
     showing.add_argument("--json", action="store_true", help="machine-readable")
     showing.set_defaults(handler=incident.show_incident)
+
+    noting = actions.add_parser(
+        "note",
+        help="put a step done outside the kit on the incident's timeline",
+        description=(
+            "Add a note to the incident's timeline: a manual restart, a phone call, a decision. "
+            "It is recorded with who wrote it ($USER, or --by), secrets redacted."
+        ),
+    )
+    noting.add_argument("incident_id", metavar="ID")
+    noting.add_argument("text", help="what was done or decided, in a sentence")
+    noting.add_argument(
+        "--at",
+        default="",
+        metavar="TIME",
+        help="when it happened, if earlier: ISO-8601, UTC unless it says otherwise (not later "
+        "than now)",
+    )
+    noting.add_argument("--by", default="", metavar="NAME", help="who did it (default: $USER)")
+    noting.set_defaults(handler=incident.note)
 
 
 def _report(commands: _Commands) -> None:

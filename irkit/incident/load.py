@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from irkit import records, safefiles
-from irkit.incident import schema, store
+from irkit.incident import schema, store, timeline
 from irkit.incident.log import JOURNAL
 from irkit.result import Status
 
@@ -148,6 +148,18 @@ def load_folder(path: Path) -> Incident:
         incident.fields.update(fields)
     incident.fields.setdefault("incident_id", path.name)
     incident.timeline = _merge_events(events)
+    written = timeline.postmortem_written_at(incident.timeline)
+    if written is not None:
+        # Kept as a field: the metrics' index keeps fields, not the timeline.
+        incident.fields["postmortem_written_at"] = schema.format_time(written)
+    if not incident.fields.get("mitigated_at"):
+        # Not given by the responder: the first action that acted and failed at nothing is
+        # when the mitigation took effect (so the time to mitigate can be measured).
+        mitigation = timeline.first_mitigation(incident.timeline)
+        if mitigation is not None:
+            incident.fields["mitigated_at"] = schema.format_time(
+                schema.parse_time(mitigation["at"])  # type: ignore[arg-type]
+            )
     return incident
 
 

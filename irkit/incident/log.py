@@ -95,15 +95,19 @@ class IncidentLog:
         path = self.journal
         if path is None:
             return
-        line = (json.dumps(entry, default=str) + "\n").encode()
         try:
-            _append_line(path, line)
+            append_to_journal(path, entry)
         except OSError as exc:
             warnings.warn(
                 f"could not add to the incident journal {path}: {exc}; save the notebook to "
                 "keep this step in the record",
                 stacklevel=3,
             )
+
+
+def append_to_journal(path: Path, entry: Mapping[str, Any]) -> None:
+    """Add one entry (`{"at", "incident" or "event", "source"}`) to the journal at `path`."""
+    _append_line(path, (json.dumps(entry, default=str) + "\n").encode())
 
 
 def _append_line(path: Path, line: bytes) -> None:

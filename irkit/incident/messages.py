@@ -130,9 +130,13 @@ def statuspage(fields: Mapping[str, Any]) -> Message:
     # A command to paste into a shell: each value quoted for the shell (a title holding `"`,
     # `$(…)` or `;` stays one argument, and runs nothing) and URL-encoded by curl (a `&` in it
     # cannot add another field).
+    # Once created there (its id in the record), the same incident is updated.
+    incidents = "https://api.statuspage.io/v1/pages/YOUR_PAGE_ID/incidents"
+    known = str(fields.get("statuspage_incident_id") or "")
+    request = f"PATCH {incidents}/{shlex.quote(known)}" if known else f"POST {incidents}"
     text = "\n".join(
         [
-            "curl -X POST https://api.statuspage.io/v1/pages/YOUR_PAGE_ID/incidents \\",
+            f"curl -X {request} \\",
             '  -H "Authorization: OAuth $IRKIT_STATUSPAGE_TOKEN" \\',
             f"  --data-urlencode {shlex.quote(f'incident[name]={name}')} \\",
             f"  --data-urlencode {shlex.quote(f'incident[status]={page_status}')} \\",

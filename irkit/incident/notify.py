@@ -26,7 +26,6 @@ TIMEOUT_S = 10.0
 _TITLES = {
     "detected": "INCIDENT DETECTED",
     "resolved": "INCIDENT RESOLVED",
-    "statuspage": "status-page incident",
 }
 
 
@@ -35,6 +34,8 @@ class Delivery:
     channel: str
     posted: bool
     detail: str
+    # The status page's id for the incident it created (what later updates address).
+    remote_id: str = ""
 
     def __str__(self) -> str:
         return f"{self.channel}: {'posted' if self.posted else 'NOT posted'} ({self.detail})"
@@ -43,9 +44,9 @@ class Delivery:
         return {"text/plain": str(self)}
 
 
-def _post(channel: str, url: str, **kwargs: object) -> Delivery:
+def _post(channel: str, url: str, method: str = "POST", **kwargs: object) -> Delivery:
     try:
-        response = httpx.post(url, timeout=TIMEOUT_S, **kwargs)  # type: ignore[arg-type]
+        response = httpx.request(method, url, timeout=TIMEOUT_S, **kwargs)  # type: ignore[arg-type]
     except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:
         # Never fatal: a bad URL in the environment is reported like a refused post.
         return Delivery(
@@ -55,7 +56,17 @@ def _post(channel: str, url: str, **kwargs: object) -> Delivery:
         # A bounded head is enough for the 200 characters shown, and far from its cut.
         body = scrub(" ".join(response.text[:65536].split()))
         return Delivery(channel, False, f"HTTP {response.status_code}: {body[:200]}")
-    return Delivery(channel, True, f"HTTP {response.status_code}")
+    return Delivery(channel, True, f"HTTP {response.status_code}", _remote_id(response))
+
+
+def _remote_id(response: httpx.Response) -> str:
+    """The `id` a status page answers a created incident with; empty from anything else."""
+    try:
+        answer = response.json()
+    except ValueError:
+        return ""
+    found = answer.get("id") if isinstance(answer, dict) else None
+    return found if isinstance(found, str) and found.isalnum() and len(found) <= 64 else ""
 
 
 def slack(message: Message) -> Delivery:
@@ -70,15 +81,22 @@ def post_slack(text: str) -> Delivery:
     return _post("slack", url, json={"text": text})
 
 
-def statuspage(message: Message, page_id: str, api: str = STATUSPAGE_API) -> Delivery:
+def statuspage(
+    message: Message, page_id: str, api: str = STATUSPAGE_API, incident: str = ""
+) -> Delivery:
+    """Create the status-page incident, or update the one created before (`incident`, its id
+    there): its status (investigating, monitoring, resolved) and text, from the record."""
     token = os.environ.get(STATUSPAGE_ENV, "")
     if not token or not page_id:
         what = f"{STATUSPAGE_ENV} is not set" if not token else "statuspage_page_id is empty"
         return Delivery("statuspage", False, f"{what}: run the command above instead")
     url = f"{api.rstrip('/')}/pages/{page_id}/incidents"
-    return _post(
-        "statuspage", url, json=message.payload, headers={"Authorization": f"OAuth {token}"}
-    )
+    headers = {"Authorization": f"OAuth {token}"}
+    if incident:
+        return _post(
+            "statuspage", f"{url}/{incident}", method="PATCH", json=message.payload, headers=headers
+        )
+    return _post("statuspage", url, json=message.payload, headers=headers)
 
 
 def send(
@@ -92,8 +110,14 @@ def send(
     """Post `message` if asked; record the attempt. Returns None when not asked."""
     if not notify:
         return None
-    delivery = statuspage(message, page_id, api) if message.kind == "statuspage" else slack(message)
     title = _TITLES.get(message.kind, message.kind)
+    if message.kind == "statuspage":
+        known = str(log.fields.get("statuspage_incident_id") or "")
+        delivery = statuspage(message, page_id, api, incident=known)
+        status = message.payload.get("incident", {}).get("status", "")
+        title = f"status-page {'update' if known else 'incident'} ({status})"
+    else:
+        delivery = slack(message)
     log.event(
         "message" if delivery.posted else "message-failed",
         f"{title} {'posted to' if delivery.posted else 'could not be posted to'} "
@@ -101,4 +125,6 @@ def send(
         channel=delivery.channel,
         message=message.markdown if message.kind != "statuspage" else message.payload,
     )
+    if delivery.remote_id:
+        log.update(statuspage_incident_id=delivery.remote_id)
     return delivery

@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from irkit import escape, records
-from irkit.incident import schema, sla
+from irkit.incident import schema, sla, timeline
 from irkit.incident.load import Incident
 from irkit.incident.messages import MISSING
-from irkit.incident.schema import LESSONS, SEVERITY_NAMES, format_time, parse_time
+from irkit.incident.schema import LESSONS, SEVERITY_NAMES, format_time
 from irkit.result import utc_now
 
 if TYPE_CHECKING:
@@ -104,9 +104,10 @@ def build(incident: Incident, *, author: str = "") -> Postmortem:
         missing.append("summary")
     out += ["", "---", "", "## Summary", escape.markdown_block(summary) if summary else MISSING]
     out += ["", "---", "", "## Timeline (All times UTC)", "| Time | Event |", "|------|-------|"]
-    for event in incident.timeline:
-        at = parse_time(event.get("at"))
-        out.append(f"| {_hhmm(at, spans_days)} | {escape.markdown_cell(event.get('text', ''))} |")
+    for row in timeline.condense(incident.timeline):
+        # To the second: a drill's steps are seconds apart, and their order is the story.
+        at = f"{row.at:%Y-%m-%d %H:%M:%S}" if spans_days else f"{row.at:%H:%M:%S}"
+        out.append(f"| {at} | {escape.markdown_cell(row.shown)} |")
     if not incident.timeline:
         missing.append("timeline events")
     out += ["", "---", "", "## Root Cause", need("root_cause", block=True)]

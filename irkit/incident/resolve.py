@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from irkit import escape, probes
 from irkit.errors import ConfigError
-from irkit.incident import forms, messages, notify, schema
+from irkit.incident import forms, messages, notify, schema, sla
 from irkit.render import show
 from irkit.result import Result, Results, Status, utc_now
 
@@ -31,6 +31,14 @@ def recheck(section: Section) -> Results:
         kwargs.update({kw: getattr(section, t) for kw, t in entry.uses.items()})
         checks.append(section.check(probes.get(entry.name), target, **kwargs))
     return Results(checks)
+
+
+def timeline(section: Section) -> Any:
+    """What the record holds so far (earlier runs, actions, notes), condensed as the postmortem
+    will show it: check it before calling the incident resolved."""
+    from irkit.incident.timeline import Shown
+
+    return Shown(section.record().timeline)
 
 
 class Verdict:
@@ -105,9 +113,21 @@ def conclude(
             "mitigated", f"mitigated at {mitigated}", at=schema.parse_time(mitigated)
         )
     failing = [r for r in section.results if r.status is Status.CRIT]
+    was_mitigated = mitigated or record.get("mitigated_at")
+    if record.get("severity") not in schema.SEVERITIES:
+        # An incident nobody triaged has no SLA and no postmortem rule: it cannot be closed.
+        if fields:
+            section.incident.update(**fields)
+        incident_id = section.incident.incident_id or "ID"
+        return Verdict(
+            False,
+            "NOT resolved: the incident has no severity yet. Triage it first (irkit run triage "
+            f"--incident {incident_id}), or set the severity there (-p severity=P2), then run "
+            "this notebook again.",
+        )
     if failing and not declare_resolved:
         names = ", ".join(sorted({r.probe for r in failing}))
-        if mitigated and record.get("status") == "investigating":
+        if was_mitigated and record.get("status") == "investigating":
             fields["status"] = "mitigated"
         if fields:
             section.incident.update(**fields)
@@ -131,6 +151,9 @@ def conclude(
     fields["resolved_at"] = resolved or schema.format_time(utc_now())
     if record.get("status") != "closed":
         fields["status"] = "resolved"
+    due = sla.postmortem_due({**record, **fields, "postmortem_due_at": None})
+    if due is not None:
+        fields["postmortem_due_at"] = schema.format_time(due)
     section.incident.update(reason, **fields)
     # At the time given when written up afterwards, else now.
     section.incident.event(
@@ -139,17 +162,60 @@ def conclude(
     return Verdict(True, f"RESOLVED at {fields['resolved_at']}: {reason}.")
 
 
-def announce(section: Section, *, notify_now: bool = False) -> None:
-    """The "INCIDENT RESOLVED" message from the record: ready to paste, posted when asked."""
-    message = messages.resolved(section.incident.fields)
-    shown: list[Any] = [message]
-    delivery = notify.send(section.incident, message, notify=notify_now)
-    if delivery is not None:
-        shown.append(delivery)
+def announce(
+    section: Section,
+    *,
+    notify_now: bool = False,
+    statuspage_page_id: str = "",
+    statuspage_api: str = notify.STATUSPAGE_API,
+) -> None:
+    """What the record allows to say: the "INCIDENT RESOLVED" message only once it is resolved,
+    and the status page updated either way (runbook Communication: update, then resolve). Ready
+    to paste; posted when asked."""
+    fields = section.incident.fields
+    resolved = fields.get("status") in ("resolved", "closed")
+    shown: list[Any] = []
+    outgoing: list[messages.Message] = []
+    if resolved:
+        outgoing.append(messages.resolved(fields))
     else:
+        shown.append(
+            _Notice(
+                "No INCIDENT RESOLVED message: the incident is not resolved (status: "
+                f"{fields.get('status') or 'unknown'}). The status page gets an update instead."
+            )
+        )
+    outgoing.append(messages.statuspage(fields))
+    for message in outgoing:
+        shown.append(message)
+        delivery = notify.send(
+            section.incident,
+            message,
+            notify=notify_now,
+            page_id=statuspage_page_id,
+            api=statuspage_api,
+        )
+        if delivery is not None:
+            shown.append(delivery)
+            continue
+        label = "Post to Slack" if message.kind == "resolved" else "Post to the status page"
         button = forms.send_button(
-            "Post to Slack", lambda: notify.send(section.incident, message, notify=True)
+            label,
+            lambda m=message: notify.send(  # type: ignore[misc]
+                section.incident, m, notify=True, page_id=statuspage_page_id, api=statuspage_api
+            ),
         )
         if button is not None:
             shown.append(button)
     show(shown)
+
+
+class _Notice:
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        return {"text/plain": self.text, "text/html": f"<p><b>{escape.html(self.text)}</b></p>"}

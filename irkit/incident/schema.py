@@ -55,6 +55,10 @@ EXTRA_FIELDS = (
     "drills",
     # "responder" when a person chose the severity: the decision list then only advises.
     "severity_source",
+    # Runbook §6: set when a P0 or P1 is resolved.
+    "postmortem_due_at",
+    # The status page's own id for the incident, once created: later posts update it.
+    "statuspage_incident_id",
 )
 LESSONS = {
     "went_well": "What Went Well",

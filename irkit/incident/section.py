@@ -51,6 +51,13 @@ class Section(section.Section):
         incident.fields.update(self.incident.changed)
         return incident
 
+    def note_widget(self) -> Any:
+        """A box to put a step done outside the kit on this incident's timeline (JupyterLab);
+        under papermill, the `irkit incident note` command that does the same."""
+        from irkit.incident import notes
+
+        return notes.widget(self.incident.incident_id)
+
     def act(
         self, action: Action, *, allow_actions: Sequence[str] = (), confirmed_by: str = ""
     ) -> None:

@@ -17,6 +17,23 @@ TARGETS = {
     "P3": (timedelta(hours=24), timedelta(days=5)),
 }
 
+# Runbook §6: the postmortem within 5 days of the resolution, for these severities.
+POSTMORTEM_WITHIN = timedelta(days=5)
+POSTMORTEM_SEVERITIES = ("P0", "P1")
+
+
+def postmortem_due(fields: Mapping[str, Any]) -> datetime | None:
+    """When the postmortem is due: as recorded at the resolution, else (a record resolved before
+    the due date was kept) 5 days after it; None when the severity needs none or it is open."""
+    recorded = parse_time(fields.get("postmortem_due_at"))
+    if recorded is not None:
+        return recorded
+    resolved = parse_time(fields.get("resolved_at"))
+    if resolved is None or fields.get("severity") not in POSTMORTEM_SEVERITIES:
+        return None
+    return resolved + POSTMORTEM_WITHIN
+
+
 # name: (from, to, meaning)
 DURATIONS = {
     "ttd": ("impact_started_at", "detected_at", "time to detect"),

@@ -263,7 +263,10 @@ def _write_opening(
         (
             fields["detected_at"],
             "detected",
-            f"detected: {fields.get('detection_source') or 'alert'}",
+            # How it was detected, only if the responder said: never an invented "alert".
+            f"detected: {fields['detection_source']}"
+            if fields.get("detection_source")
+            else "detected",
         ),
         (
             opened,

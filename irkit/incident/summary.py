@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from irkit.escape import one_line
-from irkit.incident import sla
+from irkit.incident import sla, timeline
 from irkit.incident.load import Incident
 from irkit.incident.schema import TIMESTAMPS, parse_time
 from irkit.result import utc_now
@@ -21,7 +21,7 @@ def _columns(rows: Sequence[Sequence[str]]) -> str:
 
 
 def table(incidents: Sequence[Incident]) -> str:
-    rows = [("ID", "SEV", "STATUS", "DETECTED (UTC)", "TTR", "NOTEBOOKS", "TITLE")]
+    rows = [("ID", "SEV", "STATUS", "DETECTED (UTC)", "TTR", "POSTMORTEM", "NOTEBOOKS", "TITLE")]
     for i in incidents:
         detected = i.time("detected_at")
         ttr = sla.durations(i.fields)["ttr"]
@@ -36,11 +36,23 @@ def table(incidents: Sequence[Incident]) -> str:
                 one_line(i.get("status", "?")),
                 f"{detected:%Y-%m-%d %H:%M}" if detected else "?",
                 sla.minutes(ttr) if ttr is not None else "-",
+                _postmortem(i),
                 str(len(i.notebooks)),
                 one_line(i.get("title", "?")) + flags,
             )
         )
     return _columns(rows)
+
+
+def _postmortem(i: Incident) -> str:
+    """Written (and when), or due by when (runbook §6: P0 and P1 within 5 days), or "-"."""
+    written = parse_time(i.fields.get("postmortem_written_at"))
+    if written is not None:
+        return f"written {written:%m-%d}"
+    due = sla.postmortem_due(i.fields)
+    if due is None:
+        return "-"
+    return f"due {due:%m-%d}" + (" LATE" if due < utc_now() else "")
 
 
 def detail(i: Incident) -> str:
@@ -84,6 +96,8 @@ def detail(i: Incident) -> str:
             f"{clock.deadline:%Y-%m-%d %H:%M} UTC, {state}"
             + (f", {sla.minutes(left)} left" if state == "pending" else "")
         )
+    if (due := sla.postmortem_due(f)) is not None:
+        out.append(f"postmortem: due {due:%Y-%m-%d %H:%M} UTC ({_postmortem(i)})")
     if f.get("action_items"):
         out.append("action items:")
         out += [
@@ -94,12 +108,8 @@ def detail(i: Incident) -> str:
             for a in f["action_items"]
         ]
     out.append("timeline:")
-    for event in i.timeline:
-        when = parse_time(event.get("at"))
-        out.append(
-            f"  {f'{when:%m-%d %H:%M:%S}' if when else '?':<15} "
-            f"{one_line(event.get('kind', '')):<14} {one_line(event.get('text', ''))}"
-        )
+    for row in timeline.condense(i.timeline):
+        out.append(f"  {row.at:%m-%d %H:%M:%S}  {one_line(row.kind):<14} {one_line(row.shown)}")
     out.append("notebooks:")
     for n in i.notebooks:
         if not n.ran:

@@ -22,7 +22,8 @@ from irkit.incident.load import Incident, NotebookRun, load_folder
 from irkit.result import Status
 
 NAME = ".metrics-index.json"
-VERSION = 3
+# 4: fields derived from the timeline (mitigated_at, postmortem_written_at) are kept too.
+VERSION = 4
 
 
 def _signature(folder: str) -> list[list[Any]]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import io
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ import pandas as pd
 from irkit import escape
 from irkit.catalogue.parameters import default
 from irkit.errors import ConfigError
-from irkit.metrics import charts, stats, table
+from irkit.metrics import charts, postmortems, stats, table
 
 METRICS_MIME = "application/vnd.irkit.metrics+json"
 _MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
@@ -68,7 +68,14 @@ def analyse(
     ] + [{"incident_id": text.partition(":")[0], "reason": text} for text in folder_problems]
     shown = frame[frame["month"].isin(months_shown)]
     return Analysis(
-        month, months_shown, shown, quality, now, root, stats.repeats(frame, months_shown)
+        month,
+        months_shown,
+        shown,
+        quality,
+        now,
+        root,
+        stats.repeats(frame, months_shown),
+        late_postmortems=postmortems.late(incidents, months_shown, now),
     )
 
 
@@ -82,6 +89,7 @@ class Analysis:
     root: Path
     # Found over every record: a repeat's earlier incident may come before the months shown.
     repeated: pd.DataFrame
+    late_postmortems: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @property
     def counted(self) -> pd.DataFrame:
@@ -203,6 +211,11 @@ class Analysis:
         frame = self.counted[columns]
         frame = frame[frame[columns[1:]].sum(axis=1) > 0]
         return _tables_and_figures([("Action items", frame)], [])
+
+    def postmortems(self) -> _Bundle:
+        return _tables_and_figures(
+            [("P0 and P1 postmortems not written within 5 days", self.late_postmortems)], []
+        )
 
     def drills(self) -> _Bundle:
         frame = self.table.loc[self.table["drill"], ["incident_id", "month", "severity", "title"]]
