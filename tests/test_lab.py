@@ -282,6 +282,11 @@ def test_an_incident_opened_with_parameters_reaches_the_targets_from_jupyterlab(
                     .every(p => /\\[\\d+\\]/.test(p.textContent))""",
                 timeout=120_000,
             )
+            # Saved as a responder saves it: the executed notebook is the record.
+            page.keyboard.press("Control+s")
+            wait_for(lambda: '"outputs": []' not in notebook.read_text(), timeout=30)
+            # The note box writes to the journal, not the notebook (a widget's text box keeps
+            # the keyboard, so this comes after the save).
             add = page.locator(".irkit-note-add")
             add.click()
             expect(page.get_by_text("Not added: a note needs its text")).to_be_visible()
@@ -289,9 +294,6 @@ def test_an_incident_opened_with_parameters_reaches_the_targets_from_jupyterlab(
             add.click()
             expect(page.get_by_text("Added to the timeline at")).to_be_visible()
             expect(page.locator(".irkit-note-text textarea")).to_have_value("")
-            # Saved as a responder saves it: the executed notebook is the record.
-            page.keyboard.press("Control+s")
-            wait_for(lambda: '"outputs": []' not in notebook.read_text(), timeout=30)
 
     record = records.read(notebook)
     verdicts = {r.probe: r for r in record.results}

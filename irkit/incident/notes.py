@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from irkit.errors import ConfigError
@@ -26,10 +27,14 @@ SOURCE = "irkit incident note"
 MAX_CHARS = 2000
 
 
-def add(incident_id: str, text: str, *, at: str = "", by: str = "") -> dict[str, Any]:
+def add(
+    incident_id: str, text: str, *, at: str = "", by: str = "", folder: Path | None = None
+) -> dict[str, Any]:
     """Put `text` on the timeline of `incident_id`: now, or at `at` (ISO-8601, UTC unless it
-    says otherwise; never in the future). Returns the event as recorded."""
-    folder = store.folder(incident_id)  # the id checked: no path leaves the incidents folder
+    says otherwise; never in the future). Returns the event as recorded. `folder` is the
+    incident's as a notebook's kernel found it (see `store.folder_of_run`)."""
+    if folder is None:
+        folder = store.folder(incident_id)  # the id checked: no path leaves the incidents folder
     text = text.strip()
     if not text:
         raise ConfigError('a note needs its text: irkit incident note ID "restarted the worker"')
@@ -59,7 +64,7 @@ def add(incident_id: str, text: str, *, at: str = "", by: str = "") -> dict[str,
     return event
 
 
-def widget(incident_id: str) -> Any:
+def widget(incident_id: str, folder: Path | None = None) -> Any:
     """A text box and an "Add to timeline" button (JupyterLab); under papermill, where nobody
     can type, the command that does the same."""
     if not incident_id:
@@ -87,7 +92,7 @@ def widget(incident_id: str) -> Any:
         with out:
             out.clear_output()
             try:
-                event = add(incident_id, box.value)
+                event = add(incident_id, box.value, folder=folder)
             except ConfigError as exc:
                 print(f"Not added: {exc}")
                 return

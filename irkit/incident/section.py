@@ -56,7 +56,7 @@ class Section(section.Section):
         under papermill, the `irkit incident note` command that does the same."""
         from irkit.incident import notes
 
-        return notes.widget(self.incident.incident_id)
+        return notes.widget(self.incident.incident_id, self.incident.folder)
 
     def act(
         self, action: Action, *, allow_actions: Sequence[str] = (), confirmed_by: str = ""
