@@ -53,7 +53,8 @@ def table_html(rows: Iterable[Mapping[str, Any]], *, status_column: str = "") ->
     columns: list[str] = []
     for row in rows:
         columns.extend(k for k in row if k not in columns)
-    head = "".join(f"<th>{escape.html(c)}</th>" for c in columns)
+    # Left like the cells (Jupyter's own style puts table heads to the right).
+    head = "".join(f'<th style="text-align:left">{escape.html(c)}</th>' for c in columns)
     body = "".join(_row_html(row, columns, status_column) for row in rows[:_MAX_ROWS_SHOWN])
     more = (
         f"<tr><td colspan={len(columns)}>… {len(rows) - _MAX_ROWS_SHOWN} more rows in the JSON"
