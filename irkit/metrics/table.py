@@ -132,6 +132,7 @@ def action_items(
     its state (overdue: past its due date and not done); overdue first, then open, then done,
     each by due date."""
     wanted = set(ids)
+    day = today.strftime("%Y-%m-%d")
     rows = []
     for incident in incidents:
         if incident.incident_id not in wanted:
@@ -140,13 +141,7 @@ def action_items(
             if not isinstance(item, dict):
                 continue
             due = str(item.get("due") or "")
-            state = (
-                "done"
-                if item.get("done")
-                else "overdue"
-                if due and due < today.strftime("%Y-%m-%d")
-                else "open"
-            )
+            state = "done" if item.get("done") else "overdue" if due and due < day else "open"
             rows.append(
                 {
                     "incident_id": incident.incident_id,
