@@ -8,7 +8,8 @@ starts and again inside the notebook (for plain `papermill` runs), with the same
   and must be declared by at least one; `sections: {db: {...}}` holds keys for one section only;
 - `-p name=value` must name a parameter of the section being run;
 - values must match the declared type (`str`, `int`, `float`, `bool`, `list[str]`); an int is
-  accepted for a float, nan and inf are not;
+  accepted for a float, nan and inf are not; a flag may also be spelled true/false, yes/no,
+  on/off or 1/0 in any case (text is all papermill's `-p` passes for most of them);
 - numbers must lie in their range and action parameters must name real actions and pids
   (`check_values`, see `irkit.bounds` and `irkit.actions.catalogue`).
 """
@@ -28,6 +29,14 @@ from irkit import bounds
 from irkit.errors import ConfigError, ParameterError
 
 SECTIONS_KEY = "sections"
+
+# The spellings of a flag that arrive as text: `-p notify=yes` here, `papermill -p notify true`
+# (papermill turns only `True`/`False` into booleans, and `1`/`0` into integers), a YAML `"on"`.
+# Nothing else is guessed at: `notify=maybe` is refused.
+FLAG_WORDS = {
+    **dict.fromkeys(("true", "yes", "on", "1"), True),
+    **dict.fromkeys(("false", "no", "off", "0"), False),
+}
 
 
 @dataclass(frozen=True)
@@ -88,6 +97,7 @@ def check_value(name: str, declared_type: str, value: Any) -> Any:
     if declared_type == "str":
         ok = isinstance(value, str)
     elif declared_type == "bool":
+        value = _flag(value)
         ok = isinstance(value, bool)
     elif declared_type == "int":
         ok = isinstance(value, int) and not isinstance(value, bool)
@@ -110,6 +120,15 @@ def check_value(name: str, declared_type: str, value: Any) -> Any:
     return value
 
 
+def _flag(value: Any) -> Any:
+    """A flag spelled as text (or papermill's 1 and 0) as a bool; anything else as it came."""
+    if isinstance(value, str):
+        return FLAG_WORDS.get(value.strip().lower(), value)
+    if type(value) is int and value in (0, 1):
+        return bool(value)
+    return value
+
+
 def _shown(value: Any) -> str:
     """A wrong value quoted in a one-line message: its start, when it is long."""
     text = repr(value) if not isinstance(value, int) or abs(value) < 10**30 else "a huge number"
@@ -126,11 +145,9 @@ def parse_cli_value(name: str, declared_type: str, raw: str) -> Any:
         if declared_type == "float":
             return check_value(name, declared_type, float(raw))
         if declared_type == "bool":
-            lowered = raw.strip().lower()
-            if lowered in {"true", "yes", "on", "1"}:
-                return True
-            if lowered in {"false", "no", "off", "0"}:
-                return False
+            flag = _flag(raw)
+            if isinstance(flag, bool):
+                return flag
             raise ValueError(raw)
         if declared_type == "list[str]":
             if raw.lstrip().startswith("["):
@@ -318,6 +335,6 @@ def _a(type_: str) -> str:
         "str": "a string",
         "int": "an integer",
         "float": "a number",
-        "bool": "true or false",
+        "bool": "true or false (or yes/no, on/off, 1/0)",
         "list[str]": "a list of strings",
     }.get(type_, type_)

@@ -46,21 +46,16 @@ def _is_table(value: Any) -> bool:
     return isinstance(value, list) and bool(value) and all(isinstance(v, dict) for v in value)
 
 
-def table_html(rows: Iterable[Mapping[str, Any]]) -> str:
+def table_html(rows: Iterable[Mapping[str, Any]], *, status_column: str = "") -> str:
+    """Rows as a table; with `status_column`, each row is coloured by the status it names (as
+    the results table is) and that cell shows the status badge."""
     rows = list(rows)
     columns: list[str] = []
     for row in rows:
         columns.extend(k for k in row if k not in columns)
-    head = "".join(f"<th>{escape.html(c)}</th>" for c in columns)
-    body = "".join(
-        "<tr>"
-        + "".join(
-            f'<td style="text-align:left">{escape.html(_scalar(row.get(c, "")))}</td>'
-            for c in columns
-        )
-        + "</tr>"
-        for row in rows[:_MAX_ROWS_SHOWN]
-    )
+    # Left like the cells (Jupyter's own style puts table heads to the right).
+    head = "".join(f'<th style="text-align:left">{escape.html(c)}</th>' for c in columns)
+    body = "".join(_row_html(row, columns, status_column) for row in rows[:_MAX_ROWS_SHOWN])
     more = (
         f"<tr><td colspan={len(columns)}>… {len(rows) - _MAX_ROWS_SHOWN} more rows in the JSON"
         "</td></tr>"
@@ -68,6 +63,20 @@ def table_html(rows: Iterable[Mapping[str, Any]]) -> str:
         else ""
     )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}{more}</tbody></table>"
+
+
+def _row_html(row: Mapping[str, Any], columns: list[str], status_column: str) -> str:
+    status = Status.__members__.get(str(row.get(status_column, ""))) if status_column else None
+    cells = []
+    for column in columns:
+        if status is not None and column == status_column:
+            cells.append(f'<td style="text-align:left">{badge(status)}</td>')
+        else:
+            cells.append(
+                f'<td style="text-align:left">{escape.html(_scalar(row.get(column, "")))}</td>'
+            )
+    style = f' style="background:{COLOURS[status][1]}"' if status is not None else ""
+    return f"<tr{style}>{''.join(cells)}</tr>"
 
 
 def _scalar(value: Any) -> str:

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import ast
+import json
+import os
 import re
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
+import pytest
 import yaml
 
 from irkit import probes
@@ -108,3 +113,81 @@ def test_every_environment_variable_is_documented_once() -> None:
     assert set(documented) - read - tests_read == set(), "irkit reads them no longer"
     assert len(documented) == len(set(documented))
     assert {"IRKIT_BASE_URL", "IRKIT_PROMETHEUS_URL", "IRKIT_REPORTS"} <= read
+
+
+# --- docs/airflow.md: the DAG parses, and its command fails the task on CRIT ------------------
+
+AIRFLOW = (ROOT / "docs" / "airflow.md").read_text()
+
+
+def _airflow_dag() -> ast.Module:
+    (block,) = re.findall(r"```python\n(.*?)```", AIRFLOW, re.DOTALL)
+    return ast.parse(compile(block, "docs/airflow.md", "exec", ast.PyCF_ONLY_AST))
+
+
+def _airflow_command() -> str:
+    for node in _airflow_dag().body:
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "COMMAND":
+            command = ast.literal_eval(node.value)
+            assert isinstance(command, str)
+            return command
+    raise AssertionError("no COMMAND in the DAG of docs/airflow.md")
+
+
+def test_the_airflow_dag_parses_and_passes_notify() -> None:
+    tree = _airflow_dag()
+    calls = {
+        node.func.id: {k.arg: k.value for k in node.keywords}
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+    }
+    assert ast.unparse(calls["BashOperator"]["bash_command"]) == "COMMAND"
+    assert "--notify" in _airflow_command()
+    assert "IRKIT_SLACK_WEBHOOK" in ast.unparse(calls["BashOperator"]["env"])
+    assert ast.literal_eval(calls["DAG"]["catchup"]) is False
+
+
+@pytest.mark.parametrize(("irkit_exit", "task_exit"), [(0, 0), (1, 0), (2, 2), (3, 3), (130, 130)])
+def test_the_airflow_command_fails_the_task_on_crit_not_on_warn(
+    irkit_exit: int, task_exit: int
+) -> None:
+    """What BashOperator sees (it fails the task on any exit code but 0), with the documented
+    table of exit codes."""
+    irkit_line = _airflow_command().strip().splitlines()[0]
+    command = _airflow_command().replace(irkit_line, f"sh -c 'exit {irkit_exit}'")
+    done = subprocess.run(["bash", "-c", command], check=False)
+    assert done.returncode == task_exit
+    assert f"| {irkit_exit} |" in AIRFLOW
+
+
+def test_the_airflow_command_runs_the_report_and_exits_2_on_crit(tmp_path: Path) -> None:
+    params = tmp_path / "prod.yaml"
+    unreachable = {
+        "pg_host": "127.0.0.1",
+        "pg_port": 1,
+        "web_url": "http://127.0.0.1:1",
+        "prom_url": "http://127.0.0.1:1",
+        "redis_url": "redis://127.0.0.1:1/1",
+        "celery_broker_url": "redis://127.0.0.1:1/0",
+        "disk_paths": [str(tmp_path)],
+    }
+    params.write_text(yaml.safe_dump(unreachable))
+    command = (
+        _airflow_command()
+        .replace("/opt/irkit/.venv/bin/irkit", str(Path(sys.executable).parent / "irkit"))
+        .replace("parameters/prod.yaml", str(params))
+    )
+    done = subprocess.run(
+        ["bash", "-c", command],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "IRKIT_REPORTS": str(tmp_path / "reports")},
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "status: CRIT" in done.stdout
+    (report,) = (tmp_path / "reports" / "health").glob("*-health.ipynb")
+    assert report.with_suffix(".html").exists()
+    assert json.loads(report.read_text())["metadata"]["papermill"]["parameters"]["notify"] is True

@@ -19,6 +19,7 @@ import pytest
 
 from irkit import records
 from irkit.health import checks, history, notice, retention
+from irkit.render import COLOURS
 from irkit.result import Result, Status
 from irkit.sandbox.stack import Stack
 from tests.helpers import (
@@ -340,6 +341,118 @@ def test_notices_only_when_news_and_never_the_webhook_in_a_file(
             assert "healthsecret42" not in path.read_text(errors="replace"), path
 
 
+# Every target refused at once: the report is CRIT, and stays CRIT, within one quick run.
+UNREACHABLE = {
+    "pg_host": "127.0.0.1",
+    "pg_port": 1,
+    "web_url": "http://127.0.0.1:1",
+    "prom_url": "http://127.0.0.1:1",
+    "redis_url": "redis://127.0.0.1:1/1",
+    "celery_broker_url": "redis://127.0.0.1:1/0",
+}
+# This machine's CPU and memory are judged too; thresholds it cannot reach keep them out of the
+# set of failing checks, which is what this test changes on purpose.
+CALM_HOST = {
+    "host_cpu_warn_pct": 100.0,
+    "host_cpu_crit_pct": 100.0,
+    "host_memory_available_warn_pct": 0.0,
+    "host_memory_available_crit_pct": 0.0,
+}
+
+
+@pytest.mark.host_wide  # judges this machine's CPU and memory, which other tests load
+def test_a_newly_failing_check_is_news_while_the_worst_stays_crit(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    env = {"IRKIT_SLACK_WEBHOOK": f"{receiver.url}/services/T0/B0/x"}
+    crit = {**UNREACHABLE, **CALM_HOST, "disk_paths": [str(tmp_path)]}
+    # The disk of the test folder is certainly more than 1 % used: a second CRIT finding.
+    disk_full = {**crit, "disk_warn_pct": 0.5, "disk_crit_pct": 1.0}
+
+    def run(values: dict[str, Any]) -> subprocess.CompletedProcess[str]:
+        done = run_health(tmp_path, values, "--notify", env=env)
+        assert done.returncode == 2, done.stdout + done.stderr
+        return done
+
+    run(crit)
+    assert len(receiver.requests) == 1  # first report, CRIT
+    run(disk_full)
+    assert len(receiver.requests) == 2, "a second CRIT check while CRIT sent no notice"
+    text = receiver.requests[-1]["json"]["text"]
+    assert "(still CRIT; newly failing: CRIT disk.usage)" in text, text
+    run(disk_full)
+    assert len(receiver.requests) == 2  # the same checks fail: nothing new to say
+    notes = json.dumps(json.loads(health_reports(tmp_path)[-1].read_text())["cells"])
+    assert "No notice: the worst status is CRIT, as before, and the same checks fail" in notes
+    run(crit)
+    assert len(receiver.requests) == 3
+    assert "(still CRIT; no longer failing: disk.usage)" in receiver.requests[-1]["json"]["text"]
+
+
+def test_plain_papermill_takes_notify_true_as_papermill_passes_it(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    out = tmp_path / "health.ipynb"
+    pairs = [arg for name, value in UNREACHABLE.items() for arg in ("-p", name, str(value))]
+    done = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "papermill"),
+            "notebooks/health.ipynb",
+            str(out),
+            *pairs,
+            *("-p", "notify", "true"),  # papermill injects the text 'true'
+            *("-y", json.dumps({"disk_paths": [str(tmp_path)]})),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={
+            **os.environ,
+            "IRKIT_REPORTS": str(tmp_path / "reports"),
+            "IRKIT_SLACK_WEBHOOK": f"{receiver.url}/services/T0/B0/x",
+        },
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    (posted,) = receiver.requests
+    assert "(first health report: CRIT)" in posted["json"]["text"]
+    record = records.read(out)
+    assert record.complete, record.error
+    assert any(e.get("kind") == history.NOTIFIED for e in record.events)
+
+
+def test_needs_attention_rows_are_coloured_by_status(tmp_path: Path) -> None:
+    done = run_health(tmp_path, {**UNREACHABLE, "disk_paths": [str(tmp_path)]})
+    assert done.returncode == 2, done.stderr
+    html = health_reports(tmp_path)[-1].with_suffix(".html").read_text()
+    attention = html[html.index("Needs attention") :]
+    attention = attention[: attention.index("</table>")]
+    crit_fg, crit_bg = COLOURS[Status.CRIT]
+    assert f'<tr style="background:{crit_bg}">' in attention
+    assert f"color:{crit_fg};background:{crit_bg}" in attention  # the status badge
+    assert "<tr><td" not in attention  # no row without its colour
+
+
+def test_keep_shorter_than_the_reminder_says_what_it_keeps(tmp_path: Path) -> None:
+    folder = tmp_path / "reports" / "health"
+    folder.mkdir(parents=True)
+    now = datetime.now(UTC)
+    half_hour = (now - timedelta(minutes=30)).strftime("%Y%m%dT%H%M%SZ")
+    two_hours = (now - timedelta(hours=2)).strftime("%Y%m%dT%H%M%SZ")
+    for stamp in (half_hour, two_hours):
+        (folder / f"{stamp}-health.ipynb").write_text("{}")
+    done = run_health(tmp_path, {**UNREACHABLE, "disk_paths": [str(tmp_path)]}, "--keep", "1m")
+    assert done.returncode == 2, done.stderr
+    assert (
+        "irkit: --keep 1m is shorter than notify_repeat_min (60 min), where the last notice is "
+        "looked for: keeping health reports for 60 min\n"
+    ) in done.stderr
+    assert "pruned: 1 health report file(s) older than 1h" in done.stdout
+    assert (folder / f"{half_hour}-health.ipynb").exists()
+    assert not (folder / f"{two_hours}-health.ipynb").exists()
+
+
 def test_keep_prunes_old_health_reports_and_nothing_else(tmp_path: Path) -> None:
     folder = tmp_path / "reports" / "health"
     folder.mkdir(parents=True)
@@ -449,6 +562,36 @@ def test_notice_rules() -> None:
         "still CRIT, last notice 61 min ago"
     )
     assert notice.reason(crit, crit, None, now, 60) == "still CRIT (no notice posted yet)"
+    # The set of failing checks changed: news even when the worst status did not.
+    assert notice.reason(crit, crit, recent, now, 60, "newly failing: CRIT b") == (
+        "still CRIT; newly failing: CRIT b"
+    )
+    assert notice.reason(warn, warn, None, now, 60, "no longer failing: b") == (
+        "still WARN; no longer failing: b"
+    )
+
+
+def test_what_changed_in_the_failing_checks() -> None:
+    def failing(**statuses: Status) -> dict[tuple[str, str], Status]:
+        results = [Result(probe=p, target="t", status=s, summary="") for p, s in statuses.items()]
+        return notice.failing(results)
+
+    ok, warn, crit = Status.OK, Status.WARN, Status.CRIT
+    assert failing(a=ok, b=crit) == {("b", "t"): crit}
+    assert notice.failing_changed(failing(a=crit, b=ok), failing(a=crit, b=ok)) == ""
+    assert notice.failing_changed(failing(a=crit, b=crit), failing(a=crit, b=ok)) == (
+        "newly failing: CRIT b"
+    )
+    assert notice.failing_changed(failing(a=crit, b=crit), failing(a=crit, b=warn)) == (
+        "changed: b WARN → CRIT"
+    )
+    assert notice.failing_changed(failing(a=crit, b=ok), failing(a=crit, b=warn)) == (
+        "no longer failing: b"
+    )
+    many = failing(**{f"p{i}": crit for i in range(5)})
+    assert notice.failing_changed(many, {}) == (
+        "newly failing: CRIT p0, CRIT p1, CRIT p2 and 2 more"
+    )
 
 
 def test_changes_since_the_previous_report() -> None:

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from irkit.incident.load import Incident
-from irkit.metrics import monthly, stats, table
+from irkit.metrics import charts, layout, monthly, stats, table
 from tests.helpers import irkit
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
@@ -459,3 +459,110 @@ def test_repeats_actions_and_data_quality(fixture_reports: Path) -> None:
     }
     corrupt = next(q["reason"] for q in data["quality"] if q["incident_id"] == "STATIC-404")
     assert "skipped" in corrupt
+
+
+# --- what the report shows -------------------------------------------------------------------
+
+
+def test_durations_as_one_grid_of_severity_and_metric(fixture_reports: Path) -> None:
+    analysis = analysed(fixture_reports)
+    grid = stats.by_severity(analysis.this_month).set_index(["severity", "metric"])
+    # November's P0 (LOGIN-500 47 and API-502 150), as worked out above.
+    assert tuple(grid.loc[("P0", "ttr"), ["n", "median", "p90"]]) == pytest.approx((2, 98.5, 139.7))
+    assert grid.loc[("P2", "ttd"), "n"] == 0  # kept, shown as a dash
+    assert grid.loc[("P3", "ttr"), "median"] == pytest.approx(1620.0)
+    shown = analysis.durations().data
+    html = shown["text/html"]
+    # Two grids (November, then the three months) instead of a row per month, severity and
+    # metric; each cell the median, then p90 and n.
+    assert html.count("<table>") == 2
+    assert "Durations, 2026-11</h4>" in html
+    assert "Durations, 2026-09 to 2026-11</h4>" in html
+    assert "<b>1.6 h</b><br>" in html  # P0 TTR in November: 98.5 min
+    assert "p90 2.3 h, n=2" in html
+    assert "<b>27.0 h</b><br>" in html  # P3's 1620 min
+    assert "P0: TTD 4 min (p90 5 min, n=2); TTA 16 min (p90 27 min, n=2);" in shown["text/plain"]
+    assert [layout.duration(m) for m in (47, 89.6, 150, 2879, 2880, None)] == [
+        "47 min",
+        "90 min",
+        "2.5 h",
+        "48.0 h",
+        "2.0 d",
+        "—",
+    ]
+
+
+def test_action_items_show_what_who_and_when(fixture_reports: Path) -> None:
+    analysis = analysed(fixture_reports)
+    items = analysis.items
+    # Overdue first (by due date), then open, then done; DRILL-1110's item is a drill's.
+    assert items.values.tolist()[:4] == [
+        ["POOL-1003", "Review pool sizing", "Backend Lead", "2026-10-20", "P1", "overdue"],
+        [
+            "LOGIN-500",
+            "Add connection pool monitoring alert",
+            "DevOps Lead",
+            "2026-11-04",
+            "P0",
+            "overdue",
+        ],
+        ["API-502", "Health check on the load balancer", "SRE", "2026-11-20", "P1", "overdue"],
+        ["LOGIN-500", "Load-test the pool", "QA", "2026-12-10", "P2", "open"],
+    ]
+    assert items["state"].value_counts().to_dict() == {"overdue": 3, "open": 2, "done": 2}
+    assert "Practise the pool runbook" not in set(items["action"])
+    shown = analysis.actions().data
+    assert "<h4>Action items: 3 overdue, 2 open, 2 done</h4>" in shown["text/html"]
+    assert '<td style="text-align:left">Review pool sizing</td>' in shown["text/html"]
+    # The text fallback is aligned the same way: text to the left.
+    first = shown["text/plain"].splitlines()[2]
+    assert first.startswith("POOL-1003    Review pool sizing                    Backend Lead")
+    assert computed(fixture_reports)["action_items"][0]["owner"] == "Backend Lead"
+
+
+def test_tables_put_text_left_and_numbers_right() -> None:
+    frame = pd.DataFrame({"severity": ["P0"], "clock": ["response"], "met": [2], "pct": [66.67]})
+    html = layout.frame_html(frame)
+    assert '<th style="text-align:left">severity</th>' in html
+    assert '<td style="text-align:left">response</td>' in html
+    assert '<th style="text-align:right">met</th>' in html
+    assert '<td style="text-align:right">2</td>' in html
+    assert '<td style="text-align:right">66.7</td>' in html
+    assert layout.frame_html(frame.iloc[0:0]) == "<p>(none)</p>"
+    # Text from the records is escaped.
+    assert "&lt;b&gt;" in layout.frame_html(pd.DataFrame({"action": ["<b>"]}))
+
+
+def test_sla_bars_are_coloured_by_the_goal_with_the_goal_drawn(fixture_reports: Path) -> None:
+    from matplotlib.colors import to_hex
+
+    compliance = stats.sla_compliance(analysed(fixture_reports).table, FIXTURE_NOW)
+    figure = charts.sla(compliance, 95.0)
+    (axes,) = figure.axes
+    colours = {
+        label.get_text().split("\n")[0]: to_hex(bar.get_facecolor())
+        for label, bar in zip(axes.get_yticklabels(), axes.patches, strict=True)
+    }
+    green, red = "#55a868", "#c44e52"
+    # P0 at 67 % (2 of 3) is below the goal; P1 at 100 % meets it; P2 response 7 of 8 = 88 %.
+    assert colours["P0 response"] == red
+    assert colours["P1 resolution"] == green
+    assert colours["P2 response"] == red
+    assert [to_hex(bar.get_facecolor()) for bar in charts.sla(compliance, 60.0).axes[0].patches]
+    assert to_hex(charts.sla(compliance, 60.0).axes[0].patches[-1].get_facecolor()) == green
+    assert axes.get_xlim() == (0.0, 100.0)
+    (goal,) = axes.lines
+    assert list(goal.get_xdata()) == [95.0, 95.0]
+    labels = [label.get_text() for label in axes.get_yticklabels()]
+    assert "P3 resolution\n100% of 4, +1 pending" in labels
+
+
+def test_the_ttr_trend_writes_n_under_each_month_not_over_the_points(
+    fixture_reports: Path,
+) -> None:
+    analysis = analysed(fixture_reports)
+    figure = charts.ttr_trend(stats.durations(analysis.table), analysis.months)
+    (axes,) = figure.axes
+    assert list(axes.texts) == []  # no label beside a point, where close medians made them overlap
+    labels = [label.get_text() for label in axes.get_xticklabels()]
+    assert labels[-1] == "2026-11\nn: P0 2 · P1 1\nP2 2 · P3 2"

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -40,7 +41,13 @@ def test_values_of_the_declared_type_pass(type_: str, value: object, expected: o
         ("int", True),
         ("int", 1.5),
         ("float", "x"),
-        ("bool", 1),
+        ("bool", 2),
+        ("bool", "maybe"),
+        ("bool", "tru"),
+        ("bool", "y"),
+        ("bool", ""),
+        ("bool", 1.0),
+        ("bool", None),
         ("list[str]", "a"),
         ("list[str]", [1]),
     ],
@@ -48,6 +55,30 @@ def test_values_of_the_declared_type_pass(type_: str, value: object, expected: o
 def test_values_of_another_type_are_refused(type_: str, value: object) -> None:
     with pytest.raises(ParameterError, match="parameter p must be"):
         parameters.check_value("p", type_, value)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        # What papermill's `-p notify true` injects is the text "true"; `-p notify 1` an int.
+        *[(word, True) for word in ("true", "True", "TRUE", "yes", "Yes", "on", "1", " true ")],
+        *[(word, False) for word in ("false", "False", "no", "NO", "off", "0")],
+        (1, True),
+        (0, False),
+    ],
+)
+def test_flags_take_the_usual_spellings(value: object, expected: bool) -> None:
+    assert parameters.check_value("notify", "bool", value) is expected
+    if isinstance(value, str):
+        assert parameters.parse_cli_value("notify", "bool", value) is expected
+
+
+def test_a_flag_spelled_otherwise_is_refused_saying_what_is_accepted() -> None:
+    message = "parameter notify must be true or false (or yes/no, on/off, 1/0), got str 'maybe'"
+    with pytest.raises(ParameterError, match=re.escape(message)):
+        parameters.check_value("notify", "bool", "maybe")
+    with pytest.raises(ParameterError, match=re.escape("got 'nah'")):
+        parameters.from_cli("db", ["flag=nah"], DECLARED)
 
 
 def test_cli_values_are_read_in_the_declared_type() -> None:

@@ -42,7 +42,7 @@ def test_display_carries_html_text_and_json() -> None:
 
 def test_evidence_rows_render_as_a_table() -> None:
     html = make(rows=[{"pid": 7, "query": "<script>"}])._repr_mimebundle_()["text/html"]
-    assert "<th>pid</th>" in html
+    assert '<th style="text-align:left">pid</th>' in html
     assert "&lt;script&gt;" in html
     assert "<script>" not in html
 

@@ -280,6 +280,7 @@ LAYOUTS: dict[str, tuple[str, ...]] = {
         "month",
         "months",
         "incidents_dir",
+        "sla_goal_pct",
     ),
     "postmortem": (
         "incident_id  # the incident to write up",

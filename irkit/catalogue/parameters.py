@@ -317,6 +317,7 @@ METRICS = group(
     text("month", "", "the month analysed, YYYY-MM (empty: the current month, UTC)"),
     integer("months", 6, "how many months the tables and trends cover, ending with that one"),
     text("incidents_dir", "", "the incident folders to read (empty: reports/incidents/)"),
+    number("sla_goal_pct", 95.0, "share of incidents each SLA clock should meet: below it, red"),
 )
 
 GROUPS: tuple[Group, ...] = (

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import functools
 import sys
+from datetime import timedelta
 
 from irkit.catalogue.parameters import default
 from irkit.cli.output import execute, html_copy, not_kept
@@ -12,8 +13,6 @@ from irkit.result import Status
 
 
 def health(args: argparse.Namespace) -> int:
-    from datetime import timedelta
-
     from irkit import htmlcopy, records, runner
     from irkit.health import history, retention
     from irkit.result import utc_now
@@ -22,6 +21,17 @@ def health(args: argparse.Namespace) -> int:
     pairs = [*args.pairs, *(["notify=true"] if args.notify else [])]
     folder = history.folder()
     plan = runner.plan("health", args.files, pairs, folder=folder)
+    if keep is not None:
+        # The last notice is found in the reports: keep them as long as a reminder may wait.
+        repeat_min = float(plan.values.get("notify_repeat_min", default("notify_repeat_min")))
+        if keep < timedelta(minutes=repeat_min):
+            print(
+                f"irkit: --keep {args.keep} is shorter than notify_repeat_min "
+                f"({repeat_min:g} min), where the last notice is looked for: "
+                f"keeping health reports for {repeat_min:g} min",
+                file=sys.stderr,
+            )
+            keep = timedelta(minutes=repeat_min)
     for adopted in records.adopt_orphans(folder):
         print(f"irkit: kept the record of a run that was killed: {adopted}", file=sys.stderr)
     warm = functools.partial(htmlcopy.warm, exclude_input=True)
@@ -33,15 +43,20 @@ def health(args: argparse.Namespace) -> int:
     written = [record.path, *([html] if html else [])]
     print(f"report: {record.path}")
     if keep is not None:
-        # The last notice is found in the reports: keep them as long as a reminder may wait.
-        repeat = timedelta(
-            minutes=float(plan.values.get("notify_repeat_min", default("notify_repeat_min")))
-        )
-        removed = retention.prune(folder, max(keep, repeat), utc_now(), spare=written)
+        removed = retention.prune(folder, keep, utc_now(), spare=written)
         if removed:
-            print(f"pruned: {len(removed)} health report file(s) older than {args.keep}")
+            print(f"pruned: {len(removed)} health report file(s) older than {_age(keep)}")
     counts = ", ".join(
         f"{n} {s.name}" for s in Status if (n := sum(r.status is s for r in record.results))
     )
     print(f"status: {record.status.name}" + (f" ({counts})" if counts else ""))
     return record.status.exit_code
+
+
+def _age(age: timedelta) -> str:
+    """An age as --keep takes it: 30d, 12h, 90m (what was given, or what it was raised to)."""
+    minutes = age.total_seconds() / 60
+    for size, unit in ((7 * 24 * 60, "w"), (24 * 60, "d"), (60, "h")):
+        if minutes >= size and minutes % size == 0:
+            return f"{minutes / size:g}{unit}"
+    return f"{minutes:g}m"

@@ -84,14 +84,14 @@ def _health(commands: _Commands) -> None:
     parser.add_argument(
         "--notify",
         action="store_true",
-        help="post a Slack notice (IRKIT_SLACK_WEBHOOK) when the worst status changes, or while "
-        "it stays CRIT at most every notify_repeat_min minutes",
+        help="post a Slack notice (IRKIT_SLACK_WEBHOOK) when the worst status or the set of "
+        "failing checks changes, or while it stays CRIT at most every notify_repeat_min minutes",
     )
     parser.add_argument(
         "--keep",
         metavar="AGE",
-        help="after the run, delete health reports older than AGE (e.g. 30d, 12h, 2w); "
-        "incident records and other reports are never touched",
+        help="after the run, delete health reports older than AGE (e.g. 30d, 12h, 2w; never "
+        "less than notify_repeat_min); incident records and other reports are never touched",
     )
     parser.set_defaults(handler=health.health)
 

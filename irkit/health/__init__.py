@@ -158,7 +158,8 @@ class Report:
                 }
                 for c in changes
             ]
-            html.append(render.table_html(rows))
+            # Coloured by the status the check has now: what got worse stands out.
+            html.append(render.table_html(rows, status_column="now"))
         data = {
             "worst": self.worst.name,
             "counts": counts,
@@ -206,14 +207,27 @@ class Report:
         from irkit.incident.notify import post_slack
 
         since = self.at - timedelta(minutes=repeat_min)
+        changed = (
+            notice.failing_changed(
+                notice.failing(self.results), notice.failing(self.previous.results)
+            )
+            if self.previous
+            else ""
+        )
         why = notice.reason(
-            self.worst, self.previous_worst, history.last_notified(since), self.at, repeat_min
+            self.worst,
+            self.previous_worst,
+            history.last_notified(since),
+            self.at,
+            repeat_min,
+            changed,
         )
         if not why:
             if self.previous is None:
                 return _note("No notice: the first health report here, and all is OK")
+            same = ", and the same checks fail" if self.worst is not Status.OK else ""
             return _note(
-                f"No notice: the worst status is {self.worst.name}, as before"
+                f"No notice: the worst status is {self.worst.name}, as before{same}"
                 + ("" if self.worst is not Status.CRIT else f" (reminded every {repeat_min:g} min)")
             )
         message = notice.text(self.results, self.worst, why, self.at)
@@ -235,7 +249,7 @@ def _table(results: list[Result]) -> str:
         {"status": r.status.name, "probe": r.probe, "summary": r.summary, "target": r.target}
         for r in results
     ]
-    return render.table_html(rows)
+    return render.table_html(rows, status_column="status")
 
 
 def _note(text: str) -> _Bundle:

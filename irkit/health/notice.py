@@ -1,11 +1,12 @@
-"""The health report's Slack notice: posted only when the worst status changes, or while it stays
-CRIT no more often than every `repeat_min` minutes. A scheduler running the report every five
-minutes must not page a channel every five minutes."""
+"""The health report's Slack notice: posted only when it is news (the worst status changes, or
+the set of failing checks does: a second CRIT check while the first is still CRIT is news), or
+while it stays CRIT no more often than every `repeat_min` minutes. A scheduler running the report
+every five minutes must not page a channel every five minutes."""
 
 from __future__ import annotations
 
 import socket
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
 from irkit import escape
@@ -13,6 +14,41 @@ from irkit.result import Result, Status
 from irkit.secrets import redact
 
 _LISTED = 5
+_NAMED = 3  # checks named in the reason; the message lists the worst findings anyway
+
+
+def failing(results: Sequence[Result]) -> dict[tuple[str, str], Status]:
+    """The checks that are not OK, by probe and target, with their status."""
+    return {(r.probe, r.target): r.status for r in results if r.status is not Status.OK}
+
+
+def failing_changed(
+    now: Mapping[tuple[str, str], Status], before: Mapping[tuple[str, str], Status]
+) -> str:
+    """What changed in the set of failing checks ("newly failing: CRIT postgres.blocking"), or
+    "" when the same checks fail as before, each as badly."""
+    newly = [f"{s.name} {probe}" for (probe, t), s in now.items() if (probe, t) not in before]
+    moved = [
+        f"{probe} {before[probe, t].name} → {s.name}"
+        for (probe, t), s in now.items()
+        if (probe, t) in before and before[probe, t] is not s
+    ]
+    cleared = [probe for (probe, t) in before if (probe, t) not in now]
+    parts = [
+        f"{label}: {_some(names)}"
+        for label, names in (
+            ("newly failing", newly),
+            ("changed", moved),
+            ("no longer failing", cleared),
+        )
+        if names
+    ]
+    return "; ".join(parts)
+
+
+def _some(names: list[str]) -> str:
+    shown = ", ".join(names[:_NAMED])
+    return shown + (f" and {len(names) - _NAMED} more" if len(names) > _NAMED else "")
 
 
 def reason(
@@ -21,12 +57,16 @@ def reason(
     last_posted: datetime | None,
     at: datetime,
     repeat_min: float,
+    changed: str = "",
 ) -> str:
-    """Why a notice is due, or "" when none is."""
+    """Why a notice is due, or "" when none is. `changed` says how the set of failing checks
+    changed since the previous report (`failing_changed`)."""
     if before is None:
         return "" if now is Status.OK else f"first health report: {now.name}"
     if now is not before:
         return "recovered" if now is Status.OK else f"{before.name} → {now.name}"
+    if changed:
+        return f"still {now.name}; {changed}"
     if now is Status.CRIT:
         if last_posted is None:
             return "still CRIT (no notice posted yet)"

@@ -8,6 +8,7 @@ from typing import Any
 import pandas as pd
 
 from irkit import escape
+from irkit.metrics.layout import duration
 
 SEVERITIES = ["P0", "P1", "P2", "P3"]
 _COLOURS = {"P0": "#c44e52", "P1": "#dd8452", "P2": "#4c72b0", "P3": "#8c8c8c"}
@@ -82,9 +83,9 @@ def distribution(counted: pd.DataFrame, metric: str, label: str, span: str = "")
         values = counted.loc[counted["severity"] == severity, f"{metric}_min"].dropna()
         if values.size:
             data.append(values.to_numpy(dtype=float))
-            names.append(f"{severity}\nn={values.size}, median {values.median():.0f}")
+            names.append(f"{severity}\nn={values.size}, median {duration(values.median())}")
     if data:
-        axes.boxplot(data, tick_labels=names, vert=False)
+        axes.boxplot(data, tick_labels=names, orientation="horizontal")
         if _wide([float(v) for values in data for v in values]):
             axes.set_xscale("log")
             axes.set_xlabel("minutes (log scale)")
@@ -97,53 +98,68 @@ def distribution(counted: pd.DataFrame, metric: str, label: str, span: str = "")
 
 
 def ttr_trend(durations: pd.DataFrame, months: list[str]) -> Any:
-    figure, axes = _figure("Median time to resolve, per month")
+    """One line per severity; how many incidents each median stands on is written under its
+    month (labels beside the points would overlap where two severities' medians are close)."""
+    figure, axes = _figure("Median time to resolve, per month", height=3.6)
     ttr = durations[durations["metric"] == "ttr"]
+    counts: dict[str, list[str]] = {month: [] for month in months}
     for severity in SEVERITIES:
         rows = ttr[ttr["severity"] == severity].set_index("month").reindex(months)
         if rows["median"].notna().any():
             axes.plot(months, rows["median"], marker="o", label=severity, color=_COLOURS[severity])
-            for month, median, n in zip(months, rows["median"], rows["n"], strict=True):
-                if pd.notna(median):
-                    axes.annotate(
-                        f"n={int(n)}",
-                        (month, median),
-                        xytext=(0, 5),
-                        textcoords="offset points",
-                        ha="center",
-                        fontsize=7,
-                    )
+            for month, n in zip(months, rows["n"], strict=True):
+                if pd.notna(n) and n:
+                    counts[month].append(f"{severity} {int(n)}")
+    axes.set_xticks(range(len(months)), [_month_label(m, counts[m]) for m in months], fontsize=8)
     if _wide([float(v) for v in ttr["median"].dropna()]):
         axes.set_yscale("log")
         axes.set_ylabel("median TTR (minutes, log scale)")
     else:
         axes.set_ylabel("median TTR (minutes)")
-    axes.set_xlabel("month")
-    axes.legend(fontsize=8)
+    axes.set_xlabel("month, with n (incidents resolved) per severity")
+    axes.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return figure
 
 
-def sla(compliance: pd.DataFrame) -> Any:
+def _month_label(month: str, counts: list[str]) -> str:
+    pairs = [" · ".join(counts[i : i + 2]) for i in range(0, len(counts), 2)]
+    return "\n".join([month, *(f"n: {p}" if i == 0 else p for i, p in enumerate(pairs))])
+
+
+_MET, _MISSED, _UNDECIDED = "#55a868", "#c44e52", "#bbbbbb"
+
+
+def sla(compliance: pd.DataFrame, goal_pct: float) -> Any:
+    """A bar per severity and clock, green where it meets the goal and red where it does not,
+    the goal drawn as a line; each bar's numbers in its label, so the axis can stop at 100 %."""
     figure, axes = _figure("SLA compliance by severity (met / (met + breached))")
-    labels, values, notes = [], [], []
+    labels, values, colours = [], [], []
     # Drawn bottom up: reversed, P0 reads first.
     for row in reversed(compliance.to_dict("records")):
         decided = int(row["met"]) + int(row["breached"])
-        labels.append(f"{row['severity']} {row['clock']}")
-        values.append(float(row["compliance_pct"]) if decided else 0.0)
-        note = f"{row['compliance_pct']:.0f}% of {decided}" if decided else "none decided yet"
-        notes.append(note + (f" (+{int(row['pending'])} pending)" if row["pending"] else ""))
-    axes.barh(labels, values, color="#55a868")
-    for position, (value, note) in enumerate(zip(values, notes, strict=True)):
-        axes.annotate(
-            note,
-            (value, position),
-            xytext=(3, 0),
-            textcoords="offset points",
-            va="center",
-            fontsize=8,
-        )
-    axes.set_xlim(0, 140)  # room for the note beside a full bar
+        pct = float(row["compliance_pct"]) if decided else 0.0
+        note = f"{pct:.0f}% of {decided}" if decided else "none decided yet"
+        note += f", +{int(row['pending'])} pending" if row["pending"] else ""
+        labels.append(f"{row['severity']} {row['clock']}\n{note}")
+        values.append(pct)
+        colours.append(_UNDECIDED if not decided else _MET if pct >= goal_pct else _MISSED)
+    axes.barh(labels, values, color=colours)
+    axes.axvline(goal_pct, color="#333333", linestyle="--", linewidth=1)
+    from matplotlib.patches import Patch
+
+    axes.legend(
+        handles=[
+            Patch(color=_MET, label=f"meets the goal ({goal_pct:g}%)"),
+            Patch(color=_MISSED, label="below the goal"),
+            axes.lines[0],
+        ],
+        labels=[f"meets the goal ({goal_pct:g}%)", "below the goal", f"goal {goal_pct:g}%"],
+        fontsize=8,
+        loc="lower left",
+        bbox_to_anchor=(1.0, 0.0),
+    )
+    axes.tick_params(axis="y", labelsize=8)
+    axes.set_xlim(0, 100)
     axes.set_xlabel("% of incidents within target")
     return figure
 

@@ -21,7 +21,7 @@ import pandas as pd
 from irkit import escape
 from irkit.catalogue.parameters import default
 from irkit.errors import ConfigError
-from irkit.metrics import charts, postmortems, stats, table
+from irkit.metrics import charts, layout, postmortems, stats, table
 
 METRICS_MIME = "application/vnd.irkit.metrics+json"
 _MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
@@ -67,6 +67,7 @@ def analyse(
         if p.incident_id in ids_in_window or "no detected_at" in p.reason
     ] + [{"incident_id": text.partition(":")[0], "reason": text} for text in folder_problems]
     shown = frame[frame["month"].isin(months_shown)]
+    counted_ids = stats.real(shown)["incident_id"]
     return Analysis(
         month,
         months_shown,
@@ -75,6 +76,7 @@ def analyse(
         now,
         root,
         stats.repeats(frame, months_shown),
+        table.action_items(incidents, counted_ids, now),
         late_postmortems=postmortems.late(incidents, months_shown, now),
     )
 
@@ -89,6 +91,8 @@ class Analysis:
     root: Path
     # Found over every record: a repeat's earlier incident may come before the months shown.
     repeated: pd.DataFrame
+    # The counted incidents' action items, one row each (not the drills').
+    items: pd.DataFrame
     late_postmortems: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @property
@@ -119,6 +123,7 @@ class Analysis:
                 name: int(self.counted[f"actions_{name}"].sum())
                 for name in ("open", "overdue", "done")
             },
+            "action_items": _records(self.items),
             "drills": self.table.loc[self.table["drill"], "incident_id"].tolist(),
             "quality": self.quality,
         }
@@ -166,6 +171,9 @@ class Analysis:
     def durations(self) -> _Bundle:
         frame = stats.durations(self.table)
         span = f"{self.months[0]} to {self.months[-1]}" if len(self.months) > 1 else self.month
+        grids = [(self.month, stats.by_severity(self.this_month))]
+        if len(self.months) > 1:
+            grids.append((span, stats.by_severity(self.table)))
         figures = [
             charts.distribution(self.counted, m, label, span)
             for m, label in (
@@ -175,13 +183,21 @@ class Analysis:
             )
         ]
         figures.append(charts.ttr_trend(frame, self.months))
-        # Rows with no incident having both times say nothing; the JSON keeps them (n = 0).
-        shown = _rounded(frame[frame["n"] > 0])
-        return _tables_and_figures([("Durations (minutes)", shown)], figures)
+        # Every month's mean, median, p90 and n per severity stay in the JSON (`durations`).
+        text = [f"Durations, {title}: median (p90, n)\n{layout.grid_text(g)}" for title, g in grids]
+        html = [
+            f"<h4>{escape.html(f'Durations, {title}')}</h4>{layout.grid_html(g)}"
+            for title, g in grids
+        ]
+        return _Bundle(
+            {"text/plain": "\n\n".join(text), "text/html": "".join(html) + _images(figures)}
+        )
 
-    def sla(self) -> _Bundle:
+    def sla(self, goal_pct: float = default("sla_goal_pct")) -> _Bundle:
         frame = stats.sla_compliance(self.table, self.now)
-        return _tables_and_figures([("SLA compliance", _rounded(frame))], [charts.sla(frame)])
+        return _tables_and_figures(
+            [("SLA compliance", _rounded(frame))], [charts.sla(frame, goal_pct)]
+        )
 
     def volume(self) -> _Bundle:
         counts = (
@@ -207,10 +223,12 @@ class Analysis:
         )
 
     def actions(self) -> _Bundle:
-        columns = ["incident_id", "actions_open", "actions_overdue", "actions_done"]
-        frame = self.counted[columns]
-        frame = frame[frame[columns[1:]].sum(axis=1) > 0]
-        return _tables_and_figures([("Action items", frame)], [])
+        states = self.items["state"].value_counts()
+        title = (
+            f"Action items: {states.get('overdue', 0)} overdue, {states.get('open', 0)} open, "
+            f"{states.get('done', 0)} done"
+        )
+        return _tables_and_figures([(title, self.items)], [])
 
     def postmortems(self) -> _Bundle:
         return _tables_and_figures(
@@ -249,15 +267,16 @@ def _png(figure: Any) -> str:
 def _tables_and_figures(tables: list[tuple[str, pd.DataFrame]], figures: list[Any]) -> _Bundle:
     text, html = [], []
     for title, frame in tables:
-        body = frame.to_string(index=False) if len(frame) else "(none)"
-        text.append(f"{title}\n{body}")
-        shown = frame.to_html(index=False, na_rep="—") if len(frame) else "<p>(none)</p>"
-        html.append(f"<h4>{escape.html(title)}</h4>{shown}")
-    for figure in figures:
-        html.append(
-            f'<img alt="chart" style="max-width:100%" src="data:image/png;base64,{_png(figure)}"/>'
-        )
-    return _Bundle({"text/plain": "\n\n".join(text), "text/html": "".join(html)})
+        text.append(f"{title}\n{layout.frame_text(frame)}")
+        html.append(f"<h4>{escape.html(title)}</h4>{layout.frame_html(frame)}")
+    return _Bundle({"text/plain": "\n\n".join(text), "text/html": "".join(html) + _images(figures)})
+
+
+def _images(figures: list[Any]) -> str:
+    return "".join(
+        f'<img alt="chart" style="max-width:100%" src="data:image/png;base64,{_png(figure)}"/>'
+        for figure in figures
+    )
 
 
 class _Bundle:

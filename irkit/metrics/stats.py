@@ -57,6 +57,26 @@ def durations(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["month", "severity", "metric", "n", "mean", "median", "p90"])
 
 
+def by_severity(table: pd.DataFrame) -> pd.DataFrame:
+    """Per severity and metric over every month of `table`: n, median and p90 in minutes (None
+    where n is 0)."""
+    rows = []
+    for severity, group in real(table).groupby("severity", sort=True):
+        for metric in METRICS:
+            values = group[f"{metric}_min"].dropna()
+            found = bool(values.size)
+            rows.append(
+                {
+                    "severity": severity,
+                    "metric": metric,
+                    "n": int(values.size),
+                    "median": float(values.median()) if found else None,
+                    "p90": float(values.quantile(0.9)) if found else None,
+                }
+            )
+    return pd.DataFrame(rows, columns=["severity", "metric", "n", "median", "p90"])
+
+
 def sla_compliance(table: pd.DataFrame, now: datetime) -> pd.DataFrame:
     """Per severity and clock (response, resolution): met, breached, pending, and compliance =
     met / (met + breached). An open incident past its target is breached; one still within it is

@@ -119,3 +119,38 @@ def _actions(items: Iterable[object], today: datetime) -> dict[str, int]:
         if due and due < today.strftime("%Y-%m-%d"):
             counts["actions_overdue"] += 1
     return counts
+
+
+ITEM_COLUMNS = ("incident_id", "action", "owner", "due", "priority", "state")
+_STATE_ORDER = {"overdue": 0, "open": 1, "done": 2}
+
+
+def action_items(
+    incidents: Sequence[Incident], ids: Iterable[str], today: datetime
+) -> pd.DataFrame:
+    """The postmortems' action items of the incidents `ids`, one row each: what, who, when, and
+    its state (overdue: past its due date and not done); overdue first, then open, then done,
+    each by due date."""
+    wanted = set(ids)
+    day = today.strftime("%Y-%m-%d")
+    rows = []
+    for incident in incidents:
+        if incident.incident_id not in wanted:
+            continue
+        for item in incident.get("action_items", []) or []:
+            if not isinstance(item, dict):
+                continue
+            due = str(item.get("due") or "")
+            state = "done" if item.get("done") else "overdue" if due and due < day else "open"
+            rows.append(
+                {
+                    "incident_id": incident.incident_id,
+                    "action": str(item.get("action") or ""),
+                    "owner": str(item.get("owner") or ""),
+                    "due": due,
+                    "priority": str(item.get("priority") or ""),
+                    "state": state,
+                }
+            )
+    rows.sort(key=lambda r: (_STATE_ORDER[r["state"]], r["due"] or "9999", r["incident_id"]))
+    return pd.DataFrame(rows, columns=list(ITEM_COLUMNS))
