@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -136,12 +136,17 @@ def exact_output(output: Path) -> Path:
 
 
 def execute(
-    run: Plan, *, progress: bool = False, meanwhile: Callable[[], object] | None = None
+    run: Plan,
+    *,
+    progress: bool = False,
+    meanwhile: Callable[[], object] | None = None,
+    on_output: Callable[[Mapping[str, Any]], object] | None = None,
 ) -> records.Record:
     """Execute the planned run. A notebook that raised is kept and read as incomplete; an
     interrupted run keeps what was written so far. `meanwhile` is called once papermill is
     loaded, as the kernel starts: for work on a thread of its own (after the import, which it
-    would otherwise slow down by waiting on the same import locks)."""
+    would otherwise slow down by waiting on the same import locks). `on_output` is called with
+    each output of the notebook the moment the kernel sends it (irkit.cli.stream shows them)."""
     # papermill saves the whole notebook at the start and end of every cell, and nbformat
     # validates each save; its fastjsonschema validator does that in half the time.
     os.environ.setdefault("NBFORMAT_VALIDATOR", "fastjsonschema")
@@ -175,6 +180,7 @@ def execute(
             # Every probe has its own timeouts; this bounds a run even if one of them fails.
             execution_timeout=CELL_TIMEOUT_S,
             irkit_kept=kept,
+            irkit_on_output=on_output,
         )
     except papermill.PapermillExecutionError:
         pass  # the notebook is written with the error in it; read() marks it incomplete
