@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import nbformat
 import pytest
 
 from irkit import drills, records
@@ -84,6 +85,7 @@ def test_a_drill_worked_from_the_terminal_streams_what_happens(
         "irkit",
         "run",
         "db",
+        "--html",
         *pairs,
         "-p",
         'allow_actions=["postgres.terminate"]',
@@ -129,3 +131,20 @@ def test_a_drill_worked_from_the_terminal_streams_what_happens(
     after = [r for r in record.results if r.after]
     assert {r.after for r in after} == {"postgres.terminate"}
     assert {r.probe for r in after} == {"postgres.connections", "postgres.long_queries"}
+
+    # The record keeps its events and fields for tools; readers see none of those debug lines,
+    # neither in the notebook's text nor in its HTML copy.
+    assert record.incident.get("drill") is True
+    assert {"drill", "action-plan", "action-confirmed", "action-result"} <= {
+        e["kind"] for e in record.events
+    }
+    texts = [
+        "".join(o.get("data", {}).get("text/plain", ""))
+        for cell in nbformat.read(record.path, as_version=4).cells
+        for o in cell.get("outputs", [])
+    ]
+    assert not [t for t in texts if t.startswith(("event ", "record: "))], texts
+    html = record.path.with_suffix(".html").read_text()
+    assert "Drill in progress" not in html  # an event's text
+    assert "record: drill" not in html
+    assert "PLAN postgres.terminate" in html  # what a reader needs stays
