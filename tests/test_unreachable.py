@@ -146,7 +146,7 @@ LIBPQ_DOWN = (
 
 
 class DatabaseDown(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+    def do_GET(self) -> None:
         body = json.dumps({"Cache backend: default": "OK", "DatabaseBackend": LIBPQ_DOWN})
         self.send_response(500)
         self.send_header("Content-Type", "application/json")
