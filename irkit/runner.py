@@ -138,7 +138,6 @@ def exact_output(output: Path) -> Path:
 def execute(
     run: Plan,
     *,
-    progress: bool = False,
     meanwhile: Callable[[], object] | None = None,
     on_output: Callable[[Mapping[str, Any]], object] | None = None,
 ) -> records.Record:
@@ -171,7 +170,8 @@ def execute(
             parameters=run.values,
             kernel_name=KERNEL,
             engine_name=engine.register(),
-            progress_bar=progress,
+            # What a run shows as it goes is its outputs (`on_output`), not a bar of cells.
+            progress_bar=False,
             cwd=str(kit_home()),
             kernel_manager_class=engine.KernelManager,
             # The kernel's own start-up warnings are noise on a responder's terminal; its errors
