@@ -10,7 +10,7 @@ from typing import Any
 from irkit import probes
 from irkit.errors import ConfigError
 from irkit.render import badge
-from irkit.result import Result, Status
+from irkit.result import NEXT_STEPS_MIME, Result, Status
 
 
 def advise(result: Result) -> str | None:
@@ -32,31 +32,57 @@ def advise(result: Result) -> str | None:
 
 
 class NextSteps:
-    """A section's closing summary: its verdict and the runbook steps its findings call for."""
+    """A section's closing summary: its verdict, the runbook steps its findings (WARN, CRIT,
+    UNKNOWN) call for, and what an informational check that passed still points at (reclaimable
+    files). Checks that passed are counted in the headline, never listed as steps."""
 
     def __init__(self, section: str, results: Sequence[Result]) -> None:
         self.section = section
         self.results = list(results)
         self.status = Status.worst(r.status for r in self.results)
         order = sorted(self.results, key=lambda r: -r.status.rank)
-        self.steps = [(r, text) for r in order if (text := advise(r))]
+        # A check skipped because its target had just failed another: that one's step covers it.
+        findings = [
+            r for r in order if r.status is not Status.OK and "skipped_because" not in r.evidence
+        ]
+        self.steps = [(r, text) for r in findings if (text := advise(r))]
+        passed = [r for r in order if r.status is Status.OK]
+        self.notes = [(r, text) for r in passed if (text := advise(r))]
 
     def headline(self) -> str:
         counts = {s: sum(r.status is s for r in self.results) for s in Status}
         tally = ", ".join(f"{n} {s.name}" for s, n in counts.items() if n)
         if not self.results:
             return f"{self.section}: no checks have run yet"
-        if not self.steps:
+        if self.status is Status.OK:
             return f"{self.section}: {self.status.name}: all {len(self.results)} checks OK"
         return f"{self.section}: {self.status.name} ({tally})"
+
+    def to_json(self) -> dict[str, Any]:
+        def rows(pairs: list[tuple[Result, str]]) -> list[dict[str, str]]:
+            return [{"status": r.status.name, "probe": r.probe, "step": t} for r, t in pairs]
+
+        return {
+            "section": self.section,
+            "status": self.status.name,
+            "headline": self.headline(),
+            "steps": rows(self.steps),
+            "notes": rows(self.notes),
+        }
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
         text = [self.headline()]
         text += [f"- {r.status.name} {r.probe}: {step}" for r, step in self.steps]
+        text += [f"  note: {r.probe}: {note}" for r, note in self.notes]
         items = "".join(
             f"<li>{badge(r.status)} <code>{escape(r.probe)}</code>: {escape(step)}</li>"
             for r, step in self.steps
         )
         html = f"<h3>{badge(self.status)} {escape(self.headline())}</h3>"
         html += f"<ol>{items}</ol>" if items else "<p>Nothing in this section needs action.</p>"
-        return {"text/plain": "\n".join(text), "text/html": html}
+        if self.notes:
+            notes = "".join(
+                f"<li><code>{escape(r.probe)}</code>: {escape(note)}</li>" for r, note in self.notes
+            )
+            html += f"<p>Worth knowing:</p><ul>{notes}</ul>"
+        return {"text/plain": "\n".join(text), "text/html": html, NEXT_STEPS_MIME: self.to_json()}

@@ -20,7 +20,7 @@ import logging
 import os
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -178,6 +178,7 @@ class Engine(NBClientEngine):  # type: ignore[misc]
         **kwargs: Any,
     ) -> Any:
         # papermill's NBClientEngine.execute_managed_notebook, with the client below.
+        on_output: OnOutput | None = kwargs.pop("irkit_on_output", None)
         kwargs = remove_args(["input_path"], **kwargs)
         safe_kwargs = remove_args(["timeout", "startup_timeout"], **kwargs)
         final_kwargs = merge_kwargs(
@@ -191,12 +192,32 @@ class Engine(NBClientEngine):  # type: ignore[misc]
             stderr_file=stderr_file,
             shutdown_kernel="immediate",  # see the module's docstring
         )
-        return _Client(nb_man, **final_kwargs).execute()
+        client = _Client(nb_man, **final_kwargs)
+        client.on_output = on_output
+        return client.execute()
+
+
+# Called with each output as the kernel sends it (a notebook output: its "output_type", "data",
+# "metadata"), for a caller to show as the run goes; the record is written as before.
+OnOutput = Callable[[Mapping[str, Any]], object]
 
 
 class _Client(PapermillNotebookClient):  # type: ignore[misc]
     km: Any
     nb_man: _Manager
+    on_output: OnOutput | None = None
+
+    def output(
+        self, outs: list[Any], msg: dict[str, Any], display_id: str | None, cell_index: int
+    ) -> Any:
+        out = super().output(outs, msg, display_id, cell_index)
+        if out is not None and self.on_output is not None:
+            try:
+                self.on_output(out)
+            except Exception as exc:  # a terminal that went away must not stop the record
+                _CLIENT_LOG.warning("could not show an output as it came: %s", exc)
+                self.on_output = None
+        return out
 
     def papermill_execute_cells(self) -> None:
         super().papermill_execute_cells()

@@ -199,8 +199,20 @@ class Record:
         return merged
 
     @property
+    def latest(self) -> list[Result]:
+        """The last verdict for each (probe, target): a check re-measured after a mitigation
+        counts as it was last seen, not as it was before."""
+        last: dict[tuple[str, str], Result] = {}
+        for result in self.results:
+            last.pop((result.probe, result.target), None)  # ordered by when last measured
+            last[(result.probe, result.target)] = result
+        return list(last.values())
+
+    @property
     def status(self) -> Status:
-        statuses = [r.status for r in self.results]
+        """The state the run left things in: the worst of the latest verdicts (UNKNOWN if the
+        run did not finish or judged nothing)."""
+        statuses = [r.status for r in self.latest]
         if not self.complete or not statuses:
             statuses.append(Status.UNKNOWN)
         return Status.worst(statuses)

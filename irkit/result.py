@@ -19,6 +19,12 @@ RESULT_MIME = "application/vnd.irkit.result+json"
 # earlier fields) and timeline events.
 INCIDENT_MIME = "application/vnd.irkit.incident+json"
 EVENT_MIME = "application/vnd.irkit.event+json"
+# What the terminal streams as a run goes (irkit.cli.stream), besides results: a guarded action's
+# plan, outcome or dry run; a notice a responder must see (an incident NOT resolved); and the
+# section's closing verdict with its next steps.
+ACTION_MIME = "application/vnd.irkit.action+json"
+NOTICE_MIME = "application/vnd.irkit.notice+json"
+NEXT_STEPS_MIME = "application/vnd.irkit.next-steps+json"
 
 
 def utc_now() -> datetime:
@@ -36,9 +42,11 @@ class Result:
     evidence: Mapping[str, Any] = field(default_factory=dict)
     elapsed_ms: float = 0.0
     at: datetime = field(default_factory=utc_now)
+    # Measured after a guarded action in the same run changed something: that action's name.
+    after: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data = {
             "probe": self.probe,
             "target": self.target,
             "status": self.status.name,
@@ -47,6 +55,9 @@ class Result:
             "elapsed_ms": round(self.elapsed_ms, 1),
             "at": self.at.isoformat(timespec="seconds").replace("+00:00", "Z"),
         }
+        if self.after:
+            data["after"] = self.after
+        return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Result:
@@ -58,6 +69,7 @@ class Result:
             evidence=dict(data.get("evidence") or {}),
             elapsed_ms=float(data.get("elapsed_ms", 0.0)),
             at=datetime.fromisoformat(str(data["at"]).replace("Z", "+00:00")),
+            after=str(data.get("after") or ""),
         )
 
     def __str__(self) -> str:
@@ -65,7 +77,13 @@ class Result:
         # endpoint, a log line) must not move the cursor, recolour or add lines.
         return (
             f"{self.status.name:<7} {escape.one_line(self.probe)}  {escape.one_line(self.summary)}"
+            f"{self.after_note}"
         )
+
+    @property
+    def after_note(self) -> str:
+        """' (after postgres.terminate)' for a verdict re-measured after an action, else ''."""
+        return f" (after {escape.one_line(self.after)})" if self.after else ""
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
         return {
@@ -95,7 +113,7 @@ class Results(tuple[Result, ...]):
 
 def results_text(results: Sequence[Result]) -> str:
     lines = [
-        f"{r.status.name:<8}{escape.one_line(r.probe):<30}{escape.one_line(r.summary)}"
+        f"{r.status.name:<8}{escape.one_line(r.probe):<30}{escape.one_line(r.summary)}{r.after_note}"
         for r in results
     ]
     return "\n".join(lines)
@@ -110,6 +128,7 @@ def results_html(results: Sequence[Result]) -> str:
             f'<td style="vertical-align:top">{badge(r.status)}</td>'
             f'<td style="vertical-align:top;font-family:monospace">{escape.html(r.probe)}</td>'
             f'<td style="vertical-align:top;text-align:left">{escape.html(r.summary)}'
+            f"{escape.html(r.after_note)}"
             f"{evidence_html(r.evidence)}</td>"
             f'<td style="vertical-align:top;font-family:monospace;color:#555">'
             f"{escape.html(r.target)}</td>"

@@ -162,12 +162,16 @@ def exact_output(output: Path) -> Path:
 
 
 def execute(
-    run: Plan, *, progress: bool = False, meanwhile: Callable[[], object] | None = None
+    run: Plan,
+    *,
+    meanwhile: Callable[[], object] | None = None,
+    on_output: Callable[[Mapping[str, Any]], object] | None = None,
 ) -> records.Record:
     """Execute the planned run. A notebook that raised is kept and read as incomplete; an
     interrupted run keeps what was written so far. `meanwhile` is called once papermill is
     loaded, as the kernel starts: for work on a thread of its own (after the import, which it
-    would otherwise slow down by waiting on the same import locks)."""
+    would otherwise slow down by waiting on the same import locks). `on_output` is called with
+    each output of the notebook the moment the kernel sends it (irkit.cli.stream shows them)."""
     # papermill saves the whole notebook at the start and end of every cell, and nbformat
     # validates each save; its fastjsonschema validator does that in half the time.
     os.environ.setdefault("NBFORMAT_VALIDATOR", "fastjsonschema")
@@ -192,7 +196,8 @@ def execute(
             parameters=run.values,
             kernel_name=KERNEL,
             engine_name=engine.register(),
-            progress_bar=progress,
+            # What a run shows as it goes is its outputs (`on_output`), not a bar of cells.
+            progress_bar=False,
             cwd=str(kit_home()),
             kernel_manager_class=engine.KernelManager,
             # The kernel's own start-up warnings are noise on a responder's terminal; its errors
@@ -201,6 +206,7 @@ def execute(
             # Every probe has its own timeouts; this bounds a run even if one of them fails.
             execution_timeout=CELL_TIMEOUT_S,
             irkit_kept=kept,
+            irkit_on_output=on_output,
         )
     except papermill.PapermillExecutionError:
         pass  # the notebook is written with the error in it; read() marks it incomplete

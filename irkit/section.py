@@ -4,6 +4,7 @@ verdicts so far. What a run records (its incident, drills, mitigations) is added
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import html
 import os
@@ -45,6 +46,9 @@ class Section:
         namespace.pop(parameters.SECTIONS_KEY, None)
         self._latest: dict[tuple[str, str], Result] = {}
         self._unreachable: dict[str, tuple[float, Result]] = {}
+        # The last guarded action of this run that changed something: every verdict measured
+        # after it says so (Result.after), so a re-check reads as one.
+        self.after = ""
 
     @functools.cached_property
     def postgres(self) -> targets.PostgresTarget:
@@ -106,6 +110,8 @@ class Section:
     ) -> Result:
         """Run one probe and remember its verdict for the closing summary."""
         result = self.measure(probe, target, *args, **kwargs)
+        if self.after and not isinstance(result, NotConfigured):
+            result = dataclasses.replace(result, after=self.after)
         self.note([result])
         return result
 
@@ -172,15 +178,24 @@ class NotConfigured(Result):
         return {"text/plain": text, "text/html": f"<p><em>{html.escape(text)}</em></p>"}
 
 
+class NotAttempted(Result):
+    """A probe not run because its target had just failed another. Its summary reads the same
+    anywhere (a Slack notice, the health report); the notebook alone adds what to do there."""
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        bundle = super()._repr_mimebundle_(include, exclude)
+        hint = "Re-run this cell once the target answers."
+        bundle["text/plain"] += f"\n  {hint}"
+        bundle["text/html"] += f"<p><em>{html.escape(hint)}</em></p>"
+        return bundle
+
+
 def _not_attempted(name: str, cause: Result) -> Result:
-    return Result(
+    return NotAttempted(
         probe=name,
         target=cause.target,
         status=Status.UNKNOWN,
-        summary=(
-            f"not measured: the target did not answer {cause.probe} a moment ago "
-            f"({cause.summary}); re-run this cell once it answers"
-        ),
+        summary=f"not measured: {cause.probe} had just failed on this target",
         evidence={"skipped_because": cause.probe, "reachable": False},
     )
 

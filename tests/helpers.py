@@ -80,6 +80,11 @@ def irkit(
     )
 
 
+def verdict_lines(stdout: str, *statuses: str) -> list[str]:
+    """The verdicts a command streamed with one of `statuses` ("  1.3s  CRIT    probe  …")."""
+    return [line for line in stdout.splitlines() if line.split()[1:2] in ([s] for s in statuses)]
+
+
 def files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file())
 

@@ -19,7 +19,7 @@ from irkit.probes import host, postgres, prometheus
 from irkit.result import Result, Status
 from irkit.sandbox.stack import Stack
 from irkit.targets import HttpTarget, LocalHost, PostgresTarget
-from tests.helpers import ROOT, irkit, run_notebook, targets, wait_for
+from tests.helpers import ROOT, irkit, run_notebook, targets, verdict_lines, wait_for
 
 BAD = {Status.WARN, Status.CRIT}
 Check = Callable[[Result, dict[str, Any]], None]
@@ -256,8 +256,7 @@ def health_says(stack: Stack, tmp_path: Path, case: Case, name: str) -> None:
     expected = {case.probe} | ({"postgres.connect"} if name == "pool-exhaustion" else set())
     assert flagged & expected, done.stdout
     assert any(
-        line.startswith(("WARN", "CRIT")) and any(p in line for p in expected)
-        for line in done.stdout.splitlines()
+        any(p in line for p in expected) for line in verdict_lines(done.stdout, "WARN", "CRIT")
     ), done.stdout
     if name in CHARTED:  # the area needs attention: its chart shows where
         assert '<img alt="chart"' in path.with_suffix(".html").read_text()
@@ -279,7 +278,7 @@ def test_the_done_when_sequence_through_the_command_line(
     # The test stack has 17 usable slots, so 16 held is WARN here (the practice stack's 96 of 97
     # is CRIT); a connection refused for want of a slot is CRIT.
     assert during.returncode in (1, 2), during.stdout + during.stderr
-    flagged = [line for line in during.stdout.splitlines() if line.startswith(("WARN", "CRIT"))]
+    flagged = verdict_lines(during.stdout, "WARN", "CRIT")
     assert any("postgres.conn" in line for line in flagged), during.stdout
     stopped = irkit("drill", "stop", "pool-exhaustion", reports=tmp_path, env=env)
     assert stopped.returncode == 0

@@ -32,6 +32,16 @@ def test_json_round_trip_keeps_every_field() -> None:
     assert Result.from_json(data).to_json() == data
 
 
+def test_a_verdict_measured_after_an_action_names_it_in_its_json_and_text() -> None:
+    data = {**make().to_json(), "after": "postgres.terminate"}
+    result = Result.from_json(data)
+    assert result.after == "postgres.terminate"
+    assert result.to_json() == data
+    assert str(result).endswith("fine (after postgres.terminate)")
+    assert "(after postgres.terminate)" in result._repr_mimebundle_()["text/html"]
+    assert "after" not in make().to_json()  # only when set: older readers see no change
+
+
 def test_display_carries_html_text_and_json() -> None:
     bundle = make(Status.CRIT, "pool <exhausted>")._repr_mimebundle_()
     assert bundle[RESULT_MIME]["status"] == "CRIT"

@@ -97,7 +97,17 @@ def test_an_unreachable_target_is_not_waited_on_twice() -> None:
     assert section.check(fake_connect, target, up=False).status is Status.CRIT
     skipped = section.check(fake_pool, target)
     assert skipped.status is Status.UNKNOWN
-    assert "did not answer fake.connect" in skipped.summary
+    # Said without the notebook's context (it reaches Slack and the health report); the hint to
+    # re-run the cell shows in the notebook only.
+    assert skipped.summary == "not measured: fake.connect had just failed on this target"
+    assert "cell" not in skipped.to_json()["summary"]
+    shown = skipped._repr_mimebundle_()
+    assert "Re-run this cell" in shown["text/plain"]
+    assert "Re-run this cell" in shown["text/html"]
+    assert "cell" not in str(shown["application/vnd.irkit.result+json"])
+    # The step for the failure covers the check it stopped.
+    steps = section.next_steps().steps
+    assert [r.probe for r, _ in steps] == ["fake.connect"]
     assert calls == ["connect"]
     # Re-running the failed check itself always tries again, and success clears the memory.
     assert section.check(fake_connect, target).status is Status.OK
@@ -121,6 +131,35 @@ def test_next_steps_follow_the_runbook() -> None:
     section.check(fake_pool, target)
     assert len(section.results) == 2
     assert section.status is Status.WARN
+
+
+def test_what_next_lists_findings_only_and_counts_the_checks_that_passed() -> None:
+    section = Section("db", namespace())
+    target = LocalHost("db")
+    section.check(fake_connect, target)
+    section.check(fake_pool, target)
+    steps = section.next_steps()
+    assert [r.probe for r, _ in steps.steps] == ["fake.pool"]
+    assert steps.headline() == "db: WARN (1 OK, 1 WARN)"
+    bundle = steps._repr_mimebundle_()
+    assert "fake.connect" not in bundle["text/plain"]
+    assert "fake.connect" not in bundle["text/html"]
+    # The terminal reads the same from the machine-readable form.
+    data = bundle["application/vnd.irkit.next-steps+json"]
+    assert data["headline"] == "db: WARN (1 OK, 1 WARN)"
+    assert [s["probe"] for s in data["steps"]] == ["fake.pool"]
+
+
+def test_verdicts_after_an_action_that_changed_something_say_so() -> None:
+    section = Section("db", namespace())
+    target = LocalHost("db")
+    assert section.check(fake_pool, target).after == ""
+    section.after = "postgres.terminate"  # what irkit.Section.act records
+    again = section.check(fake_pool, target)
+    assert again.after == "postgres.terminate"
+    assert again.to_json()["after"] == "postgres.terminate"
+    assert str(again).endswith("(after postgres.terminate)")
+    assert section.results == [again]
 
 
 def test_the_broker_is_known_only_when_configured(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 from irkit.errors import IrkitError
 from irkit.kernel import interactive
-from irkit.result import utc_now
+from irkit.result import ACTION_MIME, utc_now
 from irkit.secrets import redact
 
 
@@ -69,7 +69,11 @@ class Plan:
             for k, why in self.refused
         )
         html += "</ul>" if self.items or self.refused else "<li>nothing to do</li></ul>"
-        return {"text/plain": redact("\n".join(lines)), "text/html": redact(html)}
+        return {
+            "text/plain": redact("\n".join(lines)),
+            "text/html": redact(html),
+            ACTION_MIME: redact({"kind": "plan", **self.to_json()}),
+        }
 
 
 @dataclass(frozen=True)
@@ -99,7 +103,10 @@ class Outcome:
         lines += [f"  done: {k}: {r}" for k, r in self.done]
         lines += [f"  skipped: {k}: {r}" for k, r in self.skipped]
         lines += [f"  FAILED: {k}: {r}" for k, r in self.failed]
-        return {"text/plain": redact("\n".join(lines))}
+        return {
+            "text/plain": redact("\n".join(lines)),
+            ACTION_MIME: redact({"kind": "outcome", **self.to_json()}),
+        }
 
 
 class Timeline(Protocol):
@@ -123,11 +130,17 @@ class Action(Protocol):
 class Dry:
     """What a guarded step shows when it did not act."""
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, action: str, text: str, kind: str = "dry-run") -> None:
+        self.action = action
         self.text = text
+        self.kind = kind  # "dry-run", or "no-plan" when the plan could not be made
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
-        return {"text/plain": self.text, "text/html": f"<p><i>{escape(self.text)}</i></p>"}
+        return {
+            "text/plain": self.text,
+            "text/html": f"<p><i>{escape(self.text)}</i></p>",
+            ACTION_MIME: {"kind": self.kind, "action": self.action, "text": self.text},
+        }
 
 
 def who(confirmed_by: str = "") -> str:
@@ -164,7 +177,7 @@ def _guarded(
         # A target that is down cannot be mitigated from here: say so, do not crash the notebook.
         text = f"{action.name}: no plan could be made: {redact(str(exc))}"
         log.event("action-plan", text)
-        return [Dry(text)]
+        return [Dry(action.name, text, "no-plan")]
     log.event("action-plan", f"plan {plan.action}: {plan.what}", plan=redact(plan.to_json()))
     shown: list[Any] = [plan]
     if not plan.items:
@@ -181,7 +194,7 @@ def _guarded(
             "confirm in the panel."
         )
         log.event("action-dry-run", f"{plan.action} not run: {action.name} not in allow_actions")
-        shown.append(Dry(text))
+        shown.append(Dry(action.name, text))
     return shown
 
 

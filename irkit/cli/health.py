@@ -47,7 +47,7 @@ def health(args: argparse.Namespace) -> int:
         if removed:
             print(f"pruned: {len(removed)} health report file(s) older than {_age(keep)}")
     counts = ", ".join(
-        f"{n} {s.name}" for s in Status if (n := sum(r.status is s for r in record.results))
+        f"{n} {s.name}" for s in Status if (n := sum(r.status is s for r in record.latest))
     )
     print(f"status: {record.status.name}" + (f" ({counts})" if counts else ""))
     return record.status.exit_code

@@ -19,14 +19,15 @@ USER_ERROR = Status.UNKNOWN.exit_code
 
 
 def execute(plan: Plan, what: str, *, meanwhile: Callable[[], object] | None = None) -> Record:
-    """Run the plan's notebook (a progress bar on a terminal), print each verdict, and say when
-    `what` did not run to the end. A record that could not be written raises RecordNotWritten
-    (see `not_kept`)."""
+    """Run the plan's notebook, showing each verdict, plan and outcome as it comes
+    (irkit.cli.stream), and say when `what` did not run to the end. A record that could not be
+    written raises RecordNotWritten (see `not_kept`)."""
     from irkit import runner
+    from irkit.cli.stream import Stream
 
-    record = runner.execute(plan, progress=sys.stderr.isatty(), meanwhile=meanwhile)
-    for result in record.results:
-        print(result)
+    # The streamed lines are the progress: no progress bar to interleave with them.
+    stream = Stream(sys.stdout, colour=sys.stdout.isatty())
+    record = runner.execute(plan, meanwhile=meanwhile, on_output=stream)
     if not record.complete:
         why = record.error or "it stopped before the end"
         print(f"irkit: {what} did not run to the end ({why})", file=sys.stderr)
@@ -48,9 +49,8 @@ def html_copy(notebook: Path, *, exclude_input: bool = False) -> Path | None:
 
 def not_kept(exc: RecordNotWritten) -> int:
     """The checks ran but their record could not be written (a full or read-only disk): a
-    responder or a scheduler still gets the verdicts, and exit 3 for the lost record."""
-    for result in exc.record.results:
-        print(result)
+    responder or a scheduler got the verdicts as they came, and gets exit 3 for the lost
+    record."""
     print(f"irkit: {exc}", file=sys.stderr)
     print(f"status: {exc.record.status.name} (not kept)")
     return USER_ERROR

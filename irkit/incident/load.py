@@ -132,7 +132,7 @@ def load_folder(path: Path) -> Incident:
                 complete=record.complete,
                 ran=ran,
                 error=record.error,
-                checks=len(record.results),
+                checks=len(record.latest),
             )
         )
         when = _when(record, nb_path)
@@ -199,7 +199,7 @@ def _derived_events(name: str, section: str, record: records.Record) -> list[dic
                 {
                     "at": schema.format_time(r.at),
                     "kind": "verdict",
-                    "text": f"{r.status.name} {r.probe}: {r.summary}",
+                    "text": f"{r.status.name} {r.probe}: {r.summary}{r.after_note}",
                     "source": name,
                     "id": f"{name}-{r.probe}-{r.target}-{r.at.isoformat()}",
                 }
@@ -213,7 +213,7 @@ def _derived_events(name: str, section: str, record: records.Record) -> list[dic
         if at:
             worst = record.status.name
             text = (
-                f"{section} ran: {worst}, {len(record.results)} checks"
+                f"{section} ran: {worst}, {len(record.latest)} checks"
                 if record.complete
                 else f"{section} did not run to the end ({record.error or 'stopped'})"
             )

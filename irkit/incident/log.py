@@ -63,12 +63,11 @@ class IncidentLog:
         self.fields.update(fields)
         self.changed.update(fields)
         fields = redact(fields)
-        shown = ", ".join(f"{k}={v}" for k, v in fields.items())
         # When the fields were set rides in the output's metadata: the loader orders every
         # change by it, whichever notebook or journal it comes from.
         when = _stamp(at)
         _display(
-            {INCIDENT_MIME: fields, "text/plain": f"record: {shown}"},
+            {INCIDENT_MIME: fields},
             metadata={INCIDENT_MIME: {"at": when}},
         )
         self._journal({"at": when, "incident": fields, "source": self.source})
@@ -87,7 +86,7 @@ class IncidentLog:
         }
         if data:
             event["data"] = redact(data)
-        _display({EVENT_MIME: event, "text/plain": f"event {event['at']}: {kind}: {event['text']}"})
+        _display({EVENT_MIME: event})
         self._journal({"at": event["at"], "event": event, "source": self.source})
         return event
 
@@ -132,6 +131,11 @@ def _stamp(at: datetime) -> str:
 
 
 def _display(bundle: dict[str, Any], metadata: dict[str, Any] | None = None) -> None:
+    """Keep `bundle` in the notebook as its record, for tools, not readers: what a reader should
+    see of a step (a plan, a verdict, a message) is shown by the step itself. The empty HTML
+    form renders to nothing in JupyterLab and in the HTML copies, where an unknown type alone
+    would be reported as not representable."""
     from IPython.display import display
 
+    bundle = {**bundle, "text/html": ""}
     display(bundle, raw=True, metadata=metadata)  # type: ignore[no-untyped-call]

@@ -10,7 +10,7 @@ from irkit import escape, probes
 from irkit.errors import ConfigError
 from irkit.incident import forms, messages, notify, schema, sla
 from irkit.render import show
-from irkit.result import Result, Results, Status, utc_now
+from irkit.result import NOTICE_MIME, Result, Results, Status, utc_now
 
 if TYPE_CHECKING:
     from irkit.incident.section import Section
@@ -55,6 +55,8 @@ class Verdict:
             "text/html": (
                 f"<p style='background:{colour};padding:6px'><b>{escape.html(self.text)}</b></p>"
             ),
+            # Streamed to the terminal: whether the incident was resolved is the run's outcome.
+            NOTICE_MIME: {"status": "OK" if self.resolved else "CRIT", "text": self.text},
         }
 
 

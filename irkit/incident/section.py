@@ -65,7 +65,10 @@ class Section(section.Section):
         `allow_actions` (papermill) or confirmed in the panel (JupyterLab)."""
         from irkit.actions.guard import guarded
 
-        guarded(self.incident, action, allow_actions=allow_actions, confirmed_by=confirmed_by)
+        outcome = guarded(
+            self.incident, action, allow_actions=allow_actions, confirmed_by=confirmed_by
+        )
+        self.after = action.name if outcome is not None and outcome.done else self.after
 
 
 def _incident_log(section: str, incident_id: str) -> IncidentLog:

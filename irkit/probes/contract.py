@@ -15,6 +15,7 @@ from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 from irkit.catalogue import parameters as declared
 from irkit.catalogue.areas import AREAS
 from irkit.errors import IrkitError, NotVisible, ParameterError, ServiceError, Unreachable
+from irkit.probes import reasons
 from irkit.result import Result, Status, utc_now
 from irkit.secrets import redact
 
@@ -150,12 +151,12 @@ def probe(
             except IrkitError:
                 raise
             except ServiceError as exc:
-                evidence = {"error": str(exc), **exc.evidence}
+                evidence = {**_error_evidence(exc), **exc.evidence}
                 if isinstance(exc, Unreachable):
                     evidence["reachable"] = False
-                finding = Finding(Status.CRIT, str(exc), evidence)
+                finding = Finding(Status.CRIT, reasons.short(str(exc)), evidence)
             except NotVisible as exc:
-                finding = Finding(Status.UNKNOWN, str(exc), {"error": str(exc)})
+                finding = Finding(Status.UNKNOWN, reasons.short(str(exc)), _error_evidence(exc))
             except Exception as exc:
                 # The kernel's stderr is saved in the notebook: the traceback is redacted too.
                 log.error("probe %s failed unexpectedly:\n%s", name, redact(traceback.format_exc()))
@@ -177,6 +178,16 @@ def probe(
         return run
 
     return decorate
+
+
+def _error_evidence(exc: BaseException) -> dict[str, Any]:
+    """The failure's whole text for the evidence, and the driver's own when it was mapped to
+    ours (`raise Unreachable(…) from None` still keeps it as the context)."""
+    evidence: dict[str, Any] = {"error": str(exc)}
+    driver = exc.__cause__ or exc.__context__
+    if driver is not None and str(driver) and str(driver) not in str(exc):
+        evidence["driver_error"] = str(driver)
+    return evidence
 
 
 def within_deadline(call: Callable[[], Finding], target: Target) -> Finding:

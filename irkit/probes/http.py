@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 
 from irkit.errors import ServiceError, Unreachable
+from irkit.probes import reasons
 from irkit.probes.contract import Finding, probe
 from irkit.result import Result, Status
 from irkit.secrets import scrub
@@ -116,7 +117,9 @@ def health(target: HttpTarget, *, path: str, slow_ms: float) -> Finding:
         "slow_ms": slow_ms,
     }
     if failing:
-        listed = "; ".join(f"{name}: {verdict}" for name, verdict in failing.items())
+        # The app quotes its drivers' messages, over many lines: one short line each here, the
+        # whole text in `components`.
+        listed = "; ".join(f"{name}: {reasons.short(v, 100)}" for name, v in failing.items())
         return Finding(
             Status.CRIT,
             f"{path} answered {response.status_code}: {len(failing)} of {len(components)} "

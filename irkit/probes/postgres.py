@@ -20,6 +20,7 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from irkit.errors import NotVisible, ServiceError, Unreachable
+from irkit.probes import reasons
 from irkit.probes.contract import Finding, check_thresholds, grade, probe
 from irkit.result import Result, Status
 from irkit.targets import PostgresTarget
@@ -597,4 +598,4 @@ def _iso(value: datetime) -> str:
 
 
 def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return reasons.short(str(exc)) or type(exc).__name__
