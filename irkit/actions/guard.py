@@ -236,7 +236,10 @@ def _act(log: Timeline, action: Action, plan: Plan, actor: str) -> Outcome:
         outcome = Outcome(plan.action, plan.target, failed=(("all", reason),), summary=reason)
     log.event(
         "action-result",
-        f"{plan.action}: {outcome.verdict}: {outcome.summary}",
+        # What went wrong leads: "FAILED: exit code 1: No nodes replied", not a plain summary.
+        f"{plan.action}: {outcome.summary}"
+        if outcome.verdict == "DONE"
+        else f"{plan.action}: {outcome.verdict}: {outcome.summary}",
         outcome=redact(outcome.to_json()),
         confirmed_by=actor,
     )
@@ -295,5 +298,7 @@ def act_on(
                 continue
             done.append((item.summary, do(item)))
         except Exception as exc:
-            failed.append((item.summary, redact(f"{type(exc).__name__}: {exc}")))
+            # The kit's own errors are written for the responder; others are named by type.
+            why = str(exc) if isinstance(exc, IrkitError) else f"{type(exc).__name__}: {exc}"
+            failed.append((item.summary, redact(why)))
     return done, skipped, failed
