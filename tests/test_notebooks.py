@@ -229,6 +229,12 @@ def test_a_held_pool_shows_in_the_db_notebook(tmp_path: Path, stack: Stack, hold
     assert pool.evidence["available"] == 17
     summary = "".join(code_cells(record.path)[-1]["outputs"][0]["data"]["text/plain"])
     assert "Scenario 2" in summary
+    # The runbook's 5-minute filter takes none of these young sessions: the plan says who holds
+    # the pool, and what would select them.
+    shown = text_of(record.path)
+    assert "PLAN postgres.terminate" in shown
+    assert "note: no session matches the filters; the " in shown
+    assert "pg_kill_idle_min" in shown
 
 
 def test_the_db_notebook_offers_only_what_applies_and_measures_again_after_acting(

@@ -205,7 +205,7 @@ POSTGRES = group(
     number(
         "pg_kill_idle_min",
         0.0,
-        "also plain idle sessions of pg_kill_idle_role this many minutes old (0: no)",
+        "also plain idle sessions of pg_kill_idle_role this old (0: no)",
     ),
     text("pg_kill_idle_role", "", "the app's role, for pg_kill_idle_min (empty: pg_user's)"),
     texts("pg_kill_pids", [], "or exactly these pids (the filters above are then ignored)"),
