@@ -178,7 +178,7 @@ class Section:
         """Why a mitigation that answers these findings is not needed now, e.g.
         "postgres.migrations is OK"; None while one of them is present, or not measured in this
         section (then nobody can tell, and the plan is shown)."""
-        wanted = thresholds(answers)
+        wanted = findings(answers)
         latest = self.latest(wanted)
         measured = {r.probe for r in latest}
         if not wanted or set(wanted) - measured:
@@ -201,7 +201,7 @@ class Section:
         return NextSteps(self.name, self.results)
 
 
-def thresholds(answers: Answers) -> dict[str, Status]:
+def findings(answers: Answers) -> dict[str, Status]:
     """{probe: the least status that calls for the mitigation}; a bare name: any finding."""
     from irkit import probes
 

@@ -330,6 +330,7 @@ def test_every_action_the_notebooks_take_is_in_the_catalogue() -> None:
     taken = [postgres.Backends(pg, mode=mode).name for mode in postgres.MODES]
     taken += [celery.Pool(broker, by).name for by in (1, -1)]
     taken += [celery.Purge(broker).name, celery.Autoscale(broker, 2, 1).name]
+    taken += [celery.Purge(broker, tasks=["reports.runaway"]).name]
     taken += [redis.FlushDb(rd).name, redis.MaxMemory(rd, "").name]
     taken += [disk.OldFiles([], max_age_days=1).name]
     for notebook in (ROOT / "notebooks").glob("*.ipynb"):

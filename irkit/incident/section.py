@@ -75,7 +75,7 @@ class Section(section.Section):
             return
 
         def recheck(outcome: Outcome) -> list[Any]:
-            return self.recheck(section.thresholds(when)) if outcome.changed else []
+            return self.recheck(section.findings(when)) if outcome.changed else []
 
         guarded(
             self.incident,
