@@ -94,6 +94,9 @@ def refuse_passwords(argv: Sequence[str], what: str) -> None:
         if "file" in option.lower():
             continue  # --password-file=…: where a secret is, not the secret
         takes_next = arg in _PASSWORD_OPTIONS and index + 1 < len(argv)
+        if arg == "-a" and not any(Path(a).name == "redis-cli" for a in argv[:index]):
+            # redis-cli's password; `docker system prune -a` (the runbook's) means --all.
+            takes_next = False
         if _CREDENTIAL_HEADER.match(arg) or _SCHEME_TOKEN.match(arg):
             where = "a credential header or token"
         elif _user_with_password(argv, index):

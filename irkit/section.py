@@ -9,7 +9,7 @@ import functools
 import html
 import os
 import time
-from collections.abc import Callable, Iterable, MutableMapping
+from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from irkit import parameters, target_builders, targets
@@ -19,6 +19,10 @@ from irkit.probes.contract import Target
 from irkit.result import Result, Status
 
 P = ParamSpec("P")
+# The findings a mitigation answers (`irkit.Section.act(when=…)`): probe names, needed while any
+# of their verdicts is not OK; or probe names with the least status that calls for it, e.g.
+# {"celery.workers": "CRIT"} for a restart that only no answer at all justifies.
+Answers = str | Sequence[str] | Mapping[str, str]
 T = TypeVar("T", bound=Target)
 
 # Names IPython itself puts in a notebook's namespace.
@@ -45,6 +49,8 @@ class Section:
         namespace.update(self.params)
         namespace.pop(parameters.SECTIONS_KEY, None)
         self._latest: dict[tuple[str, str], Result] = {}
+        # How each verdict was measured, to measure it again after a mitigation (`recheck`).
+        self._measured: dict[tuple[str, str], Callable[[], Result]] = {}
         self._unreachable: dict[str, tuple[float, Result]] = {}
         # The last guarded action of this run that changed something: every verdict measured
         # after it says so (Result.after), so a re-check reads as one.
@@ -113,7 +119,25 @@ class Section:
         if self.after and not isinstance(result, NotConfigured):
             result = dataclasses.replace(result, after=self.after)
         self.note([result])
+        if not isinstance(result, NotConfigured):
+            self._measured[(result.probe, result.target)] = functools.partial(
+                self.check, probe, target, *args, **kwargs
+            )
         return result
+
+    def latest(self, probes: Iterable[str]) -> list[Result]:
+        """The latest verdicts of these probes in this section, on every target they ran on."""
+        wanted = set(probes)
+        return [result for (name, _), result in self._latest.items() if name in wanted]
+
+    def recheck(self, probes: Iterable[str]) -> list[Result]:
+        """Measure again, as they were last measured, the verdicts of these probes; the new
+        verdicts replace the old ones in the closing summary."""
+        wanted = set(probes)
+        # A mitigation (a restart) may have brought back a target that did not answer a moment
+        # ago: every probe gets a real attempt.
+        self._unreachable.clear()
+        return [again() for (name, _), again in list(self._measured.items()) if name in wanted]
 
     def measure(
         self,
@@ -156,6 +180,20 @@ class Section:
             if not isinstance(result, NotConfigured):
                 self._latest[(result.probe, result.target)] = result
 
+    def not_needed(self, answers: Answers) -> str | None:
+        """Why a mitigation that answers these findings is not needed now, e.g.
+        "postgres.migrations is OK"; None while one of them is present, or not measured in this
+        section (then nobody can tell, and the plan is shown)."""
+        wanted = findings(answers)
+        latest = self.latest(wanted)
+        measured = {r.probe for r in latest}
+        if not wanted or set(wanted) - measured:
+            return None
+        if any(r.status is Status.UNKNOWN or r.status.rank >= wanted[r.probe].rank for r in latest):
+            return None
+        said = dict.fromkeys(f"{r.probe} is {r.status.name}" for r in latest)
+        return ", ".join(said)
+
     @property
     def results(self) -> list[Result]:
         return list(self._latest.values())
@@ -167,6 +205,21 @@ class Section:
     def next_steps(self) -> NextSteps:
         """The closing summary: the section's verdict and what the runbook says to do next."""
         return NextSteps(self.name, self.results)
+
+
+def findings(answers: Answers) -> dict[str, Status]:
+    """{probe: the least status that calls for the mitigation}; a bare name: any finding."""
+    from irkit import probes
+
+    if isinstance(answers, str):
+        answers = (answers,)
+    if not isinstance(answers, Mapping):
+        answers = dict.fromkeys(answers, Status.WARN.name)
+    wanted = {}
+    for name, least in answers.items():
+        probes.entry(name)  # a misspelt name would offer the plan for ever: refuse it
+        wanted[name] = Status[least]
+    return wanted
 
 
 class NotConfigured(Result):

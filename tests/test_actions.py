@@ -15,13 +15,14 @@ import psycopg
 import pytest
 
 from irkit.actions import guard
+from irkit.actions.guard import Plan
 from irkit.actions.postgres import Backends
 from irkit.errors import ConfigError
 from irkit.incident.log import IncidentLog
 from irkit.probes.redis import session
 from irkit.sandbox.stack import BROKER_DB, Stack
 from irkit.targets import CeleryTarget, PostgresTarget, RedisTarget
-from tests.helpers import irkit, running_for, tls_endpoints, wait_for
+from tests.helpers import idle_for, irkit, running_for, tls_endpoints, wait_for
 
 
 @contextlib.contextmanager
@@ -136,6 +137,92 @@ def test_a_filter_is_required() -> None:
         Backends(PostgresTarget(), older_than_s=0)
     with pytest.raises(ConfigError, match="mode 'kill'"):
         Backends(PostgresTarget(), mode="kill")
+
+
+def test_idle_sessions_of_the_apps_role_are_selected_by_their_minutes(
+    pg: PostgresTarget, stack: Stack, hold: Any
+) -> None:
+    """Scenario 2's "kill idle connections": plain idle sessions of the app's role only."""
+    idle = hold(2, autocommit=True)
+    (in_transaction,) = hold(1)
+    in_transaction.execute("SELECT 1")  # idle in transaction: not a plain idle session
+    with psycopg.connect(**stack.postgres.conninfo(dbname="himalytix")) as other_role:
+        other_role.execute("SELECT 1")
+        ours = {c.info.backend_pid for c in idle}
+        for pid in ours:
+            wait_for(lambda pid=pid: idle_for(stack, pid) > 1.5, "idle for 1.5 s")
+        action = Backends(pg, older_than_s=0, idle_min=0.02)  # 1.2 s
+        plan = action.plan()
+        picked = {int(i.key) for i in plan.items}
+        assert ours <= picked
+        assert in_transaction.info.backend_pid not in picked
+        assert other_role.info.backend_pid not in picked
+        assert {(i.details["state"], i.details["user"]) for i in plan.items} == {("idle", "erp")}
+        assert "erp's idle sessions over 1.2 s" in plan.what
+        # Act on this test's own sessions only: the practice app's are not ours to end.
+        mine = Plan(
+            plan.action, plan.target, plan.what, tuple(i for i in plan.items if int(i.key) in ours)
+        )
+        outcome = action.act(mine)
+        assert [r for _, r in outcome.done] == ["ended", "ended"]
+        wait_for(lambda: all(idle_for(stack, pid) == 0.0 for pid in ours), "the sessions ended")
+
+
+def test_an_empty_plan_says_who_holds_the_pool_and_what_would_select_them(
+    pg: PostgresTarget, hold: Any
+) -> None:
+    hold(4, autocommit=True)  # young idle sessions: the runbook's 5-minute filter takes none
+    plan = Backends(pg).plan()
+    assert plan.items == ()
+    assert plan.notes[0].startswith("no session matches the filters; the ")
+    assert " idle" in plan.notes[0].split("by state: ")[1]
+    assert " erp" in plan.notes[0].split("by user: ")[1]
+    assert "by application: " in plan.notes[0]
+    assert plan.notes[1].startswith("the oldest: pid ")
+    assert "pg_kill_idle_min" in plan.notes[2]
+    shown = plan._repr_mimebundle_()["text/plain"]
+    assert "note: no session matches the filters" in shown
+
+
+def test_prune_leaves_out_volumes_unless_allowed_apart() -> None:
+    from irkit.actions.deployment import Prune
+
+    commands = ["prune_docker: echo docker system prune -a --volumes -f"]
+    plain = Prune(commands, allow_actions=["command.prune_docker"])
+    plan = plain.plan()
+    assert plan.items[0].summary == "run: echo docker system prune -a -f"
+    assert plan.notes[0].startswith("--volumes left out: --volumes deletes every volume")
+    assert "command.prune_docker_volumes" in plan.notes[0]
+    outcome = guard.guarded(log(), plain, allow_actions=["command.prune_docker"])
+    assert outcome is not None
+    assert outcome.done[0][1] == "exit code 0: docker system prune -a -f"
+    both = ["command.prune_docker", "command.prune_docker_volumes"]
+    volumes = Prune(commands, allow_actions=both)
+    assert volumes.plan().notes[0].startswith("WARNING: --volumes deletes")
+    outcome = guard.guarded(log(), volumes, allow_actions=both)
+    assert outcome is not None
+    assert outcome.done[0][1] == "exit code 0: docker system prune -a --volumes -f"
+
+
+def test_migrate_fake_takes_the_app_and_migration_from_a_parameter(tmp_path: Path) -> None:
+    from irkit.actions.deployment import FakeMigration
+
+    commands = ["migrate_fake: echo manage.py migrate --fake"]
+    fake = FakeMigration(commands, "accounting.0002_invoice")
+    outcome = guard.guarded(log(), fake, allow_actions=["command.migrate_fake"])
+    assert outcome is not None
+    assert outcome.done[0][1] == "exit code 0: manage.py migrate --fake accounting 0002_invoice"
+    unnamed = FakeMigration(commands, "").plan()
+    assert unnamed.items == ()
+    assert "name the migration to mark as applied in pg_fake_migration" in unnamed.what
+    for bad in ("accounting", "accounting.0002; rm -rf /", "-x.0002", "accounting.--settings=x"):
+        with pytest.raises(ConfigError, match="is not a migration"):
+            FakeMigration(commands, bad)
+    # Refused before anything runs, like every action parameter.
+    done = irkit("run", "db", "-p", "pg_fake_migration=accounting.0002 x", reports=tmp_path)
+    assert done.returncode == 3
+    assert "pg_fake_migration: 'accounting.0002 x' is not a migration" in done.stderr
+    assert "Traceback" not in done.stderr
 
 
 # --- Redis -------------------------------------------------------------------------------------
@@ -367,7 +454,8 @@ def test_a_command_runs_once_allowed_with_exit_code_output_and_timeout(
     assert outcome.done[0][1] == "exit code 0: hello\n****"  # the secret is masked
     failing = Named("fail", ["fail: sh -c 'echo broken >&2; exit 3'"])
     outcome = failing.act(failing.plan())
-    assert outcome.failed[0][1] == "ConfigError: exit code 3: broken"
+    assert outcome.failed[0][1] == "exit code 3: broken"
+    assert outcome.verdict == "FAILED"
     # The command and what it started in the background: both stopped at the timeout.
     slow = Named("slow", ["slow: sh -c 'sleep 30 & sleep 30'"], timeout_s=0.5)
     started = time.monotonic()
@@ -470,10 +558,11 @@ def test_headless_redis_celery_and_disk_notebooks_change_nothing_unless_allowed(
     old_log = logs / "app.log"
     old_log.write_text("x")
     os.utime(old_log, (time.time() - 9 * 86400,) * 2)
+    # Thresholds low enough that each mitigation's finding is present (else it is not needed).
     runs = {
-        "redis": ["-p", "redis_memory_warn_pct=99", "-p", "redis_memory_crit_pct=100"],
-        "celery": ["-p", f'celery_queues=["{queue}"]'],
-        "disk": ["-p", f'disk_log_dirs=["{logs}"]'],
+        "redis": ["-p", "redis_memory_warn_pct=0.01", "-p", "redis_memory_crit_pct=100"],
+        "celery": ["-p", f'celery_queues=["{queue}"]', "-p", "celery_queue_warn=10"],
+        "disk": ["-p", f'disk_log_dirs=["{logs}"]', "-p", "disk_warn_pct=1"],
     }
     allow = {"redis": "redis.flushdb", "celery": "celery.purge", "disk": "disk.cleanup_logs"}
     reports = tmp_path / "reports"

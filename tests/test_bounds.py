@@ -299,7 +299,7 @@ def test_plain_papermill_values_are_checked_in_the_notebook(
         (
             "db",
             "pg_kill_older_than_s=0",
-            "pg_kill_older_than_s and pg_kill_idle_in_transaction_s are both 0",
+            "pg_kill_older_than_s, pg_kill_idle_in_transaction_s and pg_kill_idle_min are all 0",
         ),
         ("celery", "celery_autoscale_max=2", "celery_autoscale_min (3) must be between 0 and"),
         ("redis", "redis_new_maxmemory=lots", "redis_new_maxmemory: maxmemory 'lots'"),
@@ -330,6 +330,7 @@ def test_every_action_the_notebooks_take_is_in_the_catalogue() -> None:
     taken = [postgres.Backends(pg, mode=mode).name for mode in postgres.MODES]
     taken += [celery.Pool(broker, by).name for by in (1, -1)]
     taken += [celery.Purge(broker).name, celery.Autoscale(broker, 2, 1).name]
+    taken += [celery.Purge(broker, tasks=["reports.runaway"]).name]
     taken += [redis.FlushDb(rd).name, redis.MaxMemory(rd, "").name]
     taken += [disk.OldFiles([], max_age_days=1).name]
     for notebook in (ROOT / "notebooks").glob("*.ipynb"):
@@ -526,11 +527,18 @@ def test_credentials_on_a_command_line_are_refused_without_echoing_them(argv: li
 
 def test_command_lines_without_credentials_pass() -> None:
     from irkit import programs
+    from irkit.errors import ConfigError
 
     for argv in (
         ["curl", "-u", "admin", "http://127.0.0.1/"],
         ["redis-cli", "-u", "redis://127.0.0.1:6379", "ping"],
         ["pg_isready", "-U", "erp", "-p", "5432"],
         ["curl", "-H", "Accept: application/json", "http://127.0.0.1/"],
+        # The runbook's Scenario 3: -a is --all here, a password only to redis-cli.
+        ["docker", "system", "prune", "-a", "-f"],
     ):
         programs.refuse_passwords(argv, "check_commands probe")
+    with pytest.raises(ConfigError, match="carries a password"):
+        programs.refuse_passwords(
+            ["docker", "compose", "exec", "redis", "redis-cli", "-a", "S3cretPW"], "a command"
+        )

@@ -108,3 +108,126 @@ def test_queue_length_on_rabbitmq() -> None:
             assert ":guest@" not in result.target
         finally:
             queue(conn.default_channel).delete()
+
+
+# --- what the celery notebook's mitigations see and do ------------------------------------------
+
+
+def test_the_pool_reported_after_pool_grow_is_the_real_one(broker: CeleryTarget) -> None:
+    """`max-concurrency` in `inspect stats` keeps the size a worker started with; its processes
+    are its pool now."""
+    from irkit.actions.celery import Pool
+
+    row = celery.workers(broker).evidence["rows"][0]
+    worker, size = row["worker"], row["concurrency"]
+    grow = Pool(broker, 2, [worker])
+    try:
+        assert grow.act(grow.plan()).verdict == "DONE"
+        result = celery.workers(broker)
+        grown = result.evidence["rows"][0]
+        assert (grown["concurrency"], grown["pool_processes"]) == (size + 2, size + 2)
+        assert grown["started_with"] == size
+        assert f"of {size + 2} pool slots busy" in result.summary
+    finally:
+        shrink = Pool(broker, -2, [worker])
+        shrink.act(shrink.plan())
+    assert celery.workers(broker).evidence["rows"][0]["concurrency"] == size
+
+
+def test_purge_by_task_name_takes_only_that_task_and_keeps_the_others_in_order(
+    stack: Stack, broker: CeleryTarget, sender: Celery
+) -> None:
+    from irkit.actions import guard
+    from irkit.actions.broker_messages import waiting_by_task
+    from irkit.actions.celery import Purge
+    from irkit.incident.log import IncidentLog
+
+    queue = "irkit-test-purge-tasks"  # no worker consumes it
+    client = stack.redis.client(BROKER_DB)
+    try:
+        for n in range(30):
+            name = "reports.runaway" if n % 3 else "notifications.send_email"
+            sender.send_task(name, args=[n], queue=queue, priority=[0, 5, 9][(n // 3) % 3])
+        kept_before = {
+            key: [m for m in client.lrange(key, 0, -1) if b"notifications.send_email" in m]
+            for key in celery.priority_keys(queue)
+        }
+        whole = Purge(broker, [queue]).plan()
+        assert whole.action == "celery.purge"
+        assert f"queue {queue}, by task: 20 reports.runaway, 10 notifications.send_email" in (
+            whole.notes
+        )
+        assert (
+            "to discard only a runaway task type, name it in celery_purge_tasks" in whole.notes[-1]
+        )
+
+        action = Purge(broker, [queue], tasks=["reports.runaway"])
+        plan = action.plan()
+        assert plan.action == "celery.purge_tasks"
+        assert plan.what == "purge 20 waiting reports.runaway tasks, and no other"
+        assert plan.items[0].details["tasks"] == {"reports.runaway": 20}
+        log = IncidentLog("", "test")
+        # Allowing the whole queue's purge does not allow this one, nor the other way round.
+        assert guard.guarded(log, action, allow_actions=["celery.purge"]) is None
+        assert waiting_by_task(broker, queue)["reports.runaway"] == 20
+        outcome = guard.guarded(log, action, allow_actions=["celery.purge_tasks"])
+        assert outcome is not None
+        assert outcome.summary == "20 tasks discarded from 1 queue(s)"
+        assert waiting_by_task(broker, queue) == {"notifications.send_email": 10}
+        for key, messages in kept_before.items():
+            assert client.lrange(key, 0, -1) == messages  # the same messages, in the same order
+    finally:
+        client.delete(*celery.priority_keys(queue))
+
+
+def test_a_deployment_command_that_fails_is_a_failed_outcome_with_its_reason(
+    stack: Stack,
+) -> None:
+    from irkit.actions import guard
+    from irkit.actions.deployment import Named
+    from irkit.incident.log import IncidentLog
+
+    texts: list[str] = []
+
+    class Recorded(IncidentLog):
+        def event(self, kind: str, text: str, **data: Any) -> dict[str, Any]:
+            texts.append(text)
+            return super().event(kind, text, **data)
+
+    # The practice stack's scale_workers, sent to a worker that is not there: "No nodes replied".
+    command = (
+        f"scale_workers: celery -A irkit.sandbox.tasks -b {stack.redis.url(BROKER_DB)} "
+        "control -d nobody@nowhere pool_grow 1"
+    )
+    log = Recorded("", "test")
+    outcome = guard.guarded(
+        log, Named("scale_workers", [command]), allow_actions=["command.scale_workers"]
+    )
+    assert outcome is not None
+    assert outcome.verdict == "FAILED"
+    assert "No nodes replied" in outcome.summary
+    shown = outcome._repr_mimebundle_()
+    assert shown["text/plain"].startswith(
+        "FAILED command.scale_workers on deployment: exit code 69"
+    )
+    assert "No nodes replied" in shown["text/html"]
+    assert texts[-1].startswith("command.scale_workers: FAILED: exit code")
+
+
+def test_restart_worker_brings_back_workers_that_do_not_answer(
+    broker: CeleryTarget, stopped_worker: None
+) -> None:
+    from irkit.actions import guard
+    from irkit.actions.deployment import Named
+    from irkit.incident.log import IncidentLog
+
+    assert celery.workers(broker).status is Status.CRIT
+    restart = Named("restart_worker", ["restart_worker: irkit sandbox restart celery-worker"])
+    outcome = guard.guarded(
+        IncidentLog("", "test"), restart, allow_actions=["command.restart_worker"]
+    )
+    assert outcome is not None
+    assert outcome.verdict == "DONE", outcome
+    deadline = time.monotonic() + 20
+    while (result := celery.workers(broker)).status is not Status.OK:
+        assert time.monotonic() < deadline, result.summary

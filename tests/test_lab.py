@@ -214,12 +214,18 @@ def test_an_action_acts_only_after_the_count_is_typed(lab: tuple[str, Path]) -> 
     params = nbformat.v4.new_code_cell(f'incident_id: str = "LAB-2"\nlogs_dir: str = "{logs}"')
     params.metadata["tags"] = ["parameters"]
     nb.cells = [
-        nbformat.v4.new_code_cell("import irkit\nfrom irkit import actions"),
+        nbformat.v4.new_code_cell(
+            "import irkit\nfrom irkit import actions\nfrom irkit.probes import disk"
+        ),
         params,
         nbformat.v4.new_code_cell('section = irkit.Section("disk", globals())'),
+        # A finding for the clean-up to answer (any used space is over 0.01 %).
+        nbformat.v4.new_code_cell(
+            "section.check(disk.usage, section.host, paths=[logs_dir], warn_pct=0.01, crit_pct=100)"
+        ),
         nbformat.v4.new_code_cell(
             "section.act(actions.disk.OldFiles([logs_dir], max_age_days=7, pattern='*.log'),"
-            " confirmed_by='lab-tester')"
+            " when='disk.usage', confirmed_by='lab-tester')"
         ),
     ]
     nbformat.write(nb, reports / "cleanup.ipynb")
@@ -231,9 +237,13 @@ def test_an_action_acts_only_after_the_count_is_typed(lab: tuple[str, Path]) -> 
         button.click()
         expect(page.get_by_text("Not done: type 2")).to_be_visible()
         assert (logs / "a.log").exists()
+        measured = page.get_by_text("disk.usage", exact=True)
+        expect(measured).to_have_count(1)
         page.locator(".irkit-confirm-count input").fill("2")
         button.click()
         expect(page.get_by_text("DONE disk.cleanup")).to_be_visible()
+        # Its finding measured again in the panel, right under the result.
+        expect(measured).to_have_count(2)
     assert not (logs / "a.log").exists()
     assert not (logs / "b.log").exists()
     timeline = load.load_folder(reports / "incidents" / "LAB-2").timeline

@@ -12,6 +12,7 @@ from typing import Any
 
 import papermill
 import pytest
+import yaml
 
 from irkit import parameters, probes, records
 from irkit.catalogue import parameters as declarations
@@ -30,11 +31,13 @@ EXPECTED = {
         "postgres.blocking",
         "postgres.migrations",
         "postgres.impact",
+        # Did it help? After the last mitigation.
         "postgres.connections",
         "postgres.long_queries",
+        "postgres.migrations",
     ],
     "redis": ["redis.ping", "redis.memory", "redis.clients", "redis.memory"],
-    "celery": ["celery.queues", "celery.workers", "celery.queues"],
+    "celery": ["celery.queues", "celery.workers", "celery.queues", "celery.workers"],
     "disk": ["disk.usage", "disk.old_files", "host.memory", "host.cpu", "disk.usage"],
     "alerts": [
         "prometheus.alerts",
@@ -226,6 +229,86 @@ def test_a_held_pool_shows_in_the_db_notebook(tmp_path: Path, stack: Stack, hold
     assert pool.evidence["available"] == 17
     summary = "".join(code_cells(record.path)[-1]["outputs"][0]["data"]["text/plain"])
     assert "Scenario 2" in summary
+    # The runbook's 5-minute filter takes none of these young sessions: the plan says who holds
+    # the pool, and what would select them.
+    shown = text_of(record.path)
+    assert "PLAN postgres.terminate" in shown
+    assert "note: no session matches the filters; the " in shown
+    assert "pg_kill_idle_min" in shown
+
+
+def test_the_db_notebook_offers_only_what_applies_and_measures_again_after_acting(
+    tmp_path: Path, stack: Stack
+) -> None:
+    """Runbook Incident 1 on the practice stack: with the migrations applied, no migration step
+    is offered; with one missing, `migrate` runs and the migrations are measured again at once,
+    so the notebook does not end on the CRIT that migrate mended."""
+    from irkit import drills
+
+    sandbox = yaml.safe_load((ROOT / "parameters" / "sandbox.yaml").read_text())
+    params = {
+        **{k: v for k, v in targets(stack).items() if k.startswith("pg_")},
+        "pg_expected_migrations": ["accounting.0001_initial", "accounting.0002_invoice"],
+        "deploy_commands": sandbox["deploy_commands"],
+        "allow_actions": ["command.migrate"],
+    }
+    notebook = ROOT / "notebooks" / "db.ipynb"
+    (tmp_path / "fine").mkdir()
+    (tmp_path / "drill").mkdir()
+    fine = run_notebook(notebook, tmp_path / "fine", **params)
+    shown = text_of(fine.path)
+    for step in ("showmigrations", "migrate", "migrate_fake", "restart_web"):
+        assert f"command.{step} not needed: postgres." in shown, step
+    assert "PLAN command." not in shown
+    drills.start(stack, "migration-failure")
+    try:
+        record = run_notebook(notebook, tmp_path / "drill", **params)
+    finally:
+        drills.stop(stack, "migration-failure")
+    shown = text_of(record.path)
+    migrations = [r.status for r in record.results if r.probe == "postgres.migrations"]
+    # Found missing; measured again right after migrate; and in "Did it help?".
+    assert migrations == [Status.CRIT, Status.OK, Status.OK]
+    assert "PLAN command.showmigrations" in shown  # offered while the finding was present
+    assert shown.index("DONE command.migrate") < shown.index("command.migrate_fake not needed")
+    closing = "".join(code_cells(record.path)[-1]["outputs"][0]["data"]["text/plain"])
+    assert "postgres.migrations" not in closing  # no step left for a mended finding
+
+
+def test_the_celery_notebook_restarts_workers_that_do_not_answer(
+    tmp_path: Path, stack: Stack
+) -> None:
+    """Runbook Incident 2, "restart the workers": offered only when none answers, done through
+    the deployment's own command, and the workers measured again right after it."""
+    sandbox = yaml.safe_load((ROOT / "parameters" / "sandbox.yaml").read_text())
+    params = {
+        "celery_broker_url": targets(stack)["celery_broker_url"],
+        "celery_expected_workers": 1,
+        "deploy_commands": sandbox["deploy_commands"],
+        "allow_actions": ["command.restart_worker"],
+    }
+    stack.worker.stop()
+    try:
+        record = run_notebook(ROOT / "notebooks" / "celery.ipynb", tmp_path, **params)
+    finally:
+        stack.worker.start()
+    workers = [r.status for r in record.results if r.probe == "celery.workers"]
+    assert workers == [Status.CRIT, Status.OK, Status.OK]
+    shown = text_of(record.path)
+    assert (
+        "DONE command.restart_worker on deployment: exit code 0: restarted celery-worker" in shown
+    )
+    assert "command.scale_workers not needed: celery.queues is OK, celery.workers is OK" in shown
+    assert "celery.purge not needed: celery.queues is OK" in shown
+
+
+def text_of(path: Path) -> str:
+    """Every text output of an executed notebook, in order."""
+    return "\n".join(
+        "".join(o.get("data", {}).get("text/plain", "")) + "".join(o.get("text", ""))
+        for cell in code_cells(path)
+        for o in cell["outputs"]
+    )
 
 
 def test_a_hung_database_does_not_hang_the_notebook(tmp_path: Path, hanging_port: int) -> None:

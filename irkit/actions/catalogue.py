@@ -22,12 +22,15 @@ NAMES = (
     "redis.flushdb",
     "redis.maxmemory",
     "celery.purge",
+    "celery.purge_tasks",
     "celery.pool_grow",
     "celery.pool_shrink",
     "celery.autoscale",
     "disk.cleanup",
     "disk.cleanup_logs",
     "disk.cleanup_temp",
+    # `--volumes` of the prune_docker command, allowed apart from it: it deletes data.
+    "command.prune_docker_volumes",
 )
 PG_KILL_MODES = ("cancel", "terminate")
 _PID = re.compile(r"\s*[1-9][0-9]{0,9}\s*")
@@ -60,11 +63,19 @@ def check_parameters(values: Mapping[str, Any]) -> None:
     if "pg_kill_older_than_s" in values and not values.get("pg_kill_pids"):
         older = float(values["pg_kill_older_than_s"])
         idle = float(values.get("pg_kill_idle_in_transaction_s") or 0)
+        idle += float(values.get("pg_kill_idle_min") or 0)
         if older <= 0 and idle <= 0:
             raise ParameterError(
-                "pg_kill_older_than_s and pg_kill_idle_in_transaction_s are both 0: give one of "
-                "them, or pg_kill_pids, so the backends to end are chosen"
+                "pg_kill_older_than_s, pg_kill_idle_in_transaction_s and pg_kill_idle_min are "
+                "all 0: give one of them, or pg_kill_pids, so the backends to end are chosen"
             )
+    if str(values.get("pg_fake_migration") or "").strip():
+        from irkit.actions.deployment import parse_migration
+
+        try:
+            parse_migration(str(values["pg_fake_migration"]))
+        except IrkitError as exc:
+            raise ParameterError(f"pg_fake_migration: {exc}") from None
     highest, lowest = values.get("celery_autoscale_max") or 0, values.get("celery_autoscale_min", 0)
     if highest and not 0 <= lowest <= highest:
         raise ParameterError(

@@ -1,13 +1,15 @@
-"""Celery mitigations from Common Incident 2: purge a queue (`celery -A … purge`) and grow or
-shrink a worker's pool (the runbook scales workers; a running worker's pool grows through the
-control API without a restart)."""
+"""Celery mitigations from Common Incident 2: purge a queue (`celery -A … purge`), or only the
+tasks of one runaway type; grow or shrink a worker's pool (the runbook scales workers; a running
+worker's pool grows through the control API without a restart)."""
 
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
+from irkit.actions import broker_messages
 from irkit.actions.guard import Item, Outcome, Plan, act_on
 from irkit.catalogue.parameters import default
 from irkit.errors import ConfigError
@@ -25,30 +27,84 @@ def _waiting(target: CeleryTarget, queues: Sequence[str]) -> dict[str, int]:
 
 
 class Purge:
-    """Discard every task waiting in the named queues, priority sub-queues included (kombu's
-    own purge, as `celery purge` does)."""
-
-    name = "celery.purge"
+    """Discard the tasks waiting in the named queues, priority sub-queues included: every one
+    (kombu's own purge, as `celery purge` does: `celery.purge`), or only those of the task names
+    in `tasks` (`celery.purge_tasks`, on a Redis broker). The plan counts them per task name."""
 
     def __init__(
-        self, target: CeleryTarget, queues: Sequence[str] = default("celery_queues")
+        self,
+        target: CeleryTarget,
+        queues: Sequence[str] = default("celery_queues"),
+        tasks: Sequence[str] = (),
     ) -> None:
         if not queues:
             raise ConfigError("name the queues to purge (celery_queues)")
         self.target = target
         self.queues = list(queues)
+        self.tasks = [t.strip() for t in tasks if t.strip()]
+        self.name = "celery.purge_tasks" if self.tasks else "celery.purge"
 
     def plan(self) -> Plan:
         waiting = _waiting(self.target, self.queues)
+        by_task = self._by_task(waiting)
+        if self.tasks:
+            return self._plan_tasks(waiting, by_task)
         items = tuple(
             Item(q, f"queue {q}: {n} tasks waiting", {"queue": q, "waiting": n})
             for q, n in waiting.items()
             if n
         )
         total = sum(waiting.values())
-        return Plan(self.name, self.target.display, f"purge {total} tasks", items)
+        notes = [f"queue {q}, by task: {_counted(c)}" for q, c in by_task.items() if c]
+        if items:
+            notes.append(
+                "this discards every waiting task, of every name; to discard only a runaway "
+                "task type, name it in celery_purge_tasks"
+            )
+        return Plan(
+            self.name, self.target.display, f"purge {total} tasks", items, notes=tuple(notes)
+        )
+
+    def _by_task(self, waiting: dict[str, int]) -> dict[str, Counter[str]]:
+        if self.target.transport not in {"redis", "rediss"}:
+            return {}  # only a Redis broker lets waiting messages be read without taking them
+        return {q: broker_messages.waiting_by_task(self.target, q) for q, n in waiting.items() if n}
+
+    def _plan_tasks(self, waiting: dict[str, int], by_task: dict[str, Counter[str]]) -> Plan:
+        items, notes = [], []
+        for queue, counts in by_task.items():
+            named = {t: counts[t] for t in self.tasks if counts[t]}
+            notes.append(f"queue {queue}, by task: {_counted(counts)}")
+            if named:
+                n = sum(named.values())
+                items.append(
+                    Item(
+                        queue,
+                        f"queue {queue}: {n} of {waiting[queue]} waiting tasks are "
+                        + ", ".join(f"{c} {t}" for t, c in named.items()),
+                        {"queue": queue, "waiting": n, "tasks": named},
+                    )
+                )
+        total = sum(int(i.details["waiting"]) for i in items)
+        what = f"purge {total} waiting {' / '.join(self.tasks)} tasks, and no other"
+        return Plan(self.name, self.target.display, what, tuple(items), notes=tuple(notes))
 
     def act(self, plan: Plan) -> Outcome:
+        if self.tasks:
+            done, skipped, failed = act_on(plan, lambda item: None, self._remove_tasks)
+        else:
+            done, skipped, failed = self._purge_queues(plan)
+        total = sum(int(text.split()[0]) for _, text in done)
+        summary = f"{total} tasks discarded from {len(done)} queue(s)"
+        return Outcome(self.name, plan.target, tuple(done), tuple(skipped), tuple(failed), summary)
+
+    def _remove_tasks(self, item: Item) -> str:
+        # Tasks of the named types that arrived since the plan go too: they are the runaway
+        # work the responder chose to discard, and no other task is touched.
+        removed = broker_messages.remove_tasks(self.target, item.key, self.tasks)
+        return f"{removed} tasks discarded (planned {item.details['waiting']})"
+
+    def _purge_queues(self, plan: Plan) -> tuple[list[tuple[str, str]], ...]:
         from kombu import Connection
 
         from irkit.secrets import with_password
@@ -73,23 +129,20 @@ class Purge:
                     )
                 return None
 
-            done, skipped, failed = act_on(plan, still_matches, purge)
-        total = sum(int(text.split()[0]) for _, text in done)
-        summary = f"{total} tasks discarded from {len(done)} queue(s)"
-        return Outcome(self.name, plan.target, tuple(done), tuple(skipped), tuple(failed), summary)
+            return act_on(plan, still_matches, purge)
+
+
+def _counted(counts: Counter[str]) -> str:
+    return ", ".join(f"{n} {name}" for name, n in counts.most_common(10)) + (
+        f", {len(counts) - 10} more names" if len(counts) > 10 else ""
+    )
 
 
 def pool_sizes(target: CeleryTarget) -> dict[str, int]:
     """Each answering worker's pool size (`inspect stats`)."""
     with probes._app(target) as app:
         stats = app.control.inspect(timeout=target.inspect_timeout_s).stats() or {}
-    # `processes` follows pool_grow/pool_shrink; `max-concurrency` keeps the configured size.
-    return {
-        name: len(pool["processes"])
-        if isinstance((pool := s.get("pool", {})).get("processes"), list)
-        else int(pool.get("max-concurrency", 0))
-        for name, s in stats.items()
-    }
+    return {name: probes.pool_size(s) or 0 for name, s in stats.items()}
 
 
 def _answering(

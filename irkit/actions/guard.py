@@ -42,6 +42,9 @@ class Plan:
     items: tuple[Item, ...] = ()
     refused: tuple[tuple[str, str], ...] = ()  # (item, why it is left alone)
     at: datetime = field(default_factory=utc_now)
+    # What the responder must know before acting, or why there is nothing to act on: a warning
+    # ("--volumes deletes data"), who holds the pool when no session matches the filter.
+    notes: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -50,6 +53,7 @@ class Plan:
             "what": self.what,
             "items": [{"key": i.key, "summary": i.summary, **i.details} for i in self.items],
             "refused": [{"item": k, "why": why} for k, why in self.refused],
+            "notes": list(self.notes),
             "at": self.at.isoformat(timespec="seconds"),
         }
 
@@ -62,6 +66,7 @@ class Plan:
         lines += [f"  refused: {k}: {why}" for k, why in self.refused]
         if not self.items:
             lines.append("  nothing to do")
+        lines += [f"  note: {note}" for note in self.notes]
         html = f"<p><b>{escape(head)}</b></p><ul>"
         html += "".join(f"<li>{escape(i.summary)}</li>" for i in self.items)
         html += "".join(
@@ -69,6 +74,7 @@ class Plan:
             for k, why in self.refused
         )
         html += "</ul>" if self.items or self.refused else "<li>nothing to do</li></ul>"
+        html += "".join(f"<p style='color:#8a6d3b'>{escape(note)}</p>" for note in self.notes)
         return {
             "text/plain": redact("\n".join(lines)),
             "text/html": redact(html),
@@ -84,11 +90,26 @@ class Outcome:
     skipped: tuple[tuple[str, str], ...] = ()  # (item, why not: changed since the plan, …)
     failed: tuple[tuple[str, str], ...] = ()
     summary: str = ""
+    # A step that only reads (showmigrations, inspect active) changes nothing to re-check.
+    read_only: bool = False
+
+    @property
+    def verdict(self) -> str:
+        """DONE, FAILED (nothing done, something failed), PARTLY DONE or NOT DONE."""
+        if self.failed:
+            return "PARTLY DONE" if self.done else "FAILED"
+        return "DONE" if self.done or not self.skipped else "NOT DONE"
+
+    @property
+    def changed(self) -> bool:
+        """Whether it changed something that its findings should be measured again for."""
+        return bool(self.done) and not self.read_only
 
     def to_json(self) -> dict[str, Any]:
         return {
             "action": self.action,
             "target": self.target,
+            "verdict": self.verdict,
             "summary": self.summary,
             "done": [{"item": k, "result": r} for k, r in self.done],
             "skipped": [{"item": k, "why": r} for k, r in self.skipped],
@@ -99,12 +120,17 @@ class Outcome:
         return str(self._repr_mimebundle_()["text/plain"])
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
-        lines = [f"DONE {self.action} on {self.target}: {self.summary}"]
-        lines += [f"  done: {k}: {r}" for k, r in self.done]
-        lines += [f"  skipped: {k}: {r}" for k, r in self.skipped]
-        lines += [f"  FAILED: {k}: {r}" for k, r in self.failed]
+        head = f"{self.verdict} {self.action} on {self.target}: {self.summary}"
+        rows = [("done", k, r) for k, r in self.done]
+        rows += [("skipped", k, r) for k, r in self.skipped]
+        rows += [("FAILED", k, r) for k, r in self.failed]
+        text = "\n".join([head] + [f"  {kind}: {k}: {r}" for kind, k, r in rows])
+        colour = "#a94442" if self.failed else "#3c763d"
+        html = f"<p style='color:{colour}'><b>{escape(head)}</b></p><ul>"
+        html += "".join(f"<li>{escape(kind)}: {escape(k)}: {escape(r)}</li>" for kind, k, r in rows)
         return {
-            "text/plain": redact("\n".join(lines)),
+            "text/plain": redact(text),
+            "text/html": redact(html + "</ul>"),
             ACTION_MIME: redact({"kind": "outcome", **self.to_json()}),
         }
 
@@ -152,24 +178,34 @@ def who(confirmed_by: str = "") -> str:
         return "unknown"
 
 
+# Called with the outcome of an action that acted (at once, or later from the panel); returns
+# what to show after it: the findings it answers, measured again.
+Then = Callable[[Outcome], Sequence[Any]]
+
+
 def guarded(
     log: Timeline,
     action: Action,
     *,
     allow_actions: Sequence[str] = (),
     confirmed_by: str = "",
+    then: Then | None = None,
 ) -> Outcome | None:
-    """Plan, show, record; act only if allowed (papermill) or confirmed (JupyterLab). Returns
-    the outcome when it acted at once, else None."""
+    """Plan, show, record; act only if allowed (papermill) or confirmed (JupyterLab), then show
+    what `then` returns for the outcome. Returns the outcome when it acted at once, else None."""
     from irkit.render import show
 
-    shown = _guarded(log, action, allow_actions, confirmed_by)
+    shown = _guarded(log, action, allow_actions, confirmed_by, then)
     show(shown)
     return next((s for s in shown if isinstance(s, Outcome)), None)
 
 
 def _guarded(
-    log: Timeline, action: Action, allow_actions: Sequence[str], confirmed_by: str
+    log: Timeline,
+    action: Action,
+    allow_actions: Sequence[str],
+    confirmed_by: str,
+    then: Then | None = None,
 ) -> list[Any]:
     try:
         plan = action.plan()
@@ -184,9 +220,12 @@ def _guarded(
         return shown
     if action.name in allow_actions:
         actor = f"{who(confirmed_by)} (allow_actions)"
-        shown.append(_act(log, action, plan, actor))
+        outcome = _act(log, action, plan, actor)
+        shown.append(outcome)
+        if then is not None:
+            shown.extend(then(outcome))
     elif interactive():
-        shown.append(_confirm_panel(log, action, plan, confirmed_by))
+        shown.append(_confirm_panel(log, action, plan, confirmed_by, then))
     else:
         text = (
             f"Dry run: nothing was changed. To act under papermill, add {action.name!r} to "
@@ -208,19 +247,22 @@ def _act(log: Timeline, action: Action, plan: Plan, actor: str) -> Outcome:
         reason = redact(
             f"{type(exc).__name__}: {exc}" if not isinstance(exc, IrkitError) else str(exc)
         )
-        outcome = Outcome(
-            plan.action, plan.target, failed=(("all", reason),), summary=f"FAILED: {reason}"
-        )
+        outcome = Outcome(plan.action, plan.target, failed=(("all", reason),), summary=reason)
     log.event(
         "action-result",
-        f"{plan.action}: {outcome.summary}",
+        # What went wrong leads: "FAILED: exit code 1: No nodes replied", not a plain summary.
+        f"{plan.action}: {outcome.summary}"
+        if outcome.verdict == "DONE"
+        else f"{plan.action}: {outcome.verdict}: {outcome.summary}",
         outcome=redact(outcome.to_json()),
         confirmed_by=actor,
     )
     return outcome
 
 
-def _confirm_panel(log: Timeline, action: Action, plan: Plan, confirmed_by: str) -> Any:
+def _confirm_panel(
+    log: Timeline, action: Action, plan: Plan, confirmed_by: str, then: Then | None = None
+) -> Any:
     """Type the number of items, then press the button: a count typed by hand cannot be a
     reflex, and it must match the plan shown."""
     import ipywidgets as w  # type: ignore[import-untyped]
@@ -246,6 +288,10 @@ def _confirm_panel(log: Timeline, action: Action, plan: Plan, confirmed_by: str)
                 log.event("action-result", f"{plan.action} failed: {redact(str(exc))}")
                 return
             print(outcome._repr_mimebundle_()["text/plain"])
+            if then is not None:
+                from irkit.render import show
+
+                show(then(outcome))
 
     button.on_click(click)
     return w.VBox([w.HTML(f"<b>Confirm {escape(plan.what)}</b>"), w.HBox([box, button]), out])
@@ -266,5 +312,7 @@ def act_on(
                 continue
             done.append((item.summary, do(item)))
         except Exception as exc:
-            failed.append((item.summary, redact(f"{type(exc).__name__}: {exc}")))
+            # The kit's own errors are written for the responder; others are named by type.
+            why = str(exc) if isinstance(exc, IrkitError) else f"{type(exc).__name__}: {exc}"
+            failed.append((item.summary, redact(why)))
     return done, skipped, failed

@@ -17,6 +17,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
+from irkit.actions import holders
 from irkit.actions.guard import Item, Outcome, Plan, act_on
 from irkit.catalogue.parameters import default
 from irkit.errors import ConfigError
@@ -59,19 +60,26 @@ class Backends:
         mode: str = default("pg_kill_mode"),
         older_than_s: float = default("pg_kill_older_than_s"),
         idle_in_transaction_s: float = 0.0,
+        idle_min: float = 0.0,
+        idle_role: str = "",
         pids: Sequence[int | str] = (),
         allow_superuser: bool = False,
         wait_s: float = 5.0,
     ) -> None:
         if mode not in MODES:
             raise ConfigError(f"mode {mode!r} is not one of: {', '.join(MODES)}")
-        if older_than_s <= 0 and idle_in_transaction_s <= 0 and not pids:
-            raise ConfigError("give pids, or a positive older_than_s or idle_in_transaction_s")
+        if older_than_s <= 0 and idle_in_transaction_s <= 0 and idle_min <= 0 and not pids:
+            raise ConfigError(
+                "give pids, or a positive older_than_s, idle_in_transaction_s or idle_min"
+            )
         self.name = f"postgres.{mode}"
         self.target = target
         self.mode = mode
         self.older_than_s = older_than_s
         self.idle_in_transaction_s = idle_in_transaction_s
+        self.idle_s = idle_min * 60
+        # Empty: the role this kit connects as, known once connected.
+        self.idle_role = idle_role
         try:
             self.pids = [int(p) for p in pids]
         except ValueError:
@@ -83,6 +91,15 @@ class Backends:
         if self.pids:
             return int(row["pid"]) in self.pids
         if row["state"] == "active" and (row["query_age_s"] or 0) >= self.older_than_s > 0:
+            return True
+        if (
+            self.idle_s > 0
+            and row["state"] == "idle"
+            and row["user"] == self.idle_role
+            and (row["state_age_s"] or 0) >= self.idle_s
+        ):
+            # Runbook Scenario 2, "kill idle connections": a plain idle session holds a slot
+            # and nothing else (no transaction, no lock).
             return True
         return (
             self.idle_in_transaction_s > 0
@@ -106,6 +123,7 @@ class Backends:
             rows = conn.execute(
                 sql.SQL("SELECT " + _COLUMNS + " WHERE a.pid <> pg_backend_pid() ORDER BY a.pid")
             ).fetchall()
+            self.idle_role = self.idle_role or str(conn.info.user)
         items, refused = [], []
         for row in rows:
             if not self._wanted(row):
@@ -143,7 +161,8 @@ class Backends:
         what = (
             f"{self.mode} {len(items)} backend{'s' if len(items) != 1 else ''} ({self._filter()})"
         )
-        return Plan(self.name, self.target.display, what, tuple(items), tuple(refused))
+        notes = () if items or self.pids else holders.who_holds(rows, self.idle_role)
+        return Plan(self.name, self.target.display, what, tuple(items), tuple(refused), notes=notes)
 
     def _filter(self) -> str:
         if self.pids:
@@ -153,6 +172,8 @@ class Backends:
             parts.append(f"statements running over {human_age(self.older_than_s)}")
         if self.idle_in_transaction_s > 0:
             parts.append(f"idle in a transaction over {human_age(self.idle_in_transaction_s)}")
+        if self.idle_s > 0:
+            parts.append(f"{self.idle_role}'s idle sessions over {human_age(self.idle_s)}")
         return " or ".join(parts)
 
     def act(self, plan: Plan) -> Outcome:

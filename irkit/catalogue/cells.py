@@ -83,6 +83,8 @@ PG_KILL = (
     "pg_kill_mode",
     "pg_kill_older_than_s",
     "pg_kill_idle_in_transaction_s",
+    "pg_kill_idle_min",
+    "pg_kill_idle_role",
     "pg_kill_pids",
     "pg_kill_allow_superuser",
 )
@@ -178,6 +180,7 @@ LAYOUTS: dict[str, tuple[str, ...]] = {
         "celery_task_runaway_s",
         "",
         *MITIGATIONS_HEAD,
+        "celery_purge_tasks",
         "celery_pool_change",
         "celery_pool_workers",
         "celery_autoscale_max",
@@ -202,6 +205,7 @@ LAYOUTS: dict[str, tuple[str, ...]] = {
         *MITIGATIONS_HEAD,
         *PG_KILL,
         *DEPLOY_COMMANDS,
+        "pg_fake_migration",
     ),
     "disk": (
         "incident_id",

@@ -34,7 +34,16 @@ from irkit.secrets import redact
 # Timeline events worth a responder's eye as they happen; the rest is the record's.
 NOTABLE_EVENTS = frozenset({"drill", "mitigated", "message-failed"})
 # ANSI colours of the status word, on a terminal only.
-_COLOURS = {"OK": "32", "WARN": "33", "CRIT": "31", "UNKNOWN": "35", "FAILED": "31", "DONE": "32"}
+_COLOURS = {
+    "OK": "32",
+    "WARN": "33",
+    "CRIT": "31",
+    "UNKNOWN": "35",
+    "FAILED": "31",
+    "DONE": "32",
+    "PARTLY DONE": "33",
+    "NOT DONE": "33",
+}
 # Under the elapsed time and the status word: where an item's detail lines start.
 _INDENT = " " * 16
 
@@ -102,10 +111,14 @@ class Stream:
             lines = [self._line("PLAN", head + ("" if items else " (nothing to do)"))]
             lines += [self._detail(f"- {i.get('summary', i.get('key', ''))}") for i in items]
             lines += [self._detail(f"refused: {r.get('item')}: {r.get('why')}") for r in refused]
+            lines += [self._detail(str(note)) for note in action.get("notes") or []]
             return lines
         if kind == "outcome":
             failed = action.get("failed") or []
-            word = "FAILED" if failed and not action.get("done") else "DONE"
+            # DONE, FAILED, PARTLY DONE or NOT DONE, as the outcome judged itself.
+            word = str(
+                action.get("verdict") or ("FAILED" if failed and not action.get("done") else "DONE")
+            )
             lines = [self._line(word, f"{name}: {action.get('summary', '')}")]
             for key, label in (("failed", "FAILED"), ("skipped", "skipped")):
                 lines += [

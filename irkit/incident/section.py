@@ -9,6 +9,7 @@ section knows nothing of incidents, and actions record through any timeline they
 from __future__ import annotations
 
 from collections.abc import MutableMapping, Sequence
+from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -59,16 +60,54 @@ class Section(section.Section):
         return notes.widget(self.incident.incident_id, self.incident.folder)
 
     def act(
-        self, action: Action, *, allow_actions: Sequence[str] = (), confirmed_by: str = ""
+        self,
+        action: Action,
+        *,
+        when: section.Answers = (),
+        allow_actions: Sequence[str] = (),
+        confirmed_by: str = "",
     ) -> None:
         """A guarded mitigation: its plan shown and recorded; done only if named in
-        `allow_actions` (papermill) or confirmed in the panel (JupyterLab)."""
-        from irkit.actions.guard import guarded
+        `allow_actions` (papermill) or confirmed in the panel (JupyterLab).
 
-        outcome = guarded(
-            self.incident, action, allow_actions=allow_actions, confirmed_by=confirmed_by
+        `when` names the findings it answers (probe names, see `irkit.section.Answers`): while
+        they are OK it is not needed, and only says so; once it has changed something, they
+        are measured again, and those verdicts replace the earlier ones."""
+        from irkit.actions.guard import Outcome, guarded
+        from irkit.render import show
+
+        not_needed = self.not_needed(when) if when else None
+        if not_needed:
+            show([NotNeeded(action.name, not_needed)])
+            return
+
+        def recheck(outcome: Outcome) -> list[Any]:
+            if not outcome.changed:
+                return []
+            # Every verdict from here on was measured after this action (Result.after).
+            self.after = action.name
+            return self.recheck(section.findings(when))
+
+        guarded(
+            self.incident,
+            action,
+            allow_actions=allow_actions,
+            confirmed_by=confirmed_by,
+            then=recheck,
         )
-        self.after = action.name if outcome is not None and outcome.done else self.after
+
+
+class NotNeeded:
+    """One quiet line for a mitigation whose finding is absent, recorded nowhere."""
+
+    def __init__(self, action: str, why: str) -> None:
+        self.text = f"{action} not needed: {why}"
+
+    def __repr__(self) -> str:
+        return self.text
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        return {"text/plain": self.text, "text/html": f"<p><i>{escape(self.text)}</i></p>"}
 
 
 def _incident_log(section: str, incident_id: str) -> IncidentLog:

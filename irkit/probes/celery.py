@@ -182,6 +182,26 @@ def broker_error(target: CeleryTarget, exc: BaseException) -> Unreachable:
     return Unreachable(f"cannot reach the broker {target.display}: {exc}")
 
 
+def pool_size(stats: dict[str, Any]) -> int | None:
+    """A worker's pool as it is now (`inspect stats`): its processes. `max-concurrency` is the
+    size it started with, and stays so after pool_grow, pool_shrink or the autoscaler."""
+    pool = stats.get("pool") or {}
+    if isinstance(pool.get("processes"), list):
+        return len(pool["processes"])
+    # Thread, gevent and solo pools list no processes: their size is the configured one.
+    configured = pool.get("max-concurrency")
+    return int(configured) if configured is not None else None
+
+
+def pool_slots(stats: dict[str, Any]) -> int | None:
+    """The tasks a worker can run at once: its pool, or as far as its autoscaler may grow it."""
+    size = pool_size(stats)
+    ceiling = (stats.get("autoscaler") or {}).get("max")
+    if isinstance(ceiling, int) and ceiling > (size or 0):
+        return ceiling
+    return size
+
+
 @probe(
     "celery.workers",
     measures=(
@@ -235,13 +255,16 @@ def workers(target: CeleryTarget, *, min_workers: int, runaway_s: float, expecte
     for name in names:
         tasks = active.get(name) or []
         started = [t["time_start"] for t in tasks if t.get("time_start")]
-        concurrency = (stats.get(name) or {}).get("pool", {}).get("max-concurrency")
+        worker_stats = stats.get(name) or {}
         rows.append(
             {
                 "worker": name,
                 "active": len(tasks),
                 "reserved": len(reserved.get(name) or []),
-                "concurrency": concurrency,
+                "concurrency": pool_slots(worker_stats),
+                "pool_processes": pool_size(worker_stats),
+                "started_with": worker_stats.get("pool", {}).get("max-concurrency"),
+                "autoscaler": worker_stats.get("autoscaler"),
                 "longest_task_s": round(now - min(started), 1) if started else 0.0,
                 "processed": sum(((stats.get(name) or {}).get("total") or {}).values()),
                 "active_tasks": [
