@@ -10,11 +10,14 @@ import html
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
+from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from irkit import parameters, target_builders, targets
 from irkit.advice import NextSteps
-from irkit.errors import ParameterError
+from irkit.catalogue import parameters as catalogue
+from irkit.errors import ConfigError, ParameterError
+from irkit.home import kit_home
 from irkit.probes.contract import Target
 from irkit.result import Result, Status
 
@@ -279,4 +282,30 @@ def _checked_parameters(section: str, namespace: MutableMapping[str, Any]) -> di
         values.update(parameters.for_section(section, extra, declared, known, "the parameters"))
     checked = {name: parameters.check_value(name, declared[name], v) for name, v in values.items()}
     parameters.check_values(checked, known.get(section, {}))
-    return checked
+    return from_kit_home(checked)
+
+
+def from_kit_home(values: dict[str, Any]) -> dict[str, Any]:
+    """Relative files and folders in the parameters (`.sandbox/web/web.log`) are the kit's,
+    as `irkit run` reads them: a notebook prepared for JupyterLab (`./kit lab --env`, `incident
+    open -f`) runs in its own folder, where they would name nothing."""
+    try:
+        home = kit_home()
+    except ConfigError:
+        return values
+    if Path.cwd() == home:
+        return values  # as written: the record shows the paths the responder gave
+
+    def absolute(value: str) -> str:
+        return value if not value or os.path.isabs(value) else str(home / value)
+
+    resolved = dict(values)
+    for name, value in values.items():
+        declared = catalogue.BY_NAME.get(name)
+        if declared is None or not declared.path:
+            continue
+        if isinstance(value, str):
+            resolved[name] = absolute(value)
+        elif isinstance(value, list):
+            resolved[name] = [absolute(v) if isinstance(v, str) else v for v in value]
+    return resolved

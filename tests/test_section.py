@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import types
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ from irkit.probes.contract import Finding, probe
 from irkit.result import Status
 from irkit.section import Section
 from irkit.targets import LocalHost
+from tests.helpers import ROOT
 
 
 def namespace(**values: Any) -> dict[str, Any]:
@@ -175,3 +177,26 @@ def test_the_broker_is_known_only_when_configured(monkeypatch: pytest.MonkeyPatc
     explicit = namespace(celery_broker_url="redis://127.0.0.1:6391/0")
     explicit["__annotations__"]["celery_broker_url"] = str
     assert Section("redis", explicit).broker is not None
+
+
+def test_relative_files_in_the_parameters_are_the_kits_wherever_the_notebook_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A notebook prepared for JupyterLab runs in its own folder: `.sandbox/web/web.log` from
+    the parameter file still names the kit's file, as under `irkit run`."""
+    annotations = {"disk_paths": list[str], "log_files": list[str], "disk_log_pattern": str}
+    values = {
+        "disk_paths": ["/", ".sandbox/app/media"],
+        "log_files": [".sandbox/web/*.log"],
+        "disk_log_pattern": "*.log",  # not a path: left as it is
+    }
+    ns: dict[str, Any] = {"__annotations__": annotations, **values}
+    monkeypatch.setenv("IRKIT_HOME", str(ROOT))
+    monkeypatch.chdir(tmp_path)
+    section = Section("disk", dict(ns))
+    assert section.params["disk_paths"] == ["/", str(ROOT / ".sandbox/app/media")]
+    assert section.params["log_files"] == [str(ROOT / ".sandbox/web/*.log")]
+    assert section.params["disk_log_pattern"] == "*.log"
+    # Run from the kit's folder, as `irkit run` runs it: the record keeps what was given.
+    monkeypatch.chdir(ROOT)
+    assert Section("disk", dict(ns)).params["disk_paths"] == ["/", ".sandbox/app/media"]

@@ -26,6 +26,9 @@ class Parameter:
     default: Any
     help: str  # one line: what it is, its unit, what empty or 0 means
     env: str = ""  # the environment variable an empty value falls back to
+    # A file or folder on the machine running irkit: relative means relative to the kit's
+    # folder, wherever the notebook runs (JupyterLab starts a kernel in the notebook's folder).
+    path: bool = False
 
     @property
     def range(self) -> bounds.Range | None:
@@ -64,8 +67,8 @@ def group(title: str, *parameters: Parameter) -> Group:
     return Group(title, parameters)
 
 
-def text(name: str, default: str, help: str, *, env: str = "") -> Parameter:
-    return Parameter(name, "str", default, help, env)
+def text(name: str, default: str, help: str, *, env: str = "", path: bool = False) -> Parameter:
+    return Parameter(name, "str", default, help, env, path)
 
 
 def integer(name: str, default: int, help: str, *, env: str = "") -> Parameter:
@@ -80,8 +83,8 @@ def flag(name: str, default: bool, help: str) -> Parameter:
     return Parameter(name, "bool", default, help)
 
 
-def texts(name: str, default: list[str], help: str) -> Parameter:
-    return Parameter(name, "list[str]", tuple(default), help)
+def texts(name: str, default: list[str], help: str, *, path: bool = False) -> Parameter:
+    return Parameter(name, "list[str]", tuple(default), help, path=path)
 
 
 INCIDENT = group(
@@ -160,7 +163,9 @@ WEB = group(
     ),
     number("web_timeout_s", 5.0, "give up on a connect or a reply after this long"),
     flag("web_verify_tls", True, "check the web app's certificate (False only for a test box)"),
-    text("web_ca_file", "", "a CA bundle to trust instead of the system's (a private CA)"),
+    text(
+        "web_ca_file", "", "a CA bundle to trust instead of the system's (a private CA)", path=True
+    ),
     text("web_health_path", "/health/ready/", "django-health-check's readiness endpoint"),
     texts(
         "web_smoke_paths",
@@ -282,10 +287,10 @@ HOST = group(
     number("host_cpu_interval_s", 0.5, "how long to measure CPU use"),
     number("host_cpu_warn_pct", 80.0, "runbook High CPU Alert: over 80%"),
     number("host_cpu_crit_pct", 95.0, "CPU use: CRIT"),
-    texts("disk_paths", ["/"], "check the filesystem holding each of these paths"),
-    texts("disk_log_dirs", [], 'application log folders, e.g. ["/app/logs"]'),
+    texts("disk_paths", ["/"], "check the filesystem holding each of these paths", path=True),
+    texts("disk_log_dirs", [], 'application log folders, e.g. ["/app/logs"]', path=True),
     text("disk_log_pattern", "*.log", "which files in them are logs"),
-    texts("disk_temp_dirs", [], 'media/temp folders, e.g. ["/app/media/temp"]'),
+    texts("disk_temp_dirs", [], 'media/temp folders, e.g. ["/app/media/temp"]', path=True),
     number("disk_warn_pct", 80.0, "space or inodes used: WARN"),
     number("disk_crit_pct", 90.0, "space or inodes used: CRIT"),
     number("disk_log_max_age_days", 7.0, "runbook: logs older than 7 days can go"),
@@ -296,11 +301,11 @@ HOST = group(
 
 SOURCES = group(
     "Optional sources: logs, deploys and diagnostic commands",
-    texts("log_files", [], 'application log files or globs, e.g. ["/app/logs/*.log"]'),
+    texts("log_files", [], 'application log files or globs, e.g. ["/app/logs/*.log"]', path=True),
     text("log_command", "", 'or a command printing it: "docker compose logs web -t --since 30m"'),
     number("log_window_min", 30.0, "runbook: errors of the last 30 min"),
     number("log_timeout_s", 10.0, "stop a log command that runs longer than this"),
-    text("deploy_repo", "", "the deployed checkout, for git log (empty: not checked)"),
+    text("deploy_repo", "", "the deployed checkout, for git log (empty: not checked)", path=True),
     number("deploy_window_min", 60.0, "a deploy this recent may be the cause: WARN"),
     texts("check_commands", [], 'read-only diagnostics, "name: command line"'),
     number("check_timeout_s", 20.0, "stop a diagnostic command that runs longer than this"),
@@ -324,7 +329,9 @@ METRICS = group(
     "The monthly analysis",
     text("month", "", "the month analysed, YYYY-MM (empty: the current month, UTC)"),
     integer("months", 6, "how many months the tables and trends cover, ending with that one"),
-    text("incidents_dir", "", "the incident folders to read (empty: reports/incidents/)"),
+    text(
+        "incidents_dir", "", "the incident folders to read (empty: reports/incidents/)", path=True
+    ),
     number("sla_goal_pct", 95.0, "share of incidents each SLA clock should meet: below it, red"),
 )
 
