@@ -120,6 +120,9 @@ def run_all(url: str, reports: Path) -> Iterator[Any]:
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import expect, sync_playwright
 
+    # A kernel's answer to a click can take seconds while the suite's other workers run:
+    # assertions wait as long as the page's own steps do.
+    expect.set_options(timeout=60_000)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
@@ -294,7 +297,7 @@ def test_an_incident_opened_with_parameters_reaches_the_targets_from_jupyterlab(
             )
             # Saved as a responder saves it: the executed notebook is the record.
             page.keyboard.press("Control+s")
-            wait_for(lambda: '"outputs": []' not in notebook.read_text(), timeout=30)
+            wait_for(lambda: '"outputs": []' not in notebook.read_text(), timeout=60)
             # The note box writes to the journal, not the notebook (a widget's text box keeps
             # the keyboard, so this comes after the save).
             add = page.locator(".irkit-note-add")

@@ -130,7 +130,10 @@ def test_a_drill_worked_from_the_terminal_streams_what_happens(
     assert any(r.status.name in ("WARN", "CRIT") for r in record.results)  # before the action
     after = [r for r in record.results if r.after]
     assert {r.after for r in after} == {"postgres.terminate"}
-    assert {r.probe for r in after} == {"postgres.connections", "postgres.long_queries"}
+    # The findings terminate answers were measured again at once; the notebook's closing
+    # re-measures come after every action, so they carry the mark too.
+    assert {"postgres.connections", "postgres.long_queries"} <= {r.probe for r in after}
+    assert all(r.probe.startswith("postgres.") for r in after)
 
     # The record keeps its events and fields for tools; readers see none of those debug lines,
     # neither in the notebook's text nor in its HTML copy.
