@@ -173,6 +173,26 @@ class LocalHost:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Machine:
+    """The machine that runs the app, for its CPU and memory: seen through Prometheus'
+    node_exporter metrics when Prometheus is configured, else the machine irkit runs on."""
+
+    prometheus: HttpTarget | None = None
+    name: str = field(default_factory=socket.gethostname)  # this machine's
+
+    @property
+    def display(self) -> str:
+        if self.prometheus is not None:
+            return f"node_exporter via {self.prometheus.display}"
+        return self.name
+
+    @property
+    def deadline_s(self) -> float:
+        # A few Prometheus queries, then a sample of the busiest processes (seconds at most).
+        return (self.prometheus.deadline_s if self.prometheus else 0.0) + 60.0
+
+
+@dataclass(frozen=True, kw_only=True)
 class LogSource:
     """Where the application's log lines come from: files (globs), or a command's output such as
     `docker compose logs web --since 30m`."""
