@@ -34,9 +34,11 @@ def readable_name(name: str, cmdline: Sequence[str]) -> str:
     [app]`), else the executable's own name."""
     if not cmdline:
         return name
-    if len(cmdline) == 1 and ":" in cmdline[0]:
-        # A title set by the server itself (setproctitle), e.g. "gunicorn: master [himalytix]".
-        return readable_name(cmdline[0].split(":", 1)[0].strip(), cmdline[0].split())
+    if len(cmdline) == 1 and " " in cmdline[0].strip():
+        # A title the server set for itself (setproctitle): "gunicorn: master [himalytix]",
+        # "postgres: 15/main: checkpointer", "redis-server 127.0.0.1:6379".
+        title = os.path.basename(cmdline[0].split()[0].rstrip(":"))
+        return _KNOWN.get(title, title)
     program = os.path.basename(cmdline[0])
     rest = list(cmdline[1:])
     if _INTERPRETER.fullmatch(program):

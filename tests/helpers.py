@@ -120,7 +120,14 @@ def targets(stack: Stack) -> dict[str, Any]:
 
 def free_ports() -> dict[str, int]:
     """Free ports for every server of a Stack of a test's own."""
-    names = ("postgres_port", "redis_port", "web_port", "tls_port", "prometheus_port")
+    names = (
+        "postgres_port",
+        "redis_port",
+        "web_port",
+        "tls_port",
+        "prometheus_port",
+        "node_exporter_port",
+    )
     return {name: free_port() for name in names}
 
 

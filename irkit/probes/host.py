@@ -22,9 +22,6 @@ from irkit.result import Result
 from irkit.targets import Machine
 from irkit.units import human_bytes
 
-# The load averages the kernel keeps, by the minutes they cover.
-LOAD_WINDOWS_MIN = (1, 5, 15)
-
 
 def _host_memory(r: Result) -> str:
     return (
@@ -125,16 +122,24 @@ def cpu(
     if readings:
         worst = readings[0]
         busy, cpus, measured = worst.value, worst.details["cpus"], worst.machine
-        how = f"over the last {quantity(window_min, 'minutes')}"
         here = worst.nodename == machine.name
         judged: dict[str, Any] = {"window_min": window_min, "query": worst.details["query"]}
+        how = f"over the last {quantity(window_min, 'minutes')}"
+        if "load" in worst.details:
+            minutes = node.load_window(window_min)
+            judged.update(window_min=minutes, load_average_used=worst.details["load"])
+            how = (
+                f"(load {worst.details['load']:.2f} over the last {minutes} min: Prometheus "
+                f"holds less than {quantity(window_min, 'minutes')} of its CPU time)"
+            )
     else:
         cpus = psutil.cpu_count() or 1
-        index = _load_index(window_min)
-        busy = round(100.0 * load[index] / cpus, 1)
+        minutes = node.load_window(window_min)
+        used = load[node.LOAD_WINDOWS_MIN.index(minutes)]
+        busy = round(100.0 * used / cpus, 1)
         measured, here = _this_machine(machine, fallback), True
-        how = f"(load {load[index]:.2f} over the last {LOAD_WINDOWS_MIN[index]} min)"
-        judged = {"window_min": LOAD_WINDOWS_MIN[index], "load_average_used": load[index]}
+        how = f"(load {used:.2f} over the last {minutes} min)"
+        judged = {"window_min": minutes, "load_average_used": used}
     rows = processes.busiest(interval_s, processes.own_tree()) if here else []
     evidence: dict[str, Any] = {
         "measured": measured,
@@ -179,11 +184,6 @@ def _machines(readings: list[node.Reading]) -> dict[str, Any]:
     if len(readings) < 2:
         return {}
     return {"machines": [{"machine": r.machine, "value": r.value} for r in readings]}
-
-
-def _load_index(window_min: float) -> int:
-    """The kernel's load average closest to the window: 1, 5 or 15 min."""
-    return min(range(len(LOAD_WINDOWS_MIN)), key=lambda i: abs(LOAD_WINDOWS_MIN[i] - window_min))
 
 
 def _first(rows: list[dict[str, Any]], here: bool, label: str, amount: str) -> str:

@@ -8,6 +8,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
+
 from irkit.probes.http import client
 from irkit.probes.prometheus import api
 from irkit.targets import HttpTarget
@@ -17,6 +19,15 @@ CPU = "node_cpu_seconds_total"
 MEMORY_AVAILABLE = "node_memory_MemAvailable_bytes"
 MEMORY_TOTAL = "node_memory_MemTotal_bytes"
 UNAME = "node_uname_info"
+LOAD = "node_load"  # node_load1, node_load5, node_load15: the kernel's own load averages
+
+# The load averages the kernel keeps, by the minutes they cover.
+LOAD_WINDOWS_MIN = (1, 5, 15)
+
+
+def load_window(window_min: float) -> int:
+    """The kernel's load average closest to the window: 1, 5 or 15 min."""
+    return min(LOAD_WINDOWS_MIN, key=lambda minutes: abs(minutes - window_min))
 
 
 @dataclass(frozen=True)
@@ -55,25 +66,42 @@ def memory_available_query(window: str) -> str:
     )
 
 
+def covered_query(window: str) -> str:
+    """The machines Prometheus has data for from a whole window ago: a rate over a window it
+    holds only the last seconds of would judge a burst as if it had lasted the whole window."""
+    return f'count by (instance) ({CPU}{{mode="idle"}} offset {window})'
+
+
+def load_query(window_min: float) -> str:
+    return f"avg by (instance) ({LOAD}{load_window(window_min)})"
+
+
 def cpu_busy(target: HttpTarget, window_min: float) -> list[Reading]:
     """Share of CPU time not idle over the window, per machine, busiest first; [] when
-    Prometheus has no node_exporter series (or not two scrapes of them yet)."""
+    Prometheus has no node_exporter series (or not two scrapes of them yet). Where Prometheus
+    holds less than the window (it started since), the machine's own load average per CPU
+    over the nearest window instead (`details["load"]`)."""
     window = promql_range(window_min)
     with client(target) as http:
         busy = _by_instance(_query(http, target, cpu_busy_query(window)))
         if not busy:
             return []
         cpus = _by_instance(_query(http, target, cpu_count_query()))
-        names = _names(http, target)
-    readings = [
-        Reading(
-            instance,
-            names.get(instance, ""),
-            round(value, 1),
-            {"cpus": int(cpus.get(instance, 0)), "query": cpu_busy_query(window)},
+        covered = _by_instance(_query(http, target, covered_query(window)))
+        loads = (
+            {}
+            if covered.keys() >= busy.keys()
+            else _by_instance(_query(http, target, load_query(window_min)))
         )
-        for instance, value in busy.items()
-    ]
+        names = _names(http, target)
+    readings = []
+    for instance, value in busy.items():
+        count = int(cpus.get(instance, 0))
+        details: dict[str, Any] = {"cpus": count, "query": cpu_busy_query(window)}
+        if instance not in covered and instance in loads and count:
+            details.update(load=loads[instance], query=load_query(window_min))
+            value = 100.0 * loads[instance] / count
+        readings.append(Reading(instance, names.get(instance, ""), round(value, 1), details))
     return sorted(readings, key=lambda r: -r.value)
 
 
@@ -103,7 +131,7 @@ def memory_available(target: HttpTarget, window_min: float) -> list[Reading]:
     return sorted(readings, key=lambda r: r.value)
 
 
-def _query(http: Any, target: HttpTarget, query: str) -> dict[str, Any]:
+def _query(http: httpx.Client, target: HttpTarget, query: str) -> dict[str, Any]:
     return api(http, target, "/api/v1/query", {"query": query})
 
 
@@ -116,7 +144,7 @@ def _by_instance(data: dict[str, Any]) -> dict[str, float]:
     return found
 
 
-def _names(http: Any, target: HttpTarget) -> dict[str, str]:
+def _names(http: httpx.Client, target: HttpTarget) -> dict[str, str]:
     data = _query(http, target, UNAME)
     return {
         str(s["metric"].get("instance", "?")): str(s["metric"].get("nodename", ""))
