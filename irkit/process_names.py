@@ -32,6 +32,8 @@ def readable_name(name: str, cmdline: Sequence[str]) -> str:
     line: the program an interpreter runs (`python -m gunicorn …` is `gunicorn`), Celery with its
     subcommand (`celery worker`), a process title a server set for itself (`gunicorn: worker
     [app]`), else the executable's own name."""
+    # A process that rewrote its title may leave empty arguments behind it (redis-server does).
+    cmdline = [arg for arg in cmdline if arg]
     if not cmdline:
         return name
     if len(cmdline) == 1 and " " in cmdline[0].strip():

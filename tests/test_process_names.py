@@ -25,7 +25,7 @@ PY = "/usr/local/bin/python3.11"
         ("python3", ["python3", "manage.py", "runserver"], "manage"),
         ("python3", ["python3", "-c", "while True: pass"], "python3"),
         ("python3", ["python3"], "python3"),
-        ("redis-server", ["/usr/bin/redis-server 127.0.0.1:6379"], "redis-server"),
+        ("redis-server", ["/usr/bin/redis-server 127.0.0.1:6379", "", ""], "redis-server"),
         ("postgres", ["postgres: 15/main: checkpointer "], "postgres"),
         ("kworker/0:1", [], "kworker/0:1"),
     ],

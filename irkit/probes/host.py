@@ -129,7 +129,7 @@ def cpu(
             minutes = node.load_window(window_min)
             judged.update(window_min=minutes, load_average_used=worst.details["load"])
             how = (
-                f"(load {worst.details['load']:.2f} over the last {minutes} min: Prometheus "
+                f"load {worst.details['load']:.2f} over the last {minutes} min (Prometheus "
                 f"holds less than {quantity(window_min, 'minutes')} of its CPU time)"
             )
     else:
@@ -138,7 +138,7 @@ def cpu(
         used = load[node.LOAD_WINDOWS_MIN.index(minutes)]
         busy = round(100.0 * used / cpus, 1)
         measured, here = _this_machine(machine, fallback), True
-        how = f"(load {used:.2f} over the last {minutes} min)"
+        how = f"load {used:.2f} over the last {minutes} min"
         judged = {"window_min": minutes, "load_average_used": used}
     rows = processes.busiest(interval_s, processes.own_tree()) if here else []
     evidence: dict[str, Any] = {
@@ -153,7 +153,12 @@ def cpu(
         "crit_pct": crit_pct,
     }
     busiest = _first(rows, here, "busiest now", "cpu_pct")
-    summary = f"CPU {busy:.0f}% busy {how} on {cpus} CPUs of {measured}{busiest}"
+    if "load_average_used" in judged:
+        # A load average counts what waits for a CPU too: it can pass 100 % of their capacity.
+        summary = f"CPU {how} on {cpus} CPUs ({busy:.0f}% of their capacity) of {measured}"
+    else:
+        summary = f"CPU {busy:.0f}% busy {how} on {cpus} CPUs of {measured}"
+    summary += busiest
     return Finding(grade(busy, warn_pct, crit_pct), summary, evidence)
 
 

@@ -20,6 +20,8 @@ READY_WITHIN_S = 60.0
 
 # The app's request counter (django-prometheus) that the error-rate check reads.
 REQUESTS = "django_http_responses_total_by_status_view_method_total"
+# node_exporter's CPU counter that the host checks read.
+NODE_CPU = "node_cpu_seconds_total"
 
 
 def wait_until_ready(
@@ -79,8 +81,9 @@ def _checks(stack: Stack) -> list[tuple[str, Callable[[], bool], str]]:
         checks.append(
             (
                 "node-exporter",
-                lambda: _up(stack, NODE_JOB),
-                f"Prometheus has not scraped node_exporter (job {NODE_JOB})",
+                # A rate needs two scrapes: `up` alone comes one scrape too early.
+                lambda: bool(prom.query(f'rate({NODE_CPU}{{job="{NODE_JOB}"}}[1m])')),
+                f"Prometheus has no CPU rate from node_exporter yet (job {NODE_JOB})",
             )
         )
     return checks
