@@ -74,7 +74,7 @@ def test_without_prometheus_memory_is_this_machines_now(stranger: int) -> None:
     assert host.memory(HERE, warn_pct=100, crit_pct=0).status is Status.WARN
 
 
-@pytest.mark.host_wide  # the stranger must be the busiest process
+@pytest.mark.host_wide  # the stranger must be among the busiest processes
 def test_without_prometheus_cpu_is_the_load_average_per_cpu(stranger: int, own_child: int) -> None:
     result = host.cpu(HERE, interval_s=0.5)
     load = os.getloadavg()[1]  # the 5-minute one: the runbook's "for 5 min"
@@ -85,7 +85,7 @@ def test_without_prometheus_cpu_is_the_load_average_per_cpu(stranger: int, own_c
     assert f"of {socket.gethostname()} (this machine, where irkit runs)" in result.summary
     # The instant sample is evidence: another program's burn is named, the kit's own is not.
     pids = [row["pid"] for row in result.evidence["rows"]]
-    assert pids[0] == stranger
+    assert stranger in pids  # one CPU busy: among the busiest, whatever else runs here
     assert own_child not in pids
     # A window of a minute or less reads the 1-minute load.
     assert host.cpu(HERE, window_min=0.5).evidence["window_min"] == 1
@@ -106,27 +106,25 @@ def test_the_kits_own_tree_is_itself_its_kit_parents_and_their_children(own_chil
 def test_cpu_through_node_exporter_names_the_apps_host(stack: Stack) -> None:
     machine = through_prometheus(stack)
     shown = f"{socket.gethostname()} (node_exporter {stack.node_exporter.address})"
-    # Over a window Prometheus holds (the stack may have started just now): the share of CPU time
-    # not idle.
+    # Over a window Prometheus holds whole (the stack may have started just now): the CPU use
+    # sustained throughout it, as the alert "for 5 min" means, and its average.
     wait_for(
-        lambda: "load" not in host.cpu(machine, window_min=0.25).evidence["query"],
+        lambda: host.cpu(machine, window_min=0.25).evidence.get("whole_window"),
         "15 s of node_exporter's CPU time in Prometheus",
     )
     result = host.cpu(machine, window_min=0.25)
     assert result.evidence["measured"] == shown, result.summary
-    assert f"busy over the last 0.25 min on {psutil.cpu_count()} CPUs of {shown}" in (
-        result.summary
-    )
-    assert "node_cpu_seconds_total" in result.evidence["query"]
+    assert "busy throughout the last 0.25 min (average " in result.summary
+    assert f"on {psutil.cpu_count()} CPUs of {shown}" in result.summary
+    assert "min_over_time" in result.evidence["query"]
+    assert result.evidence["cpu_pct"] <= result.evidence["average_pct"] + 0.5
     assert result.status is grade(result.evidence["cpu_pct"], 80, 95)
-    # Over a window longer than Prometheus has run: node_exporter's own load average, said so.
-    longer = host.cpu(machine, window_min=60)
-    assert longer.evidence["measured"] == shown, longer.summary
-    assert longer.evidence["window_min"] == 15
-    assert "over the last 15 min (Prometheus holds less than 60 min of its CPU time)" in (
-        longer.summary
-    )
-    assert "node_load15" in longer.evidence["query"]
+    # Over a window longer than Prometheus has run, the alert cannot have fired: never CRIT.
+    longer = host.cpu(machine, window_min=60, warn_pct=0, crit_pct=0)
+    assert longer.evidence["whole_window"] is False
+    assert longer.status is Status.WARN, longer.summary
+    assert "since Prometheus' data starts, less than 60 min ago" in longer.summary
+    assert "; not CRIT before 60 min of it" in longer.summary
     result = host.cpu(machine)
     assert result.target == f"node_exporter via {stack.prometheus.url}"
     # The machine measured is this one, so its busiest processes are listed.
@@ -161,6 +159,7 @@ def test_processes_are_named_by_what_they_are(stack: Stack) -> None:
 # --- a burst on the irkit machine does not block resolve ---------------------------------------
 
 BURST_S = 20.0
+WINDOW_MIN = 1.0
 
 
 def _spin(until: float) -> None:
@@ -191,15 +190,17 @@ def test_a_burst_on_the_irkit_machine_does_not_block_resolve(tmp_path: Path, sta
         assert opened.returncode == 0, opened.stderr
     finally:
         drills.stop(stack, "pool-exhaustion")
-    # What else ran here over the last 5 min (the stack's start, other test runs) is no burst:
-    # start from a machine that is not saturated already, or the test could not tell.
+    # Judged over a minute rather than the runbook's 5 (a test cannot wait for Prometheus to
+    # hold 5 min): still three times the burst. Prometheus must hold the whole window (else no
+    # verdict is CRIT anyway), and what else ran here meanwhile (the stack's start, other test
+    # runs) must not saturate the machine already, or the test could not tell.
     machine = through_prometheus(stack)
-    before = host.cpu(machine)
+    before = host.cpu(machine, window_min=WINDOW_MIN)
     deadline = time.monotonic() + 240
-    while before.status is Status.CRIT:
-        assert time.monotonic() < deadline, f"saturated by other work over 5 min: {before.summary}"
-        time.sleep(5)
-        before = host.cpu(machine)
+    while before.status is Status.CRIT or not before.evidence.get("whole_window"):
+        assert time.monotonic() < deadline, f"not ready to tell a burst: {before.summary}"
+        time.sleep(2)
+        before = host.cpu(machine, window_min=WINDOW_MIN)
     until = time.monotonic() + BURST_S
     burners = [
         multiprocessing.Process(target=_spin, args=(until,)) for _ in range(os.cpu_count() or 1)
@@ -221,6 +222,8 @@ def test_a_burst_on_the_irkit_machine_does_not_block_resolve(tmp_path: Path, sta
             "resolution=Stopped the client that held them",
             "-p",
             "load_requests=20",
+            "-p",
+            f"host_window_min={WINDOW_MIN}",
             reports=tmp_path,
         )
         burning_until_the_end = time.monotonic() < until
@@ -233,6 +236,7 @@ def test_a_burst_on_the_irkit_machine_does_not_block_resolve(tmp_path: Path, sta
     assert record.complete, record.error
     cpu = next(r for r in record.results if r.probe == "host.cpu")
     assert cpu.status is not Status.CRIT, cpu.summary
+    assert cpu.evidence["whole_window"], cpu.summary  # judged, not let off for want of data
     assert f"{socket.gethostname()} (node_exporter {stack.node_exporter.address})" in cpu.summary
     if burning_until_the_end:  # the burst was measured meanwhile, and shows as evidence
         assert {b.pid for b in burners} & {row["pid"] for row in cpu.evidence["rows"]}, cpu

@@ -356,6 +356,7 @@ LAYOUTS: dict[str, tuple[str, ...]] = {
         "",
         "web_slow_ms",
         *ERROR_RATE,
+        "host_window_min  # the re-check judges CPU and memory over this window (runbook: 5 min)",
     ),
     "triage": (
         "# The incident (irkit incident open fills in incident_id; the rest is the"

@@ -19,15 +19,6 @@ CPU = "node_cpu_seconds_total"
 MEMORY_AVAILABLE = "node_memory_MemAvailable_bytes"
 MEMORY_TOTAL = "node_memory_MemTotal_bytes"
 UNAME = "node_uname_info"
-LOAD = "node_load"  # node_load1, node_load5, node_load15: the kernel's own load averages
-
-# The load averages the kernel keeps, by the minutes they cover.
-LOAD_WINDOWS_MIN = (1, 5, 15)
-
-
-def load_window(window_min: float) -> int:
-    """The kernel's load average closest to the window: 1, 5 or 15 min."""
-    return min(LOAD_WINDOWS_MIN, key=lambda minutes: abs(minutes - window_min))
 
 
 @dataclass(frozen=True)
@@ -67,41 +58,49 @@ def memory_available_query(window: str) -> str:
 
 
 def covered_query(window: str) -> str:
-    """The machines Prometheus has data for from a whole window ago: a rate over a window it
-    holds only the last seconds of would judge a burst as if it had lasted the whole window."""
+    """The machines Prometheus has data for from a whole window ago."""
     return f'count by (instance) ({CPU}{{mode="idle"}} offset {window})'
 
 
-def load_query(window_min: float) -> str:
-    return f"avg by (instance) ({LOAD}{load_window(window_min)})"
+def step_for(window_min: float) -> str:
+    """The rate's own range inside the window: a minute (a few scrapes at production's usual
+    15-30 s), shorter for short windows so that the window still holds several."""
+    return promql_range(min(1.0, window_min / 3))
+
+
+def sustained_query(window: str, step: str) -> str:
+    """The lowest CPU use over the window, each point a rate over `step`: the level the CPU
+    stayed above throughout, as an alert `for: 5m` requires (a burst does not lift it)."""
+    return f"min_over_time(({cpu_busy_query(step)})[{window}:])"
 
 
 def cpu_busy(target: HttpTarget, window_min: float) -> list[Reading]:
-    """Share of CPU time not idle over the window, per machine, busiest first; [] when
-    Prometheus has no node_exporter series (or not two scrapes of them yet). Where Prometheus
-    holds less than the window (it started since), the machine's own load average per CPU
-    over the nearest window instead (`details["load"]`)."""
-    window = promql_range(window_min)
+    """Per machine, most loaded first: the CPU use sustained throughout the window (`value`),
+    its average over the window, and whether Prometheus holds the whole window (it may have
+    started since); [] when it has no node_exporter series (or not two scrapes of them yet)."""
+    window, step = promql_range(window_min), step_for(window_min)
     with client(target) as http:
-        busy = _by_instance(_query(http, target, cpu_busy_query(window)))
-        if not busy:
+        sustained = _by_instance(_query(http, target, sustained_query(window, step)))
+        if not sustained:
             return []
+        average = _by_instance(_query(http, target, cpu_busy_query(window)))
         cpus = _by_instance(_query(http, target, cpu_count_query()))
         covered = _by_instance(_query(http, target, covered_query(window)))
-        loads = (
-            {}
-            if covered.keys() >= busy.keys()
-            else _by_instance(_query(http, target, load_query(window_min)))
-        )
         names = _names(http, target)
-    readings = []
-    for instance, value in busy.items():
-        count = int(cpus.get(instance, 0))
-        details: dict[str, Any] = {"cpus": count, "query": cpu_busy_query(window)}
-        if instance not in covered and instance in loads and count:
-            details.update(load=loads[instance], query=load_query(window_min))
-            value = 100.0 * loads[instance] / count
-        readings.append(Reading(instance, names.get(instance, ""), round(value, 1), details))
+    readings = [
+        Reading(
+            instance,
+            names.get(instance, ""),
+            round(value, 1),
+            {
+                "cpus": int(cpus.get(instance, 0)),
+                "average_pct": round(average.get(instance, value), 1),
+                "whole_window": instance in covered,
+                "query": sustained_query(window, step),
+            },
+        )
+        for instance, value in sustained.items()
+    ]
     return sorted(readings, key=lambda r: -r.value)
 
 

@@ -12,9 +12,8 @@ from pathlib import Path
 
 from irkit.sandbox import process
 
-# The collectors the host checks read (cpu, meminfo, uname) and the load average; the others
-# (filesystems, network, systemd, …) are left off.
-COLLECTORS = ("cpu", "meminfo", "loadavg", "uname")
+# The collectors the host checks read; the others (filesystems, network, systemd, …) are off.
+COLLECTORS = ("cpu", "meminfo", "uname")
 
 
 def find_binary() -> Path | None:
