@@ -144,6 +144,23 @@ def test_a_stack_that_is_not_ready_is_named(fresh: Stack) -> None:
     assert (readiness.not_ready(fresh, frozenset({"postgres"})) or "").startswith("redis:")
 
 
+def test_without_node_exporter_the_stack_says_so_and_prometheus_does_not_scrape_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("IRKIT_NODE_EXPORTER_BIN", str(tmp_path / "not-installed"))
+    stack = Stack(tmp_path, **free_ports())
+    assert stack.prometheus.node_target == ""
+    row = next(r for r in stack.status() if r.name == "node-exporter")
+    assert row.state == "not installed"
+    assert "apt-get install prometheus-node-exporter" in row.detail
+    assert "this machine's load" in row.detail
+    stack.prometheus.data_dir.mkdir(parents=True)
+    stack.prometheus._write_config()
+    config = (stack.prometheus.data_dir / "prometheus.yml").read_text()
+    assert "job_name: himalytix" in config
+    assert "job_name: node" not in config
+
+
 def test_status_command_on_a_stack_never_started(tmp_path: Path) -> None:
     done = irkit("sandbox", "status", reports=tmp_path, env={"IRKIT_SANDBOX_DIR": str(tmp_path)})
     assert done.returncode == 1

@@ -40,7 +40,10 @@ def _host_cpu(r: Result) -> str:
 
 @probe(
     "host.memory",
-    measures="memory available on the app's machine over {host_window_min}, largest processes",
+    measures=(
+        "memory available on the app's machine over {host_window_min} (node_exporter, else now), "
+        "largest processes"
+    ),
     grades="≤ {host_memory_available_warn_pct} / ≤ {host_memory_available_crit_pct} available",
     target="machine",
     thresholds={
@@ -92,7 +95,10 @@ def memory(machine: Machine, *, window_min: float, warn_pct: float, crit_pct: fl
 
 @probe(
     "host.cpu",
-    measures="CPU use of the app's machine over {host_window_min}, busiest processes",
+    measures=(
+        "CPU use the app's machine sustained over {host_window_min} (node_exporter, else the load "
+        "average), busiest processes"
+    ),
     grades="{host_cpu_warn_pct} / {host_cpu_crit_pct}",
     target="machine",
     thresholds={
