@@ -121,7 +121,9 @@ def bench_probes(stack: Stack, calls: int) -> list[tuple[str, float, float]]:
             started = time.perf_counter()
             result = call()
             times.append((time.perf_counter() - started) * 1000)
-            assert result.status.name == "OK", f"{name}: {result.summary}"
+            # The machine's CPU and memory are what other work makes them: a verdict is timed.
+            wanted = {"WARN", "CRIT", "OK"} if name.startswith("host.") else {"OK"}
+            assert result.status.name in wanted, f"{name}: {result.summary}"
         rows.append((name, statistics.median(times), wait * 1000))
     return rows
 
