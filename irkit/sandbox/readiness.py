@@ -20,8 +20,6 @@ READY_WITHIN_S = 60.0
 
 # The app's request counter (django-prometheus) that the error-rate check reads.
 REQUESTS = "django_http_responses_total_by_status_view_method_total"
-# node_exporter's CPU counter that the host checks read.
-NODE_CPU = "node_cpu_seconds_total"
 
 
 def wait_until_ready(
@@ -81,12 +79,22 @@ def _checks(stack: Stack) -> list[tuple[str, Callable[[], bool], str]]:
         checks.append(
             (
                 "node-exporter",
-                # A rate needs two scrapes: `up` alone comes one scrape too early.
-                lambda: bool(prom.query(f'rate({NODE_CPU}{{job="{NODE_JOB}"}}[1m])')),
+                # The host check's own query: a rate needs two scrapes, and its points are
+                # aligned to whole steps (`up` alone, or a plain rate, come a moment too early).
+                lambda: bool(prom.query(_host_cpu_query())),
                 f"Prometheus has no CPU rate from node_exporter yet (job {NODE_JOB})",
             )
         )
     return checks
+
+
+def _host_cpu_query() -> str:
+    """What host.cpu asks Prometheus over its default window."""
+    from irkit.catalogue.parameters import default
+    from irkit.probes import node
+
+    window_min = float(default("host_window_min"))
+    return node.sustained_query(node.promql_range(window_min), node.step_for(window_min))
 
 
 def _up(stack: Stack, job: str) -> bool:
