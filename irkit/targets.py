@@ -157,7 +157,7 @@ class TlsTarget:
 
 @dataclass(frozen=True)
 class LocalHost:
-    """The machine the notebook runs on, for host and disk probes."""
+    """The machine the notebook runs on, for the disk probes (CPU and memory: `Machine`)."""
 
     name: str = field(default_factory=socket.gethostname)
 
