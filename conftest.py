@@ -10,12 +10,11 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
 
-from irkit.sandbox import certs
+from irkit.sandbox import certs, readiness
 from irkit.sandbox.process import free_port
 from irkit.sandbox.stack import BROKER_DB, CACHE_DB, Stack
 
@@ -41,11 +40,13 @@ def session_stack() -> Stack:
             web_port=free_port(),
             tls_port=free_port(),
             prometheus_port=free_port(),
+            node_exporter_port=free_port(),
             postgres_settings={"max_connections": str(MAX_CONNECTIONS)},
         )
         _stack = stack
         stack.up()
-        _wait_for_first_scrapes(stack)
+        # Rates need two scrapes: a notebook run in the first seconds would rightly say "no data".
+        readiness.wait_until_ready(stack)
         os.environ.update(
             PGHOST=stack.postgres.host,
             PGPORT=str(stack.postgres.port),
@@ -64,20 +65,6 @@ def session_stack() -> Stack:
 def started_stack() -> Stack | None:
     """The test run's practice servers if a test has started them, without starting them."""
     return _stack
-
-
-def _wait_for_first_scrapes(stack: Stack) -> None:
-    """Rates need two scrapes: a notebook run in the first seconds would rightly say "no data"."""
-    from irkit.probes import prometheus
-    from irkit.result import Status
-    from irkit.targets import HttpTarget
-
-    target = HttpTarget(base_url=stack.prometheus.url)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if prometheus.error_rate(target).status is not Status.UNKNOWN:
-            return
-        time.sleep(0.5)
 
 
 def tls_endpoints(stack: Stack) -> list[str]:

@@ -33,7 +33,7 @@ from irkit.incident import load, store
 from irkit.probes import prometheus
 from irkit.result import Status
 from irkit.sandbox.process import free_port
-from irkit.sandbox.stack import Stack
+from irkit.sandbox.stack import DEFAULT_PORTS, Stack
 from irkit.targets import HttpTarget
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -151,10 +151,7 @@ def main() -> int:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="irkit-bench-"))
     work.chmod(0o755)
-    ports = {
-        name: free_port()
-        for name in ("postgres_port", "redis_port", "web_port", "tls_port", "prometheus_port")
-    }
+    ports = {name: free_port() for name in DEFAULT_PORTS}
     stack = Stack(work / "stack", **ports)
     try:
         stack.up()

@@ -8,8 +8,8 @@ Starts its own practice servers (PostgreSQL, Redis, a Celery worker) on free por
    `irkit run db` (all OK) against the servers, both as commands, and prints the ratio;
    target: irkit run db / papermill empty <= 1.30;
 2. times each probe in-process against the same servers and prints its median; target: under
-   50 ms, not counting the waits a probe is made of (host.cpu samples for `interval_s`;
-   celery.workers gives workers `inspect_timeout_s` to answer).
+   50 ms, not counting the waits a probe is made of (host.cpu samples the busiest processes for
+   `interval_s`; celery.workers gives workers `inspect_timeout_s` to answer).
 """
 
 from __future__ import annotations
@@ -30,9 +30,10 @@ import nbformat
 from nbformat.v4 import new_code_cell, new_notebook
 
 from irkit.probes import celery, disk, host, postgres, redis
+from irkit.sandbox import readiness
 from irkit.sandbox.process import free_port
-from irkit.sandbox.stack import BROKER_DB, CACHE_DB, Stack
-from irkit.targets import CeleryTarget, LocalHost, PostgresTarget, RedisTarget
+from irkit.sandbox.stack import BROKER_DB, CACHE_DB, DEFAULT_PORTS, Stack
+from irkit.targets import CeleryTarget, HttpTarget, LocalHost, Machine, PostgresTarget, RedisTarget
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -92,6 +93,8 @@ def bench_probes(stack: Stack, calls: int) -> list[tuple[str, float, float]]:
     rd = RedisTarget(url=stack.redis.url(CACHE_DB))
     br = CeleryTarget(broker_url=stack.redis.url(BROKER_DB))
     here = LocalHost()
+    # The app's machine as the notebooks see it on the practice stack: through node_exporter.
+    machine = Machine(prometheus=HttpTarget(base_url=stack.prometheus.url))
     cases: list[tuple[str, Callable[[], Any], float]] = [
         ("postgres.connect", lambda: postgres.connect(pg), 0.0),
         ("postgres.connections", lambda: postgres.connections(pg), 0.0),
@@ -107,8 +110,8 @@ def bench_probes(stack: Stack, calls: int) -> list[tuple[str, float, float]]:
         ("celery.workers", lambda: celery.workers(br), br.inspect_timeout_s),
         ("disk.usage", lambda: disk.usage(here), 0.0),
         ("disk.old_files", lambda: disk.old_files(here, log_dirs=[str(stack.base)]), 0.0),
-        ("host.memory", lambda: host.memory(here), 0.0),
-        ("host.cpu", lambda: host.cpu(here, interval_s=0.5), 0.5),
+        ("host.memory", lambda: host.memory(machine), 0.0),
+        ("host.cpu", lambda: host.cpu(machine, interval_s=0.5), 0.5),
     ]
     rows = []
     for name, call, wait in cases:
@@ -118,7 +121,9 @@ def bench_probes(stack: Stack, calls: int) -> list[tuple[str, float, float]]:
             started = time.perf_counter()
             result = call()
             times.append((time.perf_counter() - started) * 1000)
-            assert result.status.name == "OK", f"{name}: {result.summary}"
+            # The machine's CPU and memory are what other work makes them: a verdict is timed.
+            wanted = {"WARN", "CRIT", "OK"} if name.startswith("host.") else {"OK"}
+            assert result.status.name in wanted, f"{name}: {result.summary}"
         rows.append((name, statistics.median(times), wait * 1000))
     return rows
 
@@ -130,9 +135,10 @@ def main() -> int:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="irkit-bench-"))
     work.chmod(0o755)
-    stack = Stack(work / "stack", postgres_port=free_port(), redis_port=free_port())
+    stack = Stack(work / "stack", **{name: free_port() for name in DEFAULT_PORTS})
     try:
         stack.up()
+        readiness.wait_until_ready(stack)  # the host probes read node_exporter through Prometheus
         baseline, run_db = bench_run(stack, work, args.runs)
         probe_rows = bench_probes(stack, args.calls)
     finally:

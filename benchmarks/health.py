@@ -139,6 +139,7 @@ def main() -> int:
         web_port=free_port(),
         tls_port=free_port(),
         prometheus_port=free_port(),
+        node_exporter_port=free_port(),
     )
     empty = work / "empty.ipynb"
     nb = new_notebook(cells=[new_code_cell("pass")])

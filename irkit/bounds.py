@@ -76,6 +76,8 @@ _RANGES: tuple[tuple[re.Pattern[str], Range], ...] = tuple(
             r"host_cpu_interval_s",
             Range(0, 60, "seconds", "CPU use is measured that long", low_open=True),
         ),
+        # A load average is kept over 1, 5 and 15 minutes; an hour is as far as an alert looks.
+        (r"host_window_min", Range(0, 60, "minutes", "an hour", low_open=True)),
         (r".*_pct", Range(0, 100, "%", "a percentage")),
         (r"web_slow_ms", Range(0, CELL_TIMEOUT_S * 1000, "milliseconds", _CELL, low_open=True)),
         (r"disk_.*_max_age_days", Range(0, 3650, "days", "ten years", low_open=True)),

@@ -98,6 +98,15 @@ class Section:
         return targets.LocalHost()
 
     @functools.cached_property
+    def machine(self) -> targets.Machine:
+        """The app's machine for CPU and memory: through Prometheus (its node_exporter metrics)
+        when one is configured (`prom_url` or IRKIT_PROMETHEUS_URL), else this machine; the
+        default guess of localhost:9090 is no configuration."""
+        if not (self.params.get("prom_url") or os.environ.get("IRKIT_PROMETHEUS_URL")):
+            return targets.Machine()
+        return targets.Machine(prometheus=self.prometheus)
+
+    @functools.cached_property
     def logs(self) -> targets.LogSource:
         return target_builders.logs_target(self.params)
 

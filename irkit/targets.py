@@ -157,7 +157,7 @@ class TlsTarget:
 
 @dataclass(frozen=True)
 class LocalHost:
-    """The machine the notebook runs on, for host and disk probes."""
+    """The machine the notebook runs on, for the disk probes (CPU and memory: `Machine`)."""
 
     name: str = field(default_factory=socket.gethostname)
 
@@ -170,6 +170,26 @@ class LocalHost:
         # A filesystem call on a hung network mount never returns; the walk of old files stops
         # itself after 10 s and CPU sampling is a few seconds at most.
         return 120.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class Machine:
+    """The machine that runs the app, for its CPU and memory: seen through Prometheus'
+    node_exporter metrics when Prometheus is configured, else the machine irkit runs on."""
+
+    prometheus: HttpTarget | None = None
+    name: str = field(default_factory=socket.gethostname)  # this machine's
+
+    @property
+    def display(self) -> str:
+        if self.prometheus is not None:
+            return f"node_exporter via {self.prometheus.display}"
+        return self.name
+
+    @property
+    def deadline_s(self) -> float:
+        # A few Prometheus queries, then a sample of the busiest processes (seconds at most).
+        return (self.prometheus.deadline_s if self.prometheus else 0.0) + 60.0
 
 
 @dataclass(frozen=True, kw_only=True)

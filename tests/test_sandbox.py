@@ -15,11 +15,12 @@ import pytest
 
 from irkit.errors import SandboxError
 from irkit.pids import alive as pid_alive
-from irkit.probes import celery, postgres, redis
+from irkit.probes import celery, host, postgres, prometheus, redis
 from irkit.result import Status
+from irkit.sandbox import readiness
 from irkit.sandbox.process import free_port
 from irkit.sandbox.stack import BROKER_DB, CACHE_DB, Stack, format_status
-from irkit.targets import CeleryTarget, PostgresTarget, RedisTarget
+from irkit.targets import CeleryTarget, HttpTarget, Machine, PostgresTarget, RedisTarget
 from tests.helpers import free_ports, irkit
 
 
@@ -117,6 +118,47 @@ def test_a_port_taken_by_another_program_is_refused(fresh: Stack, hanging_port: 
     fresh.redis.port = hanging_port
     with pytest.raises(SandboxError, match=f"port {hanging_port} .* is taken by another program"):
         fresh.up()
+
+
+def test_up_returns_once_prometheus_has_data_from_the_app_and_node_exporter(fresh: Stack) -> None:
+    """A health report right after `irkit sandbox up` is a real one: no "no request metrics"."""
+    fresh._save_ports()  # `irkit sandbox up` finds the test's free ports in the stack's folder
+    done = irkit(
+        "sandbox", "up", reports=fresh.base, env={"IRKIT_SANDBOX_DIR": str(fresh.base)}, timeout=300
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "waiting until every component answers and Prometheus has data" in done.stderr
+    assert states(fresh)["node-exporter"] == "running"
+    prom = HttpTarget(base_url=fresh.prometheus.url)
+    errors = prometheus.error_rate(prom, window="1m")
+    assert errors.status is Status.OK, errors.summary
+    cpu = host.cpu(Machine(prometheus=prom))
+    assert f"(node_exporter {fresh.node_exporter.address})" in cpu.summary
+    assert readiness.not_ready(fresh) is None
+
+
+def test_a_stack_that_is_not_ready_is_named(fresh: Stack) -> None:
+    with pytest.raises(SandboxError, match=r"not ready after 0\.5 s: postgres: PostgreSQL"):
+        readiness.wait_until_ready(fresh, timeout_s=0.5)
+    # A component an active drill holds down is not waited for.
+    assert (readiness.not_ready(fresh, frozenset({"postgres"})) or "").startswith("redis:")
+
+
+def test_without_node_exporter_the_stack_says_so_and_prometheus_does_not_scrape_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("IRKIT_NODE_EXPORTER_BIN", str(tmp_path / "not-installed"))
+    stack = Stack(tmp_path, **free_ports())
+    assert stack.prometheus.node_target == ""
+    row = next(r for r in stack.status() if r.name == "node-exporter")
+    assert row.state == "not installed"
+    assert "apt-get install prometheus-node-exporter" in row.detail
+    assert "this machine's load" in row.detail
+    stack.prometheus.data_dir.mkdir(parents=True)
+    stack.prometheus._write_config()
+    config = (stack.prometheus.data_dir / "prometheus.yml").read_text()
+    assert "job_name: himalytix" in config
+    assert "job_name: node" not in config
 
 
 def test_status_command_on_a_stack_never_started(tmp_path: Path) -> None:

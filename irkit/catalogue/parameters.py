@@ -283,9 +283,10 @@ TLS = group(
 )
 
 HOST = group(
-    "Disk, memory and CPU of this machine",
-    number("host_cpu_interval_s", 0.5, "how long to measure CPU use"),
-    number("host_cpu_warn_pct", 80.0, "runbook High CPU Alert: over 80%"),
+    "Disk of this machine; memory and CPU of the app's",
+    number("host_window_min", 5.0, "runbook High CPU Alert: CPU and memory judged over 5 min"),
+    number("host_cpu_interval_s", 0.5, "how long to sample the busiest processes (evidence)"),
+    number("host_cpu_warn_pct", 80.0, "runbook High CPU Alert: over 80% for 5 min"),
     number("host_cpu_crit_pct", 95.0, "CPU use: CRIT"),
     texts("disk_paths", ["/"], "check the filesystem holding each of these paths", path=True),
     texts("disk_log_dirs", [], 'application log folders, e.g. ["/app/logs"]', path=True),

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 def sandbox(args: argparse.Namespace) -> int:
     from irkit import drills
+    from irkit.sandbox import readiness
     from irkit.sandbox.stack import Stack, format_status
 
     stack = Stack.load()
@@ -32,7 +33,11 @@ def sandbox(args: argparse.Namespace) -> int:
             stack.reset()
         print(f"starting the practice stack in {stack.base} …", file=sys.stderr)
         held = drills.held_down(stack)
-        rows = stack.up(held)
+        stack.up(held)
+        # Returned only once a health report would see real data, Prometheus's included.
+        print("waiting until every component answers and Prometheus has data …", file=sys.stderr)
+        readiness.wait_until_ready(stack, held)
+        rows = stack.status()
         if held:
             print(f"left down by active drills: {', '.join(sorted(held))}", file=sys.stderr)
     elif args.action == "down":

@@ -60,14 +60,18 @@ DRILLS = [
         "high-cpu",
         "Alert Triage: High CPU Alert (>80% for 5 min)",
         "disk",
-        "host.cpu above 95 %, the drill's busy processes at the top of the list",
+        "host.cpu above 95 % once the burn fills the window (host_window_min; node_exporter's "
+        "rate, else the load average), the drill's busy processes at the top of the list",
         *agent.held("high-cpu", "burn-cpu", max_s=1800),
+        lingers="host.cpu judges over host_window_min (5 min): it stays high that long after stop",
     ),
     Drill(
         "high-memory",
         "Scenario 1: High Memory Usage",
         "disk",
-        "host.memory below 10 % available, the drill's process largest by RSS",
+        "host.memory below 10 % available (averaged over host_window_min through node_exporter), "
+        "the drill's process largest by RSS",
         *agent.held("high-memory", "hold-memory", target_available_pct=7.0, max_s=1800),
+        lingers="through node_exporter, host.memory averages over host_window_min (5 min)",
     ),
 ]

@@ -58,8 +58,9 @@ def selected(params: Mapping[str, Any], checks: Sequence[Check] | None = None) -
 COMMAND = "command"
 
 # Local checks share no connection: each runs on its own thread (the disk walk does not wait for
-# the CPU sample).
-_ONE_THREAD_EACH = {"host"}
+# the CPU sample); so do the app machine's CPU and memory, whose Prometheus may hang (each falls
+# back to this machine after one timeout, together rather than one after the other).
+_ONE_THREAD_EACH = {"host", "machine"}
 
 
 @dataclass

@@ -1,22 +1,26 @@
-"""Host probes: available memory and CPU use, each with the processes that use the most."""
+"""Host probes: memory available and CPU use of the machine that runs the app, judged over the
+runbook's window ("CPU > 80 % for 5 min"), each with the processes that use the most.
+
+With Prometheus configured the machine is the one its node_exporter reports on; without, this
+machine, by its load average. A short burst (the kit's own work, a test run) does not make a
+verdict: only what lasts over the window does. The busiest and largest processes are evidence,
+sampled here, and listed only when the machine measured is this one."""
 
 from __future__ import annotations
 
-import contextlib
 import os
-import time
+from collections.abc import Callable
 from typing import Any
 
 import psutil
 
+from irkit.catalogue.parameters import quantity
+from irkit.errors import ServiceError
+from irkit.probes import node, processes
 from irkit.probes.contract import Finding, check_thresholds, grade, grade_low, probe
-from irkit.result import Result
-from irkit.targets import LocalHost
+from irkit.result import Result, Status
+from irkit.targets import Machine
 from irkit.units import human_bytes
-
-TOP = 5
-# Shorter samples are dominated by scheduling noise.
-MIN_CPU_INTERVAL_S = 0.5
 
 
 def _host_memory(r: Result) -> str:
@@ -36,10 +40,14 @@ def _host_cpu(r: Result) -> str:
 
 @probe(
     "host.memory",
-    measures="memory available, largest processes",
+    measures=(
+        "memory available on the app's machine over {host_window_min} (node_exporter, else now), "
+        "largest processes"
+    ),
     grades="≤ {host_memory_available_warn_pct} / ≤ {host_memory_available_crit_pct} available",
-    target="host",
+    target="machine",
     thresholds={
+        "window_min": "host_window_min",
         "warn_pct": "host_memory_available_warn_pct",
         "crit_pct": "host_memory_available_crit_pct",
     },
@@ -47,148 +55,170 @@ def _host_cpu(r: Result) -> str:
     recheck=True,
     advice=_host_memory,
 )
-def memory(host: LocalHost, *, warn_pct: float, crit_pct: float) -> Finding:
-    """Memory still available to new work (`available`, not `free`: the page cache gives way),
-    and the largest processes by resident size, as `docker stats` and `top` would show them."""
+def memory(machine: Machine, *, window_min: float, warn_pct: float, crit_pct: float) -> Finding:
+    """Memory still available to new work (`available`, not `free`: the page cache gives way):
+    averaged over `window_min` by node_exporter, else this machine's now; and the largest
+    processes by resident size."""
     check_thresholds(warn_pct, crit_pct, higher_is_worse=False)
-    vm = psutil.virtual_memory()
-    swap = psutil.swap_memory()
-    available_pct = 100.0 * vm.available / vm.total
-    procs = []
-    for p in psutil.process_iter(["pid", "name", "username", "memory_info"]):
-        info = p.info
-        if info.get("memory_info") is not None:
-            procs.append(
-                {
-                    "pid": info["pid"],
-                    "name": info.get("name") or "",
-                    "user": info.get("username") or "",
-                    "rss": info["memory_info"].rss,
-                }
-            )
-    procs.sort(key=lambda r: -int(r["rss"]))
-    top = [{**r, "rss_human": human_bytes(r["rss"])} for r in procs[:TOP]]
+    readings, fallback = _node_exporter(node.memory_available, machine, window_min)
+    if readings:
+        worst = readings[0]
+        available_pct, total = worst.value, worst.details["total"]
+        available, measured = worst.details["available"], worst.machine
+        over = f"on average over the last {quantity(window_min, 'minutes')}"
+        here = worst.nodename == machine.name
+    else:
+        vm = psutil.virtual_memory()
+        available_pct, total, available = 100.0 * vm.available / vm.total, vm.total, vm.available
+        measured, over, here = _this_machine(machine, fallback), "now", True
+    top = processes.largest(processes.own_tree()) if here else []
     evidence: dict[str, Any] = {
+        "measured": measured,
         "available_pct": round(available_pct, 1),
-        "available": vm.available,
-        "total": vm.total,
-        "swap_used_pct": swap.percent,
+        "available": available,
+        "total": total,
+        **({"window_min": window_min} if readings else {}),
+        **_machines(readings),
         "rows": top,
         "warn_pct": warn_pct,
         "crit_pct": crit_pct,
     }
-    biggest = (
-        f"; largest: {top[0]['name']} (pid {top[0]['pid']}, {top[0]['rss_human']})" if top else ""
-    )
+    if not readings:
+        evidence["swap_used_pct"] = psutil.swap_memory().percent
+    largest = _first(top, here, "largest", "rss_human")
     summary = (
-        f"{available_pct:.0f}% of {human_bytes(vm.total)} memory available "
-        f"({human_bytes(vm.available)}){biggest}"
+        f"{available_pct:.0f}% of {human_bytes(total)} memory available ({human_bytes(available)}) "
+        f"{over} on {measured}{largest}"
     )
     return Finding(grade_low(available_pct, warn_pct, crit_pct), summary, evidence)
 
 
 @probe(
     "host.cpu",
-    measures="CPU use over {host_cpu_interval_s}, busiest processes",
+    measures=(
+        "CPU use the app's machine sustained over {host_window_min} (node_exporter, else the load "
+        "average), busiest processes"
+    ),
     grades="{host_cpu_warn_pct} / {host_cpu_crit_pct}",
-    target="host",
+    target="machine",
     thresholds={
+        "window_min": "host_window_min",
         "interval_s": "host_cpu_interval_s",
         "warn_pct": "host_cpu_warn_pct",
         "crit_pct": "host_cpu_crit_pct",
     },
-    fixed={"exclude_self": True},
     area="host",
     recheck=True,
     advice=_host_cpu,
 )
 def cpu(
-    host: LocalHost,
+    machine: Machine,
     *,
+    window_min: float,
     interval_s: float,
     warn_pct: float,
     crit_pct: float,
-    exclude_self: bool = False,
 ) -> Finding:
-    """CPU use over `interval_s` (a first reading with no interval is always 0) and the busiest
-    processes over the same interval, as `top -b -n 1` would show them. With `exclude_self`, the
-    CPU used meanwhile by this process and its children is left out (the health report measures
-    while its other checks run)."""
+    """CPU busy over `window_min`, as the runbook's alert "CPU > 80 % for 5 min" means it: by
+    node_exporter, the use the CPU stayed above throughout the window (the lowest of its
+    one-minute rates; a burst does not lift it), with the average beside it; else this
+    machine's load average per CPU over the nearest window the kernel keeps (1, 5 or 15 min).
+    The busiest processes over `interval_s`, the kit's own left out, are evidence only."""
     check_thresholds(warn_pct, crit_pct)
-    interval_s = max(interval_s, MIN_CPU_INTERVAL_S)
-    procs = list(psutil.process_iter(["pid", "name", "username"]))
-    for p in procs:
-        try:
-            p.cpu_percent(None)  # start each process's own interval
-        except psutil.Error:
-            continue
-    # The report's own use is counted over exactly the interval the total covers.
-    own_before = _own_cpu_s() if exclude_self else 0.0
-    started = time.monotonic()
-    total = psutil.cpu_percent(interval=interval_s)
-    own_pids: set[int] = set()
-    own_pct = 0.0
-    if exclude_self:
-        wall = time.monotonic() - started
-        own_pct = 100.0 * (_own_cpu_s() - own_before) / (wall * (psutil.cpu_count() or 1))
-        total = round(max(0.0, total - own_pct), 1)
-        own_pids = _own_pids()
-    rows = []
-    for p in procs:
-        if p.pid in own_pids:
-            continue
-        try:
-            used = p.cpu_percent(None)
-        except psutil.Error:
-            continue
-        if used > 0:
-            rows.append(
-                {
-                    "pid": p.pid,
-                    "name": p.info.get("name") or "",
-                    "user": p.info.get("username") or "",
-                    "cpu_pct": round(used, 1),
-                }
-            )
-    rows.sort(key=lambda r: -float(r["cpu_pct"]))
-    load1, load5, load15 = os.getloadavg()
+    readings, fallback = _node_exporter(node.cpu_busy, machine, window_min)
+    load = os.getloadavg()
+    status_cap = ""
+    if readings:
+        worst = readings[0]
+        busy, cpus, measured = worst.value, worst.details["cpus"], worst.machine
+        here = worst.nodename == machine.name
+        judged: dict[str, Any] = {
+            "window_min": window_min,
+            "average_pct": worst.details["average_pct"],
+            "whole_window": worst.details["whole_window"],
+            "query": worst.details["query"],
+        }
+        shown = quantity(window_min, "minutes")
+        if worst.details["whole_window"]:
+            how = f"at least {busy:.0f}% busy throughout the last {shown}"
+        else:
+            # An alert `for: 5m` cannot have fired on less than 5 min of data.
+            how = f"at least {busy:.0f}% busy since Prometheus' data starts, less than {shown} ago"
+            status_cap = f"; not CRIT before {shown} of it"
+        how += f" (average {worst.details['average_pct']:.0f}%)"
+    else:
+        cpus = psutil.cpu_count() or 1
+        minutes = _load_window(window_min)
+        used = load[LOAD_WINDOWS_MIN.index(minutes)]
+        busy = round(100.0 * used / cpus, 1)
+        measured, here = _this_machine(machine, fallback), True
+        # A load average counts what waits for a CPU too: it can pass 100 % of their capacity.
+        how = f"load {used:.2f} over the last {minutes} min ({busy:.0f}% of their capacity)"
+        judged = {"window_min": minutes, "load_average_used": used}
+    rows = processes.busiest(interval_s, processes.own_tree()) if here else []
     evidence: dict[str, Any] = {
-        "cpu_pct": total,
-        "cpus": psutil.cpu_count(),
-        "load_average": [round(load1, 2), round(load5, 2), round(load15, 2)],
-        "interval_s": interval_s,
-        **({"own_cpu_pct_left_out": round(own_pct, 1)} if exclude_self else {}),
-        "rows": rows[:TOP],
+        "measured": measured,
+        "cpu_pct": busy,
+        "cpus": cpus,
+        **judged,
+        **_machines(readings),
+        "load_average_here": [round(v, 2) for v in load],
+        "rows": rows,
         "warn_pct": warn_pct,
         "crit_pct": crit_pct,
     }
-    busiest = (
-        f"; busiest: {rows[0]['name']} (pid {rows[0]['pid']}, {rows[0]['cpu_pct']:.0f}%)"
-        if rows
-        else ""
-    )
-    summary = (
-        f"CPU {total:.0f}% busy over {interval_s:g} s on {psutil.cpu_count()} CPUs "
-        f"(load {load1:.2f}){busiest}"
-    )
-    return Finding(grade(total, warn_pct, crit_pct), summary, evidence)
+    busiest = _first(rows, here, "busiest now", "cpu_pct")
+    summary = f"CPU {how} on {cpus} CPUs of {measured}{status_cap}{busiest}"
+    status = grade(busy, warn_pct, crit_pct)
+    if status_cap and status is Status.CRIT:
+        status = Status.WARN
+    return Finding(status, summary, evidence)
 
 
-def _own_pids() -> set[int]:
-    me = psutil.Process()
-    pids = {me.pid}
-    with contextlib.suppress(psutil.Error):
-        pids |= {c.pid for c in me.children(recursive=True)}
-    return pids
+def _node_exporter(
+    read: Callable[[Any, float], list[node.Reading]], machine: Machine, window_min: float
+) -> tuple[list[node.Reading], str]:
+    """The app's machines as Prometheus' node_exporter sees them, or [] and why not (then this
+    machine is measured instead, and the verdict says so)."""
+    if machine.prometheus is None:
+        return [], ""
+    shown = machine.prometheus.display
+    try:
+        readings = read(machine.prometheus, window_min)
+    except ServiceError as exc:
+        return [], f"not through Prometheus: {exc}"
+    if not readings:
+        return [], f"{shown} has no node_exporter metrics ({node.CPU})"
+    return readings, ""
 
 
-def _own_cpu_s() -> float:
-    """CPU seconds used by this process and its children so far, those it already waited for
-    included (a child that ended during the interval still counts)."""
-    me = psutil.Process()
-    total = 0.0
-    for proc in [me, *me.children(recursive=True)]:
-        with contextlib.suppress(psutil.Error):
-            t = proc.cpu_times()
-            total += t.user + t.system + t.children_user + t.children_system
-    return total
+def _this_machine(machine: Machine, fallback: str) -> str:
+    why = f"; {fallback}" if fallback else ""
+    return f"{machine.name} (this machine, where irkit runs{why})"
+
+
+def _machines(readings: list[node.Reading]) -> dict[str, Any]:
+    """Every machine node_exporter reports on, when there are several (the worst is judged)."""
+    if len(readings) < 2:
+        return {}
+    return {"machines": [{"machine": r.machine, "value": r.value} for r in readings]}
+
+
+# The load averages the kernel keeps, by the minutes they cover.
+LOAD_WINDOWS_MIN = (1, 5, 15)
+
+
+def _load_window(window_min: float) -> int:
+    """The kernel's load average closest to the window: 1, 5 or 15 min."""
+    return min(LOAD_WINDOWS_MIN, key=lambda minutes: abs(minutes - window_min))
+
+
+def _first(rows: list[dict[str, Any]], here: bool, label: str, amount: str) -> str:
+    """The top process for the summary (`amount` names its field in the row)."""
+    if not here:
+        return "; its processes are not visible from here (run `top` there)"
+    if not rows:
+        return ""
+    top = rows[0]
+    shown = f"{top[amount]:.0f}%" if amount == "cpu_pct" else top[amount]
+    return f"; {label}: {top['name']} (pid {top['pid']}, {shown})"

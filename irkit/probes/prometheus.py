@@ -73,7 +73,7 @@ def alerts(target: HttpTarget) -> Finding:
     """Alerts firing now (`GET /api/v1/alerts`): any firing alert is WARN, one labelled
     `severity=critical` is CRIT. Pending alerts are listed but do not count yet."""
     with client(target) as http:
-        data = _api(http, target, "/api/v1/alerts")
+        data = api(http, target, "/api/v1/alerts")
     listed = [
         {
             "alertname": a.get("labels", {}).get("alertname", "?"),
@@ -132,7 +132,7 @@ def error_rate(
     }
     with client(target) as http:  # one connection for the three queries
         answers = {
-            name: _api(http, target, "/api/v1/query", {"query": query})
+            name: api(http, target, "/api/v1/query", {"query": query})
             for name, query in queries.items()
         }
     ratio, p95 = _scalar(answers["error_rate"]), _scalar(answers["p95_seconds"])
@@ -178,7 +178,7 @@ def error_rate(
     return Finding(status, summary, evidence)
 
 
-def _api(
+def api(
     http: httpx.Client, target: HttpTarget, path: str, params: dict[str, str] | None = None
 ) -> dict[str, Any]:
     response = http.get(target.url(path), params=params)

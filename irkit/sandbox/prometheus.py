@@ -1,19 +1,28 @@
-"""Prometheus for the practice stack: scrapes the app's `/metrics` and its health check, and holds
-the runbook's alert rules. Runs only where a Prometheus binary is installed (Debian's package
-`prometheus`, or IRKIT_PROMETHEUS_BIN); the rest of the stack works without it."""
+"""Prometheus for the practice stack: scrapes the app's `/metrics`, its health check and the
+machine's node_exporter, and holds the runbook's alert rules. Runs only where a Prometheus binary
+is installed (Debian's package `prometheus`, or IRKIT_PROMETHEUS_BIN); the rest of the stack works
+without it."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import shutil
+import urllib.parse
+import urllib.request
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from irkit.sandbox import process
 
 # Short intervals so that a drill shows within seconds; the rule thresholds are the runbook's.
 SCRAPE_INTERVAL = "1s"
+# The scrape jobs' names, as `up{job=…}` and the queries know them.
+WEB_JOB = "himalytix"
+NODE_JOB = "node"
 
 
 def find_binary() -> Path | None:
@@ -30,6 +39,7 @@ class PrometheusServer:
     port: int
     web_target: str  # host:port of the app
     host: str = "127.0.0.1"
+    node_target: str = ""  # host:port of node_exporter; "": not installed, not scraped
 
     @property
     def url(self) -> str:
@@ -61,7 +71,12 @@ class PrometheusServer:
 
     def start(self) -> None:
         binary = find_binary()
-        if self.running() or binary is None or not binary.exists():
+        if binary is None or not binary.exists():
+            return
+        if self.running():
+            # Started before node_exporter was installed, say: its targets follow the config.
+            if self._write_config():
+                self._reload()
             return
         self.stop()  # alive but not listening: start afresh
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -83,10 +98,38 @@ class PrometheusServer:
     def stop(self) -> None:
         self.daemon.stop(timeout=15)
 
-    def _write_config(self) -> None:
+    def query(self, promql: str) -> list[dict[str, Any]]:
+        """The series an instant query returns; [] when Prometheus does not answer (yet)."""
+        url = f"{self.url}/api/v1/query?" + urllib.parse.urlencode({"query": promql})
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with contextlib.suppress(OSError, ValueError), opener.open(url, timeout=2) as response:
+            body = json.load(response)
+            if body.get("status") == "success":
+                return list(body["data"]["result"])
+        return []
+
+    def _reload(self) -> None:
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        # Our own loopback server's URL, http:// by construction.
+        request = urllib.request.Request(f"{self.url}/-/reload", method="POST")  # noqa: S310
+        with contextlib.suppress(OSError), opener.open(request, timeout=5):
+            pass
+
+    def _write_config(self) -> bool:
+        """Write the rules and the configuration; True when the configuration changed."""
         rules = resources.files("irkit.sandbox").joinpath("alert_rules.yml").read_text()
         (self.data_dir / "alert_rules.yml").write_text(rules)
-        (self.data_dir / "prometheus.yml").write_text(
+        node = (
+            f"""  - job_name: {NODE_JOB}
+    static_configs:
+      - targets: ["{self.node_target}"]
+"""
+            if self.node_target
+            else ""
+        )
+        config = self.data_dir / "prometheus.yml"
+        before = config.read_text() if config.exists() else ""
+        config.write_text(
             f"""# Written by `irkit sandbox up`; edits are overwritten.
 global:
   scrape_interval: {SCRAPE_INTERVAL}
@@ -94,7 +137,7 @@ global:
 rule_files:
   - alert_rules.yml
 scrape_configs:
-  - job_name: himalytix
+  - job_name: {WEB_JOB}
     metrics_path: /metrics
     static_configs:
       - targets: ["{self.web_target}"]
@@ -105,5 +148,6 @@ scrape_configs:
     scrape_timeout: 900ms
     static_configs:
       - targets: ["{self.web_target}"]
-"""
+{node}"""
         )
+        return config.read_text() != before

@@ -1,7 +1,8 @@
 """The practice stack: a Himalytix look-alike on its own ports and folders.
 
 PostgreSQL with the app's Django schema, Redis (broker and cache), a Celery worker, the Django app
-over HTTP and HTTPS (gunicorn), and Prometheus scraping it with the runbook's alert rules.
+over HTTP and HTTPS (gunicorn), node_exporter for the machine's CPU and memory, and Prometheus
+scraping both with the runbook's alert rules.
 `up` is idempotent (it starts what is not running and repairs what died, except what an active
 drill holds down), `down` stops everything and keeps the data, `reset` starts again from nothing,
 `status` says what runs where. `parameters/sandbox.yaml` points the notebooks at the ports below.
@@ -22,6 +23,7 @@ from typing import Protocol
 from irkit.errors import SandboxError
 from irkit.home import sandbox_dir
 from irkit.sandbox import process
+from irkit.sandbox.node_exporter import NodeExporter
 from irkit.sandbox.postgres import APP_DATABASE, APP_USER, PostgresServer
 from irkit.sandbox.prometheus import PrometheusServer
 from irkit.sandbox.redis import RedisServer
@@ -33,6 +35,7 @@ REDIS_PORT = 56379
 WEB_PORT = 58000
 TLS_PORT = 58443
 PROMETHEUS_PORT = 59090
+NODE_EXPORTER_PORT = 59100
 BROKER_DB = 0
 CACHE_DB = 1
 PORTS_FILE = "stack.json"
@@ -42,6 +45,7 @@ DEFAULT_PORTS = {
     "web_port": WEB_PORT,
     "tls_port": TLS_PORT,
     "prometheus_port": PROMETHEUS_PORT,
+    "node_exporter_port": NODE_EXPORTER_PORT,
 }
 
 
@@ -70,6 +74,7 @@ class Stack:
         web_port: int = WEB_PORT,
         tls_port: int = TLS_PORT,
         prometheus_port: int = PROMETHEUS_PORT,
+        node_exporter_port: int = NODE_EXPORTER_PORT,
         postgres_settings: dict[str, str] | None = None,
         password: str | None = None,
     ) -> None:
@@ -97,8 +102,12 @@ class Stack:
         self.web_tls = WebServer(
             "web-tls", self.base / "web", tls_port, self.app, tls_dir=self.base / "tls"
         )
+        self.node_exporter = NodeExporter(self.base / "node_exporter", node_exporter_port)
         self.prometheus = PrometheusServer(
-            self.base / "prometheus", prometheus_port, f"{self.web.host}:{web_port}"
+            self.base / "prometheus",
+            prometheus_port,
+            f"{self.web.host}:{web_port}",
+            node_target=self.node_exporter.address if self.node_exporter.installed else "",
         )
 
     @classmethod
@@ -124,6 +133,7 @@ class Stack:
             web_port=ports["web_port"],
             tls_port=ports["tls_port"],
             prometheus_port=ports["prometheus_port"],
+            node_exporter_port=ports["node_exporter_port"],
         )
 
     def _save_ports(self) -> None:
@@ -134,6 +144,7 @@ class Stack:
             "web_port": self.web.port,
             "tls_port": self.web_tls.port,
             "prometheus_port": self.prometheus.port,
+            "node_exporter_port": self.node_exporter.port,
         }
         (self.base / PORTS_FILE).write_text(json.dumps(ports, indent=2) + "\n")
 
@@ -193,6 +204,7 @@ class Stack:
             ("celery-worker", self.worker),
             ("web", self.web),
             ("web-tls", self.web_tls),
+            ("node-exporter", self.node_exporter),
             ("prometheus", self.prometheus),
         ]
 
@@ -240,8 +252,24 @@ class Stack:
                 _status(web.name, web.pid, web.running(), web.pidfile, web.url, str(web.log))
                 for web in (self.web, self.web_tls)
             ),
+            self._node_exporter_status(),
             self._prometheus_status(),
         ]
+
+    def _node_exporter_status(self) -> ComponentStatus:
+        node = self.node_exporter
+        if not node.installed:
+            # Said, not failed: the host checks then read this machine's load instead.
+            return ComponentStatus(
+                "node-exporter",
+                "not installed",
+                None,
+                node.url,
+                "apt-get install prometheus-node-exporter (host checks use this machine's load)",
+            )
+        return _status(
+            "node-exporter", node.pid, node.running(), node.pidfile, node.url, "CPU and memory"
+        )
 
     def _prometheus_status(self) -> ComponentStatus:
         prom = self.prometheus
@@ -249,12 +277,15 @@ class Stack:
             return ComponentStatus(
                 "prometheus", "not installed", None, prom.url, "apt-get install prometheus"
             )
+        scraped = "web and node-exporter" if prom.node_target else "web"
         return _status(
-            "prometheus", prom.pid, prom.running(), prom.pidfile, prom.url, "scrapes web"
+            "prometheus", prom.pid, prom.running(), prom.pidfile, prom.url, f"scrapes {scraped}"
         )
 
     def _refuse_foreign_listeners(self) -> None:
-        servers: list[tuple[str, PostgresServer | RedisServer | WebServer | PrometheusServer]] = [
+        servers: list[
+            tuple[str, PostgresServer | RedisServer | WebServer | PrometheusServer | NodeExporter]
+        ] = [
             ("PostgreSQL", self.postgres),
             ("Redis", self.redis),
             ("web app", self.web),
@@ -262,6 +293,8 @@ class Stack:
         ]
         if self.prometheus.installed:
             servers.append(("Prometheus", self.prometheus))
+        if self.node_exporter.installed:
+            servers.append(("node_exporter", self.node_exporter))
         for name, server in servers:
             if server.pid is None and _still_listening(server.host, server.port):
                 raise SandboxError(
