@@ -19,7 +19,7 @@ import pytest
 
 from irkit import records
 from irkit.incident import load
-from irkit.result import Status
+from irkit.result import RESULT_MIME, Status
 from irkit.sandbox.process import free_port
 from irkit.sandbox.stack import Stack
 from tests.helpers import ROOT, irkit, params_file, targets, wait_for
@@ -295,9 +295,10 @@ def test_an_incident_opened_with_parameters_reaches_the_targets_from_jupyterlab(
                     .every(p => /\\[\\d+\\]/.test(p.textContent))""",
                 timeout=120_000,
             )
-            # Saved as a responder saves it: the executed notebook is the record.
-            page.keyboard.press("Control+s")
-            wait_for(lambda: '"outputs": []' not in notebook.read_text(), timeout=60)
+            # Saved as a responder saves it (the toolbar's save button: a key press goes to
+            # whichever widget has the focus): the executed notebook is the record.
+            page.locator('.jp-NotebookPanel-toolbar [data-command="docmanager:save"]').click()
+            wait_for(lambda: RESULT_MIME in notebook.read_text(), "the saved verdicts", timeout=60)
             # The note box writes to the journal, not the notebook (a widget's text box keeps
             # the keyboard, so this comes after the save).
             add = page.locator(".irkit-note-add")
