@@ -158,7 +158,11 @@ def test_idle_sessions_of_the_apps_role_are_selected_by_their_minutes(
         assert in_transaction.info.backend_pid not in picked
         assert other_role.info.backend_pid not in picked
         assert {(i.details["state"], i.details["user"]) for i in plan.items} == {("idle", "erp")}
-        assert "erp's idle sessions over 1.2 s" in plan.what
+        # Left empty, the role is the one irkit connects as, and the plan says so.
+        assert "idle sessions of erp (the role irkit connects as; " in plan.what
+        assert "over 1.2 s" in plan.what
+        named = Backends(pg, older_than_s=0, idle_min=0.02, idle_role="erp").plan()
+        assert "idle sessions of erp over 1.2 s" in named.what
         # Act on this test's own sessions only: the practice app's are not ours to end.
         mine = Plan(
             plan.action, plan.target, plan.what, tuple(i for i in plan.items if int(i.key) in ours)
@@ -685,3 +689,28 @@ def test_autoscale_is_refused_by_a_worker_without_an_autoscaler(broker: CeleryTa
     outcome = action.act(plan)
     assert outcome.done == ()
     assert "the worker refused" in outcome.failed[0][1]
+
+
+def test_who_holds_the_pool_when_this_role_cannot_see_the_others() -> None:
+    """Without pg_monitor, other roles' sessions show with no state: the note says so instead of
+    failing the plan."""
+    from irkit.actions import holders
+
+    def row(pid: int, user: str, state: str | None) -> dict[str, Any]:
+        return {
+            "pid": pid,
+            "user": user,
+            "state": state,
+            "application": None,
+            "backend_type": "client backend",
+            "query_age_s": None,
+            "state_age_s": None,
+        }
+
+    rows = [row(100 + i, "erp", None) for i in range(5)] + [row(200, "monitor", "active")]
+    notes = holders.who_holds(rows, "monitor")
+    assert notes[0].startswith("no session matches the filters; the 6 client sessions are")
+    assert notes[-1] == (
+        "5 sessions of other roles are hidden from this role (5 erp): grant it pg_monitor to "
+        "see and select them"
+    )

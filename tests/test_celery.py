@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from celery import Celery
 
+from irkit.errors import ConfigError
 from irkit.probes import celery
 from irkit.result import Status
 from irkit.sandbox.process import port_open
@@ -231,3 +232,14 @@ def test_restart_worker_brings_back_workers_that_do_not_answer(
     deadline = time.monotonic() + 20
     while (result := celery.workers(broker)).status is not Status.OK:
         assert time.monotonic() < deadline, result.summary
+
+
+def test_purging_by_task_name_on_another_broker_says_why_not() -> None:
+    """A broker whose queues cannot be read by task name gets no plan, with why: an empty plan
+    would say that none of those tasks wait."""
+    from irkit.actions.celery import Purge
+    from irkit.target_builders import celery_target
+
+    amqp = celery_target({"celery_broker_url": "amqp://guest@127.0.0.1:1//"})
+    with pytest.raises(ConfigError, match="purging by task name reads the queues in Redis"):
+        Purge(amqp, ["celery"], ["reports.generate"]).plan()

@@ -385,8 +385,11 @@ def test_a_newly_failing_check_is_news_while_the_worst_stays_crit(
     notes = json.dumps(json.loads(health_reports(tmp_path)[-1].read_text())["cells"])
     assert "No notice: the worst status is CRIT, as before, and the same checks fail" in notes
     run(crit)
+    # A recovery while still CRIT is no page of its own; the next change that is news says it.
+    assert len(receiver.requests) == 2
+    run(disk_full)
     assert len(receiver.requests) == 3
-    assert "(still CRIT; no longer failing: disk.usage)" in receiver.requests[-1]["json"]["text"]
+    assert "(still CRIT; newly failing: CRIT disk.usage)" in receiver.requests[-1]["json"]["text"]
 
 
 def test_plain_papermill_takes_notify_true_as_papermill_passes_it(
@@ -563,12 +566,12 @@ def test_notice_rules() -> None:
     )
     assert notice.reason(crit, crit, None, now, 60) == "still CRIT (no notice posted yet)"
     # The set of failing checks changed: news even when the worst status did not.
-    assert notice.reason(crit, crit, recent, now, 60, "newly failing: CRIT b") == (
+    assert notice.reason(crit, crit, recent, now, 60, "newly failing: CRIT b", True) == (
         "still CRIT; newly failing: CRIT b"
     )
-    assert notice.reason(warn, warn, None, now, 60, "no longer failing: b") == (
-        "still WARN; no longer failing: b"
-    )
+    # A check that recovered, or got better, waits for the next notice that is due anyway.
+    assert notice.reason(warn, warn, None, now, 60, "no longer failing: b", False) == ""
+    assert notice.reason(crit, crit, recent, now, 60, "changed: b CRIT → WARN", False) == ""
 
 
 def test_what_changed_in_the_failing_checks() -> None:
@@ -588,6 +591,10 @@ def test_what_changed_in_the_failing_checks() -> None:
     assert notice.failing_changed(failing(a=crit, b=ok), failing(a=crit, b=warn)) == (
         "no longer failing: b"
     )
+    assert notice.got_worse(failing(a=crit, b=crit), failing(a=crit, b=warn))
+    assert notice.got_worse(failing(a=crit, b=warn), failing(a=crit))
+    assert not notice.got_worse(failing(a=crit, b=warn), failing(a=crit, b=crit))
+    assert not notice.got_worse(failing(a=crit), failing(a=crit, b=warn))
     many = failing(**{f"p{i}": crit for i in range(5)})
     assert notice.failing_changed(many, {}) == (
         "newly failing: CRIT p0, CRIT p1, CRIT p2 and 2 more"

@@ -100,6 +100,22 @@ def test_mitigated_at_is_the_first_action_that_acted_and_failed_at_nothing() -> 
     assert timeline.first_mitigation(events[:4]) is None
 
 
+def test_a_step_that_only_read_is_never_the_mitigation() -> None:
+    """`command.showmigrations` allowed and done changed nothing: no mitigated_at, no TTM.
+    Outcomes say whether they changed something; older records are read by the step's name."""
+
+    def result(seconds: float, action: str, **said: Any) -> dict[str, Any]:
+        outcome = {"action": action, "done": [{"item": "all", "result": "exit 0"}], **said}
+        return event(seconds, "action-result", action, outcome=outcome)
+
+    read = result(1, "command.showmigrations", changed=False)
+    old_read = result(2, "command.inspect_active")  # recorded before outcomes said so
+    acted = result(3, "command.migrate", changed=True)
+    assert timeline.first_mitigation([read, old_read]) is None
+    assert timeline.first_mitigation([read, old_read, acted]) is acted
+    assert timeline.first_mitigation([result(4, "command.restart_web")]) is not None
+
+
 def test_the_loader_sets_mitigated_at_unless_the_responder_gave_it(tmp_path: Path) -> None:
     opened = irkit(
         "incident",
@@ -263,6 +279,10 @@ def test_resolving_a_p1_records_when_its_postmortem_is_due() -> None:
     p3 = _section(severity="P3")
     resolve.conclude(p3, resolved_at="2026-11-27T16:00:00Z")
     assert "postmortem_due_at" not in p3.incident.fields
+    # Re-triaged to P2 after its resolution: the recorded due date no longer binds.
+    retriaged = {**section.incident.fields, "severity": "P2"}
+    assert sla.postmortem_due(section.incident.fields) is not None
+    assert sla.postmortem_due(retriaged) is None
 
 
 def test_the_status_page_is_created_then_updated_then_resolved(

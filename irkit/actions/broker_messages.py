@@ -55,7 +55,7 @@ return removed
 """
 
 
-def _redis_only(target: CeleryTarget) -> None:
+def require_redis(target: CeleryTarget) -> None:
     if target.transport not in {"redis", "rediss"}:
         raise ConfigError(
             f"purging by task name reads the queues in Redis; the broker {target.display} is "
@@ -74,7 +74,7 @@ def task_name(message: bytes | str) -> str:
 
 def waiting_by_task(target: CeleryTarget, queue: str) -> Counter[str]:
     """How many tasks of each name wait in `queue`, priority sub-queues included."""
-    _redis_only(target)
+    require_redis(target)
     counts: Counter[str] = Counter()
     with session(target.redis()) as r:
         for key in priority_keys(queue):
@@ -86,7 +86,7 @@ def waiting_by_task(target: CeleryTarget, queue: str) -> Counter[str]:
 
 def remove_tasks(target: CeleryTarget, queue: str, names: Sequence[str]) -> int:
     """Remove the waiting tasks called `names` from `queue`, atomically; how many went."""
-    _redis_only(target)
+    require_redis(target)
     with session(target.redis()) as r:
         keys = priority_keys(queue)
         return int(r.eval(_REMOVE, len(keys), *keys, *names))

@@ -45,6 +45,10 @@ class Purge:
         self.name = "celery.purge_tasks" if self.tasks else "celery.purge"
 
     def plan(self) -> Plan:
+        if self.tasks:
+            # Said before counting: another broker's queues cannot be read by task name, and an
+            # empty plan would tell the responder that none of those tasks wait.
+            broker_messages.require_redis(self.target)
         waiting = _waiting(self.target, self.queues)
         by_task = self._by_task(waiting)
         if self.tasks:

@@ -110,6 +110,8 @@ class Outcome:
             "action": self.action,
             "target": self.target,
             "verdict": self.verdict,
+            # Whether it changed something: a read-only step (showmigrations) never mitigates.
+            "changed": self.changed,
             "summary": self.summary,
             "done": [{"item": k, "result": r} for k, r in self.done],
             "skipped": [{"item": k, "why": r} for k, r in self.skipped],

@@ -45,7 +45,13 @@ def _counts(rows: Sequence[dict[str, Any]], key: str) -> str:
 def _selecting(clients: Sequence[dict[str, Any]], idle_role: str) -> str:
     """The parameter, and its value, that would select every session of the largest group."""
     state = Counter(str(r["state"] or "") for r in clients).most_common(1)[0][0]
-    group = [r for r in clients if r["state"] == state]
+    group = [r for r in clients if str(r["state"] or "") == state]
+    if not state:
+        # pg_stat_activity hides other roles' sessions from a role without pg_monitor.
+        return (
+            f"{len(group)} sessions of other roles are hidden from this role "
+            f"({_counts(group, 'user')}): grant it pg_monitor to see and select them"
+        )
     if state == "idle":
         own = [r for r in group if r["user"] == idle_role]
         if not own:

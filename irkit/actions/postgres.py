@@ -80,6 +80,9 @@ class Backends:
         self.idle_s = idle_min * 60
         # Empty: the role this kit connects as, known once connected.
         self.idle_role = idle_role
+        # Left empty, it is the role irkit connects as, which the plan says: with a monitoring
+        # role of its own, that selects none of the app's sessions.
+        self.idle_role_given = bool(idle_role)
         try:
             self.pids = [int(p) for p in pids]
         except ValueError:
@@ -173,7 +176,12 @@ class Backends:
         if self.idle_in_transaction_s > 0:
             parts.append(f"idle in a transaction over {human_age(self.idle_in_transaction_s)}")
         if self.idle_s > 0:
-            parts.append(f"{self.idle_role}'s idle sessions over {human_age(self.idle_s)}")
+            whose = self.idle_role + (
+                ""
+                if self.idle_role_given
+                else " (the role irkit connects as; pg_kill_idle_role names the app's)"
+            )
+            parts.append(f"idle sessions of {whose} over {human_age(self.idle_s)}")
         return " or ".join(parts)
 
     def act(self, plan: Plan) -> Outcome:

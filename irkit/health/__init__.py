@@ -207,13 +207,10 @@ class Report:
         from irkit.incident.notify import post_slack
 
         since = self.at - timedelta(minutes=repeat_min)
-        changed = (
-            notice.failing_changed(
-                notice.failing(self.results), notice.failing(self.previous.results)
-            )
-            if self.previous
-            else ""
-        )
+        failing_now = notice.failing(self.results)
+        failing_before = notice.failing(self.previous.results) if self.previous else {}
+        changed = notice.failing_changed(failing_now, failing_before) if self.previous else ""
+        worse = notice.got_worse(failing_now, failing_before)
         why = notice.reason(
             self.worst,
             self.previous_worst,
@@ -221,6 +218,7 @@ class Report:
             self.at,
             repeat_min,
             changed,
+            worse,
         )
         if not why:
             if self.previous is None:

@@ -1,7 +1,9 @@
-"""The health report's Slack notice: posted only when it is news (the worst status changes, or
-the set of failing checks does: a second CRIT check while the first is still CRIT is news), or
-while it stays CRIT no more often than every `repeat_min` minutes. A scheduler running the report
-every five minutes must not page a channel every five minutes."""
+"""The health report's Slack notice: posted only when it is news (the worst status changes, or a
+check fails that did not, or fails worse: a second CRIT check while the first is still CRIT is
+news), or while it stays CRIT no more often than every `repeat_min` minutes. A check that
+recovers while the worst status stays is said in the next notice, not in one of its own: a check
+flapping between OK and WARN next to a steady CRIT must not post every run. A scheduler running
+the report every five minutes must not page a channel every five minutes."""
 
 from __future__ import annotations
 
@@ -46,6 +48,13 @@ def failing_changed(
     return "; ".join(parts)
 
 
+def got_worse(
+    now: Mapping[tuple[str, str], Status], before: Mapping[tuple[str, str], Status]
+) -> bool:
+    """Whether a check fails now that did not, or fails worse than it did."""
+    return any(key not in before or status.rank > before[key].rank for key, status in now.items())
+
+
 def _some(names: list[str]) -> str:
     shown = ", ".join(names[:_NAMED])
     return shown + (f" and {len(names) - _NAMED} more" if len(names) > _NAMED else "")
@@ -58,14 +67,16 @@ def reason(
     at: datetime,
     repeat_min: float,
     changed: str = "",
+    worse: bool = False,
 ) -> str:
     """Why a notice is due, or "" when none is. `changed` says how the set of failing checks
-    changed since the previous report (`failing_changed`)."""
+    changed since the previous report (`failing_changed`); it is news if a check fails that did
+    not, or fails worse (`worse`, from `got_worse`)."""
     if before is None:
         return "" if now is Status.OK else f"first health report: {now.name}"
     if now is not before:
         return "recovered" if now is Status.OK else f"{before.name} → {now.name}"
-    if changed:
+    if changed and worse:
         return f"still {now.name}; {changed}"
     if now is Status.CRIT:
         if last_posted is None:

@@ -24,14 +24,15 @@ POSTMORTEM_SEVERITIES = ("P0", "P1")
 
 def postmortem_due(fields: Mapping[str, Any]) -> datetime | None:
     """When the postmortem is due: as recorded at the resolution, else (a record resolved before
-    the due date was kept) 5 days after it; None when the severity needs none or it is open."""
+    the due date was kept) 5 days after it; None when the severity needs none (now: an incident
+    re-triaged from P1 to P2 after its resolution owes none) or it is open."""
+    if fields.get("severity") not in POSTMORTEM_SEVERITIES:
+        return None
     recorded = parse_time(fields.get("postmortem_due_at"))
     if recorded is not None:
         return recorded
     resolved = parse_time(fields.get("resolved_at"))
-    if resolved is None or fields.get("severity") not in POSTMORTEM_SEVERITIES:
-        return None
-    return resolved + POSTMORTEM_WITHIN
+    return None if resolved is None else resolved + POSTMORTEM_WITHIN
 
 
 # name: (from, to, meaning)

@@ -85,9 +85,20 @@ def first_mitigation(events: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] |
             continue
         data = event.get("data")
         outcome = data.get("outcome") if isinstance(data, Mapping) else None
-        if isinstance(outcome, Mapping) and outcome.get("done") and not outcome.get("failed"):
+        if isinstance(outcome, Mapping) and _changed(outcome) and not outcome.get("failed"):
             return event
     return None
+
+
+def _changed(outcome: Mapping[str, Any]) -> bool:
+    """Whether an action's result changed something. Records written before outcomes said so
+    are read by the step's name: a read-only command (showmigrations) never mitigates."""
+    if "changed" in outcome:
+        return outcome["changed"] is True
+    from irkit.actions import deployment
+
+    name = str(outcome.get("action", "")).removeprefix("command.")
+    return bool(outcome.get("done")) and name not in deployment.READ_ONLY
 
 
 def postmortem_written_at(events: Iterable[Mapping[str, Any]]) -> datetime | None:
