@@ -19,7 +19,7 @@ from irkit.catalogue import parameters as catalogue
 from irkit.errors import ConfigError, ParameterError
 from irkit.home import kit_home
 from irkit.probes.contract import Target
-from irkit.result import Result, Status
+from irkit.result import Result, Results, Status
 
 P = ParamSpec("P")
 # The findings a mitigation answers (`irkit.Section.act(when=…)`): probe names, needed while any
@@ -151,6 +151,14 @@ class Section:
         self._unreachable.clear()
         return [again() for (name, _), again in list(self._measured.items()) if name in wanted]
 
+    def measure_again(self, *probes: str) -> Results | Said:
+        """A notebook's closing "Did it help?": these probes measured again, as they were last
+        measured, once a mitigation in this run changed something; else one quiet line, as the
+        verdicts above still stand (measuring the same thing twice would only repeat them)."""
+        if not self.after:
+            return Said(f"Nothing was changed above: {', '.join(probes)} stand as measured.")
+        return Results(self.recheck(probes))
+
     def measure(
         self,
         probe: Callable[Concatenate[T, P], Result],
@@ -232,6 +240,19 @@ def findings(answers: Answers) -> dict[str, Status]:
         probes.entry(name)  # a misspelt name would offer the plan for ever: refuse it
         wanted[name] = Status[least]
     return wanted
+
+
+class Said:
+    """A line for the reader of the notebook, recorded nowhere (no verdict, no event)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        return {"text/plain": self.text, "text/html": f"<p><i>{html.escape(self.text)}</i></p>"}
 
 
 class NotConfigured(Result):

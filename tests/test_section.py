@@ -164,6 +164,23 @@ def test_verdicts_after_an_action_that_changed_something_say_so() -> None:
     assert section.results == [again]
 
 
+def test_the_closing_re_measure_runs_only_once_something_changed() -> None:
+    """"Did it help?" after dry runs only would repeat every verdict: one quiet line instead;
+    after an action that changed something, the probes are measured again, as before."""
+    section = Section("db", namespace())
+    target = LocalHost("db")
+    first = section.check(fake_pool, target, full=True)
+    assert first.status is Status.CRIT
+    said = section.measure_again("fake.pool")
+    assert repr(said) == "Nothing was changed above: fake.pool stand as measured."
+    assert section.results == [first]
+    section.after = "postgres.terminate"
+    again = section.measure_again("fake.pool")
+    assert [r.probe for r in again] == ["fake.pool"]  # type: ignore[union-attr]
+    assert section.results[0].after == "postgres.terminate"
+    assert section.results[0].status is Status.CRIT  # measured as it was: full=True again
+
+
 def test_the_broker_is_known_only_when_configured(monkeypatch: pytest.MonkeyPatch) -> None:
     # The default guess (localhost:6379/0) must not make a cache there look like a broker.
     monkeypatch.delenv("IRKIT_CELERY_BROKER_URL", raising=False)

@@ -9,7 +9,6 @@ section knows nothing of incidents, and actions record through any timeline they
 from __future__ import annotations
 
 from collections.abc import MutableMapping, Sequence
-from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -78,7 +77,7 @@ class Section(section.Section):
 
         not_needed = self.not_needed(when) if when else None
         if not_needed:
-            show([NotNeeded(action.name, not_needed)])
+            show([section.Said(f"{action.name} not needed: {not_needed}")])
             return
 
         def recheck(outcome: Outcome) -> list[Any]:
@@ -95,19 +94,6 @@ class Section(section.Section):
             confirmed_by=confirmed_by,
             then=recheck,
         )
-
-
-class NotNeeded:
-    """One quiet line for a mitigation whose finding is absent, recorded nowhere."""
-
-    def __init__(self, action: str, why: str) -> None:
-        self.text = f"{action} not needed: {why}"
-
-    def __repr__(self) -> str:
-        return self.text
-
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
-        return {"text/plain": self.text, "text/html": f"<p><i>{escape(self.text)}</i></p>"}
 
 
 def _incident_log(section: str, incident_id: str) -> IncidentLog:
