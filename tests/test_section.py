@@ -165,7 +165,7 @@ def test_verdicts_after_an_action_that_changed_something_say_so() -> None:
 
 
 def test_the_closing_re_measure_runs_only_once_something_changed() -> None:
-    """"Did it help?" after dry runs only would repeat every verdict: one quiet line instead;
+    """ "Did it help?" after dry runs only would repeat every verdict: one quiet line instead;
     after an action that changed something, the probes are measured again, as before."""
     section = Section("db", namespace())
     target = LocalHost("db")
