@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from irkit import environments, records, runner
-from irkit.errors import IrkitError
+from irkit.errors import ConfigError, IrkitError
 from irkit.home import kit_home, notebook_path, reports_dir
 from irkit.secrets import redact
 
@@ -40,8 +40,7 @@ def prepare(files: Sequence[Path], pairs: Sequence[str], name: str = "prepared")
 
     kept = runner.incident_parameters(files, pairs)
     values = {s: runner.section_values(s, [("the parameters", kept)]) for s in SECTIONS}
-    folder = reports_dir() / "lab" / f"{records.stamp()}-{name}"
-    folder.mkdir(parents=True)  # new: a second preparation never writes into the first
+    folder = _new_folder(reports_dir() / "lab", f"{records.stamp()}-{name}")
     try:
         for section in SECTIONS:
             papermill.execute_notebook(
@@ -58,6 +57,20 @@ def prepare(files: Sequence[Path], pairs: Sequence[str], name: str = "prepared")
     return folder
 
 
+def _new_folder(parent: Path, name: str) -> Path:
+    """A folder of its own: a second preparation in the same second never writes into the
+    first (`-2`, `-3`, … as the reports are named)."""
+    parent.mkdir(parents=True, exist_ok=True)
+    for n in range(1, 1000):
+        folder = parent / (name if n == 1 else f"{name}-{n}")
+        try:
+            folder.mkdir()
+        except FileExistsError:
+            continue
+        return folder
+    raise ConfigError(f"no free folder name for {name} in {parent}")
+
+
 def main(argv: Sequence[str]) -> int:
     options, rest = parse(argv)
     folder: Path | None = None
@@ -69,6 +82,10 @@ def main(argv: Sequence[str]) -> int:
             folder = prepare(files, options.pairs, options.env or "prepared")
     except IrkitError as exc:
         print(f"kit: {redact(str(exc))}", file=sys.stderr)
+        return 3
+    except OSError as exc:  # a read-only or full reports folder
+        where = exc.filename or reports_dir()
+        print(f"kit: cannot prepare the notebooks in {where}: {exc.strerror}", file=sys.stderr)
         return 3
     jupyter = str(Path(sys.executable).parent / "jupyter")
     opening = []

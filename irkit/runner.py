@@ -13,8 +13,10 @@ from typing import Any
 from jupyter_client.kernelspec import NoSuchKernel
 
 from irkit import bounds, parameters, records, target_builders
+from irkit.catalogue import parameters as catalogue
 from irkit.errors import ConfigError
 from irkit.home import kit_home, notebook_path, reports_dir
+from irkit.secrets import redact
 
 KERNEL = "python3"
 CELL_TIMEOUT_S = bounds.CELL_TIMEOUT_S
@@ -128,9 +130,38 @@ def incident_parameters(files: Sequence[Path], pairs: Sequence[str]) -> dict[str
     known = parameters.known()
     layers = [(str(file), parameters.load_file(file)) for file in files]
     layers.append(("-p", parameters.from_cli_for_any(pairs, known)))
+    for where, data in layers:
+        for name, _ in _named(data):
+            _not_one_runs(where, name)
     for section in known:
-        section_values(section, layers)
+        section_values(section, layers)  # a password in a URL is refused here, by name
+    for where, data in layers:
+        for name, value in _named(data):
+            if redact(value) != value:
+                raise ConfigError(
+                    f"{where}: {name} holds a secret (a password, token or webhook this "
+                    "process knows); secrets come only from the environment"
+                )
     return parameters.stacked(data for _, data in layers)
+
+
+def _named(data: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    """Every name and value of a parameter layer, its `sections:` overrides included."""
+    sections = data.get(parameters.SECTIONS_KEY) or {}
+    named = [(name, value) for name, value in data.items() if name != parameters.SECTIONS_KEY]
+    return named + [(n, v) for values in sections.values() for n, v in dict(values).items()]
+
+
+def _not_one_runs(where: str, name: str) -> None:
+    """What is kept for every later run describes the deployment, not one run's decision (an
+    action allowed, a resolution). (Nor a secret: see `incident_parameters`.)"""
+    if name == "incident_id":
+        raise ConfigError(f"{where}: incident_id is the incident's own id (--id), not kept")
+    if name in catalogue.PER_RUN:
+        raise ConfigError(
+            f"{where}: {name} is one run's decision, never kept for later runs; give it to "
+            f"the run that needs it (irkit run SECTION --incident ID -p {name}=…)"
+        )
 
 
 def exact_output(output: Path) -> Path:

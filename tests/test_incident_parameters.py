@@ -4,6 +4,7 @@ unless that run says otherwise."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import nbformat
@@ -13,7 +14,7 @@ import yaml
 from irkit import environments, parameters, records, runner
 from irkit.errors import ConfigError, IrkitError
 from irkit.incident import store
-from irkit.result import Status
+from irkit.result import Result, Status
 from irkit.sandbox.stack import Stack
 from tests.helpers import ROOT, files, irkit, params_file, targets
 
@@ -110,7 +111,19 @@ def test_later_runs_of_the_incident_use_its_parameters(
         (["-p", "pg_hots=127.0.0.1"], "unknown parameter 'pg_hots' (no section declares it)"),
         (["-p", "pg_port=x"], "parameter pg_port must be an integer"),
         (["-f", "typo.yaml"], "unknown parameter 'pg_kill_older_than' in"),
-        (["--env", "prod"], "unknown environment 'prod': --env NAME reads parameters/NAME.yaml"),
+        (
+            ["--env", "no-such-env"],
+            "unknown environment 'no-such-env': --env NAME reads parameters/NAME.yaml",
+        ),
+        # One run's decisions are never kept for every later run of the incident.
+        (
+            ["-p", 'allow_actions=["postgres.terminate"]'],
+            "-p: allow_actions is one run's decision, never kept for later runs",
+        ),
+        (["-f", "decided.yaml"], "declare_resolved is one run's decision, never kept"),
+        (["-p", "incident_id=OTHER"], "incident_id is the incident's own id (--id), not kept"),
+        # A secret this process holds, pasted into a harmless-looking value.
+        (["-p", 'contacts=["DBA: @dba hunter2xyz"]'], "contacts holds a secret"),
         (["--env", "../parameters/sandbox"], "unknown environment '../parameters/sandbox'"),
         (["--env", "prod.example"], "copy parameters/prod.example.yaml to parameters/prod.yaml"),
     ],
@@ -118,13 +131,16 @@ def test_later_runs_of_the_incident_use_its_parameters(
 def test_bad_parameters_open_nothing(tmp_path: Path, args: list[str], message: str) -> None:
     (tmp_path / "secret.yaml").write_text("web_url: https://ops:topsecret@erp.example.com\n")
     (tmp_path / "typo.yaml").write_text("sections: {db: {pg_kill_older_than: 60}}\n")
+    (tmp_path / "decided.yaml").write_text("sections: {resolve: {declare_resolved: true}}\n")
     args = [str(tmp_path / a) if a.endswith(".yaml") else a for a in args]
     reports = tmp_path / "reports"
-    done = irkit("incident", "open", "--title", "x", "--id", "BAD", *args, reports=reports)
+    env = {"PGPASSWORD": "hunter2xyz"}
+    done = irkit("incident", "open", "--title", "x", "--id", "BAD", *args, reports=reports, env=env)
     assert done.returncode == 3
     assert message in done.stderr
     assert "Traceback" not in done.stderr
     assert "topsecret" not in done.stderr + done.stdout
+    assert "hunter2xyz" not in done.stderr + done.stdout
     assert not reports.exists() or files(reports) == []
 
 
@@ -171,7 +187,8 @@ def test_kit_lab_prepares_the_section_notebooks(
     tmp_path: Path, stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """`./kit lab -f … -p …` writes every section notebook with its parameters in; run as it is,
-    a prepared notebook reaches the stack (no -f, no environment)."""
+    where JupyterLab runs it (in its own folder, with no irkit or libpq variable), a prepared
+    notebook reaches the stack, and a relative folder in the parameters is the kit's."""
     import papermill
 
     from irkit import lab
@@ -185,7 +202,9 @@ def test_kit_lab_prepares_the_section_notebooks(
         ["--port=9"],
     )
     test_stack = params_file(tmp_path / "params", targets(stack))
-    folder = lab.prepare([SANDBOX, test_stack], ["pg_connect_warn_s=3"], "sandbox")
+    folder = lab.prepare(
+        [SANDBOX, test_stack], ["pg_connect_warn_s=3", 'disk_paths=["tests"]'], "sandbox"
+    )
     assert folder.parent == tmp_path / "reports" / "lab"
     assert sorted(p.stem for p in folder.glob("*.ipynb")) == sorted(lab.SECTIONS)
     cell = injected(folder / "db.ipynb")
@@ -193,14 +212,51 @@ def test_kit_lab_prepares_the_section_notebooks(
     assert "pg_connect_warn_s = 3" in cell
     assert "pg_expected_migrations" in cell  # from the file's sections: db
 
-    ran = tmp_path / "ran.ipynb"
-    papermill.execute_notebook(
-        str(folder / "db.ipynb"), str(ran), kernel_name="python3", progress_bar=False, cwd=str(ROOT)
-    )
-    connect = [r for r in records.read(ran).results if r.probe == "postgres.connect"]
+    for name in [n for n in os.environ if n.startswith(("IRKIT_", "PG"))]:
+        monkeypatch.delenv(name)
+
+    def run(section: str) -> list[Result]:
+        ran = tmp_path / f"ran-{section}.ipynb"
+        papermill.execute_notebook(
+            str(folder / f"{section}.ipynb"),
+            str(ran),
+            kernel_name="python3",
+            progress_bar=False,
+            cwd=str(folder),
+        )
+        return records.read(ran).results
+
+    connect = [r for r in run("db") if r.probe == "postgres.connect"]
     assert [r.status for r in connect] == [Status.OK], connect
+    (usage,) = [r for r in run("disk") if r.probe == "disk.usage"]
+    assert usage.status is not Status.UNKNOWN, usage.summary
+    assert str(ROOT / "tests") in usage.summary, usage.summary
+    monkeypatch.setenv("IRKIT_REPORTS", str(tmp_path / "reports"))
 
     # A password is refused before anything is written.
     with pytest.raises(IrkitError, match="contains a password"):
         lab.prepare([], ["web_url=https://ops:topsecret@erp.example.com"])
     assert list((tmp_path / "reports" / "lab").iterdir()) == [folder]
+
+
+def test_kit_lab_never_reuses_a_folder_and_says_why_it_cannot_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from irkit import lab
+
+    monkeypatch.setenv("IRKIT_REPORTS", str(tmp_path / "reports"))
+    first = lab.prepare([SANDBOX], [], "sandbox")
+    second = lab.prepare([SANDBOX], [], "sandbox")  # within the same second, most likely
+    assert first != second
+    assert first.parent == second.parent
+    assert sorted(p.name for p in second.glob("*.ipynb")) == sorted(
+        f"{s}.ipynb" for s in lab.SECTIONS
+    )
+    # Reports that cannot be written (here: a file where the folder should be): one line, 3.
+    blocked = tmp_path / "blocked"
+    blocked.write_text("")
+    monkeypatch.setenv("IRKIT_REPORTS", str(blocked))
+    assert lab.main(["--env", "sandbox"]) == 3
+    said = capsys.readouterr().err
+    assert said.startswith("kit: cannot prepare the notebooks in ")
+    assert "Traceback" not in said

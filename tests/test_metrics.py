@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from irkit.incident import schema
 from irkit.incident.load import Incident
 from irkit.metrics import charts, layout, monthly, stats, table
 from tests.helpers import irkit
@@ -165,6 +166,19 @@ def test_repeats_within_90_days_and_action_items() -> None:
     assert (r3["actions_open"], r3["actions_overdue"], r3["actions_done"]) == (2, 1, 1)
 
 
+def test_action_item_dates_are_compared_as_dates() -> None:
+    """A due date kept unpadded by an older record ("2026-9-3") is September, not after
+    December; a new one is kept padded."""
+    items = [
+        {"action": "late", "due": "2026-9-3"},
+        {"action": "soon", "due": "2026-12-31"},
+        {"action": "unreadable", "due": "someday"},
+    ]
+    states = [table.item_state(i, NOW) for i in items]
+    assert states == ["overdue", "open", "open"]
+    assert schema.action_item("x | o | 2026-9-3 | P1")["due"] == "2026-09-03"
+
+
 # --- the command -----------------------------------------------------------------------------
 
 
@@ -189,7 +203,17 @@ def test_report_monthly_on_real_records_and_bad_input(tmp_path: Path) -> None:
     ):
         opened = irkit("incident", "open", "--title", "t", "--not-a-drill", *args, reports=reports)
         assert opened.returncode == 0, opened.stderr
-    done = irkit("report", "monthly", "--month", "2026-11", "--months", "3", reports=reports)
+    done = irkit(
+        "report",
+        "monthly",
+        "--month",
+        "2026-11",
+        "--months",
+        "3",
+        "-p",
+        "sla_goal_pct=99",  # a team's own goal, as for any notebook
+        reports=reports,
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("2026-11: 1 incident(s) (P1 1); 1 still open;")
     (path,) = (reports / "metrics").glob("*-metrics.ipynb")
@@ -201,6 +225,7 @@ def test_report_monthly_on_real_records_and_bad_input(tmp_path: Path) -> None:
         for o in c.get("outputs", [])
         if "application/vnd.irkit.metrics+json" in o.get("data", {})
     )
+    assert nb["metadata"]["papermill"]["parameters"]["sla_goal_pct"] == 99
     assert data["months"] == ["2026-09", "2026-10", "2026-11"]
     assert data["by_severity_month"] == {"2026-10/P2": 1, "2026-11/P1": 1}
     ttd = [r for r in data["durations"] if r["metric"] == "ttd" and r["month"] == "2026-11"]
@@ -512,7 +537,7 @@ def test_action_items_show_what_who_and_when(fixture_reports: Path) -> None:
     assert items["state"].value_counts().to_dict() == {"overdue": 3, "open": 2, "done": 2}
     assert "Practise the pool runbook" not in set(items["action"])
     shown = analysis.actions().data
-    assert "<h4>Action items: 3 overdue, 2 open, 2 done</h4>" in shown["text/html"]
+    assert "<h4>Action items: 5 open (3 overdue), 2 done</h4>" in shown["text/html"]
     assert '<td style="text-align:left">Review pool sizing</td>' in shown["text/html"]
     # The text fallback is aligned the same way: text to the left.
     first = shown["text/plain"].splitlines()[2]

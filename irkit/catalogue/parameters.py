@@ -355,6 +355,12 @@ GROUPS: tuple[Group, ...] = (
 )
 
 BY_NAME: dict[str, Parameter] = {p.name: p for g in GROUPS for p in g.parameters}
+# One run's decisions and the incident's own fields: never kept with an incident for its later
+# runs, nor written into notebooks prepared for a deployment (a kept `allow_actions` would act on
+# every later run without anyone naming it).
+PER_RUN: frozenset[str] = frozenset(
+    p.name for g in (INCIDENT, RESOLUTION, POSTMORTEM, ACTIONS) for p in g.parameters
+) | {"notify", "pg_kill_pids", "pg_fake_migration", "celery_purge_tasks"}
 
 
 def get(name: str) -> Parameter:

@@ -255,6 +255,7 @@ def _report(commands: _Commands) -> None:
         metavar="DIR",
         help="read the incidents here (reports folder or incidents/)",
     )
+    _parameter_options(parser)  # e.g. -p sla_goal_pct=99
     parser.set_defaults(handler=report.report)
 
 

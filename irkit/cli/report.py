@@ -28,7 +28,9 @@ def report(args: argparse.Namespace) -> int:
                 "or the incidents folder itself"
             )
         pairs.append(f"incidents_dir={folder.resolve()}")
-    plan = runner.plan("metrics", [], pairs, folder=reports_dir() / "metrics")
+    plan = runner.plan(
+        "metrics", args.files, [*pairs, *args.pairs], folder=reports_dir() / "metrics"
+    )
     warm = functools.partial(htmlcopy.warm, exclude_input=True)
     record = execute(plan, "the analysis", meanwhile=warm)
     if not record.complete:

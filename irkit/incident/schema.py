@@ -170,7 +170,8 @@ def action_item(text: str) -> dict[str, Any]:
     action, owner, due, priority = parts
     if due:
         try:
-            datetime.strptime(due, "%Y-%m-%d")
+            # Kept as written in full ("2026-09-03"): dates compare and sort as text too.
+            due = datetime.strptime(due, "%Y-%m-%d").date().isoformat()
         except ValueError:
             raise ConfigError(f"action item {text!r}: due date {due!r} is not YYYY-MM-DD") from None
     if priority and priority not in ACTION_PRIORITIES:

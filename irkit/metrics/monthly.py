@@ -224,9 +224,10 @@ class Analysis:
 
     def actions(self) -> _Bundle:
         states = self.items["state"].value_counts()
+        overdue, done = states.get("overdue", 0), states.get("done", 0)
+        # "Open" as the JSON's actions.open counts it: every item not done, overdue ones included.
         title = (
-            f"Action items: {states.get('overdue', 0)} overdue, {states.get('open', 0)} open, "
-            f"{states.get('done', 0)} done"
+            f"Action items: {overdue + states.get('open', 0)} open ({overdue} overdue), {done} done"
         )
         return _tables_and_figures([(title, self.items)], [])
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
+from typing import Any
 
 import pandas as pd
 
@@ -111,14 +112,30 @@ def _actions(items: Iterable[object], today: datetime) -> dict[str, int]:
     for item in items:
         if not isinstance(item, dict):
             continue
-        if item.get("done"):
+        state = item_state(item, today)
+        if state == "done":
             counts["actions_done"] += 1
             continue
-        counts["actions_open"] += 1
-        due = str(item.get("due") or "")
-        if due and due < today.strftime("%Y-%m-%d"):
+        counts["actions_open"] += 1  # overdue ones are open too, and counted apart as well
+        if state == "overdue":
             counts["actions_overdue"] += 1
     return counts
+
+
+def item_state(item: dict[str, Any], today: datetime) -> str:
+    """done, overdue (past its due date and not done) or open. Dates are compared as dates:
+    a due date written "2026-9-3" in an older record is still September."""
+    if item.get("done"):
+        return "done"
+    due = _due_date(item)
+    return "overdue" if due is not None and due < today.date() else "open"
+
+
+def _due_date(item: dict[str, Any]) -> date | None:
+    try:
+        return datetime.strptime(str(item.get("due") or ""), "%Y-%m-%d").date()
+    except ValueError:
+        return None
 
 
 ITEM_COLUMNS = ("incident_id", "action", "owner", "due", "priority", "state")
@@ -132,7 +149,6 @@ def action_items(
     its state (overdue: past its due date and not done); overdue first, then open, then done,
     each by due date."""
     wanted = set(ids)
-    day = today.strftime("%Y-%m-%d")
     rows = []
     for incident in incidents:
         if incident.incident_id not in wanted:
@@ -140,8 +156,9 @@ def action_items(
         for item in incident.get("action_items", []) or []:
             if not isinstance(item, dict):
                 continue
-            due = str(item.get("due") or "")
-            state = "done" if item.get("done") else "overdue" if due and due < day else "open"
+            due_date = _due_date(item)
+            due = due_date.isoformat() if due_date else str(item.get("due") or "")
+            state = item_state(item, today)
             rows.append(
                 {
                     "incident_id": incident.incident_id,
