@@ -158,6 +158,23 @@ def healthy(stack: Stack) -> dict[str, Any]:
     }
 
 
+def requests_settled(stack: Stack, timeout: float = 90) -> None:
+    """Wait until the app's requests over the last prom_window are judged OK again: what other
+    tests did to it (a burst of load, its slow health checks while the machine was busy) has
+    left the window, as it would have before a scheduled report an SRE reads."""
+    from irkit.probes import prometheus
+    from irkit.result import Status
+    from irkit.targets import HttpTarget
+
+    target = HttpTarget(base_url=stack.prometheus.url)
+    window = str(targets(stack)["prom_window"])
+    wait_for(
+        lambda: prometheus.error_rate(target, window=window).status is Status.OK,
+        "the app's recent requests answered well again",
+        timeout,
+    )
+
+
 def run_health(
     tmp_path: Path, values: dict[str, Any], *args: str, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:

@@ -29,6 +29,7 @@ from tests.helpers import (
     healthy,
     irkit,
     params_file,
+    requests_settled,
     run_health,
     wait_for,
 )
@@ -63,6 +64,7 @@ def by_probe(record: records.Record) -> dict[str, Result]:
 def test_all_healthy_exits_0_with_every_section_ok_and_an_html_report(
     tmp_path: Path, stack: Stack
 ) -> None:
+    requests_settled(stack)
     done = run_health(tmp_path, healthy(stack))
     assert done.returncode == 0, done.stdout + done.stderr
     (path,) = health_reports(tmp_path)
@@ -80,6 +82,7 @@ def test_all_healthy_exits_0_with_every_section_ok_and_an_html_report(
     assert f"report: {path}" in done.stdout
     assert done.stdout.rstrip().endswith(f"status: OK ({len(probes)} OK)")
     # A second run compares itself with the first.
+    requests_settled(stack)
     again = run_health(tmp_path, {**healthy(stack), "charts_always": True})
     assert again.returncode == 0
     html = health_reports(tmp_path)[-1].with_suffix(".html").read_text()
