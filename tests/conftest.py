@@ -6,6 +6,7 @@ import os
 import socket
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,20 @@ from tests.helpers import Receiver
 @pytest.fixture(scope="session")
 def stack() -> Stack:
     return session_stack()
+
+
+@pytest.fixture(autouse=True)
+def _worker_running(request: pytest.FixtureRequest) -> None:
+    """The test stack's Celery worker, running when a test that uses the stack starts. A test
+    that stops it starts it again; one that died meanwhile is started here, with a warning, so
+    that one crash does not fail every later test on this pytest worker."""
+    if "stack" not in request.fixturenames:
+        return
+    stack: Stack = request.getfixturevalue("stack")
+    if not stack.worker.running():
+        why = f"the test stack's Celery worker had stopped (before {request.node.name})"
+        warnings.warn(why, stacklevel=1)
+        stack.worker.start()
 
 
 # Workers of one `pytest -n` run share this machine; what one test does to the host (its CPU, its
