@@ -159,20 +159,25 @@ def healthy(stack: Stack) -> dict[str, Any]:
 
 
 def requests_settled(stack: Stack, timeout: float = 90) -> None:
-    """Wait until the app's requests over the last prom_window are judged OK again: what other
-    tests did to it (a burst of load, its slow health checks while the machine was busy) has
-    left the window, as it would have before a scheduled report an SRE reads."""
+    """Wait until the app's requests over the last prom_window are judged OK again, and no alert
+    fires on them: what other tests did to it (a burst of load, its slow health checks while the
+    machine was busy) has left the window, as it would have before a scheduled report."""
     from irkit.probes import prometheus
     from irkit.result import Status
     from irkit.targets import HttpTarget
 
     target = HttpTarget(base_url=stack.prometheus.url)
     window = str(targets(stack)["prom_window"])
-    wait_for(
-        lambda: prometheus.error_rate(target, window=window).status is Status.OK,
-        "the app's recent requests answered well again",
-        timeout,
-    )
+
+    def settled() -> bool:
+        # The alert rules look further back (SlowRequests: 30 s, then 10 s pending) than the
+        # report's window: both must have let go of the slow requests.
+        return (
+            prometheus.error_rate(target, window=window).status is Status.OK
+            and prometheus.alerts(target).status is Status.OK
+        )
+
+    wait_for(settled, "the app's recent requests answered well again, no alert firing", timeout)
 
 
 def run_health(
