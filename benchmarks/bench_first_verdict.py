@@ -22,23 +22,14 @@ import tempfile
 import time
 from pathlib import Path
 
-import nbformat
-from nbformat.v4 import new_code_cell, new_notebook
+from bench_run import ROOT, irkit_db, papermill_empty, timed
 
 from irkit.sandbox.process import free_port
 from irkit.sandbox.stack import Stack
 
-ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
 RATIO_TARGET = 1.20
 # "  1.3s  OK      postgres.connect  connected in 12 ms"
 VERDICT = re.compile(r"^\s*\d+\.\d+s  (OK|WARN|CRIT|UNKNOWN) ")
-
-
-def until_exit(command: list[str], env: dict[str, str]) -> float:
-    started = time.perf_counter()
-    subprocess.run(command, check=True, capture_output=True, env=env, cwd=ROOT)
-    return time.perf_counter() - started
 
 
 def until_first_verdict(command: list[str], env: dict[str, str]) -> float:
@@ -66,36 +57,18 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="irkit-bench-"))
     work.chmod(0o755)
     stack = Stack(work / "stack", postgres_port=free_port(), redis_port=free_port())
-    empty = work / "empty.ipynb"
-    nb = new_notebook(cells=[new_code_cell("")])
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
-    nbformat.write(nb, empty)
     env = {**os.environ, "IRKIT_REPORTS": str(work / "reports")}
-    irkit_db = [
-        str(BIN / "irkit"),
-        "run",
-        "db",
-        "-p",
-        f"pg_host={stack.postgres.host}",
-        "-p",
-        f"pg_port={stack.postgres.port}",
-        "-p",
-        "pg_user=erp",
-        "-p",
-        "pg_database=himalytix",
-    ]
-
-    def papermill(i: int) -> list[str]:
-        return [str(BIN / "papermill"), "--no-progress-bar", str(empty), str(work / f"e{i}.ipynb")]
+    papermill = papermill_empty(work)
+    db = irkit_db(stack)
 
     papermill_s, first_s = [], []
     try:
         stack.up()
-        until_exit(papermill(-1), env)  # warm the disk cache; not counted
-        until_first_verdict(irkit_db, env)
+        timed(papermill(-1), env)  # warm the disk cache; not counted
+        until_first_verdict(db, env)
         for i in range(args.runs):
-            papermill_s.append(until_exit(papermill(i), env))
-            first_s.append(until_first_verdict(irkit_db, env))
+            papermill_s.append(timed(papermill(i), env))
+            first_s.append(until_first_verdict(db, env))
     finally:
         stack.down()
         shutil.rmtree(work, ignore_errors=True)

@@ -60,32 +60,29 @@ def medians_of(
     return statistics.median(times_a), statistics.median(times_b)
 
 
-def bench_run(stack: Stack, work: Path, runs: int) -> tuple[float, float]:
+def papermill_empty(work: Path) -> Callable[[int], list[str]]:
+    """The baseline: papermill running a notebook of one empty cell, run `i` into its own file."""
     empty = work / "empty.ipynb"
     nb = new_notebook(cells=[new_code_cell("pass")])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
     nbformat.write(nb, empty)
-    env = {**os.environ, "IRKIT_REPORTS": str(work / "reports")}
 
     def papermill(i: int) -> list[str]:
         return [str(BIN / "papermill"), "--no-progress-bar", str(empty), str(work / f"e{i}.ipynb")]
 
-    def irkit_db(i: int) -> list[str]:
-        return [
-            str(BIN / "irkit"),
-            "run",
-            "db",
-            "-p",
-            f"pg_host={stack.postgres.host}",
-            "-p",
-            f"pg_port={stack.postgres.port}",
-            "-p",
-            "pg_user=erp",
-            "-p",
-            "pg_database=himalytix",
-        ]
+    return papermill
 
-    return medians_of(runs, papermill, irkit_db, env)
+
+def irkit_db(stack: Stack) -> list[str]:
+    """`irkit run db` against the stack's PostgreSQL."""
+    pg = stack.postgres
+    values = [f"pg_host={pg.host}", f"pg_port={pg.port}", "pg_user=erp", "pg_database=himalytix"]
+    return [str(BIN / "irkit"), "run", "db", *(arg for v in values for arg in ("-p", v))]
+
+
+def bench_run(stack: Stack, work: Path, runs: int) -> tuple[float, float]:
+    env = {**os.environ, "IRKIT_REPORTS": str(work / "reports")}
+    return medians_of(runs, papermill_empty(work), lambda i: irkit_db(stack), env)
 
 
 def bench_probes(stack: Stack, calls: int) -> list[tuple[str, float, float]]:

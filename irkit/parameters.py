@@ -275,16 +275,7 @@ def _checked(source: str, name: str, declared_type: str, value: Any) -> Any:
 
 
 def from_cli(section: str, pairs: Iterable[str], declared: Mapping[str, str]) -> dict[str, Any]:
-    values: dict[str, Any] = {}
-    for pair in pairs:
-        name, sep, raw = pair.partition("=")
-        name = name.strip()
-        if not sep or not name:
-            raise ParameterError(f"-p expects name=value, got {pair!r}")
-        if name not in declared:
-            raise _unknown("parameter", name, set(declared), "", f"section {section} has none")
-        values[name] = parse_cli_value(name, declared[name], raw)
-    return values
+    return _from_pairs(pairs, declared, f"section {section} has none")
 
 
 def from_cli_for_any(
@@ -293,6 +284,12 @@ def from_cli_for_any(
     """`-p` values for a command that serves several sections (an incident's runs): each must
     name a parameter some section declares, and is read in its declared type."""
     types = {name: d.type for declared in known.values() for name, d in declared.items()}
+    return _from_pairs(pairs, types, "no section declares it")
+
+
+def _from_pairs(pairs: Iterable[str], types: Mapping[str, str], nowhere: str) -> dict[str, Any]:
+    """`-p name=value` pairs, each read in the type `types` gives its name; `nowhere` says where
+    an unknown name was looked for."""
     values: dict[str, Any] = {}
     for pair in pairs:
         name, sep, raw = pair.partition("=")
@@ -300,7 +297,7 @@ def from_cli_for_any(
         if not sep or not name:
             raise ParameterError(f"-p expects name=value, got {pair!r}")
         if name not in types:
-            raise _unknown("parameter", name, set(types), "", "no section declares it")
+            raise _unknown("parameter", name, set(types), "", nowhere)
         values[name] = parse_cli_value(name, types[name], raw)
     return values
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from irkit.incident import severity
+from irkit.incident import notify, severity
 from irkit.incident.log import IncidentLog
+from irkit.incident.messages import Message
 from irkit.incident.schema import SEVERITIES
 from irkit.kernel import interactive
 from irkit.result import Result
@@ -119,3 +120,18 @@ def _guarded(handler: Callable[[Any], None], out: Any) -> Callable[[Any], None]:
                 print(f"not recorded: {type(exc).__name__}: {exc}")
 
     return run
+
+
+def post_or_offer(
+    log: IncidentLog, message: Message, label: str, *, notify_now: bool, page_id: str, api: str
+) -> list[Any]:
+    """What follows a message: its delivery when posting was asked for; else, in JupyterLab, a
+    button labelled `label` that posts it (nothing is posted until then)."""
+    delivery = notify.send(log, message, notify=notify_now, page_id=page_id, api=api)
+    if delivery is not None:
+        return [delivery]
+    button = send_button(
+        label,
+        lambda: notify.send(log, message, notify=True, page_id=page_id, api=api),
+    )
+    return [] if button is None else [button]

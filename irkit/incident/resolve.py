@@ -190,25 +190,14 @@ def announce(
     outgoing.append(messages.statuspage(fields))
     for message in outgoing:
         shown.append(message)
-        delivery = notify.send(
+        shown += forms.post_or_offer(
             section.incident,
             message,
-            notify=notify_now,
+            "Post to Slack" if message.kind == "resolved" else "Post to the status page",
+            notify_now=notify_now,
             page_id=statuspage_page_id,
             api=statuspage_api,
         )
-        if delivery is not None:
-            shown.append(delivery)
-            continue
-        label = "Post to Slack" if message.kind == "resolved" else "Post to the status page"
-        button = forms.send_button(
-            label,
-            lambda m=message: notify.send(  # type: ignore[misc]
-                section.incident, m, notify=True, page_id=statuspage_page_id, api=statuspage_api
-            ),
-        )
-        if button is not None:
-            shown.append(button)
     show(shown)
 
 

@@ -240,26 +240,12 @@ def communicate(
     page = messages.statuspage(fields)
     shown: list[Any] = [slack, page]
     for message in (slack, page):
-        delivery = notify.send(
+        shown += forms.post_or_offer(
             section.incident,
             message,
-            notify=notify_now,
+            f"Post {'to Slack' if message.kind == 'detected' else 'to the status page'}",
+            notify_now=notify_now,
             page_id=statuspage_page_id,
             api=statuspage_api,
         )
-        if delivery is not None:
-            shown.append(delivery)
-        else:
-            button = forms.send_button(
-                f"Post {'to Slack' if message.kind == 'detected' else 'to the status page'}",
-                lambda m=message: notify.send(  # type: ignore[misc]
-                    section.incident,
-                    m,
-                    notify=True,
-                    page_id=statuspage_page_id,
-                    api=statuspage_api,
-                ),
-            )
-            if button is not None:
-                shown.append(button)
     show(shown)

@@ -28,7 +28,9 @@ def find_binary() -> Path | None:
 
 
 @dataclass
-class NodeExporter:
+class NodeExporter(process.Daemonized):
+    stem = "node_exporter"
+
     data_dir: Path
     port: int
     host: str = "127.0.0.1"
@@ -40,22 +42,6 @@ class NodeExporter:
     @property
     def url(self) -> str:
         return f"http://{self.address}"
-
-    @property
-    def log(self) -> Path:
-        return self.data_dir / "node_exporter.log"
-
-    @property
-    def daemon(self) -> process.Detached:
-        return process.Detached(self.data_dir / "node_exporter.pid", self.log)
-
-    @property
-    def pidfile(self) -> Path:
-        return self.daemon.pidfile
-
-    @property
-    def pid(self) -> int | None:
-        return self.daemon.pid
 
     @property
     def installed(self) -> bool:

@@ -15,6 +15,7 @@ import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from irkit import pids
 from irkit.errors import SandboxError
@@ -141,6 +142,30 @@ class Detached:
         if pid is not None:
             terminate(pid, timeout=timeout, group=True)
         self.pidfile.unlink(missing_ok=True)
+
+
+class Daemonized:
+    """A practice server run as a `Detached` process in its `data_dir`: its log, pid file and
+    pid, named after `stem` (`prometheus.log`, `prometheus.pid`)."""
+
+    data_dir: Path
+    stem: ClassVar[str]
+
+    @property
+    def log(self) -> Path:
+        return self.data_dir / f"{self.stem}.log"
+
+    @property
+    def daemon(self) -> Detached:
+        return Detached(self.data_dir / f"{self.stem}.pid", self.log)
+
+    @property
+    def pidfile(self) -> Path:
+        return self.daemon.pidfile
+
+    @property
+    def pid(self) -> int | None:
+        return self.daemon.pid
 
 
 def http_ok(url: str, timeout: float = 2.0) -> bool:

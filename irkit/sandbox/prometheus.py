@@ -34,7 +34,9 @@ def find_binary() -> Path | None:
 
 
 @dataclass
-class PrometheusServer:
+class PrometheusServer(process.Daemonized):
+    stem = "prometheus"
+
     data_dir: Path
     port: int
     web_target: str  # host:port of the app
@@ -44,22 +46,6 @@ class PrometheusServer:
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
-
-    @property
-    def log(self) -> Path:
-        return self.data_dir / "prometheus.log"
-
-    @property
-    def daemon(self) -> process.Detached:
-        return process.Detached(self.data_dir / "prometheus.pid", self.log)
-
-    @property
-    def pidfile(self) -> Path:
-        return self.daemon.pidfile
-
-    @property
-    def pid(self) -> int | None:
-        return self.daemon.pid
 
     @property
     def installed(self) -> bool:

@@ -13,7 +13,9 @@ from irkit.secrets import with_password
 
 
 @dataclass
-class CeleryWorker:
+class CeleryWorker(process.Daemonized):
+    stem = "worker"
+
     data_dir: Path
     broker_url: str
     broker_password: str | None = field(default=None, repr=False)
@@ -22,24 +24,8 @@ class CeleryWorker:
     queues: Sequence[str] = ("celery",)
 
     @property
-    def log(self) -> Path:
-        return self.data_dir / "worker.log"
-
-    @property
-    def daemon(self) -> process.Detached:
-        return process.Detached(self.data_dir / "worker.pid", self.log)
-
-    @property
-    def pidfile(self) -> Path:
-        return self.daemon.pidfile
-
-    @property
     def nodename(self) -> str:
         return f"{self.name}@localhost"
-
-    @property
-    def pid(self) -> int | None:
-        return self.daemon.pid
 
     def running(self) -> bool:
         return self.pid is not None
