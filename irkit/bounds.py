@@ -67,6 +67,8 @@ _RANGES: tuple[tuple[re.Pattern[str], Range], ...] = tuple(
         (r"celery_(expected|min)_workers", _WORKERS),
         (r"celery_autoscale_(max|min)", Range(0, 1000, "processes")),
         (r"celery_pool_change", Range(-1000, 1000, "processes")),
+        (r"compose_scale_to", Range(0, 100, "containers", "0 stops the service")),
+        (r"compose_log_lines", Range(1, 100_000, "lines", "read per service")),
         (r"pg_kill_idle_min", Range(0, 365 * 24 * 60, "minutes", "0: off; at most a year")),
         (r"load_requests", Range(1, 10_000, "requests", "the runbook's test sends 100")),
         (r"load_concurrency", Range(1, 100, "connections", "the runbook's test opens 10")),
@@ -93,7 +95,7 @@ MAX_LIST_ENTRIES = 100
 _DRIVING_LISTS = re.compile(
     r"tls_endpoints|web_smoke_paths|web_core_paths|disk_paths|disk_log_dirs|disk_temp_dirs"
     r"|log_files|check_commands|deploy_commands|celery_queues|celery_pool_workers"
-    r"|celery_purge_tasks|pg_kill_pids"
+    r"|celery_purge_tasks|pg_kill_pids|compose_files|compose_services|compose_log_services"
 )
 
 # `prom_window` goes into PromQL as a range (`rate(…[5m])`): a Prometheus duration and nothing

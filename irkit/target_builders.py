@@ -27,6 +27,7 @@ from irkit.targets import (
     DEFAULT_WEB_URL,
     CeleryTarget,
     CommandTarget,
+    ComposeTarget,
     HttpTarget,
     LogSource,
     PostgresTarget,
@@ -126,6 +127,49 @@ def logs_target(params: Mapping[str, Any]) -> LogSource:
     )
 
 
+def compose_target(params: Mapping[str, Any]) -> ComposeTarget:
+    """The Compose project named by `compose_project` (or COMPOSE_PROJECT_NAME), else after its
+    folder as Compose names it; not configured when neither a name nor a folder is given."""
+    from irkit import compose
+    from irkit.programs import split
+
+    directory = str(params.get("compose_dir", "") or "")
+    if directory and not os.path.isdir(directory):
+        raise ParameterError(
+            f"parameter compose_dir: no such folder {directory}; give the folder that holds "
+            "the deployment's compose file"
+        )
+    files = tuple(
+        f if os.path.isabs(f) or not directory else os.path.join(directory, f)
+        for f in (str(f) for f in params.get("compose_files") or [])
+    )
+    for file in files:
+        if not os.path.isfile(file):
+            raise ParameterError(f"parameter compose_files: no such file {file}")
+    project = str(params.get("compose_project", "") or "") or os.environ.get(
+        "COMPOSE_PROJECT_NAME", ""
+    )
+    if project and compose.project_name(project) != project:
+        raise ParameterError(
+            f"parameter compose_project: {project!r} is not a Compose project name (lower-case "
+            "letters, digits, - and _, starting with a letter or digit)"
+        )
+    if not project and (directory or files):
+        project = compose.project_name(
+            os.path.basename(os.path.abspath(directory or os.path.dirname(files[0])))
+        )
+    host = _url_parameter(params, "docker_host", compose.ENGINE_SCHEMES)
+    line = str(params.get("compose_command", "") or "")
+    return ComposeTarget(
+        project=project,
+        directory=directory,
+        files=files,
+        docker_host=host,
+        command=tuple(split(line, "parameter compose_command")) if line.strip() else (),
+        timeout_s=_positive(params, "compose_timeout_s"),
+    )
+
+
 def repo_target(params: Mapping[str, Any]) -> RepoTarget:
     return RepoTarget(path=str(params.get("deploy_repo", "") or ""))
 
@@ -166,6 +210,7 @@ def check_all(params: Mapping[str, Any], declared: Collection[str]) -> None:
         "web_url": web_target,
         "prom_url": prometheus_target,
         "tls_endpoints": tls_target,
+        "compose_dir": compose_target,
         "log_command": lambda p: _installed(logs_target(p).command, "log_command"),
         "check_commands": _installed_commands,
         "deploy_commands": lambda p: _named(p, "deploy_commands"),

@@ -193,6 +193,43 @@ class Machine:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ComposeTarget:
+    """A Docker Compose deployment: its project (found by Compose's own container labels, so
+    that `docker-compose` v1 and `docker compose` v2 deployments look the same) on one Docker
+    engine. The folder and files are what the Compose command needs to act on it (scale, logs);
+    reading state and statistics needs only the engine and the project's name."""
+
+    project: str = ""
+    directory: str = ""
+    files: tuple[str, ...] = ()
+    docker_host: str = ""  # "": DOCKER_HOST, else the engine's default socket
+    command: tuple[str, ...] = ()  # "": docker-compose, else docker compose, whichever is here
+    timeout_s: float = default("compose_timeout_s")
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.project)
+
+    @property
+    def hint(self) -> str:
+        return "give compose_dir (the project's folder) or compose_project to check its containers"
+
+    @property
+    def engine(self) -> str:
+        return self.docker_host or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+
+    @property
+    def display(self) -> str:
+        return f"compose project {self.project or '?'} on {redact_url(self.engine)}"
+
+    @property
+    def deadline_s(self) -> float:
+        # A few Engine API calls (list, inspect, one stats read per container, each about 1 s
+        # as the engine samples twice), or one Compose command.
+        return 4 * self.timeout_s + 10.0
+
+
+@dataclass(frozen=True, kw_only=True)
 class LogSource:
     """Where the application's log lines come from: files (globs), or a command's output such as
     `docker compose logs web --since 30m`."""

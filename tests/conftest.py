@@ -344,3 +344,7 @@ def receiver() -> Iterator[Receiver]:
     yield r
     r.server.shutdown()
     r.server.server_close()
+
+
+# A Docker engine and Compose projects (tests/containers.py).
+from tests.containers import compose_project, docker_client, docker_engine  # noqa: E402,F401

@@ -300,6 +300,45 @@ HOST = group(
     number("host_memory_available_crit_pct", 5.0, "memory still available at or below this: CRIT"),
 )
 
+CONTAINERS = group(
+    "The Compose deployment",
+    text(
+        "compose_dir",
+        "",
+        "the project's folder, where docker-compose runs (empty: no Compose deployment)",
+        path=True,
+    ),
+    texts("compose_files", [], "its compose files, as -f (empty: Compose's own in compose_dir)"),
+    text(
+        "compose_project",
+        "",
+        "the project's name (empty: COMPOSE_PROJECT_NAME, else named after compose_dir)",
+        env="COMPOSE_PROJECT_NAME",
+    ),
+    text(
+        "docker_host",
+        "",
+        "the Docker engine, e.g. unix:///var/run/docker.sock (empty: DOCKER_HOST, else that)",
+        env="DOCKER_HOST",
+    ),
+    text("compose_command", "", "docker-compose or docker compose (empty: whichever is here)"),
+    number("compose_timeout_s", 10.0, "give up on the Docker engine after this long"),
+    texts("compose_services", [], "services that must run (empty: every service of the project)"),
+    text("compose_web_service", "web", "the Django service: manage.py runs in it"),
+    text("compose_worker_service", "celery", "the Celery service: celery inspect runs in it"),
+    text("compose_celery_app", "dashboard", "the Celery app for celery -A (runbook: dashboard)"),
+    texts("compose_log_services", ["web", "celery"], "runbook: docker-compose logs web celery"),
+    integer("compose_log_lines", 2000, "read at most this many log lines per service"),
+    number("compose_restart_window_min", 15.0, "a container restarted this recently: WARN"),
+    number("compose_cpu_warn_pct", 80.0, "runbook High CPU Alert: a container's CPU of its limit"),
+    number("compose_cpu_crit_pct", 95.0, "a container's CPU of its limit: CRIT"),
+    number("compose_memory_warn_pct", 80.0, "a container's memory of its limit: WARN"),
+    number("compose_memory_crit_pct", 90.0, "a container's memory of its limit: CRIT"),
+    text("compose_scale_service", "web", "runbook Scenario 1: the service to scale"),
+    integer("compose_scale_to", 3, "runbook Scenario 1: docker-compose up -d --scale web=3"),
+    flag("deploy_git_revision", False, "ask git rev-parse HEAD inside the web container"),
+)
+
 SOURCES = group(
     "Optional sources: logs, deploys and diagnostic commands",
     texts("log_files", [], 'application log files or globs, e.g. ["/app/logs/*.log"]', path=True),
@@ -348,6 +387,7 @@ GROUPS: tuple[Group, ...] = (
     CELERY,
     TLS,
     HOST,
+    CONTAINERS,
     SOURCES,
     ACTIONS,
     HEALTH,

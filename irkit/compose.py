@@ -1,0 +1,174 @@
+"""A Docker Compose deployment seen through the Docker Engine API (the `docker` SDK): the
+project's containers, found by the labels Compose puts on every container it creates
+(`com.docker.compose.project`, `…service`, `…container-number`, `…oneoff`), which `docker-compose`
+v1 and `docker compose` v2 share; and the Compose command itself, for what only Compose knows how
+to do (scale a service from its definition, list the services a project defines, its logs).
+
+Every failure to reach the engine is named at this boundary (no Docker here, no engine on the
+socket, no permission on it, no such project), never a driver's traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from irkit.errors import NotVisible, ServiceError, Unreachable
+from irkit.probes import reasons
+from irkit.targets import ComposeTarget
+
+if TYPE_CHECKING:
+    import docker
+    from docker.models.containers import Container
+
+PROJECT_LABEL = "com.docker.compose.project"
+SERVICE_LABEL = "com.docker.compose.service"
+NUMBER_LABEL = "com.docker.compose.container-number"
+ONEOFF_LABEL = "com.docker.compose.oneoff"
+# The schemes the docker SDK reaches an engine by.
+ENGINE_SCHEMES = ("unix", "tcp", "http", "https", "ssh")
+
+_INVALID = re.compile(r"[^-_a-z0-9]")
+
+
+def project_name(text: str) -> str:
+    """A project's name as Compose makes it from a folder's name: lower case, and only letters,
+    digits, `-` and `_`, starting with a letter or a digit (v2's rule; v1 is laxer)."""
+    return _INVALID.sub("", text.lower()).lstrip("-_")
+
+
+@contextmanager
+def engine(target: ComposeTarget) -> Iterator[docker.DockerClient]:
+    """A client of the target's engine that has answered a ping, closed afterwards."""
+    try:
+        import docker
+    except ImportError:
+        raise NotVisible(
+            "the docker Python package is not installed here: pip install docker"
+        ) from None
+    try:
+        client = docker.DockerClient(base_url=target.engine, timeout=round(target.timeout_s) or 1)
+    except docker.errors.DockerException as exc:
+        raise _unreachable(target, exc) from None
+    try:
+        try:
+            client.ping()
+        except (docker.errors.DockerException, OSError) as exc:
+            raise _unreachable(target, exc) from None
+        yield client
+    finally:
+        client.close()
+
+
+def containers(client: docker.DockerClient, target: ComposeTarget) -> list[Container]:
+    """Every container of the project, stopped ones included; one-off `run` containers are not
+    part of a service's deployment and are left out."""
+    found = client.containers.list(all=True, filters={"label": f"{PROJECT_LABEL}={target.project}"})
+    return [c for c in found if c.labels.get(ONEOFF_LABEL, "False") != "True"]
+
+
+def service_of(container: Container) -> str:
+    return str(container.labels.get(SERVICE_LABEL, "?"))
+
+
+def number_of(container: Container) -> int:
+    try:
+        return int(container.labels.get(NUMBER_LABEL, "0"))
+    except ValueError:
+        return 0
+
+
+def by_service(found: list[Container]) -> dict[str, list[Container]]:
+    services: dict[str, list[Container]] = {}
+    for container in sorted(found, key=lambda c: (service_of(c), number_of(c))):
+        services.setdefault(service_of(container), []).append(container)
+    return services
+
+
+def known_projects(client: docker.DockerClient) -> list[str]:
+    """The projects that have containers on this engine, to name them when one is not found."""
+    found = client.containers.list(all=True, filters={"label": PROJECT_LABEL})
+    return sorted({str(c.labels.get(PROJECT_LABEL)) for c in found})
+
+
+def no_such_project(client: docker.DockerClient, target: ComposeTarget) -> ServiceError:
+    others = known_projects(client)
+    seen = (
+        f"; the projects on this engine: {', '.join(others)}"
+        if others
+        else ("; this engine runs no Compose project")
+    )
+    return ServiceError(
+        f"no container of compose project {target.project!r} on {target.engine}{seen}",
+        project=target.project,
+        projects=others,
+    )
+
+
+def command(target: ComposeTarget) -> list[str]:
+    """The Compose command line for this project: `docker-compose` (the runbook's), else
+    `docker compose`, with the project's name, folder and files."""
+    base = list(target.command)
+    if not base:
+        if shutil.which("docker-compose"):
+            base = ["docker-compose"]
+        elif shutil.which("docker"):
+            base = ["docker", "compose"]
+        else:
+            raise NotVisible(
+                "neither docker-compose nor docker is installed here: install Compose "
+                "(apt-get install docker-compose) or set compose_command"
+            )
+    argv = [*base, "--project-name", target.project]
+    if target.directory:
+        argv += ["--project-directory", target.directory]
+    for file in target.files:
+        argv += ["--file", file]
+    return argv
+
+
+def environment(target: ComposeTarget) -> dict[str, str]:
+    """The environment a Compose command runs with: the target's engine."""
+    env = dict(os.environ)
+    if target.docker_host:
+        env["DOCKER_HOST"] = target.docker_host
+    return env
+
+
+def _unreachable(target: ComposeTarget, exc: BaseException) -> ServiceError:
+    text = str(exc)
+    where = target.engine
+    path = where.removeprefix("unix://") if where.startswith("unix://") else ""
+    if path and not os.path.exists(path):
+        return Unreachable(
+            f"no Docker engine here: {path} does not exist (is Docker installed and running? "
+            "set docker_host or DOCKER_HOST to reach another)",
+            reachable=False,
+            engine=where,
+        )
+    if "Permission denied" in text or isinstance(_cause(exc), PermissionError):
+        return Unreachable(
+            f"permission denied on {path or where}: run irkit as root or as a member of the "
+            "docker group (see the README: reading the socket is root-equivalent)",
+            reachable=False,
+            engine=where,
+        )
+    return Unreachable(
+        f"the Docker engine at {where} does not answer: {reasons.short(text)}",
+        reachable=False,
+        engine=where,
+        error=text[:1000],
+    )
+
+
+def _cause(exc: BaseException) -> Any:
+    seen = exc
+    while seen.__cause__ or seen.__context__:
+        seen = seen.__cause__ or seen.__context__  # type: ignore[assignment]
+        if isinstance(seen, PermissionError):
+            return seen
+    return seen
