@@ -107,6 +107,11 @@ class Section:
         return targets.Machine(prometheus=self.prometheus)
 
     @functools.cached_property
+    def compose(self) -> targets.ComposeTarget:
+        """The Compose deployment (`compose_dir`, `compose_project`, `docker_host`)."""
+        return target_builders.compose_target(self.params)
+
+    @functools.cached_property
     def logs(self) -> targets.LogSource:
         return target_builders.logs_target(self.params)
 

@@ -4,6 +4,7 @@ area in its catalogue entry (`@probe(…, area="postgres")`)."""
 from __future__ import annotations
 
 AREAS = {
+    "containers": "Containers: the Compose services",
     "web": "Web app: health endpoint and smoke URLs",
     "postgres": "PostgreSQL",
     "redis": "Redis",
