@@ -5,12 +5,10 @@ with its volumes when the test ends."""
 
 from __future__ import annotations
 
-import io
 import itertools
 import os
 import shutil
 import subprocess
-import tarfile
 import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,47 +16,12 @@ from pathlib import Path
 import docker
 import pytest
 
+from irkit.sandbox import busybox
 from irkit.sandbox.engine import DockerEngine
 from irkit.targets import ComposeTarget
 
-BUSYBOX = "irkit-test/busybox:1"
-# The applets the test projects use, linked to the one static binary.
-_APPLETS = ("sh", "sleep", "cat", "tail", "yes", "true", "false", "echo", "head", "dd", "date")
+BUSYBOX = busybox.IMAGE
 _numbers = itertools.count(1)
-
-
-def busybox_binary() -> Path:
-    for candidate in ("/bin/busybox", "/usr/bin/busybox"):
-        path = Path(candidate)
-        if (
-            path.exists()
-            and b"statically linked"
-            in subprocess.run(["file", "-b", str(path)], capture_output=True, check=False).stdout
-        ):
-            return path
-    pytest.fail("the container tests need Debian's busybox-static: apt-get install busybox-static")
-
-
-def import_busybox(client: docker.DockerClient) -> str:
-    """A one-binary image, imported from a tar built in memory: no registry, no build."""
-    if client.images.list(name=BUSYBOX):
-        return BUSYBOX
-    data = io.BytesIO()
-    with tarfile.open(fileobj=data, mode="w") as tar:
-        tar.add(busybox_binary(), arcname="bin/busybox")
-        for applet in _APPLETS:
-            link = tarfile.TarInfo(f"bin/{applet}")
-            link.type = tarfile.SYMTYPE
-            link.linkname = "busybox"
-            tar.addfile(link)
-        for folder in ("tmp", "proc", "sys", "dev", "etc"):
-            info = tarfile.TarInfo(folder)
-            info.type = tarfile.DIRTYPE
-            info.mode = 0o1777 if folder == "tmp" else 0o755
-            tar.addfile(info)
-    repository, tag = BUSYBOX.split(":")
-    client.api.import_image_from_data(data.getvalue(), repository=repository, tag=tag)
-    return BUSYBOX
 
 
 @pytest.fixture(scope="session")
@@ -68,7 +31,7 @@ def docker_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockerEn
         pytest.fail("the container tests need Docker: apt-get install docker.io docker-compose")
     engine.start()
     client = docker.DockerClient(base_url=engine.url)
-    import_busybox(client)
+    busybox.import_image(client)
     client.close()
     yield engine
     engine.stop()
