@@ -44,7 +44,9 @@ def project_text(*services: str) -> str:
 SLEEP = '["sleep", "100000"]'
 
 
-def until(probe: Callable[[], Result], holds: Callable[[Result], bool], within: float = 40) -> Result:
+def until(
+    probe: Callable[[], Result], holds: Callable[[Result], bool], within: float = 40
+) -> Result:
     """Measure until the condition holds (containers change state at their own pace)."""
     deadline = time.monotonic() + within
     while True:
@@ -74,9 +76,7 @@ def test_each_bad_state_is_found_and_named(compose_project: Project) -> None:
                 SLEEP,
                 healthcheck='{test: ["CMD", "false"], interval: 1s, retries: 1}',
             ),
-            service(
-                "oom", '["sh", "-c", "tail /dev/zero"]', mem_limit="32m", memswap_limit="32m"
-            ),
+            service("oom", '["sh", "-c", "tail /dev/zero"]', mem_limit="32m", memswap_limit="32m"),
             service("migrate", '["true"]'),
         )
     )
@@ -104,8 +104,10 @@ def test_each_bad_state_is_found_and_named(compose_project: Project) -> None:
     # a one-off job that ended well, and a healthy service, are not named
     assert rows["migrate-1"]["status"] == "OK"
     assert rows["web-1"]["status"] == "OK"
-    assert "migrate" not in result.summary and "web-1" not in result.summary
-    assert rows["web-1"]["image"] == BUSYBOX and rows["web-1"]["restart_policy"] == "no"
+    assert "migrate" not in result.summary
+    assert "web-1" not in result.summary
+    assert rows["web-1"]["image"] == BUSYBOX
+    assert rows["web-1"]["restart_policy"] == "no"
     assert rows["celery-1"]["restart_policy"] == "always"
     assert result.evidence["should_run_from"].startswith("compose config")
     services = {s["service"]: s for s in result.evidence["services"]}
@@ -181,10 +183,13 @@ def test_cpu_and_memory_against_their_limits(compose_project: Project) -> None:
     assert result.status is Status.CRIT or rows["hog-1"]["cpu_of_limit_pct"] < 95
     assert rows["hog-1"]["cpu_limit"] == 0.5
     assert 35 <= rows["hog-1"]["cpu_pct"] <= 60  # half a CPU, as docker stats shows it
-    assert "hog-1 " in result.summary and "% CPU of its 0.5 CPU limit" in result.summary
+    assert "hog-1 " in result.summary
+    assert "% CPU of its 0.5 CPU limit" in result.summary
     assert rows["celery-1"]["mem_limit"] == 64 * 1024 * 1024
-    assert "celery-1 " in result.summary and "MiB of 64.0 MiB)" in result.summary
-    assert rows["web-1"]["status"] == "OK" and rows["web-1"]["cpu_limit"] is None
+    assert "celery-1 " in result.summary
+    assert "MiB of 64.0 MiB)" in result.summary
+    assert rows["web-1"]["status"] == "OK"
+    assert rows["web-1"]["cpu_limit"] is None
     # busiest first, the idle one last
     assert [r["name"] for r in result.evidence["rows"]][-1] == "web-1"
     assert set(rows["web-1"]) >= {"cpu_pct", "mem_bytes", "mem_limit", "mem_pct", "pids"}
@@ -202,14 +207,17 @@ ERROR_LINES = (
 def test_logs_through_compose_with_the_window_honoured(compose_project: Project) -> None:
     p = compose_project(
         project_text(
-            service("web", f"[\"sh\", \"-c\", \"{ERROR_LINES.replace(chr(34), chr(92) + chr(34))}\"]"),
+            service("web", f'["sh", "-c", "{ERROR_LINES.replace(chr(34), chr(92) + chr(34))}"]'),
             service("celery", SLEEP),
-            service("redis", '["sh", "-c", "echo ERROR not read: not a log service; sleep 100000"]'),
+            service(
+                "redis", '["sh", "-c", "echo ERROR not read: not a log service; sleep 100000"]'
+            ),
         )
     )
     params = {"compose_project": p.name, "docker_host": p.engine.url, "compose_dir": str(p.folder)}
     source = target_builders.logs_target(params)
-    assert source.compose is not None and source.services == ("web", "celery")
+    assert source.compose is not None
+    assert source.services == ("web", "celery")
     found = until(
         lambda: logs.errors(source, window_min=10), lambda r: r.evidence.get("total", 0) >= 1
     )
@@ -302,8 +310,16 @@ def test_no_permission_on_the_socket_is_named(tmp_path: Path) -> None:
         server.listen(1)
         path.chmod(stat.S_IRUSR | stat.S_IWUSR)  # 0600, owned by root
         done = subprocess.run(
-            ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c"]
-            + [PROBE_AS_NOBODY, f"unix://{path}"],
+            [
+                "setpriv",
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                sys.executable,
+                "-c",
+                PROBE_AS_NOBODY,
+                f"unix://{path}",
+            ],
             capture_output=True,
             text=True,
             timeout=60,
@@ -332,7 +348,9 @@ def test_ten_containers_are_measured_quickly(compose_project: Project) -> None:
         f"\n10 containers: compose.services {1000 * (between - started):.0f} ms, "
         f"compose.stats {1000 * (ended - between):.0f} ms"
     )
-    assert states.status is Status.OK and len(states.evidence["containers"]) == 10
-    assert usage.status is Status.OK and len(usage.evidence["rows"]) == 10
+    assert states.status is Status.OK
+    assert len(states.evidence["containers"]) == 10
+    assert usage.status is Status.OK
+    assert len(usage.evidence["rows"]) == 10
     # the engine samples once a second: two rounds at most, whatever the number of containers
     assert ended - between < 3.5
