@@ -51,7 +51,10 @@ def engine(target: ComposeTarget) -> Iterator[docker.DockerClient]:
             "the docker Python package is not installed here: pip install docker"
         ) from None
     try:
-        client = docker.DockerClient(base_url=target.engine, timeout=round(target.timeout_s) or 1)
+        # A connection each for the statistics read in parallel (irkit.probes.container_stats).
+        client = docker.DockerClient(
+            base_url=target.engine, timeout=round(target.timeout_s) or 1, max_pool_size=32
+        )
     except docker.errors.DockerException as exc:
         raise _unreachable(target, exc) from None
     try:

@@ -117,13 +117,30 @@ def tls_target(params: Mapping[str, Any]) -> TlsTarget:
 
 
 def logs_target(params: Mapping[str, Any]) -> LogSource:
+    """Log files or a log command when given; else, when a Compose project is configured, its
+    services' containers (`compose_log_services`, the runbook's `logs web celery`)."""
     from irkit.programs import split
 
     line = str(params.get("log_command", "") or "")
+    files = tuple(str(f) for f in params.get("log_files") or [])
+    command = tuple(split(line, "parameter log_command")) if line.strip() else ()
+    compose = None
+    if not (files or command):
+        found = compose_target(params)
+        compose = found if found.configured else None
+    lines = int(params.get("compose_log_lines", default("compose_log_lines")))
+    if lines < 1:
+        raise ParameterError(f"parameter compose_log_lines must be at least 1, got {lines}")
     return LogSource(
-        files=tuple(str(f) for f in params.get("log_files") or []),
-        command=tuple(split(line, "parameter log_command")) if line.strip() else (),
+        files=files,
+        command=command,
         timeout_s=_positive(params, "log_timeout_s"),
+        compose=compose,
+        services=tuple(
+            str(s)
+            for s in params.get("compose_log_services", default("compose_log_services")) or []
+        ),
+        max_lines=lines,
     )
 
 
@@ -171,7 +188,15 @@ def compose_target(params: Mapping[str, Any]) -> ComposeTarget:
 
 
 def repo_target(params: Mapping[str, Any]) -> RepoTarget:
-    return RepoTarget(path=str(params.get("deploy_repo", "") or ""))
+    """The deployed checkout (`deploy_repo`) and, when a Compose project is configured, its web
+    service (`compose_web_service`): deploy.recent reads both."""
+    found = compose_target(params)
+    return RepoTarget(
+        path=str(params.get("deploy_repo", "") or ""),
+        compose=found if found.configured else None,
+        web_service=str(params.get("compose_web_service", "") or default("compose_web_service")),
+        git_revision=bool(params.get("deploy_git_revision", default("deploy_git_revision"))),
+    )
 
 
 def command_target(params: Mapping[str, Any], name: str) -> CommandTarget:

@@ -231,56 +231,81 @@ class ComposeTarget:
 
 @dataclass(frozen=True, kw_only=True)
 class LogSource:
-    """Where the application's log lines come from: files (globs), or a command's output such as
-    `docker compose logs web --since 30m`."""
+    """Where the application's log lines come from: files (globs), a command's output such as
+    `docker compose logs web --since 30m`, or the containers of a Compose project's services
+    read through the Docker Engine API (the runbook's `docker-compose logs web celery`)."""
 
     files: tuple[str, ...] = ()
     command: tuple[str, ...] = ()
     timeout_s: float = default("log_timeout_s")
+    compose: ComposeTarget | None = None
+    services: tuple[str, ...] = ()  # of the Compose project; (): all of them
+    max_lines: int = default("compose_log_lines")  # per service, from the Engine API
 
     @property
     def configured(self) -> bool:
-        return bool(self.files or self.command)
+        return bool(self.files or self.command or (self.compose and self.compose.configured))
 
     @property
     def hint(self) -> str:
-        return "give log_files (paths or globs) or log_command to read the application's errors"
+        return (
+            "give log_files (paths or globs), log_command, or a Compose project (compose_dir or "
+            "compose_project) to read the application's errors"
+        )
 
     @property
     def display(self) -> str:
         if self.command:
             return redact(shlex.join(self.command))[:120]
+        if self.compose is not None and not self.files:
+            which = " ".join(self.services) or "all services"
+            return f"logs of {which} in {self.compose.display}"
         shown = ", ".join(self.files[:3])
         return shown + (f" and {len(self.files) - 3} more" if len(self.files) > 3 else "")
 
     @property
     def deadline_s(self) -> float:
-        # The command's own time limit, or reading at most a few MB per file.
+        # The command's own time limit, or reading at most a few MB per file; or the engine's
+        # few calls, each bounded by its timeout.
+        if self.compose is not None and not (self.files or self.command):
+            return self.compose.deadline_s
         return self.timeout_s + 5.0
 
 
 @dataclass(frozen=True, kw_only=True)
 class RepoTarget:
-    """The deployed checkout, for `git log` (when did the code last change here?)."""
+    """What is deployed: the checkout, for `git log` (when did the code last change here?);
+    and, for a Compose deployment, the web service's image and containers (what runs, built
+    when, from which revision), with `git rev-parse HEAD` inside its container when asked."""
 
     path: str = ""
     timeout_s: float = 5.0
+    compose: ComposeTarget | None = None
+    web_service: str = default("compose_web_service")
+    git_revision: bool = False  # run `git rev-parse HEAD` in the web container
 
     @property
     def configured(self) -> bool:
-        return bool(self.path)
+        return bool(self.path or (self.compose and self.compose.configured))
 
     @property
     def hint(self) -> str:
-        return "give deploy_repo, the deployed checkout, to see recent deploys"
+        return (
+            "give deploy_repo (the deployed checkout) or a Compose project (compose_dir or "
+            "compose_project) to see recent deploys"
+        )
 
     @property
     def display(self) -> str:
-        return self.path or "(no repository)"
+        shown = [self.path] if self.path else []
+        if self.compose is not None and self.compose.configured:
+            shown.append(f"service {self.web_service} of {self.compose.display}")
+        return "; ".join(shown) or "(no repository)"
 
     @property
     def deadline_s(self) -> float:
-        return 2 * self.timeout_s + 2.0
+        compose = self.compose.deadline_s if self.compose is not None else 0.0
+        return 2 * self.timeout_s + 2.0 + compose
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -17,6 +17,8 @@ from irkit.result import Result
 
 # The probe modules, in the order their probes appear in the health report's areas.
 MODULES = (
+    # The runbook's quick health check starts with `docker-compose ps`.
+    "compose",
     "http",
     "postgres",
     "redis",

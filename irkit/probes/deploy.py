@@ -4,7 +4,10 @@
     docker-compose exec web git rev-parse HEAD
 
 "Rollback recent deployment if spike coincides": the reflog says when this checkout last moved
-to another commit (the deploy), which can be much later than the commit itself.
+to another commit (the deploy), which can be much later than the commit itself. For a Compose
+deployment, what runs says it better than any checkout: the web service's image and when its
+containers were created (irkit.probes.deploy_image). Both are read when both are configured, and
+the more recent change decides.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from typing import Any
 
 from irkit import programs
 from irkit.errors import NotVisible, ParameterError
+from irkit.probes import deploy_image
 from irkit.probes.contract import Finding, probe
 from irkit.result import Result, Status
 from irkit.secrets import redact
@@ -45,22 +49,76 @@ def _deploy_recent(r: Result) -> str:
     "deploy.recent",
     measures=(
         "the deployed checkout's `git log -10` and when it last changed (its reflog: the deploy, "
-        "not the commit)"
+        "not the commit); for a Compose project, the web service's image (built when, its "
+        "revision label) and when its containers were created, and `git rev-parse HEAD` in its "
+        "container with `deploy_git_revision`"
     ),
     grades='a change within {deploy_window_min}: WARN ("roll back if the alert began after it")',
     target="repo",
     thresholds={"window_min": "deploy_window_min"},
-    needs=("deploy_repo",),
+    needs=("deploy_repo", "compose_dir", "compose_files", "compose_project"),
     area="monitoring",
     advice=_deploy_recent,
 )
 def recent(target: RepoTarget, *, commits: int = 10, window_min: float) -> Finding:
-    """The last `commits` commits of the deployed checkout and when it last changed; WARN when
-    that was less than `window_min` minutes ago (a deploy that may coincide with an alert)."""
+    """What is deployed and when it last changed; WARN when that was less than `window_min`
+    minutes ago (a deploy that may coincide with an alert)."""
     if not target.configured:
         raise ParameterError(f"no repository given: {target.hint}")
     if commits < 1 or window_min <= 0:
         raise ParameterError("deploy.recent needs commits >= 1 and a positive window_min")
+    found = []
+    if target.compose is not None:
+        found.append(_from_image(target, window_min))
+    if target.path:
+        found.append(_from_checkout(target, commits, window_min))
+    if len(found) == 1:
+        return found[0]
+    image, checkout = found
+    return Finding(
+        Status.worst([image.status, checkout.status]),
+        f"{image.summary}; checkout: {checkout.summary}",
+        {**checkout.evidence, "running": image.evidence},
+    )
+
+
+def _from_image(target: RepoTarget, window_min: float) -> Finding:
+    assert target.compose is not None
+    evidence = deploy_image.running(
+        target.compose, target.web_service, git_revision=target.git_revision
+    )
+    evidence["window_min"] = window_min
+    built = evidence["image_built_ago_s"]
+    revision = (evidence.get("git_revision") or {}).get("commit") or evidence["revision"]
+    said = [evidence["image_id"]]
+    if built is not None:
+        said.append(f"built {human_age(built)} ago")
+    if revision:
+        said.append(f"revision {revision[:12]}")
+    summary = f"{target.web_service} runs {evidence['image']} ({', '.join(said)})"
+    if len(evidence["images_running"]) > 1:
+        summary += f", {len(evidence['images_running'])} images at once (a rollout under way?)"
+    changed = evidence["changed_ago_s"]
+    if changed is None:
+        return Finding(Status.OK, summary, evidence)
+    summary += f"; its containers were created {human_age(changed)} ago"
+    return _judged(summary, changed, window_min, evidence)
+
+
+def _judged(
+    summary: str, changed_ago: float, window_min: float, evidence: dict[str, Any]
+) -> Finding:
+    if changed_ago < window_min * 60:
+        return Finding(
+            Status.WARN,
+            summary + f" (within {window_min:g} min): if the alert began after it, the runbook "
+            "says roll the deploy back",
+            evidence,
+        )
+    return Finding(Status.OK, summary, evidence)
+
+
+def _from_checkout(target: RepoTarget, commits: int, window_min: float) -> Finding:
     fields = _SEP.join(["%H", "%h", "%ct", "%an", "%s"])
     log = _git(target, "log", f"-{commits}", f"--format={fields}")
     now = time.time()
@@ -94,11 +152,4 @@ def recent(target: RepoTarget, *, commits: int = 10, window_min: float) -> Findi
         f'HEAD {head["commit"]} "{head["subject"][:60]}" by {head["author"]}; this checkout '
         f"changed {human_age(changed_ago)} ago"
     )
-    if changed_ago < window_min * 60:
-        return Finding(
-            Status.WARN,
-            summary + f" (within {window_min:g} min): if the alert began after it, the runbook "
-            "says roll the deploy back",
-            evidence,
-        )
-    return Finding(Status.OK, summary, evidence)
+    return _judged(summary, changed_ago, window_min, evidence)

@@ -23,6 +23,7 @@ from typing import Any
 
 from irkit import programs
 from irkit.errors import NotVisible, ParameterError
+from irkit.probes import compose_logs
 from irkit.probes.contract import Finding, probe
 from irkit.result import Result, Status, utc_now
 from irkit.secrets import redact
@@ -184,9 +185,10 @@ def _logs_errors(r: Result) -> str:
     "logs.errors",
     measures=(
         "the runbook's `logs web --since 30m \\| grep ERROR \\| … \\| uniq -c`: errors of the "
-        "last {log_window_min} in `log_files` (globs) or `log_command`'s output, grouped by the "
-        "exception each traceback ended with, with a sample; only the last 16 MB of a file are "
-        "read"
+        "last {log_window_min} in `log_files` (globs), `log_command`'s output, or the Compose "
+        "services' containers (`compose_log_services`, through the Engine API), grouped by the "
+        "exception each traceback ended with, with a sample; only the last 16 MB of a file "
+        "(or {compose_log_lines} lines of a service) are read"
     ),
     grades=(
         "informational (the error rate grades); UNKNOWN when the log cannot be read or carries "
@@ -194,7 +196,7 @@ def _logs_errors(r: Result) -> str:
     ),
     target="logs",
     thresholds={"window_min": "log_window_min"},
-    needs=("log_files", "log_command"),
+    needs=("log_files", "log_command", "compose_dir", "compose_files", "compose_project"),
     area="monitoring",
     advice=_logs_errors,
     advice_when_ok=True,
@@ -209,8 +211,15 @@ def errors(target: LogSource, *, window_min: float) -> Finding:
         raise ParameterError(f"no log source given: {target.hint}")
     since = utc_now() - timedelta(minutes=window_min)
     cut: list[str]
+    cut_key = "read_only_the_last_mb_of"
     if target.command:
         texts, sources, cut = [_command_lines(target)], [target.display], []
+    elif target.compose is not None and not target.files:
+        # Only the window is asked of the engine; the cut names containers, not files.
+        texts, sources, cut = compose_logs.read(
+            target.compose, target.services, since, target.max_lines
+        )
+        cut_key = "read_only_the_last_lines_of"
     else:
         texts, sources, cut = _file_lines(target.files)
     # Each file on its own: a file's first lines never continue another file's last entry.
@@ -221,7 +230,7 @@ def errors(target: LogSource, *, window_min: float) -> Finding:
         "total": total,
         "rows": rows,
         "sources": sources,
-        "read_only_the_last_mb_of": cut,
+        cut_key: cut,
         **seen,
     }
     if seen["entries"] and seen["undated"] == seen["entries"]:

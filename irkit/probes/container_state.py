@@ -1,0 +1,111 @@
+"""One container's state as `docker-compose ps` and `docker inspect` show it, and its verdict in
+the runbook's words ("web-1 exited (137, OOM-killed)", "celery-1 restarting (7 restarts)").
+
+Pure functions of the Engine API's inspect data, so that the rules are read (and tested) apart
+from the engine."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+from irkit.result import Status
+from irkit.units import human_age
+
+# Restart policies under which a container that ends is meant to stay ended (a one-off job such
+# as `migrate`): an exit 0 then is its success, not an outage.
+ONE_OFF_POLICIES = ("", "no")
+# A start this long after the container's creation is a restart (by the engine's policy or by
+# `docker-compose restart`), not the first start of a deploy.
+_RESTART_GAP_S = 5.0
+_TIME = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d+))?(Z|[+-]\d{2}:\d{2})?$")
+
+
+def parse_time(text: str | None) -> datetime | None:
+    """Docker's RFC 3339 times carry nanoseconds; the zero time means never."""
+    match = _TIME.match(text or "")
+    if not match or match[1].startswith("0001-"):
+        return None
+    fraction = f".{match[2][:6]}" if match[2] else ""
+    zone = "+00:00" if match[3] in (None, "Z") else match[3]
+    return datetime.fromisoformat(f"{match[1]}{fraction}{zone}")
+
+
+def row(name: str, service: str, attrs: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """What `docker-compose ps` shows of a container, and a little more."""
+    state = attrs.get("State") or {}
+    config = attrs.get("Config") or {}
+    policy = ((attrs.get("HostConfig") or {}).get("RestartPolicy") or {}).get("Name") or ""
+    started = parse_time(state.get("StartedAt"))
+    created = parse_time(attrs.get("Created"))
+    running = state.get("Status") == "running"
+    return {
+        "service": service,
+        "name": name,
+        "container": str(attrs.get("Name", "")).lstrip("/"),
+        "state": state.get("Status", "?"),
+        "health": (state.get("Health") or {}).get("Status"),
+        "health_output": _last_health_output(state),
+        "restarts": int(attrs.get("RestartCount") or 0),
+        "exit_code": state.get("ExitCode"),
+        "oom_killed": bool(state.get("OOMKilled")),
+        "started_at": started.isoformat() if started else None,
+        "uptime_s": round((now - started).total_seconds()) if running and started else None,
+        "restarted": bool(
+            started and created and (started - created).total_seconds() > _RESTART_GAP_S
+        ),
+        "image": config.get("Image", ""),
+        "image_id": str(attrs.get("Image", "")).removeprefix("sha256:")[:12],
+        "restart_policy": policy or "no",
+    }
+
+
+def verdict(r: dict[str, Any], restart_window_s: float) -> tuple[Status, str]:
+    """A container's status and, unless it is fine, the reason in the runbook's words."""
+    name, state, code = r["name"], r["state"], r["exit_code"]
+    since_start = r["uptime_s"]
+    recent = since_start is not None and since_start < restart_window_s
+    if state in ("exited", "dead"):
+        if code == 0 and r["restart_policy"] in ONE_OFF_POLICIES and not r["oom_killed"]:
+            return Status.OK, f"{name} exited 0 (a one-off job)"
+        oom = ", OOM-killed" if r["oom_killed"] else ""
+        return Status.CRIT, f"{name} {state} ({code}{oom})"
+    if state == "restarting":
+        oom = ", last OOM-killed" if r["oom_killed"] else f", last exit {code}"
+        return Status.CRIT, f"{name} restarting ({_restarts(r['restarts'])}{oom})"
+    if state != "running":
+        never = ", never started" if state == "created" else ""
+        return Status.CRIT, f"{name} {state}{never}"
+    if r["health"] == "unhealthy":
+        said = f": {r['health_output']}" if r["health_output"] else ""
+        return Status.CRIT, f"{name} unhealthy{said}"
+    if r["oom_killed"]:
+        # The engine keeps the flag of the exit before the restart that brought it back.
+        ago = human_age(since_start or 0)
+        if recent:
+            return Status.CRIT, f"{name} OOM-killed and restarted {ago} ago"
+        return Status.WARN, f"{name} was OOM-killed before its restart {ago} ago"
+    if recent and (r["restarts"] or r["restarted"]):
+        times = f" ({_restarts(r['restarts'])})" if r["restarts"] else ""
+        return Status.WARN, f"{name} restarted {human_age(since_start or 0)} ago{times}"
+    if r["health"] == "starting":
+        return Status.WARN, f"{name} starting (its health check has not passed yet)"
+    return Status.OK, ""
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+def _restarts(n: int) -> str:
+    return f"{n} restart" + ("" if n == 1 else "s")
+
+
+def _last_health_output(state: dict[str, Any]) -> str:
+    log = (state.get("Health") or {}).get("Log") or []
+    if not log:
+        return ""
+    last = log[-1]
+    text = " ".join(str(last.get("Output", "")).split())[:120]
+    return text or f"exit code {last.get('ExitCode')}"

@@ -1,0 +1,362 @@
+"""The containers probes against a real Docker engine and real containers (busybox projects
+brought up with `docker-compose`): each state found and named in the runbook's words, CPU and
+memory against the limits, logs through Compose, the deploy read from what runs, and the
+engine's failures named at the boundary."""
+
+from __future__ import annotations
+
+import os
+import socket
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from irkit import target_builders
+from irkit.probes import compose, deploy, logs
+from irkit.result import Result, Status
+from irkit.targets import ComposeTarget, LogSource, RepoTarget
+from tests.containers import BUSYBOX, ComposeProject
+
+Project = Callable[..., ComposeProject]
+
+
+def service(name: str, command: str, **extra: str) -> str:
+    lines = [
+        f"  {name}:",
+        f"    image: {BUSYBOX}",
+        "    network_mode: host",
+        f"    command: {command}",
+    ]
+    lines += [f"    {key}: {value}" for key, value in extra.items()]
+    return "\n".join(lines) + "\n"
+
+
+def project_text(*services: str) -> str:
+    return 'version: "2.4"\nservices:\n' + "".join(services)
+
+
+SLEEP = '["sleep", "100000"]'
+
+
+def until(
+    probe: Callable[[], Result], holds: Callable[[Result], bool], within: float = 40
+) -> Result:
+    """Measure until the condition holds (containers change state at their own pace)."""
+    deadline = time.monotonic() + within
+    while True:
+        result = probe()
+        if holds(result) or time.monotonic() > deadline:
+            return result
+        time.sleep(0.3)
+
+
+def by_name(result: Result) -> dict[str, dict[str, Any]]:
+    return {r["name"]: r for r in result.evidence["containers"]}
+
+
+@pytest.fixture(autouse=True)
+def own_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+
+
+def test_each_bad_state_is_found_and_named(compose_project: Project) -> None:
+    p = compose_project(
+        project_text(
+            service("web", SLEEP),
+            service("crashed", '["sh", "-c", "exit 3"]'),
+            service("celery", '["sh", "-c", "exit 3"]', restart="always"),
+            service(
+                "sick",
+                SLEEP,
+                healthcheck='{test: ["CMD", "false"], interval: 1s, retries: 1}',
+            ),
+            service("oom", '["sh", "-c", "tail /dev/zero"]', mem_limit="32m", memswap_limit="32m"),
+            service("migrate", '["true"]'),
+        )
+    )
+
+    def settled(r: Result) -> bool:
+        rows = by_name(r)
+        return (
+            rows["crashed-1"]["state"] == "exited"
+            and rows["celery-1"]["state"] == "restarting"
+            and rows["celery-1"]["restarts"] >= 2
+            and rows["sick-1"]["health"] == "unhealthy"
+            and rows["oom-1"]["state"] == "exited"
+            and rows["migrate-1"]["state"] == "exited"
+        )
+
+    result = until(lambda: compose.services(p.target), settled)
+    assert settled(result), result.evidence["containers"]
+    assert result.status is Status.CRIT
+    rows = by_name(result)
+    assert "crashed-1 exited (3)" in result.summary
+    assert f"celery-1 restarting ({rows['celery-1']['restarts']} restarts" in result.summary
+    assert "sick-1 unhealthy" in result.summary
+    assert "oom-1 exited (137, OOM-killed)" in result.summary
+    assert rows["oom-1"]["oom_killed"] is True
+    # a one-off job that ended well, and a healthy service, are not named
+    assert rows["migrate-1"]["status"] == "OK"
+    assert rows["web-1"]["status"] == "OK"
+    assert "migrate" not in result.summary
+    assert "web-1" not in result.summary
+    assert rows["web-1"]["image"] == BUSYBOX
+    assert rows["web-1"]["restart_policy"] == "no"
+    assert rows["celery-1"]["restart_policy"] == "always"
+    assert result.evidence["should_run_from"].startswith("compose config")
+    services = {s["service"]: s for s in result.evidence["services"]}
+    assert services["web"] == {
+        "service": "web",
+        "should_run": True,
+        "containers": 1,
+        "running": 1,
+        "status": "OK",
+    }
+
+
+def test_a_service_scaled_to_zero_or_missing_is_crit(compose_project: Project) -> None:
+    p = compose_project(project_text(service("web", SLEEP), service("celery", SLEEP)))
+    p.compose("up", "--detach", "--scale", "web=0")
+    result = compose.services(p.target)
+    assert result.status is Status.CRIT
+    assert result.summary == "web: no container running (scaled to 0?)"
+    # asked for by name: a service that has no container at all
+    named = compose.services(p.target, expected=["celery", "beat"])
+    assert named.summary == "beat: no container running (scaled to 0?)"
+    assert named.evidence["should_run_from"] == "compose_services"
+    # the defined services come from the cache the second time: fast
+    again = compose.services(p.target)
+    assert again.evidence["should_run_from"] == "compose config (cached)"
+    assert again.elapsed_ms < 500
+
+
+def test_a_recent_restart_warns_and_an_old_one_does_not(compose_project: Project) -> None:
+    p = compose_project(project_text(service("web", SLEEP)))
+    fresh = compose.services(p.target)
+    assert fresh.status is Status.OK, fresh.summary
+    assert fresh.summary.startswith("1 service running, 1 container")
+    # `docker-compose restart` once the container is older than a deploy's start-up
+    until(
+        lambda: compose.services(p.target),
+        lambda r: (r.evidence["containers"][0]["uptime_s"] or 0) > 6,
+        within=20,
+    )
+    p.compose("restart", "--timeout", "1", "web")
+    restarted = compose.services(p.target)
+    assert restarted.status is Status.WARN, restarted.summary
+    assert restarted.summary.startswith("web-1 restarted ")
+    # a window of one second lets go of it once it has run longer
+    later = until(
+        lambda: compose.services(p.target, restart_window_min=1 / 60),
+        lambda r: r.status is Status.OK,
+        within=10,
+    )
+    assert later.status is Status.OK, later.summary
+
+
+def test_cpu_and_memory_against_their_limits(compose_project: Project) -> None:
+    p = compose_project(
+        project_text(
+            service("hog", '["sh", "-c", "while :; do :; done"]', cpus="0.5"),
+            # dd's 56 MiB held by tail, which cannot write them to a reader that never reads
+            service(
+                "celery",
+                '["sh", "-c", "dd if=/dev/zero bs=1M count=56 2>/dev/null '
+                '| tail -c 58720256 | sleep 100000"]',
+                mem_limit="64m",
+                memswap_limit="64m",
+            ),
+            service("web", SLEEP),
+        )
+    )
+
+    def hot(r: Result) -> bool:
+        rows = {x["name"]: x for x in r.evidence.get("rows", [])}
+        return (
+            rows.get("hog-1", {}).get("cpu_of_limit_pct", 0) >= 80
+            and rows.get("celery-1", {}).get("mem_pct", 0) >= 80
+        )
+
+    result = until(lambda: compose.stats(p.target), hot)
+    assert hot(result), result.evidence
+    rows = {x["name"]: x for x in result.evidence["rows"]}
+    assert result.status is Status.CRIT or rows["hog-1"]["cpu_of_limit_pct"] < 95
+    assert rows["hog-1"]["cpu_limit"] == 0.5
+    assert 35 <= rows["hog-1"]["cpu_pct"] <= 60  # half a CPU, as docker stats shows it
+    assert "hog-1 " in result.summary
+    assert "% CPU of its 0.5 CPU limit" in result.summary
+    assert rows["celery-1"]["mem_limit"] == 64 * 1024 * 1024
+    assert "celery-1 " in result.summary
+    assert "MiB of 64.0 MiB)" in result.summary
+    assert rows["web-1"]["status"] == "OK"
+    assert rows["web-1"]["cpu_limit"] is None
+    # busiest first, the idle one last
+    assert [r["name"] for r in result.evidence["rows"]][-1] == "web-1"
+    assert set(rows["web-1"]) >= {"cpu_pct", "mem_bytes", "mem_limit", "mem_pct", "pids"}
+
+
+ERROR_LINES = (
+    'echo "ERROR django.request Internal Server Error: /api/v1/journal/"; '
+    'echo "Traceback (most recent call last):"; '
+    'echo "  File /app/views.py, line 9, in journal"; '
+    "echo \"KeyError: 'tenant'\"; "
+    'echo "INFO django.server GET /health/ready/ 200"; sleep 100000'
+)
+
+
+def test_logs_through_compose_with_the_window_honoured(compose_project: Project) -> None:
+    p = compose_project(
+        project_text(
+            service("web", f'["sh", "-c", "{ERROR_LINES.replace(chr(34), chr(92) + chr(34))}"]'),
+            service("celery", SLEEP),
+            service(
+                "redis", '["sh", "-c", "echo ERROR not read: not a log service; sleep 100000"]'
+            ),
+        )
+    )
+    params = {"compose_project": p.name, "docker_host": p.engine.url, "compose_dir": str(p.folder)}
+    source = target_builders.logs_target(params)
+    assert source.compose is not None
+    assert source.services == ("web", "celery")
+    found = until(
+        lambda: logs.errors(source, window_min=10), lambda r: r.evidence.get("total", 0) >= 1
+    )
+    assert [(r["type"], r["count"]) for r in found.evidence["rows"]] == [("KeyError", 1)]
+    assert found.evidence["sources"] == ["web-1", "celery-1"]
+    assert found.summary == "1 error in the last 10 min: KeyError 1"
+    # a window that ends before the lines were written finds nothing
+    started = time.monotonic()
+    until(lambda: found, lambda r: time.monotonic() - started > 1.5, within=5)
+    narrow = logs.errors(source, window_min=1 / 60)
+    assert narrow.evidence["total"] == 0, narrow.evidence
+    # bounded: one line per service at most
+    few = logs.errors(LogSource(compose=p.target, services=("web",), max_lines=1), window_min=10)
+    assert few.evidence["read_only_the_last_lines_of"] == ["web-1"]
+    # files and commands still win when given
+    assert target_builders.logs_target({**params, "log_command": "cat x"}).compose is None
+
+
+FAKE_GIT = (
+    '["sh", "-c", "echo \'#!/bin/sh\' > /tmp/git; '
+    "echo 'echo 0123456789abcdef0123456789abcdef01234567' >> /tmp/git; "
+    '/bin/busybox chmod +x /tmp/git; sleep 100000"]'
+)
+
+
+def test_deploy_recent_from_the_running_image(compose_project: Project) -> None:
+    p = compose_project(project_text(service("web", FAKE_GIT, environment="{PATH: /tmp:/bin}")))
+    target = RepoTarget(compose=p.target, web_service="web")
+    result = deploy.recent(target, window_min=60)
+    assert result.status is Status.WARN, result.summary
+    assert result.summary.startswith(f"web runs {BUSYBOX} (")
+    assert "its containers were created" in result.summary
+    assert "roll the deploy back" in result.summary
+    assert result.evidence["changed_from"] == "containers created"
+    assert result.evidence["changed_ago_s"] < 600
+    assert deploy.recent(target, window_min=0.001).status is Status.OK
+    # the runbook's `docker-compose exec web git rev-parse HEAD`
+    asked = RepoTarget(compose=p.target, web_service="web", git_revision=True)
+    revised = until(
+        lambda: deploy.recent(asked, window_min=60),
+        lambda r: "commit" in r.evidence.get("git_revision", {}),
+        within=10,
+    )
+    assert revised.evidence["git_revision"]["commit"] == "0123456789abcdef0123456789abcdef01234567"
+    assert "revision 0123456789ab" in revised.summary
+    missing = deploy.recent(RepoTarget(compose=p.target, web_service="api"), window_min=60)
+    assert missing.status is Status.UNKNOWN
+    assert "no container of service api" in missing.summary
+
+
+def test_an_unknown_project_names_the_ones_there(compose_project: Project) -> None:
+    p = compose_project(project_text(service("web", SLEEP)))
+    other = ComposeTarget(project="nosuch", docker_host=p.engine.url)
+    for probe in (compose.services, compose.stats):
+        result = probe(other)
+        assert result.status is Status.CRIT
+        assert "no container of compose project 'nosuch'" in result.summary
+        assert p.name in result.evidence["projects"]
+
+
+def test_no_engine_is_named_and_marks_the_target_unreachable(tmp_path: Path) -> None:
+    gone = ComposeTarget(project="web", docker_host=f"unix://{tmp_path}/docker.sock")
+    for probe in (compose.services, compose.stats):
+        result = probe(gone)
+        assert result.status is Status.CRIT
+        assert result.summary.startswith("no Docker engine here:")
+        assert result.evidence["reachable"] is False
+
+
+PROBE_AS_NOBODY = """
+import sys
+from irkit.probes import compose
+from irkit.targets import ComposeTarget
+r = compose.services(ComposeTarget(project="web", docker_host=sys.argv[1]))
+print(r.status.name, r.evidence.get("reachable"), r.summary)
+"""
+
+
+def test_no_permission_on_the_socket_is_named(tmp_path: Path) -> None:
+    """A real EACCES: a socket only root may open, tried by an unprivileged child process."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to run the probe as another user")
+    folder = Path("/tmp") / f"irkit-perm-{os.getpid()}"
+    folder.mkdir(exist_ok=True)
+    folder.chmod(0o755)
+    path = folder / "docker.sock"
+    server = socket.socket(socket.AF_UNIX)
+    try:
+        server.bind(str(path))
+        server.listen(1)
+        path.chmod(stat.S_IRUSR | stat.S_IWUSR)  # 0600, owned by root
+        done = subprocess.run(
+            [
+                "setpriv",
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                sys.executable,
+                "-c",
+                PROBE_AS_NOBODY,
+                f"unix://{path}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=str(Path(__file__).parent.parent),
+            env={**os.environ, "HOME": str(folder)},
+            check=False,
+        )
+    finally:
+        server.close()
+        path.unlink(missing_ok=True)
+        folder.rmdir()
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("CRIT False permission denied on "), done.stdout
+    assert "docker group" in done.stdout
+
+
+def test_ten_containers_are_measured_quickly(compose_project: Project) -> None:
+    p = compose_project(project_text(*(service(f"s{i}", SLEEP) for i in range(10))))
+    compose.services(p.target)  # fills the cache of `compose config --services`
+    started = time.perf_counter()
+    states = compose.services(p.target)
+    between = time.perf_counter()
+    usage = compose.stats(p.target)
+    ended = time.perf_counter()
+    print(
+        f"\n10 containers: compose.services {1000 * (between - started):.0f} ms, "
+        f"compose.stats {1000 * (ended - between):.0f} ms"
+    )
+    assert states.status is Status.OK
+    assert len(states.evidence["containers"]) == 10
+    assert usage.status is Status.OK
+    assert len(usage.evidence["rows"]) == 10
+    # the engine samples once a second: two rounds at most, whatever the number of containers
+    assert ended - between < 3.5
