@@ -72,7 +72,8 @@ class Exec:
         command = compose_cli.shown(self.target, *self.args(index))
         item = Item(
             str(container.id),
-            f"in {container.name}: {command}",
+            f"in {container.name} (service {self.service}, --index {index}): "
+            + " ".join(self.command()),
             {
                 "container": container.name,
                 "project": self.target.project,

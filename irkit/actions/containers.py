@@ -24,7 +24,7 @@ from irkit.actions.container_exec import FakeMigration, InspectActive, Manage
 from irkit.actions.engine_prune import Prune
 from irkit.actions.guard import Item, Outcome, Plan, act_on
 from irkit.catalogue.parameters import default
-from irkit.errors import ConfigError, IrkitError
+from irkit.errors import ConfigError, IrkitError, NotVisible
 from irkit.targets import ComposeTarget
 from irkit.units import count
 
@@ -98,7 +98,10 @@ class Restart:
             raise IrkitError(
                 f"the engine says it was not started again: {compose_cli.state(container)}"
             )
-        if not container.attrs["State"].get("Running"):
+        if not container.attrs["State"].get("Running") or container.attrs["State"].get(
+            "Restarting"
+        ):
+            # A crash loop restarted is still a crash loop: the cause is in its logs.
             raise IrkitError(f"started again, then {compose_cli.state(container)}")
         return f"running again, started {after:%H:%M:%S.%f} UTC (was {before:%H:%M:%S} UTC)"
 
@@ -206,7 +209,7 @@ class Scale:
             return Outcome(self.name, plan.target, skipped=skipped, summary=f"not run: {why}")
         try:
             said = compose_cli.run(self.target, self.args(), timeout_s=self.timeout_s)
-        except IrkitError as exc:
+        except (IrkitError, NotVisible) as exc:
             failures = tuple((i.summary, str(exc)) for i in plan.items)
             return Outcome(
                 self.name, plan.target, failed=failures, summary=str(exc).splitlines()[0]
@@ -215,7 +218,7 @@ class Scale:
             mine = _of_service(client, self.target, self.service)
         up = compose_cli.running(mine)
         done, failed = _read_back(plan, mine, up)
-        done.append((plan.items[0].details["command"], said))
+        done.append(("docker-compose up --scale", said))
         summary = f"{self.service}: {len(up)} running (was {was}, asked {self.to})"
         return Outcome(self.name, plan.target, tuple(done), (), tuple(failed), summary)
 

@@ -62,9 +62,8 @@ class Prune:
             items += [_volume_item(v) for v in unused]
             if unused:
                 notes.append(
-                    f"WARNING: {count(len(unused), 'unused volume')} will be deleted with their "
-                    f"data ({VOLUMES_ACTION} is allowed): "
-                    + "; ".join(_volume_label(v) for v in unused)
+                    f"WARNING: {VOLUMES_ACTION} is allowed: unused volumes are deleted with "
+                    "their data: " + "; ".join(_volume_label(v) for v in unused)
                 )
         else:
             names = ", ".join(str(v["Name"]) for v in unused[:10])
@@ -74,6 +73,7 @@ class Prune:
                 + (f" ({names})" if names else "")
                 + f". To include them, add {VOLUMES_ACTION} to allow_actions as well."
             )
+        # An image's size counts the layers it shares with others: what is freed may be less.
         size = sum(int(i.details.get("size") or 0) for i in items)
         kinds = [i.details["kind"] for i in items]
         what = (
