@@ -240,8 +240,14 @@ def test_errors_at_the_boundary_are_named_never_a_traceback(
     shown = capsys.readouterr().out
     assert "compose.prune: no plan could be made: no Docker engine here" in shown
     assert "Traceback" not in shown
+    migrate = Manage(project.target, "web", "migrate")
+    plan = migrate.plan()
     project.compose("stop", "-t", "1", "web")
-    stopped = Manage(project.target, "web", "migrate").plan()
+    outcome = migrate.act(plan)
+    assert outcome.verdict == "NOT DONE"
+    assert outcome.summary.startswith(f"not run: {project.name}_web_1 is exited (")
+    assert outcome.summary.endswith(") since the plan")
+    stopped = migrate.plan()
     assert stopped.items == ()
     assert f"no running container of web to run it in ({project.name}_web_1 exited" in stopped.what
 
@@ -262,6 +268,9 @@ def test_manage_py_in_the_web_container_bounded_with_its_output_recorded(
     assert outcome.read_only
     assert not outcome.changed
     assert "[ ] 0002_invoice" in outcome.done[0][1]
+    unnamed = FakeMigration(project.target, "web", "").plan()
+    assert unnamed.items == ()
+    assert "name the migration to mark as applied in pg_fake_migration" in unnamed.what
     bad = FakeMigration(project.target, "web", "accounting.0009_missing", timeout_s=60)
     outcome = guard.guarded(log(), bad, allow_actions=["compose.migrate_fake"])
     assert outcome is not None

@@ -157,11 +157,12 @@ class Manage(Exec):
     def read_back(self, item: Item) -> str:
         if self.step != "migrate":
             return ""
-        unapplied = [
-            line.strip()
-            for line in self.showmigrations(item).splitlines()
-            if line.strip().startswith("[ ]")
-        ]
+        try:
+            listed = self.showmigrations(item)
+        except IrkitError as exc:
+            # The migrate itself succeeded: a failed read-back is said, not counted against it.
+            return f"\nread back (showmigrations) failed: {str(exc)[:500]}"
+        unapplied = [line.strip() for line in listed.splitlines() if line.strip().startswith("[ ]")]
         if not unapplied:
             return "\nread back (showmigrations): every migration applied"
         return f"\nread back (showmigrations): {len(unapplied)} still unapplied: " + ", ".join(

@@ -200,6 +200,8 @@ class Scale:
         return Plan(self.name, self.target.display, what, items, notes=notes)
 
     def act(self, plan: Plan) -> Outcome:
+        if not plan.items:
+            return Outcome(self.name, plan.target, summary=f"not run: {plan.what}")
         was = int(plan.items[0].details["from"])
         with compose.engine(self.target) as client:
             now = len(compose_cli.running(_of_service(client, self.target, self.service)))
