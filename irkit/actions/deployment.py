@@ -6,6 +6,9 @@ timeout, and its exit code and output go into the record.
 
 `deploy_commands` entries read `name: command line`, e.g.
 `restart_web: docker compose restart web`. The practice stack's are in parameters/sandbox.yaml.
+
+On a Docker Compose deployment the `compose.*` actions (`actions.containers`) do these steps
+themselves, read back from the engine; these named commands remain for every other deployment.
 """
 
 from __future__ import annotations
