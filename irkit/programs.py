@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -159,9 +159,16 @@ def stop_all() -> None:
             os.killpg(proc.pid, signal.SIGKILL)
 
 
-def run(argv: Sequence[str], *, timeout_s: float, cwd: str | None = None) -> Completed:
+def run(
+    argv: Sequence[str],
+    *,
+    timeout_s: float,
+    cwd: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Completed:
     """Run `argv` to completion; raise TimedOut (after stopping its whole session) when it
-    outlives `timeout_s`, ConfigError when it cannot start."""
+    outlives `timeout_s`, ConfigError when it cannot start. `env`: its whole environment (a
+    Compose command's DOCKER_HOST), else this process's."""
     full = [resolve(argv[0]), *argv[1:]]
     try:
         # A session of its own: a timeout stops the command and everything it started.
@@ -171,7 +178,7 @@ def run(argv: Sequence[str], *, timeout_s: float, cwd: str | None = None) -> Com
             stderr=subprocess.PIPE,
             stdin=subprocess.DEVNULL,
             cwd=cwd,
-            env=os.environ.copy(),
+            env=dict(env) if env is not None else os.environ.copy(),
             start_new_session=True,
         )
     except OSError as exc:

@@ -31,7 +31,22 @@ NAMES = (
     "disk.cleanup_temp",
     # `--volumes` of the prune_docker command, allowed apart from it: it deletes data.
     "command.prune_docker_volumes",
+    # A Compose deployment's (actions.containers); restart and scale take any service's name.
+    "compose.restart_web",
+    "compose.restart_celery",
+    "compose.restart_redis",
+    "compose.scale_web",
+    "compose.scale_celery",
+    "compose.showmigrations",
+    "compose.migrate",
+    "compose.migrate_fake",
+    "compose.inspect_active",
+    "compose.prune",
+    # Unused volumes in compose.prune, allowed apart from it: they hold data.
+    "compose.prune_volumes",
 )
+# compose.restart_<service>, compose.scale_<service>: a service's name as Compose allows it.
+_PER_SERVICE = re.compile(r"compose\.(restart|scale)_[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 PG_KILL_MODES = ("cancel", "terminate")
 _PID = re.compile(r"\s*[1-9][0-9]{0,9}\s*")
 
@@ -47,7 +62,7 @@ def check_parameters(values: Mapping[str, Any]) -> None:
     turn comes (after every probe before it), or never: an unknown name in `allow_actions`."""
     names = known_names()
     for name in values.get("allow_actions") or []:
-        if name not in names:
+        if name not in names and not _PER_SERVICE.fullmatch(str(name)):
             hint = _hint(str(name), names) or f"; the actions: {', '.join(names)}"
             raise ParameterError(f"allow_actions names an unknown action {name!r}{hint}")
     mode = str(values.get("pg_kill_mode", default("pg_kill_mode")))
@@ -76,6 +91,10 @@ def check_parameters(values: Mapping[str, Any]) -> None:
             parse_migration(str(values["pg_fake_migration"]))
         except IrkitError as exc:
             raise ParameterError(f"pg_fake_migration: {exc}") from None
+    if int(values.get("compose_scale_to", 0) or 0) < 0:
+        raise ParameterError(
+            f"compose_scale_to must be 0 or more, got {values['compose_scale_to']}"
+        )
     highest, lowest = values.get("celery_autoscale_max") or 0, values.get("celery_autoscale_min", 0)
     if highest and not 0 <= lowest <= highest:
         raise ParameterError(

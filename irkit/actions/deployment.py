@@ -6,13 +6,16 @@ timeout, and its exit code and output go into the record.
 
 `deploy_commands` entries read `name: command line`, e.g.
 `restart_web: docker compose restart web`. The practice stack's are in parameters/sandbox.yaml.
+
+On a Docker Compose deployment the `compose.*` actions (`actions.containers`) do these steps
+themselves, read back from the engine; these named commands remain for every other deployment.
 """
 
 from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from irkit import programs
 from irkit.actions.guard import Item, Outcome, Plan, act_on
@@ -83,17 +86,7 @@ class Named:
 
     def act(self, plan: Plan) -> Outcome:
         def run(item: Item) -> str:
-            argv = self.command()
-            try:
-                done = programs.run(argv, timeout_s=self.timeout_s, cwd=self.cwd)
-            except programs.TimedOut as exc:
-                raise ConfigError(
-                    f"{exc}; output so far: {_tail(exc.stdout)}{_tail(exc.stderr)}"
-                ) from None
-            output = (_tail(done.stdout) + _tail(done.stderr)).strip()
-            if done.returncode != 0:
-                raise ConfigError(f"exit code {done.returncode}: {output}")
-            return f"exit code 0: {output}" if output else "exit code 0"
+            return run_bounded(self.command(), timeout_s=self.timeout_s, cwd=self.cwd)
 
         done, skipped, failed = act_on(plan, lambda item: None, run)
         summary = (
@@ -199,6 +192,26 @@ class FakeMigration(Named):
     def command(self) -> list[str]:
         assert self.migration is not None
         return [*super().command(), *self.migration]
+
+
+def run_bounded(
+    argv: list[str],
+    *,
+    timeout_s: float,
+    cwd: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> str:
+    """Run a deployment command within its timeout: "exit code 0: <output's tail>", or a
+    ConfigError that carries the exit code (or the timeout) and the output's tail, so that the
+    record says what the command said, not only that it failed."""
+    try:
+        done = programs.run(argv, timeout_s=timeout_s, cwd=cwd, env=env)
+    except programs.TimedOut as exc:
+        raise ConfigError(f"{exc}; output so far: {_tail(exc.stdout)}{_tail(exc.stderr)}") from None
+    output = (_tail(done.stdout) + _tail(done.stderr)).strip()
+    if done.returncode != 0:
+        raise ConfigError(f"exit code {done.returncode}: {output}")
+    return f"exit code 0: {output}" if output else "exit code 0"
 
 
 def _tail(text: str) -> str:
