@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -90,6 +91,25 @@ def by_service(found: list[Container]) -> dict[str, list[Container]]:
     for container in sorted(found, key=lambda c: (service_of(c), number_of(c))):
         services.setdefault(service_of(container), []).append(container)
     return services
+
+
+def oom_kills(
+    client: docker.DockerClient, target: ComposeTarget, since: float
+) -> dict[str, list[float]]:
+    """Container id → when (epoch seconds) a process inside it was OOM-killed since `since`: the
+    engine's `oom` events, kept in its memory (its last few hundred events). A container's own
+    flag (State.OOMKilled) tells only of its main process; a gunicorn worker or a Celery child
+    killed by the limit shows only here."""
+    kills: dict[str, list[float]] = {}
+    until = int(time.time())
+    if until <= since:
+        return kills
+    filters = {"type": "container", "event": "oom", "label": f"{PROJECT_LABEL}={target.project}"}
+    for event in client.events(since=int(since), until=until, filters=filters, decode=True):
+        container = str(event.get("id") or (event.get("Actor") or {}).get("ID") or "")
+        at = float(event.get("timeNano") or 0) / 1e9 or float(event.get("time") or 0)
+        kills.setdefault(container, []).append(at)
+    return kills
 
 
 def known_projects(client: docker.DockerClient) -> list[str]:

@@ -76,11 +76,18 @@ def services(
             raise project.no_such_project(client, target)
         seen = project.by_service(found)
         now = container_state.now_utc()
-        rows = [
-            container_state.row(f"{service}-{project.number_of(c)}", service, c.attrs, now)
-            for service, members in seen.items()
-            for c in members
-        ]
+        kills = project.oom_kills(client, target, now.timestamp() - restart_window_min * 60)
+        rows = []
+        for service, group in seen.items():
+            for c in group:
+                r = container_state.row(f"{service}-{project.number_of(c)}", service, c.attrs, now)
+                started = container_state.parse_time(r["started_at"])
+                r["oom_events"] = sorted(
+                    round(now.timestamp() - at)
+                    for at in kills.get(c.id or "", [])
+                    if started is None or at >= started.timestamp()
+                )
+                rows.append(r)
     if expected:
         should_run, source = sorted(set(expected)), "compose_services"
     else:
@@ -243,6 +250,7 @@ def _stats_row(name: str, container: Any, sampled: dict[str, Any]) -> dict[str, 
         "mem_limit_own": own_limit,
         "mem_pct": round(100.0 * used / mem_limit, 1) if mem_limit else 0.0,
         "pids": container_stats.pids(sampled),
+        "read_from": sampled.get("source", "engine"),  # its cgroup on this host, or the engine
     }
 
 

@@ -58,6 +58,9 @@ def row(name: str, service: str, attrs: dict[str, Any], now: datetime) -> dict[s
         "image": config.get("Image", ""),
         "image_id": str(attrs.get("Image", "")).removeprefix("sha256:")[:12],
         "restart_policy": policy or "no",
+        # Seconds ago of each OOM kill inside it within the window (the engine's `oom` events),
+        # filled in by the caller: the flag above only tells of its main process.
+        "oom_events": [],
     }
 
 
@@ -80,15 +83,29 @@ def verdict(r: dict[str, Any], restart_window_s: float) -> tuple[Status, str]:
     if r["health"] == "unhealthy":
         said = f": {r['health_output']}" if r["health_output"] else ""
         return Status.CRIT, f"{name} unhealthy{said}"
-    if r["oom_killed"]:
-        # The engine keeps the flag of the exit before the restart that brought it back.
+    if r["oom_killed"] and recent:
+        # The engine keeps the flag of the exit before the restart that brought it back: with
+        # restarts, its restart policy did; without, someone started it again since.
         ago = human_age(since_start or 0)
-        if recent:
-            return Status.CRIT, f"{name} OOM-killed and restarted {ago} ago"
-        return Status.WARN, f"{name} was OOM-killed before its restart {ago} ago"
-    if recent and (r["restarts"] or r["restarted"]):
-        times = f" ({_restarts(r['restarts'])})" if r["restarts"] else ""
-        return Status.WARN, f"{name} restarted {human_age(since_start or 0)} ago{times}"
+        if r["restarts"]:
+            return Status.CRIT, (
+                f"{name} OOM-killed and restarted by its policy {ago} ago "
+                f"({_restarts(r['restarts'])})"
+            )
+        return Status.WARN, f"{name} was OOM-killed before its start {ago} ago"
+    if r["oom_events"]:
+        # A process in it (a gunicorn worker, a Celery child) was killed; the container ran on.
+        return Status.WARN, (
+            f"{name}: a process in it was OOM-killed {human_age(r['oom_events'][-1])} ago "
+            f"({_times(len(r['oom_events']))} in the last {human_age(restart_window_s)}), "
+            "the container kept running"
+        )
+    if recent and r["restarts"]:
+        # Restarts the engine made (a crash, an OOM kill); a restart by hand resets the count.
+        return Status.WARN, (
+            f"{name} restarted by its policy {human_age(since_start or 0)} ago "
+            f"({_restarts(r['restarts'])})"
+        )
     if r["health"] == "starting":
         return Status.WARN, f"{name} starting (its health check has not passed yet)"
     return Status.OK, ""
@@ -96,6 +113,10 @@ def verdict(r: dict[str, Any], restart_window_s: float) -> tuple[Status, str]:
 
 def now_utc() -> datetime:
     return datetime.now(UTC)
+
+
+def _times(n: int) -> str:
+    return "once" if n == 1 else f"{n} times"
 
 
 def _restarts(n: int) -> str:

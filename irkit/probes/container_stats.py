@@ -1,16 +1,20 @@
-"""CPU and memory of running containers as `docker stats --no-stream` computes them, read through
-the Engine API for all containers at once.
+"""CPU and memory of running containers as `docker stats --no-stream` computes them.
 
 CPU use is a rate: two samples of each container's cumulative usage are needed. The engine
-publishes samples from one collector that pauses a second between rounds, so reading containers
-one after another costs about a second each; read in parallel, every container's first sample
-comes from the same round and its second from the next, about a second for any number."""
+publishes samples from one collector that pauses a second between rounds, so through the Engine
+API every container's first sample comes from one round and its second from the next: about a
+second for any number of containers, read in parallel. On the Docker host itself the same
+counters are read from each container's cgroup (`irkit.probes.cgroup_counters`, what the engine's
+collector reads), 0.2 s apart for all containers at once; the Engine API is the way elsewhere
+(irkit in a container of its own, a remote engine)."""
 
 from __future__ import annotations
 
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
+
+from irkit.probes import cgroup_counters
 
 if TYPE_CHECKING:
     from docker.models.containers import Container
@@ -22,12 +26,32 @@ MIN_INTERVAL_S = 0.25
 MAX_PARALLEL = 32
 
 
+# Between the two reads of the cgroup counters: long enough for a busy container's share to be
+# read within a few per cent, short enough for the notebook's budget.
+CGROUP_INTERVAL_S = 0.2
+
+
 def sample_all(running: list[Container]) -> list[dict[str, Any] | str]:
-    """Each container's two samples, in order; a string instead where one could not be read."""
+    """Each container's two samples, in order; a string instead where one could not be read.
+    From the cgroup counters where this machine sees them, else through the Engine API."""
     if not running:
         return []
-    with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, len(running))) as pool:
-        return list(pool.map(_two_samples, running))
+    first = [cgroup_counters.sample(c.attrs) for c in running]
+    if any(sample is not None for sample in first):
+        time.sleep(CGROUP_INTERVAL_S)
+    second = [
+        cgroup_counters.sample(c.attrs) if s else None for c, s in zip(running, first, strict=True)
+    ]
+    results: list[dict[str, Any] | str | None] = [
+        {"first": a, "second": b, "source": "cgroup"} if a and b else None
+        for a, b in zip(first, second, strict=True)
+    ]
+    rest = [c for c, r in zip(running, results, strict=True) if r is None]
+    if rest:
+        with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, len(rest))) as pool:
+            from_engine = iter(list(pool.map(_two_samples, rest)))
+        results = [r if r is not None else next(from_engine) for r in results]
+    return [r for r in results if r is not None]
 
 
 def _two_samples(container: Container) -> dict[str, Any] | str:
@@ -37,7 +61,7 @@ def _two_samples(container: Container) -> dict[str, Any] | str:
         second = container.stats(stream=False, one_shot=True)
     except Exception as exc:  # a container gone meanwhile, a read timeout: that row only
         return f"{type(exc).__name__}: {exc}"
-    return {"first": first, "second": second}
+    return {"first": first, "second": second, "source": "engine"}
 
 
 def cpu(samples: dict[str, Any]) -> tuple[float, int]:

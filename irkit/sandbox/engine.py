@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,11 +81,7 @@ class DockerEngine(process.Daemonized):
         self.stop()  # a pid file left by a killed engine
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.socket.unlink(missing_ok=True)
-        # containerd's sockets live under the exec root: a unix socket path must stay under
-        # 108 bytes, so it is kept short when the data folder is deep.
-        exec_root = self.data_dir / "exec"
-        if len(str(exec_root)) > 60:
-            exec_root = Path("/run/irkit-docker") / _short_name(self.data_dir)
+        exec_root = self.exec_root
         # Laid out by hand (fmt: skip): each option beside its value, as on a command line.
         args = [
             str(binary),
@@ -106,6 +103,31 @@ class DockerEngine(process.Daemonized):
         # dockerd stops its containers and its containerd itself on SIGTERM.
         self.daemon.stop(timeout=30)
         (self.data_dir / "dockerd.engine.pid").unlink(missing_ok=True)
+        # It leaves its network namespace handle (exec/netns/default) and, at times, a
+        # container's root mounted: the folder could not be removed, nor the next engine start.
+        unmount_below(self.data_dir, self.exec_root)
+
+    @property
+    def exec_root(self) -> Path:
+        """containerd's sockets live under the exec root, and a unix socket's path must stay
+        under 108 bytes: kept short when the data folder is deep."""
+        exec_root = self.data_dir / "exec"
+        if len(str(exec_root)) > 60:
+            exec_root = Path("/run/irkit-docker") / _short_name(self.data_dir)
+        return exec_root
+
+
+def unmount_below(*folders: Path) -> None:
+    """Lazily unmount whatever is still mounted at or below these folders, deepest first."""
+    try:
+        mounts = Path("/proc/mounts").read_text().splitlines()
+    except OSError:
+        return
+    roots = [str(f.resolve()) for f in folders]
+    points = {line.split()[1].replace("\\040", " ") for line in mounts if len(line.split()) > 1}
+    below = [p for p in points if any(p == r or p.startswith(r + "/") for r in roots)]
+    for point in sorted(below, key=len, reverse=True):
+        subprocess.run(["umount", "--lazy", point], capture_output=True, check=False, timeout=30)
 
 
 def _short_name(path: Path) -> str:
