@@ -67,7 +67,7 @@ _RANGES: tuple[tuple[re.Pattern[str], Range], ...] = tuple(
         (r"celery_(expected|min)_workers", _WORKERS),
         (r"celery_autoscale_(max|min)", Range(0, 1000, "processes")),
         (r"celery_pool_change", Range(-1000, 1000, "processes")),
-        (r"compose_scale_to", Range(0, 100, "containers", "0 stops the service")),
+        (r"compose_scale_(workers_)?to", Range(0, 100, "containers", "0 stops the service")),
         (r"compose_log_lines", Range(1, 100_000, "lines", "read per service")),
         (r"pg_kill_idle_min", Range(0, 365 * 24 * 60, "minutes", "0: off; at most a year")),
         (r"load_requests", Range(1, 10_000, "requests", "the runbook's test sends 100")),

@@ -10,13 +10,14 @@ socket, no permission on it, no such project), never a driver's traceback.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from irkit.errors import NotVisible, ServiceError, Unreachable
 from irkit.probes import reasons
@@ -42,15 +43,31 @@ def project_name(text: str) -> str:
     return _INVALID.sub("", text.lower()).lstrip("-_")
 
 
+class NoDocker(NotVisible):
+    """Docker is not on this machine at all (no engine where one would be, nothing named
+    elsewhere): not an outage, and said once (`Section.measure` skips the rest quietly)."""
+
+    evidence: ClassVar[dict[str, object]] = {"docker": "absent", "reachable": False}
+
+
+DEFAULT_SOCKET = "/var/run/docker.sock"
+
+
 @contextmanager
 def engine(target: ComposeTarget) -> Iterator[docker.DockerClient]:
     """A client of the target's engine that has answered a ping, closed afterwards."""
     try:
         import docker
     except ImportError:
-        raise NotVisible(
+        raise NoDocker(
             "the docker Python package is not installed here: pip install docker"
         ) from None
+    named = target.docker_host or os.environ.get("DOCKER_HOST")
+    if not named and not os.path.exists(DEFAULT_SOCKET):
+        raise NoDocker(
+            f"no Docker here: no engine at {DEFAULT_SOCKET} (install and start Docker, or "
+            "set docker_host or DOCKER_HOST to reach an engine elsewhere)"
+        )
     try:
         # A connection each for the statistics read in parallel (irkit.probes.container_stats).
         client = docker.DockerClient(
@@ -68,9 +85,25 @@ def engine(target: ComposeTarget) -> Iterator[docker.DockerClient]:
         client.close()
 
 
+def resolved(client: docker.DockerClient, target: ComposeTarget) -> ComposeTarget:
+    """The target with its project named: as given, else the engine's only Compose project."""
+    if target.project:
+        return target
+    projects = known_projects(client)
+    if len(projects) == 1:
+        return dataclasses.replace(target, project=projects[0])
+    runs = f"runs {', '.join(projects)}" if projects else "runs no Compose project"
+    raise NotVisible(
+        f"no Compose project named (give compose_dir or compose_project); the engine at "
+        f"{target.engine} {runs}"
+    )
+
+
 def containers(client: docker.DockerClient, target: ComposeTarget) -> list[Container]:
     """Every container of the project, stopped ones included; one-off `run` containers are not
     part of a service's deployment and are left out."""
+    if not target.project:
+        return []
     found = client.containers.list(all=True, filters={"label": f"{PROJECT_LABEL}={target.project}"})
     return [c for c in found if c.labels.get(ONEOFF_LABEL, "False") != "True"]
 
@@ -123,8 +156,13 @@ def no_such_project(client: docker.DockerClient, target: ComposeTarget) -> Servi
     seen = (
         f"; the projects on this engine: {', '.join(others)}"
         if others
-        else ("; this engine runs no Compose project")
+        else "; this engine runs no Compose project"
     )
+    if not target.project:
+        return ServiceError(
+            f"no Compose project named (give compose_dir or compose_project){seen}",
+            projects=others,
+        )
     return ServiceError(
         f"no container of compose project {target.project!r} on {target.engine}{seen}",
         project=target.project,

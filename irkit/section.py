@@ -55,6 +55,9 @@ class Section:
         # How each verdict was measured, to measure it again after a mitigation (`recheck`).
         self._measured: dict[tuple[str, str], Callable[[], Result]] = {}
         self._unreachable: dict[str, tuple[float, Result]] = {}
+        # The verdict that found no Docker on this machine at all: said once, the checks that
+        # need Docker after it are left out quietly rather than each saying it again.
+        self._no_docker: Result | None = None
         # The last guarded action of this run that changed something: every verdict measured
         # after it says so (Result.after), so a re-check reads as one.
         self.after = ""
@@ -108,8 +111,10 @@ class Section:
 
     @functools.cached_property
     def compose(self) -> targets.ComposeTarget:
-        """The Compose deployment (`compose_dir`, `compose_project`, `docker_host`)."""
-        return target_builders.compose_target(self.params)
+        """The Compose deployment (`compose_dir`, `compose_project`, `docker_host`). In the
+        containers notebook, whose subject it is, a project not named is looked for on the
+        engine (its only one) rather than left out."""
+        return target_builders.compose_target(self.params, discover=self.name == "containers")
 
     @functools.cached_property
     def logs(self) -> targets.LogSource:
@@ -184,6 +189,14 @@ class Section:
                 summary=f"not configured: {getattr(target, 'hint', 'no target given')}",
                 evidence={"configured": False},
             )
+        if self._no_docker is not None and getattr(target, "uses_docker", False):
+            return NotConfigured(
+                probe=name,
+                target=target.display,
+                status=Status.UNKNOWN,
+                summary=f"not measured: no Docker here ({self._no_docker.probe} says so above)",
+                evidence={"configured": False, "docker": "absent"},
+            )
         key = target.display
         earlier = self._unreachable.get(key)
         if (
@@ -193,6 +206,8 @@ class Section:
         ):
             return _not_attempted(name, earlier[1])
         result = probe(target, *args, **kwargs)
+        if result.evidence.get("docker") == "absent":
+            self._no_docker = result
         if result.evidence.get("reachable") is False:
             self._unreachable[key] = (time.monotonic(), result)
         else:

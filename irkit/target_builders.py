@@ -144,7 +144,7 @@ def logs_target(params: Mapping[str, Any]) -> LogSource:
     )
 
 
-def compose_target(params: Mapping[str, Any]) -> ComposeTarget:
+def compose_target(params: Mapping[str, Any], *, discover: bool = False) -> ComposeTarget:
     """The Compose project named by `compose_project` (or COMPOSE_PROJECT_NAME), else after its
     folder as Compose names it; not configured when neither a name nor a folder is given."""
     from irkit import compose
@@ -184,6 +184,7 @@ def compose_target(params: Mapping[str, Any]) -> ComposeTarget:
         docker_host=host,
         command=tuple(split(line, "parameter compose_command")) if line.strip() else (),
         timeout_s=_positive(params, "compose_timeout_s"),
+        discover=discover,
     )
 
 

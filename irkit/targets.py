@@ -206,13 +206,21 @@ class ComposeTarget:
     command: tuple[str, ...] = ()  # "": docker-compose, else docker compose, whichever is here
     timeout_s: float = default("compose_timeout_s")
 
+    # The containers notebook, whose subject the project is, looks for it on the engine when it
+    # is not named; elsewhere a project not named is no Compose deployment.
+    discover: bool = False
+
     @property
     def configured(self) -> bool:
-        return bool(self.project)
+        return bool(self.project) or self.discover
 
     @property
     def hint(self) -> str:
         return "give compose_dir (the project's folder) or compose_project to check its containers"
+
+    @property
+    def uses_docker(self) -> bool:
+        return True
 
     @property
     def engine(self) -> str:
@@ -220,7 +228,8 @@ class ComposeTarget:
 
     @property
     def display(self) -> str:
-        return f"compose project {self.project or '?'} on {redact_url(self.engine)}"
+        named = self.project or "(the engine's only one)"
+        return f"compose project {named} on {redact_url(self.engine)}"
 
     @property
     def deadline_s(self) -> float:
@@ -245,6 +254,10 @@ class LogSource:
     @property
     def configured(self) -> bool:
         return bool(self.files or self.command or (self.compose and self.compose.configured))
+
+    @property
+    def uses_docker(self) -> bool:
+        return self.compose is not None and not (self.files or self.command)
 
     @property
     def hint(self) -> str:
@@ -287,6 +300,10 @@ class RepoTarget:
     @property
     def configured(self) -> bool:
         return bool(self.path or (self.compose and self.compose.configured))
+
+    @property
+    def uses_docker(self) -> bool:
+        return self.compose is not None and not self.path
 
     @property
     def hint(self) -> str:

@@ -133,7 +133,7 @@ def test_restart_only_when_allowed_and_read_back_from_the_engine(
     docker_client.containers.get(f"{project.name}_web_2").stop(timeout=1)  # crashed, say
     before = started(docker_client, project, "web")
     celery = started(docker_client, project, "celery")
-    action = Restart(project.target, "web", timeout_s=2)
+    action = Restart(project.target, "web", stop_timeout_s=2)
     assert action.name == "compose.restart_web"
     plan = action.plan()
     assert sorted(i.details["container"] for i in plan.items) == sorted(before)
@@ -158,7 +158,7 @@ def test_restart_leaves_alone_a_container_gone_since_the_plan(
 ) -> None:
     project = compose_project(web_and_celery())
     project.compose("up", "-d", "--scale", "web=2")
-    action = Restart(project.target, "web", timeout_s=1)
+    action = Restart(project.target, "web", stop_timeout_s=1)
     plan = action.plan()
     project.compose("up", "-d", "--scale", "web=1")  # web_2 removed after the plan
     outcome = action.act(plan)

@@ -39,6 +39,8 @@ def service_containers(
 ) -> tuple[list[Container], str]:
     """The service's containers, lowest number first, or none and why: no such project, or no
     container of that service (naming the services that have some)."""
+    if not target.project:
+        return [], "no Compose project named: give compose_dir or compose_project"
     found = compose.containers(client, target)
     if not found:
         return [], str(compose.no_such_project(client, target))

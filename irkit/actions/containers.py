@@ -35,16 +35,21 @@ if TYPE_CHECKING:
 __all__ = ["FakeMigration", "InspectActive", "Manage", "Prune", "Restart", "Scale"]
 
 
+# What `docker-compose restart` gives a container to stop before it is killed (its default).
+STOP_TIMEOUT_S = 10
+
 class Restart:
     """Every container of `service` restarted, as `docker-compose restart SERVICE` does: each
-    given `timeout_s` to stop before it is killed, then started again. Stopped and crash-looping
+    given `stop_timeout_s` to stop before it is killed, then started again. Stopped and crash-looping
     containers are restarted too: that is the runbook's cure for them. Read back: running, and
     started after the restart began."""
 
-    def __init__(self, target: ComposeTarget, service: str, *, timeout_s: float = 10.0) -> None:
+    def __init__(
+        self, target: ComposeTarget, service: str, *, stop_timeout_s: float = STOP_TIMEOUT_S
+    ) -> None:
         self.target = target
         self.service = compose_cli.check_service(service)
-        self.timeout_s = timeout_s
+        self.stop_timeout_s = stop_timeout_s
         self.name = f"compose.restart_{service}"
 
     def plan(self) -> Plan:
@@ -52,7 +57,7 @@ class Restart:
             found, why = compose_cli.service_containers(client, self.target, self.service)
         if why:
             return Plan(self.name, self.target.display, f"restart {self.service}: {why}")
-        stop = round(self.timeout_s)
+        stop = round(self.stop_timeout_s)
         items = tuple(
             Item(
                 str(c.id),
@@ -91,7 +96,7 @@ class Restart:
         container = client.containers.get(item.key)
         before = compose_cli.started_at(container)
         # The SDK adds the stop timeout to the client's own: the call is bounded by both.
-        container.restart(timeout=round(self.timeout_s))
+        container.restart(timeout=round(self.stop_timeout_s))
         container.reload()
         after = compose_cli.started_at(container)
         if after <= before:
@@ -129,7 +134,7 @@ class Scale:
     def __init__(
         self,
         target: ComposeTarget,
-        service: str = default("compose_scale_service"),
+        service: str = default("compose_web_service"),
         *,
         to: int = default("compose_scale_to"),
         timeout_s: float = default("deploy_timeout_s"),

@@ -112,10 +112,32 @@ CELERY_CONNECTION = (
     "celery_expected_workers",
 )
 
-# The deployment's own tooling, as a mitigation.
+# Where a Compose deployment is: its project, and the Docker engine that runs it.
+COMPOSE_TARGET = (
+    "compose_dir",
+    "compose_files",
+    "compose_project",
+    "docker_host",
+    "compose_command",
+    "compose_timeout_s",
+)
+
+# The containers' thresholds.
+COMPOSE_THRESHOLDS = (
+    "compose_services",
+    "compose_restart_window_min",
+    "compose_cpu_warn_pct",
+    "compose_cpu_crit_pct",
+    "compose_memory_warn_pct",
+    "compose_memory_crit_pct",
+)
+
+# The deployment's own tooling, as a mitigation; on a Compose deployment, its Docker engine.
 DEPLOY_COMMANDS = (
     "deploy_commands",
     "deploy_timeout_s",
+    "# …or, on a Compose deployment, through its Docker engine (a step deploy_commands names wins)",
+    *COMPOSE_TARGET,
 )
 
 LAYOUTS: dict[str, tuple[str, ...]] = {
@@ -165,6 +187,7 @@ LAYOUTS: dict[str, tuple[str, ...]] = {
         *MITIGATIONS_HEAD,
         *PG_KILL,
         *DEPLOY_COMMANDS,
+        "compose_web_service",
     ),
     "celery": (
         "incident_id",
@@ -188,6 +211,34 @@ LAYOUTS: dict[str, tuple[str, ...]] = {
         "celery_autoscale_max",
         "celery_autoscale_min",
         *DEPLOY_COMMANDS,
+        "compose_worker_service",
+        "compose_celery_app",
+        "compose_scale_workers_to",
+    ),
+    "containers": (
+        "incident_id",
+        "",
+        "# Where. Empty means the environment (COMPOSE_PROJECT_NAME, DOCKER_HOST); a project not",
+        "# named is the engine's only one.",
+        *COMPOSE_TARGET,
+        "",
+        "# Thresholds",
+        *COMPOSE_THRESHOLDS,
+        "",
+        "# Logs and the running image",
+        "compose_log_services",
+        "compose_log_lines",
+        "log_window_min",
+        "compose_web_service",
+        "deploy_window_min",
+        "deploy_git_revision",
+        "",
+        *MITIGATIONS_HEAD,
+        "compose_worker_service",
+        "compose_redis_service",
+        "compose_scale_to",
+        "deploy_commands",
+        "deploy_timeout_s",
     ),
     "db": (
         "incident_id",
@@ -207,6 +258,7 @@ LAYOUTS: dict[str, tuple[str, ...]] = {
         *MITIGATIONS_HEAD,
         *PG_KILL,
         *DEPLOY_COMMANDS,
+        "compose_web_service",
         "pg_fake_migration",
     ),
     "disk": (
@@ -226,6 +278,8 @@ LAYOUTS: dict[str, tuple[str, ...]] = {
         "",
         *MITIGATIONS_HEAD,
         *DEPLOY_COMMANDS,
+        "compose_web_service",
+        "compose_scale_to",
     ),
     "health": (
         "# Where. Empty means the environment: PGHOST…, IRKIT_REDIS_URL, IRKIT_CELERY_BROKER_URL,",
@@ -276,8 +330,16 @@ LAYOUTS: dict[str, tuple[str, ...]] = {
         "prom_timeout_s",
         *ERROR_RATE,
         "",
-        "# Optional sources: checked only when given",
+        "# Containers: a Compose deployment, checked when compose_dir or compose_project is given",
+        *COMPOSE_TARGET,
+        *COMPOSE_THRESHOLDS,
+        "",
+        "# Optional sources: checked only when given (logs and deploys also from the containers)",
         *OPTIONAL_SOURCES,
+        "compose_log_services",
+        "compose_log_lines",
+        "compose_web_service",
+        "deploy_git_revision",
         "",
         "# The report",
         "health_deadline_s",
@@ -323,6 +385,7 @@ LAYOUTS: dict[str, tuple[str, ...]] = {
         "redis_allow_broker_flush",
         "redis_new_maxmemory",
         *DEPLOY_COMMANDS,
+        "compose_redis_service",
     ),
     "resolve": (
         "# The incident",
@@ -359,9 +422,14 @@ LAYOUTS: dict[str, tuple[str, ...]] = {
         "pg_host  # PostgreSQL host, address or socket directory (else PGHOST)",
         *PG_CONNECTION,
         "",
+        "# A Compose deployment: checked when compose_dir or compose_project is given",
+        *COMPOSE_TARGET,
+        "compose_services",
+        "",
         "# Thresholds",
         "",
         "web_slow_ms",
+        "compose_restart_window_min",
         *ERROR_RATE,
         "host_window_min  # the re-check judges CPU and memory over this window (runbook: 5 min)",
     ),
@@ -411,9 +479,14 @@ LAYOUTS: dict[str, tuple[str, ...]] = {
         "pg_host  # PostgreSQL host, address or socket directory (else PGHOST)",
         *PG_CONNECTION,
         "",
+        "# A Compose deployment: checked when compose_dir or compose_project is given",
+        *COMPOSE_TARGET,
+        "compose_services",
+        "",
         "# Thresholds",
         "",
         "web_slow_ms",
+        "compose_restart_window_min",
         *ERROR_RATE,
         "pg_impact_window_min",
         "pg_impact_users_table",

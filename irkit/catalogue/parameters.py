@@ -305,20 +305,20 @@ CONTAINERS = group(
     text(
         "compose_dir",
         "",
-        "the project's folder, where docker-compose runs (empty: no Compose deployment)",
+        "the project's folder, where docker-compose runs (empty: none)",
         path=True,
     ),
     texts("compose_files", [], "its compose files, as -f (empty: Compose's own in compose_dir)"),
     text(
         "compose_project",
         "",
-        "the project's name (empty: COMPOSE_PROJECT_NAME, else named after compose_dir)",
+        "its name (empty: COMPOSE_PROJECT_NAME, else compose_dir's)",
         env="COMPOSE_PROJECT_NAME",
     ),
     text(
         "docker_host",
         "",
-        "the Docker engine, e.g. unix:///var/run/docker.sock (empty: DOCKER_HOST, else that)",
+        "the engine, e.g. unix:///var/run/docker.sock (empty: DOCKER_HOST)",
         env="DOCKER_HOST",
     ),
     text("compose_command", "", "docker-compose or docker compose (empty: whichever is here)"),
@@ -334,8 +334,9 @@ CONTAINERS = group(
     number("compose_cpu_crit_pct", 95.0, "a container's CPU of its limit: CRIT"),
     number("compose_memory_warn_pct", 80.0, "a container's memory of its limit: WARN"),
     number("compose_memory_crit_pct", 90.0, "a container's memory of its limit: CRIT"),
-    text("compose_scale_service", "web", "runbook Scenario 1: the service to scale"),
+    text("compose_redis_service", "redis", "the Redis service (Scenario 4: restart redis)"),
     integer("compose_scale_to", 3, "runbook Scenario 1: docker-compose up -d --scale web=3"),
+    integer("compose_scale_workers_to", 4, "runbook Incident 2: up -d --scale celery=4"),
     flag("deploy_git_revision", False, "ask git rev-parse HEAD inside the web container"),
 )
 

@@ -71,6 +71,7 @@ def services(
     if restart_window_min <= 0:
         raise ParameterError("restart_window_min must be a positive number of minutes")
     with project.engine(target) as client:
+        target = project.resolved(client, target)
         found = project.containers(client, target)
         if not found:
             raise project.no_such_project(client, target)
@@ -181,6 +182,7 @@ def stats(
     check_thresholds(cpu_warn_pct, cpu_crit_pct)
     check_thresholds(memory_warn_pct, memory_crit_pct)
     with project.engine(target) as client:
+        target = project.resolved(client, target)
         found = project.containers(client, target)
         if not found:
             raise project.no_such_project(client, target)

@@ -156,7 +156,8 @@ def probe(
                     evidence["reachable"] = False
                 finding = Finding(Status.CRIT, reasons.short(str(exc)), evidence)
             except NotVisible as exc:
-                finding = Finding(Status.UNKNOWN, reasons.short(str(exc)), _error_evidence(exc))
+                evidence = {**_error_evidence(exc), **getattr(exc, "evidence", {})}
+                finding = Finding(Status.UNKNOWN, reasons.short(str(exc)), evidence)
             except Exception as exc:
                 # The kernel's stderr is saved in the notebook: the traceback is redacted too.
                 log.error("probe %s failed unexpectedly:\n%s", name, redact(traceback.format_exc()))
