@@ -35,6 +35,7 @@ EXPECTED = {
     ],
     "redis": ["redis.ping", "redis.memory", "redis.clients"],
     "celery": ["celery.queues", "celery.workers"],
+    "containers": ["compose.services", "compose.stats", "logs.errors", "deploy.recent"],
     "disk": ["disk.usage", "disk.old_files", "host.memory", "host.cpu"],
     "alerts": [
         "prometheus.alerts",
@@ -57,6 +58,7 @@ EXPECTED = {
         "prometheus.alerts",
         "http.health",
         "http.smoke",
+        "compose.services",
         "prometheus.query",
         "postgres.impact",
     ],
@@ -64,9 +66,12 @@ EXPECTED = {
     "postmortem": [],
     "metrics": [],
 }
-OPTIONAL = {"logs.errors", "deploy.recent", "command.check"}
+# Not configured on the test stack (no log file, checkout, diagnostic or Compose project given).
+OPTIONAL = {"logs.errors", "deploy.recent", "command.check", "compose.services", "compose.stats"}
 # The resolve notebook re-runs, in one call after its own, every probe the catalogue marks for it.
 RECHECK = [
+    "compose.services",
+    "compose.stats",
     "postgres.connect",
     "postgres.connections",
     "postgres.long_queries",
@@ -167,7 +172,10 @@ def test_a_threshold_comes_from_the_parameter_the_catalogue_names(path: Path) ->
                 assert kw.value.id == entry.thresholds[kw.arg], (path.stem, fn, kw.arg)
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+# The containers notebook needs a Docker engine and a project: tests/test_containers_notebook.py.
+@pytest.mark.parametrize(
+    "path", [p for p in NOTEBOOKS if p.stem != "containers"], ids=lambda p: p.stem
+)
 def test_each_notebook_runs_against_the_practice_servers(
     path: Path, tmp_path: Path, stack: Stack
 ) -> None:

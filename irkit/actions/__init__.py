@@ -9,7 +9,16 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-__all__ = ["catalogue", "celery", "containers", "deployment", "disk", "postgres", "redis"]
+__all__ = [
+    "catalogue",
+    "celery",
+    "containers",
+    "deployment",
+    "disk",
+    "postgres",
+    "redis",
+    "steps",
+]
 
 
 def __getattr__(name: str) -> ModuleType:

@@ -15,7 +15,7 @@ import re
 from irkit import compose
 from irkit.actions import compose_cli
 from irkit.actions.deployment import parse_migration
-from irkit.actions.guard import Item, Outcome, Plan, act_on
+from irkit.actions.guard import Item, Outcome, Plan, act_on, said_by_its_step
 from irkit.catalogue.parameters import default
 from irkit.errors import ConfigError, IrkitError
 from irkit.targets import ComposeTarget
@@ -100,20 +100,8 @@ class Exec:
                 return None
 
             done, skipped, failed = act_on(plan, still_running, self._run)
-        if done:
-            summary = done[0][1].splitlines()[0]
-        elif failed:
-            summary = failed[0][1].splitlines()[0]
-        else:
-            summary = f"not run: {skipped[0][1]}" if skipped else "not run"
-        return Outcome(
-            self.name,
-            plan.target,
-            tuple(done),
-            tuple(skipped),
-            tuple(failed),
-            summary,
-            read_only=self.step in READ_ONLY,
+        return said_by_its_step(
+            self.name, plan, done, skipped, failed, read_only=self.step in READ_ONLY
         )
 
     def _run(self, item: Item) -> str:

@@ -22,7 +22,7 @@ from irkit import compose
 from irkit.actions import compose_cli
 from irkit.actions.container_exec import FakeMigration, InspectActive, Manage
 from irkit.actions.engine_prune import Prune
-from irkit.actions.guard import Item, Outcome, Plan, act_on
+from irkit.actions.guard import Item, Outcome, Plan, act_on, counted
 from irkit.catalogue.parameters import default
 from irkit.errors import ConfigError, IrkitError, NotVisible
 from irkit.targets import ComposeTarget
@@ -38,11 +38,12 @@ __all__ = ["FakeMigration", "InspectActive", "Manage", "Prune", "Restart", "Scal
 # What `docker-compose restart` gives a container to stop before it is killed (its default).
 STOP_TIMEOUT_S = 10
 
+
 class Restart:
     """Every container of `service` restarted, as `docker-compose restart SERVICE` does: each
-    given `stop_timeout_s` to stop before it is killed, then started again. Stopped and crash-looping
-    containers are restarted too: that is the runbook's cure for them. Read back: running, and
-    started after the restart began."""
+    given `stop_timeout_s` to stop before it is killed, then started again. Stopped and
+    crash-looping containers are restarted too: that is the runbook's cure for them. Read back:
+    running, and started after the restart began."""
 
     def __init__(
         self, target: ComposeTarget, service: str, *, stop_timeout_s: float = STOP_TIMEOUT_S
@@ -86,11 +87,7 @@ class Restart:
                 plan, lambda item: _still_in(client, item), lambda item: self._restart(client, item)
             )
         summary = f"restarted {len(done)} of {len(plan.items)} containers of {self.service}"
-        if skipped:
-            summary += f", {len(skipped)} left alone (gone since the plan)"
-        if failed:
-            summary += f", {len(failed)} failed"
-        return Outcome(self.name, plan.target, tuple(done), tuple(skipped), tuple(failed), summary)
+        return counted(self.name, plan, summary, done, skipped, failed, "gone since the plan")
 
     def _restart(self, client: docker.DockerClient, item: Item) -> str:
         container = client.containers.get(item.key)

@@ -18,7 +18,7 @@ import shlex
 from collections.abc import Mapping, Sequence
 
 from irkit import programs
-from irkit.actions.guard import Item, Outcome, Plan, act_on
+from irkit.actions.guard import Item, Outcome, Plan, act_on, said_by_its_step
 from irkit.catalogue.parameters import default
 from irkit.errors import ConfigError
 from irkit.secrets import redact
@@ -89,19 +89,8 @@ class Named:
             return run_bounded(self.command(), timeout_s=self.timeout_s, cwd=self.cwd)
 
         done, skipped, failed = act_on(plan, lambda item: None, run)
-        summary = (
-            done[0][1].splitlines()[0]
-            if done
-            else (failed[0][1].splitlines()[0] if failed else "not run")
-        )
-        return Outcome(
-            self.name,
-            plan.target,
-            tuple(done),
-            tuple(skipped),
-            tuple(failed),
-            summary,
-            read_only=self.step in READ_ONLY,
+        return said_by_its_step(
+            self.name, plan, done, skipped, failed, read_only=self.step in READ_ONLY
         )
 
 

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from irkit import compose
-from irkit.actions.guard import Item, Outcome, Plan, act_on
+from irkit.actions.guard import Item, Outcome, Plan, act_on, counted
 from irkit.errors import IrkitError
 from irkit.targets import ComposeTarget
 from irkit.units import count, human_bytes
@@ -120,11 +120,7 @@ class Prune:
             if any(k == i.summary for k, _ in done)
         )
         summary = f"removed {len(done)} of {len(plan.items)} (about {human_bytes(freed)} freed)"
-        if skipped:
-            summary += f", {len(skipped)} left alone (changed since the plan)"
-        if failed:
-            summary += f", {len(failed)} failed"
-        return Outcome(self.name, plan.target, tuple(done), tuple(skipped), tuple(failed), summary)
+        return counted(self.name, plan, summary, done, skipped, failed, "changed since the plan")
 
 
 def _changed(client: docker.DockerClient, item: Item) -> str | None:

@@ -318,3 +318,34 @@ def act_on(
             why = str(exc) if isinstance(exc, IrkitError) else f"{type(exc).__name__}: {exc}"
             failed.append((item.summary, redact(why)))
     return done, skipped, failed
+
+
+Tally = list[tuple[str, str]]
+
+
+def said_by_its_step(
+    action: str, plan: Plan, done: Tally, skipped: Tally, failed: Tally, *, read_only: bool
+) -> Outcome:
+    """The outcome of a one-item step (a command): its summary is the first line of what it
+    printed, or of why it failed."""
+    if done:
+        summary = done[0][1].splitlines()[0] if done[0][1] else "done"
+    elif failed:
+        summary = failed[0][1].splitlines()[0]
+    else:
+        summary = f"not run: {skipped[0][1]}" if skipped else "not run"
+    return Outcome(
+        action, plan.target, tuple(done), tuple(skipped), tuple(failed), summary, read_only
+    )
+
+
+def counted(
+    action: str, plan: Plan, summary: str, done: Tally, skipped: Tally, failed: Tally, why: str
+) -> Outcome:
+    """The outcome of a step over many items: `summary`, then how many were left alone (`why`)
+    and how many failed."""
+    if skipped:
+        summary += f", {len(skipped)} left alone ({why})"
+    if failed:
+        summary += f", {len(failed)} failed"
+    return Outcome(action, plan.target, tuple(done), tuple(skipped), tuple(failed), summary)

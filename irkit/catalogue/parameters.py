@@ -335,8 +335,8 @@ CONTAINERS = group(
     number("compose_memory_warn_pct", 80.0, "a container's memory of its limit: WARN"),
     number("compose_memory_crit_pct", 90.0, "a container's memory of its limit: CRIT"),
     text("compose_redis_service", "redis", "the Redis service (Scenario 4: restart redis)"),
-    integer("compose_scale_to", 3, "runbook Scenario 1: docker-compose up -d --scale web=3"),
-    integer("compose_scale_workers_to", 4, "runbook Incident 2: up -d --scale celery=4"),
+    integer("compose_scale_to", 3, "runbook Scenario 1: scale web to 3 containers"),
+    integer("compose_scale_workers_to", 4, "runbook Incident 2: scale celery to 4 containers"),
     flag("deploy_git_revision", False, "ask git rev-parse HEAD inside the web container"),
 )
 

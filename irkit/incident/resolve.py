@@ -27,6 +27,8 @@ def recheck(section: Section) -> Results:
         target = getattr(section, entry.target)
         if entry.recheck_when is not None and not entry.recheck_when(target):
             continue
+        if getattr(target, "configured", True) is False:
+            continue  # an optional target nobody gave (a Compose project): nothing to re-check
         kwargs = entry.keywords(section.params)
         kwargs.update({kw: getattr(section, t) for kw, t in entry.uses.items()})
         checks.append(section.check(probes.get(entry.name), target, **kwargs))
