@@ -390,7 +390,8 @@ scrape_configs:
         else:
             shown = status  # restarting, created, paused, dead
         if state.get("OOMKilled"):
-            shown += ", OOM-killed"
+            # The engine keeps the flag of the last exit while the next run goes on.
+            shown += ", OOM-killed" if status != "running" else ", last exit OOM-killed"
         image = container.attrs.get("Config", {}).get("Image", "")
         detail = f"{container.name}, restarts {restarts}, {image}"
         name = f"{service} ({container.name})" if multiple else service
