@@ -126,8 +126,14 @@ def test_web_oom_drill_is_oom_killed_and_restarted(compose_stack: ComposeStack) 
             first = _restart_count(web)
             assert first >= 1
             wait_for("web restarted again", lambda: _restart_count(web) > first)
-            web.reload()
-            assert web.attrs["State"]["ExitCode"] == 137
+
+            def killed() -> bool:
+                web.reload()
+                state = web.attrs["State"]
+                return bool(state["Status"] != "running" and state["ExitCode"] == 137)
+
+            wait_for("web seen exited 137", killed)
+            assert web.attrs["State"]["OOMKilled"] is True
         rows = {r.name: r for r in stack.status()}
         assert rows["web"].state != "running"
     finally:

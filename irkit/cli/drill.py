@@ -17,11 +17,13 @@ def drill(args: argparse.Namespace) -> int:
     from irkit import drills
 
     if args.action == "list":
-        for d in drills.catalogue().values():
+        catalogue = drills.catalogue()
+        width = max(len(name) for name in catalogue) + 1
+        for d in catalogue.values():
             on = " (on the Compose stack)" if d.stack == drills.COMPOSE else ""
-            print(f"{d.name:<18} {d.scenario}{on}")
-            print(f"{'':<18} run: irkit run {d.section} {d.parameters}")
-            print(f"{'':<18} shows: {d.shows}")
+            print(f"{d.name:<{width}} {d.scenario}{on}")
+            print(f"{'':<{width}} run: irkit run {d.section} {d.parameters}")
+            print(f"{'':<{width}} shows: {d.shows}")
         return 0
     if args.action == "status":
         stacks = _stacks()

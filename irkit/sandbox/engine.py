@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,11 +81,7 @@ class DockerEngine(process.Daemonized):
         self.stop()  # a pid file left by a killed engine
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.socket.unlink(missing_ok=True)
-        # containerd's sockets live under the exec root: a unix socket path must stay under
-        # 108 bytes, so it is kept short when the data folder is deep.
-        exec_root = self.data_dir / "exec"
-        if len(str(exec_root)) > 60:
-            exec_root = Path("/run/irkit-docker") / _short_name(self.data_dir)
+        exec_root = self.exec_root
         # Laid out by hand (fmt: skip): each option beside its value, as on a command line.
         args = [
             str(binary),
@@ -102,10 +99,24 @@ class DockerEngine(process.Daemonized):
             self.answers, START_TIMEOUT_S, "the Docker engine", self.log, self.pidfile
         )
 
+    @property
+    def exec_root(self) -> Path:
+        """containerd's sockets live under the exec root: a unix socket path must stay under 108
+        bytes, so it is kept short when the data folder is deep."""
+        exec_root = self.data_dir / "exec"
+        if len(str(exec_root)) > 60:
+            exec_root = Path("/run/irkit-docker") / _short_name(self.data_dir)
+        return exec_root
+
     def stop(self) -> None:
         # dockerd stops its containers and its containerd itself on SIGTERM.
         self.daemon.stop(timeout=30)
         (self.data_dir / "dockerd.engine.pid").unlink(missing_ok=True)
+        # dockerd 20.10 leaves its host network namespace bind-mounted when it exits: unmounted
+        # here, or the folder cannot be deleted (a test's temporary folder, `sandbox reset`).
+        netns = self.exec_root / "netns" / "default"
+        if os.path.ismount(netns):
+            subprocess.run(["umount", str(netns)], capture_output=True, check=False, timeout=30)
 
 
 def _short_name(path: Path) -> str:
