@@ -24,6 +24,9 @@ from irkit import drills
 from irkit.sandbox.compose_stack import SERVICES, ComposeStack
 
 DEADLINE_S = 90.0
+# The first run on a machine builds the stack's images inside the first test's setup (about six
+# minutes: debootstrap, then four builds); later runs load them from the cache in seconds.
+pytestmark = pytest.mark.timeout(900)
 
 
 def wait_for(what: str, check: Callable[[], Any], timeout: float = DEADLINE_S) -> Any:

@@ -307,7 +307,11 @@ class Images:
                     for future in done:
                         future.result()
             if not bundle.exists():
-                self._save_bundle(bundle, refs, log)
+                try:
+                    self._save_bundle(bundle, refs, log)
+                except (SandboxError, OSError) as exc:
+                    # The stack runs all the same; only the next new engine builds again.
+                    log(f"could not cache the images in {self.cache}: {exc}")
         return {s: image.ref for s, image in wanted.items()}
 
     def _missing(self, refs: list[str]) -> list[str]:
