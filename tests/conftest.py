@@ -346,5 +346,7 @@ def receiver() -> Iterator[Receiver]:
     r.server.server_close()
 
 
-# A Docker engine and Compose projects (tests/containers.py).
+# A Docker engine and Compose projects (tests/containers.py); the Compose practice stack, once per
+# session (tests/compose_stack.py).
+from tests.compose_stack import compose_stack  # noqa: E402,F401
 from tests.containers import compose_project, docker_client, docker_engine  # noqa: E402,F401

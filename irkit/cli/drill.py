@@ -1,4 +1,6 @@
-"""`irkit drill`: rehearse a runbook scenario on the practice stack, and undo it."""
+"""`irkit drill`: rehearse a runbook scenario on the practice stack, and undo it. Each drill runs
+on its own stack: the embedded one (`irkit sandbox up`) or the Compose one
+(`irkit sandbox up --compose`), loaded by name."""
 
 from __future__ import annotations
 
@@ -8,40 +10,47 @@ from typing import TYPE_CHECKING
 from irkit.errors import UsageError
 
 if TYPE_CHECKING:
-    from irkit.sandbox.stack import Stack
+    from irkit.drills import Practice
 
 
 def drill(args: argparse.Namespace) -> int:
     from irkit import drills
-    from irkit.sandbox.stack import Stack
 
-    stack = Stack.load()
     if args.action == "list":
-        for d in drills.catalogue().values():
-            print(f"{d.name:<18} {d.scenario}")
-            print(f"{'':<18} run: irkit run {d.section} -f parameters/sandbox.yaml")
-            print(f"{'':<18} shows: {d.shows}")
+        catalogue = drills.catalogue()
+        width = max(len(name) for name in catalogue) + 1
+        for d in catalogue.values():
+            on = " (on the Compose stack)" if d.stack == drills.COMPOSE else ""
+            print(f"{d.name:<{width}} {d.scenario}{on}")
+            print(f"{'':<{width}} run: irkit run {d.section} {d.parameters}")
+            print(f"{'':<{width}} shows: {d.shows}")
         return 0
     if args.action == "status":
-        if not drills.active(stack):
+        stacks = _stacks()
+        if not any(drills.active(stack) for stack in stacks):
             print("no drill is active")
-        print_active(stack)
+        for stack in stacks:
+            print_active(stack)
         return 0
     if not args.name:
         raise UsageError(f"irkit drill {args.action} needs a drill name; see: irkit drill list")
     if args.action == "start":
         chosen = drills.get(args.name)
+        stack = drills.load_stack(chosen)
         already = any(a.name == chosen.name for a in drills.active(stack))
         active = drills.start(stack, chosen.name)
         since = "was already active since" if already else "started at"
         print(f"drill {chosen.name} {since} {active.started_at}: {chosen.scenario}")
-        print(f"now run: irkit run {chosen.section} -f parameters/sandbox.yaml")
+        print(f"now run: irkit run {chosen.section} {chosen.parameters}")
         print(f"it should show: {chosen.shows}")
         print(f"undo with: irkit drill stop {chosen.name}")
         return 0
-    names = [a.name for a in drills.active(stack)] if args.name == "all" else [args.name]
-    for name in names:
-        if drills.stop(stack, drills.get(name).name):
+    if args.name == "all":
+        pairs = [(stack, a.name) for stack in _stacks() for a in drills.active(stack)]
+    else:
+        pairs = [(drills.load_stack(drills.get(args.name)), drills.get(args.name).name)]
+    for stack, name in pairs:
+        if drills.stop(stack, name):
             print(f"drill {name} stopped; the practice stack is healthy again")
             if lingers := drills.get(name).lingers:
                 print(f"note: {lingers}")
@@ -50,7 +59,14 @@ def drill(args: argparse.Namespace) -> int:
     return 0
 
 
-def print_active(stack: Stack) -> None:
+def _stacks() -> list[Practice]:
+    from irkit.sandbox.compose_stack import ComposeStack
+    from irkit.sandbox.stack import Stack
+
+    return [Stack.load(), ComposeStack.load()]
+
+
+def print_active(stack: Practice) -> None:
     from irkit import drills
 
     for active in drills.active(stack):

@@ -109,11 +109,20 @@ def _sandbox(commands: _Commands) -> None:
             "The stack's own deployment commands, as the runbook's are for production: restart "
             "web|web-tls|celery-worker|redis; renew-cert (a fresh certificate for every name, then "
             "the HTTPS server restarted); manage ARGS (django-admin against the practice app, "
-            "e.g. manage migrate)."
+            "e.g. manage migrate). "
+            "--compose: the same app deployed with Docker Compose (db, redis, web, celery, "
+            "prometheus) on the kit's own Docker engine, for the containers section and the "
+            "compose-* drills: up, down, status and reset; up writes "
+            "parameters/sandbox-compose.yaml (irkit run SECTION --env sandbox-compose)."
         ),
     )
     parser.add_argument(
         "action", choices=["up", "down", "status", "reset", "restart", "renew-cert", "manage"]
+    )
+    parser.add_argument(
+        "--compose",
+        action="store_true",
+        help="the Compose practice stack instead of the embedded one",
     )
     parser.add_argument("args", nargs=argparse.REMAINDER, help="for restart and manage")
     parser.set_defaults(handler=sandbox.sandbox)
@@ -125,7 +134,8 @@ def _drill(commands: _Commands) -> None:
         help="rehearse a runbook scenario on the practice stack",
         description=(
             "Make one runbook scenario happen for real on the practice stack (list shows them "
-            "and the notebook to run for each), and undo it with stop. Notebooks run while a "
+            "and the notebook to run for each), and undo it with stop. The compose-* drills run "
+            "on the Compose practice stack (irkit sandbox up --compose). Notebooks run while a "
             "drill is active are marked as drills and never count in the incident metrics."
         ),
     )

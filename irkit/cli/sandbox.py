@@ -1,5 +1,6 @@
 """`irkit sandbox`: the practice stack's servers (up, down, status, reset) and its own deployment
-commands (restart, renew-cert, manage), as the runbook's are for production."""
+commands (restart, renew-cert, manage), as the runbook's are for production. With --compose:
+the Compose practice stack (up, down, status, reset), whose deployment commands are Compose's."""
 
 from __future__ import annotations
 
@@ -20,6 +21,13 @@ def sandbox(args: argparse.Namespace) -> int:
     from irkit.sandbox import readiness
     from irkit.sandbox.stack import Stack, format_status
 
+    # `irkit sandbox up --compose`: the option follows the action, where the remainder (the
+    # arguments of restart and manage) would take it.
+    if "--compose" in args.args:
+        args.args = [a for a in args.args if a != "--compose"]
+        args.compose = True
+    if getattr(args, "compose", False):
+        return _compose(args)
     stack = Stack.load()
     if args.action in ("restart", "renew-cert", "manage"):
         return _deployment(stack, args.action, args.args)
@@ -49,6 +57,48 @@ def sandbox(args: argparse.Namespace) -> int:
         print_active(stack)
     if args.action == "status":
         healthy = all(r.state in ("running", "not installed") for r in rows)
+        return 0 if healthy else Status.WARN.exit_code
+    return 0
+
+
+def _compose(args: argparse.Namespace) -> int:
+    from irkit import drills
+    from irkit.errors import SandboxError
+    from irkit.sandbox.compose_stack import INSTALL_HINT, ComposeStack
+    from irkit.sandbox.stack import format_status
+
+    stack = ComposeStack.load()
+    if args.action not in ("up", "down", "status", "reset"):
+        raise UsageError(
+            f"irkit sandbox {args.action} is for the embedded stack; on the Compose stack use "
+            f"Compose itself: cd {stack.compose_dir} && DOCKER_HOST={stack.docker_host} "
+            "docker-compose …"
+        )
+    if args.args:
+        raise UsageError(f"irkit sandbox {args.action} takes no further arguments")
+    if args.action in ("up", "reset") and not stack.installed:
+        raise SandboxError(f"Docker is not installed: {INSTALL_HINT}")
+    if args.action in ("up", "reset"):
+        if args.action == "reset":
+            for active in drills.active(stack):
+                drills.stop(stack, active.name)
+            print(f"deleting the Compose practice stack's data in {stack.base} …", file=sys.stderr)
+            stack.reset()
+        print(f"starting the Compose practice stack in {stack.base} …", file=sys.stderr)
+        held = drills.held_down(stack)
+        rows = stack.up(held)
+        print(f"parameters for the notebooks: {stack.parameters_file}", file=sys.stderr)
+        if held:
+            print(f"left as active drills hold them: {', '.join(sorted(held))}", file=sys.stderr)
+    elif args.action == "down":
+        rows = stack.down()
+    else:
+        rows = stack.status()
+    print(format_status(rows))
+    if args.action != "down":
+        print_active(stack)
+    if args.action == "status":
+        healthy = all(r.state == "running" for r in rows)
         return 0 if healthy else Status.WARN.exit_code
     return 0
 

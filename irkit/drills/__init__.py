@@ -13,28 +13,41 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from irkit.errors import SandboxError
 from irkit.result import utc_now
+from irkit.sandbox.compose_stack import ComposeStack
 from irkit.sandbox.stack import Stack
 
 State = dict[str, Any]
+# The two practice stacks: the embedded one (processes) and the Compose one (containers).
+Practice = Stack | ComposeStack
+S = TypeVar("S", Stack, ComposeStack)
+EMBEDDED = "embedded"
+COMPOSE = "compose"
 
 
 @dataclass(frozen=True)
-class Drill:
+class Drill(Generic[S]):
     name: str
     scenario: str  # the runbook's words for it
     section: str  # the notebook the runbook sends a responder to
     shows: str  # what that notebook should show while the drill runs
-    start: Callable[[Stack, State], None]
-    stop: Callable[[Stack, State], None]
+    start: Callable[[S, State], None]
+    stop: Callable[[S, State], None]
     holds_down: tuple[str, ...] = ()  # components `sandbox up` must leave stopped meanwhile
     needs_root: bool = False
     conflicts: tuple[str, ...] = ()
     # What still shows after `stop`, and for how long (monitoring that looks back over a window).
     lingers: str = ""
+    # The stack it runs on: "embedded" (irkit.sandbox.stack) or "compose" (compose_stack).
+    stack: str = EMBEDDED
+
+    @property
+    def parameters(self) -> str:
+        """How to point a notebook at the drill's stack."""
+        return "--env sandbox-compose" if self.stack == COMPOSE else "-f parameters/sandbox.yaml"
 
 
 @dataclass(frozen=True)
@@ -44,36 +57,56 @@ class ActiveDrill:
     state: State = field(default_factory=dict)
 
 
-def catalogue() -> dict[str, Drill]:
-    from irkit.drills import database, host, services
+def catalogue() -> dict[str, Drill[Any]]:
+    from irkit.drills import containers, database, host, services
 
-    drills = [*database.DRILLS, *services.DRILLS, *host.DRILLS]
+    drills: list[Drill[Any]] = [
+        *database.DRILLS,
+        *services.DRILLS,
+        *host.DRILLS,
+        *containers.DRILLS,
+    ]
     return {d.name: d for d in drills}
 
 
-def get(name: str) -> Drill:
+def kind(stack: Practice) -> str:
+    return COMPOSE if isinstance(stack, ComposeStack) else EMBEDDED
+
+
+def load_stack(drill: Drill[Any]) -> Practice:
+    """The kit's practice stack the drill runs on, on the ports it was brought up with."""
+    return ComposeStack.load() if drill.stack == COMPOSE else Stack.load()
+
+
+def get(name: str) -> Drill[Any]:
     drills = catalogue()
     if name not in drills:
         raise SandboxError(f"no drill named {name!r}; the drills are: {', '.join(drills)}")
     return drills[name]
 
 
-def folder(stack: Stack) -> Path:
-    return stack.base / "drills"
+def folder(stack: Practice) -> Path:
+    """The kit's two stacks share one folder (irkit.home.active_drills reads it)."""
+    return stack.drills_dir if isinstance(stack, ComposeStack) else stack.base / "drills"
 
 
-def active(stack: Stack) -> list[ActiveDrill]:
+def active(stack: Practice) -> list[ActiveDrill]:
+    """The drills active on this stack (not those of the other stack sharing the folder)."""
+    drills = catalogue()
     found = []
     for path in sorted(folder(stack).glob("*.json")):
         try:
             data = json.loads(path.read_text())
-            found.append(ActiveDrill(data["name"], data["started_at"], data.get("state", {})))
+            record = ActiveDrill(data["name"], data["started_at"], data.get("state", {}))
         except (OSError, ValueError, KeyError):
             continue
+        drill = drills.get(record.name)
+        if (drill.stack if drill else EMBEDDED) == kind(stack):
+            found.append(record)
     return found
 
 
-def held_down(stack: Stack) -> frozenset[str]:
+def held_down(stack: Practice) -> frozenset[str]:
     drills = catalogue()
     return frozenset(
         component
@@ -83,8 +116,10 @@ def held_down(stack: Stack) -> frozenset[str]:
     )
 
 
-def start(stack: Stack, name: str) -> ActiveDrill:
+def start(stack: Practice, name: str) -> ActiveDrill:
     drill = get(name)
+    if drill.stack != kind(stack):
+        raise SandboxError(f"drill {name} runs on the {drill.stack} practice stack")
     current = {d.name: d for d in active(stack)}
     if name in current:
         return current[name]
@@ -100,9 +135,8 @@ def start(stack: Stack, name: str) -> ActiveDrill:
         )
     down = [row.name for row in stack.status() if row.state not in ("running", "not installed")]
     if down:
-        raise SandboxError(
-            f"the practice stack is not fully up ({', '.join(down)}); run: irkit sandbox up"
-        )
+        up = "irkit sandbox up --compose" if drill.stack == COMPOSE else "irkit sandbox up"
+        raise SandboxError(f"the practice stack is not fully up ({', '.join(down)}); run: {up}")
     state: State = {}
     record = ActiveDrill(name, utc_now().isoformat(), state)
     _save(stack, record)  # first, so that a half-done start can still be stopped
@@ -119,7 +153,7 @@ def start(stack: Stack, name: str) -> ActiveDrill:
     return record
 
 
-def stop(stack: Stack, name: str) -> bool:
+def stop(stack: Practice, name: str) -> bool:
     """Undo the drill and bring the stack back to healthy; False if it was not active."""
     drill = get(name)
     current = {d.name: d for d in active(stack)}
@@ -133,11 +167,11 @@ def stop(stack: Stack, name: str) -> bool:
     return True
 
 
-def _path(stack: Stack, name: str) -> Path:
+def _path(stack: Practice, name: str) -> Path:
     return folder(stack) / f"{name}.json"
 
 
-def _save(stack: Stack, record: ActiveDrill) -> None:
+def _save(stack: Practice, record: ActiveDrill) -> None:
     folder(stack).mkdir(parents=True, exist_ok=True)
     data = {"name": record.name, "started_at": record.started_at, "state": record.state}
     final = _path(stack, record.name)
@@ -146,11 +180,11 @@ def _save(stack: Stack, record: ActiveDrill) -> None:
     partial.replace(final)
 
 
-def _forget(stack: Stack, name: str) -> None:
+def _forget(stack: Practice, name: str) -> None:
     _path(stack, name).unlink(missing_ok=True)
 
 
-def _history(stack: Stack, event: dict[str, str]) -> None:
+def _history(stack: Practice, event: dict[str, str]) -> None:
     folder(stack).mkdir(parents=True, exist_ok=True)
     with (folder(stack) / "history.jsonl").open("a") as f:
         f.write(json.dumps(event) + "\n")

@@ -99,6 +99,15 @@ class DockerEngine(process.Daemonized):
             self.answers, START_TIMEOUT_S, "the Docker engine", self.log, self.pidfile
         )
 
+    @property
+    def exec_root(self) -> Path:
+        """containerd's sockets live under the exec root: a unix socket path must stay under 108
+        bytes, so it is kept short when the data folder is deep."""
+        exec_root = self.data_dir / "exec"
+        if len(str(exec_root)) > 60:
+            exec_root = Path("/run/irkit-docker") / _short_name(self.data_dir)
+        return exec_root
+
     def stop(self) -> None:
         # dockerd stops its containers and its containerd itself on SIGTERM.
         self.daemon.stop(timeout=30)
@@ -106,15 +115,6 @@ class DockerEngine(process.Daemonized):
         # It leaves its network namespace handle (exec/netns/default) and, at times, a
         # container's root mounted: the folder could not be removed, nor the next engine start.
         unmount_below(self.data_dir, self.exec_root)
-
-    @property
-    def exec_root(self) -> Path:
-        """containerd's sockets live under the exec root, and a unix socket's path must stay
-        under 108 bytes: kept short when the data folder is deep."""
-        exec_root = self.data_dir / "exec"
-        if len(str(exec_root)) > 60:
-            exec_root = Path("/run/irkit-docker") / _short_name(self.data_dir)
-        return exec_root
 
 
 def unmount_below(*folders: Path) -> None:
