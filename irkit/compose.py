@@ -19,8 +19,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from irkit import reasons
 from irkit.errors import NotVisible, ServiceError, Unreachable
-from irkit.probes import reasons
 from irkit.targets import ComposeTarget
 
 if TYPE_CHECKING:

@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from irkit.probes import celery, http, postgres, reasons, redis
+from irkit import reasons
+from irkit.probes import celery, http, postgres, redis
 from irkit.result import Result, Status
 from irkit.targets import CeleryTarget, HttpTarget, PostgresTarget, RedisTarget
 from tests.helpers import serving

@@ -14,7 +14,7 @@ whatever the deployment.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from irkit import programs
 from irkit.actions import container_exec, containers, deployment, engine_prune
@@ -22,8 +22,16 @@ from irkit.actions.guard import Outcome, Plan
 from irkit.catalogue.parameters import default
 from irkit.targets import ComposeTarget
 
-if TYPE_CHECKING:
-    from irkit.section import Section
+
+class Deployment(Protocol):
+    """What a step needs of the notebook's section: its checked parameters and its Compose
+    project (a section: `irkit.Section`)."""
+
+    @property
+    def params(self) -> Mapping[str, Any]: ...
+
+    @property
+    def compose(self) -> ComposeTarget: ...
 
 
 class Step(Protocol):
@@ -69,7 +77,7 @@ def _on_compose(
     }
 
 
-def step(section: Section, name: str) -> Step:
+def step(section: Deployment, name: str) -> Step:
     """The runbook step called `name` (see `deployment.STEPS`), as this deployment carries it
     out."""
     params = section.params

@@ -12,10 +12,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
+from irkit import reasons
 from irkit.catalogue import parameters as declared
 from irkit.catalogue.areas import AREAS
 from irkit.errors import IrkitError, NotVisible, ParameterError, ServiceError, Unreachable
-from irkit.probes import reasons
 from irkit.result import Result, Status, utc_now
 from irkit.secrets import redact
 

@@ -17,8 +17,8 @@ from typing import Any
 
 import httpx
 
+from irkit import reasons
 from irkit.errors import ServiceError, Unreachable
-from irkit.probes import reasons
 from irkit.probes.contract import Finding, probe
 from irkit.result import Result, Status
 from irkit.secrets import scrub

@@ -19,8 +19,8 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
+from irkit import reasons
 from irkit.errors import NotVisible, ServiceError, Unreachable
-from irkit.probes import reasons
 from irkit.probes.contract import Finding, check_thresholds, grade, probe
 from irkit.result import Result, Status
 from irkit.targets import PostgresTarget
