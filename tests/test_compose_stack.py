@@ -14,14 +14,19 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from irkit import drills
+from irkit import drills, parameters
+from irkit.result import Status
 from irkit.sandbox.compose_stack import SERVICES, ComposeStack
+from tests.helpers import ROOT, run_notebook
+
+NOTEBOOK = ROOT / "notebooks" / "containers.ipynb"
 
 DEADLINE_S = 90.0
 # The first run on a machine builds the stack's images inside the first test's setup (about six
@@ -118,53 +123,27 @@ def _restart_count(container: Any) -> int:
     return int(container.attrs["RestartCount"])
 
 
-def test_web_oom_drill_is_oom_killed_and_restarted(compose_stack: ComposeStack) -> None:
-    stack = compose_stack
-    drills.start(stack, "compose-web-oom")
-    try:
-        with stack.client() as client:
-            web = only(stack, client, "web")
-            state = web.attrs["State"]
-            assert state["OOMKilled"] is True or state["ExitCode"] == 137, state
-            first = _restart_count(web)
-            assert first >= 1
-            wait_for("web restarted again", lambda: _restart_count(web) > first)
+@dataclass(frozen=True)
+class DrillCase:
+    """What the engine shows while the drill runs, what the containers notebook finds, and the
+    runbook's step that mends it, allowed by name."""
 
-            def killed() -> bool:
-                web.reload()
-                state = web.attrs["State"]
-                return bool(state["Status"] != "running" and state["ExitCode"] == 137)
-
-            wait_for("web seen exited 137", killed)
-            assert web.attrs["State"]["OOMKilled"] is True
-        rows = {r.name: r for r in stack.status()}
-        assert rows["web"].state != "running"
-    finally:
-        assert drills.stop(stack, "compose-web-oom")
-    assert_healthy(stack)
+    engine_shows: Callable[[ComposeStack, Any], bool]
+    probe: str
+    found: tuple[str, ...]  # in the finding's summary
+    mended_by: tuple[str, ...]
+    mended_rows: tuple[str, ...]  # containers (or services) OK once mended
 
 
-def test_celery_crashloop_drill_restarts_with_a_growing_count(
-    compose_stack: ComposeStack,
-) -> None:
-    stack = compose_stack
-    drills.start(stack, "compose-celery-crashloop")
-    try:
-        with stack.client() as client:
-            celery = only(stack, client, "celery")
-            first = _restart_count(celery)
-            assert first >= 1
+def _oom_restarted(stack: ComposeStack, client: Any) -> bool:
+    web = only(stack, client, "web")
+    state = web.attrs["State"]
+    return bool(state["Running"] and state["OOMKilled"] and _restart_count(web) >= 1)
 
-            def restarting() -> bool:
-                celery.reload()
-                return bool(celery.attrs["State"]["Status"] == "restarting")
 
-            wait_for("celery restarting", restarting)
-            wait_for("celery restarted again", lambda: _restart_count(celery) > first)
-            assert celery.attrs["State"]["ExitCode"] == 3
-    finally:
-        assert drills.stop(stack, "compose-celery-crashloop")
-    assert_healthy(stack)
+def _crash_looping(stack: ComposeStack, client: Any) -> bool:
+    celery = only(stack, client, "celery")
+    return bool(_restart_count(celery) >= 2 and celery.attrs["State"]["ExitCode"] == 1)
 
 
 def _cpu_share_of_limit(container: Any) -> float:
@@ -176,40 +155,100 @@ def _cpu_share_of_limit(container: Any) -> float:
     online = cpu.get("online_cpus") or len(cpu["cpu_usage"].get("percpu_usage") or [1])
     if system <= 0:
         return 0.0
-    cores = used / system * online
     limit = container.attrs["HostConfig"]["NanoCpus"] / 1e9
-    return float(cores / limit)
+    return float(used / system * online / limit)
 
 
-def test_cpu_hog_drill_holds_web_at_its_cpu_limit(compose_stack: ComposeStack) -> None:
-    stack = compose_stack
-    drills.start(stack, "compose-cpu-hog")
+def _at_cpu_limit(stack: ComposeStack, client: Any) -> bool:
+    return _cpu_share_of_limit(only(stack, client, "web")) > 0.7
+
+
+def _no_web(stack: ComposeStack, client: Any) -> bool:
+    return stack.containers(client, "web") == []
+
+
+DRILL_CASES = {
+    "compose-web-oom": DrillCase(
+        _oom_restarted,
+        "compose.services",
+        ("web-1 OOM-killed and restarted by its policy",),
+        ("compose.restart_web",),
+        ("web-1",),
+    ),
+    "compose-celery-crashloop": DrillCase(
+        _crash_looping,
+        "compose.services",
+        ("redis-1 exited", "celery-1 restarting"),
+        # The broker first, then its worker: the notebook's order.
+        ("compose.restart_redis", "compose.restart_celery"),
+        ("redis-1", "celery-1"),
+    ),
+    "compose-cpu-hog": DrillCase(
+        _at_cpu_limit,
+        "compose.stats",
+        ("web-1", "CPU of its 0.5 CPU limit"),
+        ("compose.restart_web",),
+        ("web-1",),
+    ),
+    "compose-web-scaled-to-zero": DrillCase(
+        _no_web,
+        "compose.services",
+        ("web: no container running",),
+        ("compose.scale_web",),
+        ("web",),
+    ),
+}
+
+
+def notebook_parameters(stack: ComposeStack, **extra: Any) -> dict[str, Any]:
+    declared = parameters.declared_in_notebook(NOTEBOOK)
+    given = yaml.safe_load(stack.parameters_file.read_text())
+    return {k: v for k, v in {**given, **extra}.items() if k in declared}
+
+
+def test_every_compose_drill_has_an_end_to_end_test() -> None:
+    compose_drills = [n for n, d in drills.catalogue().items() if d.stack == "compose"]
+    assert sorted(DRILL_CASES) == sorted(compose_drills)
+
+
+@pytest.mark.parametrize("name", sorted(DRILL_CASES))
+def test_compose_drill_found_and_mended_by_the_containers_notebook(
+    name: str, compose_stack: ComposeStack, tmp_path: Path
+) -> None:
+    """Start the drill; the engine shows the fault; the containers notebook finds it by name and,
+    with the runbook's step allowed, mends it and measures again: the drill's containers OK."""
+    stack, case = compose_stack, DRILL_CASES[name]
+    drills.start(stack, name)
     try:
         with stack.client() as client:
-            web = only(stack, client, "web")
-            wait_for("web near its CPU limit", lambda: _cpu_share_of_limit(web) > 0.7)
+            wait_for(f"{name} shows on the engine", lambda: case.engine_shows(stack, client))
+        # Found, and left alone: every step is a dry run.
+        found = run_notebook(NOTEBOOK, tmp_path / "found", **notebook_parameters(stack))
+        assert found.complete, found.error
+        first = next(r for r in found.results if r.probe == case.probe)
+        assert first.status is Status.CRIT, first.summary
+        for words in case.found:
+            assert words in first.summary, first.summary
+        assert found.incident.get("drill") is True
+        assert not [e for e in found.events if e.get("kind") == "outcome"]
+        # Mended by the runbook's step, allowed by name, and measured again.
+        allowed = notebook_parameters(stack, allow_actions=list(case.mended_by))
+        mended = run_notebook(NOTEBOOK, tmp_path / "mended", **allowed)
+        assert mended.complete, mended.error
+        outcomes = {e["action"]: e for e in mended.events if e.get("kind") == "outcome"}
+        for action in case.mended_by:
+            assert outcomes[action]["verdict"] == "DONE", outcomes[action]
+        again = [r for r in mended.results if r.probe == case.probe][-1]
+        assert again.after, "measured again after the step"
+        rows = {
+            **{r["name"]: r for r in again.evidence.get("containers", [])},
+            **{r["name"]: r for r in again.evidence.get("rows", [])},
+            **{r["service"]: r for r in again.evidence.get("services", [])},
+        }
+        for row in case.mended_rows:
+            assert rows[row]["status"] == "OK", (row, again.summary)
     finally:
-        assert drills.stop(stack, "compose-cpu-hog")
-    with stack.client() as client:
-        web = only(stack, client, "web")
-        wait_for("web idle again", lambda: _cpu_share_of_limit(web) < 0.5)
-    assert_healthy(stack)
-
-
-def test_web_scaled_to_zero_drill_leaves_no_web_container(compose_stack: ComposeStack) -> None:
-    stack = compose_stack
-    drills.start(stack, "compose-web-scaled-to-zero")
-    try:
-        with stack.client() as client:
-            assert stack.containers(client, "web") == []
-            assert only(stack, client, "db").status == "running"
-        assert {r.name: r.state for r in stack.status()}["web"] == "no container"
-        # `up` while the drill is active keeps it (the drill holds web at zero).
-        stack.up(drills.held_down(stack), log=lambda _: None)
-        with stack.client() as client:
-            assert stack.containers(client, "web") == []
-    finally:
-        assert drills.stop(stack, "compose-web-scaled-to-zero")
+        assert drills.stop(stack, name)
     assert_healthy(stack)
 
 

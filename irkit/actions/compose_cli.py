@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import re
 import shlex
+import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from irkit import compose, programs
 from irkit.actions.deployment import run_bounded
-from irkit.errors import ConfigError
+from irkit.errors import ConfigError, IrkitError
 from irkit.secrets import redact
 from irkit.targets import ComposeTarget
 
@@ -119,3 +120,30 @@ def defined_services(target: ComposeTarget, timeout_s: float) -> list[str]:
         error = programs.tail(done.stderr, 500).strip()
         raise ConfigError(f"compose config --services: exit code {done.returncode}: {error}")
     return done.stdout.split()
+
+
+# The longest a step waits for a restarted or new container's health check to pass: a web app
+# that migrates before it serves takes a while under its CPU limit.
+HEALTH_WAIT_S = 120.0
+
+
+def health_after(container: Container, wait_s: float = HEALTH_WAIT_S) -> str:
+    """For a container with a health check, wait (bounded) for its verdict: "healthy" said, an
+    unhealthy one raised with its last check's output. A container without one: nothing to say.
+    `docker-compose restart` does not wait; a responder needs to know whether it came back."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        container.reload()
+        health = container.attrs["State"].get("Health") or {}
+        status = health.get("Status")
+        if status is None:
+            return ""
+        if status == "healthy":
+            return ", healthy"
+        if status == "unhealthy" or not container.attrs["State"].get("Running"):
+            log = health.get("Log") or [{}]
+            said = " ".join(str(log[-1].get("Output", "")).split())[:200]
+            raise IrkitError(f"started again, then {state(container)}, unhealthy: {said}")
+        if time.monotonic() > deadline:
+            return f", its health check still starting after {wait_s:g} s"
+        time.sleep(0.5)

@@ -105,7 +105,10 @@ class Restart:
         ):
             # A crash loop restarted is still a crash loop: the cause is in its logs.
             raise IrkitError(f"started again, then {compose_cli.state(container)}")
-        return f"running again, started {after:%H:%M:%S.%f} UTC (was {before:%H:%M:%S} UTC)"
+        healthy = compose_cli.health_after(container)
+        return (
+            f"running again{healthy}, started {after:%H:%M:%S.%f} UTC (was {before:%H:%M:%S} UTC)"
+        )
 
 
 def _still_in(client: docker.DockerClient, item: Item) -> str | None:
@@ -244,7 +247,12 @@ def _read_back(
         ordered = sorted(up, key=compose.number_of)
         for n, item in enumerate(plan.items, start=int(plan.items[0].details["from"]) + 1):
             if len(up) >= n:
-                done.append((item.summary, f"running: {ordered[n - 1].name}"))
+                try:
+                    healthy = compose_cli.health_after(ordered[n - 1])
+                except IrkitError as exc:
+                    failed.append((item.summary, str(exc)))
+                    continue
+                done.append((item.summary, f"running{healthy}: {ordered[n - 1].name}"))
             else:
                 states = "; ".join(f"{c.name} {compose_cli.state(c)}" for c in mine) or "none"
                 failed.append((item.summary, f"only {len(up)} running: {states}"))

@@ -3,14 +3,17 @@
 Each is found by the `containers` notebook (`irkit run containers --env sandbox-compose`) as the
 Docker engine reports it, and undone by `stop`, which brings the service back healthy:
 
-- compose-web-oom: the web container killed by its memory limit, again and again;
-- compose-celery-crashloop: the Celery worker exiting at start, restarted by its policy;
+- compose-web-oom: the web container killed by its memory limit, and restarted by its policy;
+- compose-celery-crashloop: the Celery worker exiting at start (its broker is gone), restarted
+  by its policy, again and again;
 - compose-cpu-hog: a process spinning inside the web container, at its CPU limit;
 - compose-web-scaled-to-zero: the web service with no container at all.
 
-The two restart loops come from flags in the project's `drill/` folder, which the services'
-entrypoints read at start (mounted read-only as /irkit-drill): the container is then recreated,
-so the fault starts at once and the restart count starts from zero.
+Each is mended by the runbook's own step in that notebook: restart web (Scenario 1, "if OOM";
+and a runaway process goes with it), restart Redis then the worker (Scenario 4, Incident 2),
+scale web back up (Scenario 1). The OOM kill comes from a flag in the project's `drill/` folder,
+which the web entrypoint reads at start (mounted read-only as /irkit-drill): the container is
+recreated, so the fault starts at once and the restart count starts from zero.
 """
 
 from __future__ import annotations
@@ -87,13 +90,15 @@ def _web_oom_stop(stack: ComposeStack, state: State) -> None:
 
 
 def _celery_crash(stack: ComposeStack, state: State) -> None:
-    (stack.drill_flags / "celery-crashloop").touch()
-    _recreate(stack, "celery")
+    """Redis stopped, and the worker restarted: its entrypoint finds no broker and exits, and
+    `restart: always` starts it again, and again."""
+    stack.compose("stop", "redis")
+    stack.compose("restart", "celery")
     _wait(stack, "celery restarting", _restarted(stack, "celery", oom=False))
 
 
 def _celery_crash_stop(stack: ComposeStack, state: State) -> None:
-    (stack.drill_flags / "celery-crashloop").unlink(missing_ok=True)
+    stack.compose("start", "redis")
     _recreate(stack, "celery")
 
 
@@ -155,8 +160,8 @@ DRILLS: list[Drill[ComposeStack]] = [
         "compose-web-oom",
         "Scenario 1: High Memory Usage (the web container OOM-killed by its limit)",
         SECTION,
-        "compose.services CRIT: web restarting or exited 137 with OOMKilled and a growing "
-        "restart count",
+        "compose.services CRIT: web OOM-killed (exit 137) and restarted by its policy; "
+        "compose.restart_web mends it",
         _web_oom,
         _web_oom_stop,
         holds_down=("web",),
@@ -164,20 +169,21 @@ DRILLS: list[Drill[ComposeStack]] = [
     ),
     Drill(
         "compose-celery-crashloop",
-        "Scenario 4: Celery Workers Not Processing (the worker crash-looping at start)",
+        "Incident 2: Celery Task Queue Backlog (the worker crash-looping, its broker gone)",
         SECTION,
-        "compose.services CRIT: celery restarting (exit code 3) with a growing restart count; "
-        "its logs name the failed start",
+        "compose.services CRIT: redis exited, celery restarting with a growing restart count; "
+        "compose.restart_redis then compose.restart_celery mend it",
         _celery_crash,
         _celery_crash_stop,
-        holds_down=("celery",),
+        holds_down=("celery", "redis"),
         stack="compose",
     ),
     Drill(
         "compose-cpu-hog",
         "Alert Triage: High CPU Alert (a container at its CPU limit)",
         SECTION,
-        "compose.stats: web at its CPU limit (cpus: 0.5), busiest first",
+        "compose.stats: web at its CPU limit (cpus: 0.5), busiest first; compose.restart_web "
+        "mends it",
         _cpu_hog,
         _cpu_hog_stop,
         stack="compose",
@@ -186,7 +192,7 @@ DRILLS: list[Drill[ComposeStack]] = [
         "compose-web-scaled-to-zero",
         "Scenario 1: scale the web service (docker-compose up -d --scale web=0 by mistake)",
         SECTION,
-        "compose.services CRIT: the web service has no container; the web checks fail",
+        "compose.services CRIT: the web service has no container; compose.scale_web mends it",
         _scale_to_zero,
         _scale_back,
         holds_down=("web-scale",),

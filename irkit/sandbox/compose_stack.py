@@ -31,6 +31,7 @@ from irkit.errors import SandboxError
 from irkit.home import kit_home, sandbox_dir
 from irkit.sandbox import process
 from irkit.sandbox.engine import DockerEngine
+from irkit.sandbox.images import SERVICES as IMAGES
 from irkit.sandbox.images import Images
 from irkit.sandbox.stack import ComponentStatus
 
@@ -156,9 +157,14 @@ class ComposeStack:
             "IRKIT_COMPOSE_WEB_PORT": str(self.ports.web),
             "IRKIT_COMPOSE_PROMETHEUS_PORT": str(self.ports.prometheus),
         }
-        names = {"postgres": "DB", "redis": "REDIS", "himalytix": "APP", "prometheus": "PROMETHEUS"}
+        names = {
+            "postgres": "IRKIT_COMPOSE_DB_IMAGE",
+            "redis": "IRKIT_COMPOSE_REDIS_IMAGE",
+            "himalytix": "IRKIT_COMPOSE_APP_IMAGE",
+            "prometheus": "IRKIT_COMPOSE_PROMETHEUS_IMAGE",
+        }
         for service, ref in (images or {}).items():
-            found[f"IRKIT_COMPOSE_{names[service]}_IMAGE"] = ref
+            found[names[service]] = ref
         return found
 
     # --- the Compose CLI and the engine ---------------------------------------------------
@@ -167,8 +173,11 @@ class ComposeStack:
         self, *args: str, check: bool = True, timeout: float = COMPOSE_TIMEOUT_S
     ) -> subprocess.CompletedProcess[str]:
         """`docker-compose ARGS` on this project and engine (the .env holds the rest)."""
+        # What the project's .env sets wins over this process's environment (Compose would let
+        # the environment win), and no COMPOSE_* of the caller's points it elsewhere.
+        ours = set(self.variables(dict.fromkeys(IMAGES, "")))
         env = {
-            k: v for k, v in os.environ.items() if not k.startswith(("IRKIT_COMPOSE_", "COMPOSE_"))
+            k: v for k, v in os.environ.items() if k not in ours and not k.startswith("COMPOSE_")
         }
         env["DOCKER_HOST"] = self.docker_host
         argv = ["docker-compose", "--project-name", self.project, "--file", str(self.compose_file)]
@@ -229,7 +238,11 @@ class ComposeStack:
         self._refuse_foreign_listeners()
         self._write_project(refs)
         scale = ["--scale", "web=0"] if "web-scale" in held_down else []
-        self.compose("up", "--detach", "--remove-orphans", *scale)
+        held = [s for s in SERVICES if s in held_down]
+        # A service a drill holds down (Redis stopped) stays so: the others only, without their
+        # dependencies, which `up` would start again.
+        only = ["--no-deps", *(s for s in SERVICES if s not in held)] if held else []
+        self.compose("up", "--detach", "--remove-orphans", *scale, *only)
         self.wait_ready([s for s in SERVICES if s not in held_down and not (s == "web" and scale)])
         self.write_parameters()
         return self.status()

@@ -5,9 +5,11 @@
 # the host's network.
 set -eu
 # The compose-web-oom drill: a flag in the bind-mounted drill folder makes PID 1 allocate past
-# the container's memory limit at every start, so the kernel kills it and `restart: always`
-# brings it back, again and again.
-if [ -e /irkit-drill/web-oom ]; then
+# the container's memory limit once, at the first start that finds it, so the kernel kills it and
+# `restart: always` brings it back: what a leak does between two deploys. The mark is kept in the
+# container's own layer, so a restart (by the engine or by hand) does not repeat it.
+if [ -e /irkit-drill/web-oom ] && [ ! -e /tmp/irkit-drill-web-oom.done ]; then
+    touch /tmp/irkit-drill-web-oom.done
     echo "drill compose-web-oom: allocating past the memory limit" >&2
     exec tail /dev/zero
 fi
