@@ -19,6 +19,9 @@ ONE_OFF_POLICIES = ("", "no")
 # A start this long after the container's creation is a restart (by the engine's policy or by
 # `docker-compose restart`), not the first start of a deploy.
 _RESTART_GAP_S = 5.0
+# The engine resets its restart back-off once a container has run this long: up for less, a
+# container restarted again and again is still crash-looping.
+CRASH_LOOP_UP_S = 10.0
 _TIME = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d+))?(Z|[+-]\d{2}:\d{2})?$")
 
 
@@ -102,6 +105,12 @@ def verdict(r: dict[str, Any], restart_window_s: float) -> tuple[Status, str]:
         )
     if recent and r["restarts"]:
         # Restarts the engine made (a crash, an OOM kill); a restart by hand resets the count.
+        # Up only moments after its latest: still in its loop, between two crashes.
+        if r["restarts"] >= 2 and (since_start or 0) < CRASH_LOOP_UP_S:
+            return Status.CRIT, (
+                f"{name} crash-looping ({_restarts(r['restarts'])}, up "
+                f"{human_age(since_start or 0)} since the last)"
+            )
         return Status.WARN, (
             f"{name} restarted by its policy {human_age(since_start or 0)} ago "
             f"({_restarts(r['restarts'])})"
