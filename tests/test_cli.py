@@ -37,7 +37,7 @@ def pg_args(stack: Stack) -> list[str]:
     [
         (
             ["run", "dbx"],
-            "unknown section 'dbx'; the sections are: alerts, celery, db, disk, "
+            "unknown section 'dbx'; the sections are: alerts, celery, containers, db, disk, "
             "health, metrics, postmortem, redis, resolve, triage",
         ),
         (["run", "../notebooks/db"], "unknown section '../notebooks/db'"),

@@ -193,7 +193,9 @@ CASES = {
 
 
 def test_every_drill_has_an_end_to_end_test() -> None:
-    assert sorted(CASES) == sorted(drills.catalogue())
+    # The Compose stack's drills: tests/test_compose_stack.py.
+    embedded = [n for n, d in drills.catalogue().items() if d.stack != "compose"]
+    assert sorted(CASES) == sorted(embedded)
 
 
 def section_parameters(stack: Stack, section: str, extra: dict[str, Any]) -> dict[str, Any]:

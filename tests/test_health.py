@@ -300,9 +300,11 @@ def _cells_done(path: Path) -> int:
 
 
 @pytest.mark.host_wide  # all OK includes host.cpu and host.memory
+@pytest.mark.host_wide  # its OK runs include host.cpu and host.memory
 def test_notices_only_when_news_and_never_the_webhook_in_a_file(
     tmp_path: Path, stack: Stack, receiver: Receiver
 ) -> None:
+    requests_settled(stack)
     hook = f"{receiver.url}/services/T0/B0/healthsecret42"
     env = {"IRKIT_SLACK_WEBHOOK": hook}
     down = {
