@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from irkit import target_builders
-from irkit.probes import cgroup_counters, compose, deploy, logs
+from irkit.probes import cgroup_counters, compose, container_state, deploy, logs
 from irkit.result import Result, Status
 from irkit.targets import ComposeTarget, LogSource, RepoTarget
 from tests.containers import BUSYBOX, ComposeProject
@@ -231,6 +231,8 @@ def test_cpu_and_memory_against_their_limits(compose_project: Project) -> None:
         return (
             rows.get("hog-1", {}).get("cpu_of_limit_pct", 0) >= 80
             and rows.get("celery-1", {}).get("mem_pct", 0) >= 80
+            # past its start, whose CPU is at most WARN
+            and (rows.get("hog-1", {}).get("up_s") or 0) >= container_state.CRASH_LOOP_UP_S
         )
 
     result = until(lambda: compose.stats(p.target), hot)

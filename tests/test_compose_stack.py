@@ -133,6 +133,9 @@ class DrillCase:
     found: tuple[str, ...]  # in the finding's summary
     mended_by: tuple[str, ...]
     rows: tuple[str, ...]  # containers (or services) CRIT while it runs, OK once mended
+    # A web app just restarted is busy warming up under its CPU limit: WARN is a fair reading.
+    mended: tuple[str, ...] = ("OK",)
+    mended_also: Callable[[ComposeStack, Any], bool] | None = None
 
 
 def _oom_restarted(stack: ComposeStack, client: Any) -> bool:
@@ -163,6 +166,12 @@ def _at_cpu_limit(stack: ComposeStack, client: Any) -> bool:
     return _cpu_share_of_limit(only(stack, client, "web")) > 0.7
 
 
+def _no_busy_loop(stack: ComposeStack, client: Any) -> bool:
+    """The drill's loop went with the restart: no process of the web container runs it."""
+    processes = only(stack, client, "web").top()["Processes"] or []
+    return not any("while :" in " ".join(p) for p in processes)
+
+
 def _no_web(stack: ComposeStack, client: Any) -> bool:
     return stack.containers(client, "web") == []
 
@@ -189,6 +198,8 @@ DRILL_CASES = {
         ("web-1", "CPU of its 0.5 CPU limit"),
         ("compose.restart_web",),
         ("web-1",),
+        mended=("OK", "WARN"),
+        mended_also=lambda stack, client: _no_busy_loop(stack, client),
     ),
     "compose-web-scaled-to-zero": DrillCase(
         _no_web,
@@ -233,34 +244,33 @@ def test_compose_drill_found_and_mended_by_the_containers_notebook(
     try:
         with stack.client() as client:
             wait_for(f"{name} shows on the engine", lambda: case.engine_shows(stack, client))
-        for folder in ("found", "mended"):
-            (tmp_path / folder).mkdir()
-        # Found, and left alone: every step is a dry run.
-        found = run_notebook(NOTEBOOK, tmp_path / "found", **notebook_parameters(stack))
-        assert found.complete, found.error
-        first = next(r for r in found.results if r.probe == case.probe)
+        # One run, with the runbook's step allowed by name: found first (its first verdict),
+        # mended, and measured again; every other step stays a dry run.
+        allowed = notebook_parameters(stack, allow_actions=list(case.mended_by))
+        record = run_notebook(NOTEBOOK, tmp_path, **allowed)
+        assert record.complete, record.error
+        assert record.incident.get("drill") is True
+        measured = [r for r in record.results if r.probe == case.probe]
+        first, again = measured[0], measured[-1]
         assert first.status is Status.CRIT, first.summary
         for words in case.found:
             assert words in first.summary, first.summary
-        assert found.incident.get("drill") is True
         for row in case.rows:
             assert _rows(first)[row]["status"] == "CRIT", (row, first.summary)
-        assert not [e for e in found.events if e.get("kind") == "action-result"]
-        # Mended by the runbook's step, allowed by name, and measured again.
-        allowed = notebook_parameters(stack, allow_actions=list(case.mended_by))
-        mended = run_notebook(NOTEBOOK, tmp_path / "mended", **allowed)
-        assert mended.complete, mended.error
         outcomes = {
             e["data"]["outcome"]["action"]: e["data"]["outcome"]
-            for e in mended.events
+            for e in record.events
             if e.get("kind") == "action-result"
         }
+        assert sorted(outcomes) == sorted(case.mended_by), outcomes
         for action in case.mended_by:
             assert outcomes[action]["verdict"] == "DONE", outcomes[action]
-        again = [r for r in mended.results if r.probe == case.probe][-1]
         assert again.after, "measured again after the step"
         for row in case.rows:
-            assert _rows(again)[row]["status"] == "OK", (row, again.summary)
+            assert _rows(again)[row]["status"] in case.mended, (row, again.summary)
+        if case.mended_also is not None:
+            with stack.client() as client:
+                assert case.mended_also(stack, client)
     finally:
         assert drills.stop(stack, name)
     assert_healthy(stack)
