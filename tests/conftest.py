@@ -71,26 +71,6 @@ def host_turn(folder: Path, exclusive: bool) -> Iterator[None]:
                 fcntl.flock(turn, fcntl.LOCK_UN)
 
 
-# The longest files first: `--dist loadfile` hands files to the workers in the order collected,
-# and a long file started last keeps one worker busy while the others wait (the makespan rule:
-# longest first). Each starts a stack or runs drills that take minutes.
-LONGEST_FIRST = (
-    "test_compose_stack.py",
-    "test_drills.py",
-    "test_secrets_everywhere.py",
-    "test_incident.py",
-    "test_compose_probes.py",
-    "test_compose_actions.py",
-    "test_health.py",
-    "test_sandbox.py",
-)
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable within a file
-
-
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[object]:
     """Around the whole test, its fixtures' setup and teardown included (a stack started for it,

@@ -176,6 +176,12 @@ def test_migrations(pg: PostgresTarget, stack: Stack) -> None:
 
 
 def test_impact_counts_recent_users_and_tenants(pg: PostgresTarget) -> None:
+    # The practice data's logins are as old as the test stack: three users log in now.
+    with psycopg.connect(**pg.connect_kwargs(), autocommit=True) as conn:
+        conn.execute(
+            "UPDATE auth_user SET last_login = now() WHERE id IN "
+            "(SELECT id FROM auth_user ORDER BY id LIMIT 3)"
+        )
     result = postgres.impact(pg, window_min=5)
     assert result.status is Status.OK
     assert result.evidence["tenants"] == 4

@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 from irkit.errors import SandboxError
@@ -34,6 +35,13 @@ def fresh() -> Iterator[Stack]:
     shutil.rmtree(base, ignore_errors=True)
 
 
+def _born(pid: int) -> float | None:
+    try:
+        return float(psutil.Process(pid).create_time())
+    except psutil.Error:
+        return None
+
+
 def states(stack: Stack) -> dict[str, str]:
     return {row.name: row.state for row in stack.status()}
 
@@ -43,6 +51,9 @@ def test_up_twice_down_twice(fresh: Stack) -> None:
     rows = fresh.up()
     assert {r.state for r in rows} == {"running"}
     first_pids = [r.pid for r in rows]
+    # A pid is the same process only with the same start time: on a busy machine an ended
+    # server's pid is soon another process's.
+    born = {p: psutil.Process(p).create_time() for p in first_pids if p}
     started = time.monotonic()
     again = fresh.up()
     assert time.monotonic() - started < 5
@@ -55,7 +66,7 @@ def test_up_twice_down_twice(fresh: Stack) -> None:
     assert table.splitlines()[0].split() == ["component", "state", "pid", "address", "detail"]
     fresh.down()
     assert set(states(fresh).values()) == {"stopped"}
-    assert not any(pid_alive(p) for p in first_pids if p)
+    assert not any(pid_alive(p) and _born(p) == when for p, when in born.items())
     fresh.down()  # stopping what is stopped is fine
     assert set(states(fresh).values()) == {"stopped"}
 
