@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from irkit import compose, programs
 from irkit.actions.deployment import run_bounded
 from irkit.errors import ConfigError, IrkitError
+from irkit.probes import container_state
 from irkit.secrets import redact
 from irkit.targets import ComposeTarget
 
@@ -73,15 +74,9 @@ def state(container: Container) -> str:
 
 
 def started_at(container: Container) -> datetime:
-    """State.StartedAt as a time. The engine writes nanoseconds and drops trailing zeros, so the
-    strings do not compare as text."""
-    text = str(container.attrs["State"].get("StartedAt") or "")
-    if not text or text.startswith("0001-"):
-        return _NEVER
-    whole, _, fraction = text.rstrip("Z").partition(".")
-    fraction, _, offset = fraction.partition("+")
-    micros = (fraction + "000000")[:6]
-    return datetime.fromisoformat(f"{whole}.{micros}+{offset or '00:00'}")
+    """State.StartedAt as a time (the engine's nanoseconds do not compare as text); never
+    started: the earliest time."""
+    return container_state.parse_time(container.attrs["State"].get("StartedAt")) or _NEVER
 
 
 def argv(target: ComposeTarget, *args: str) -> list[str]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from irkit.cli.drill import print_active
 from irkit.errors import UsageError
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 def sandbox(args: argparse.Namespace) -> int:
     from irkit import drills
     from irkit.sandbox import readiness
-    from irkit.sandbox.stack import Stack, format_status
+    from irkit.sandbox.stack import Stack
 
     # `irkit sandbox up --compose`: the option follows the action, where the remainder (the
     # arguments of restart and manage) would take it.
@@ -52,20 +52,13 @@ def sandbox(args: argparse.Namespace) -> int:
         rows = stack.down()
     else:
         rows = stack.status()
-    print(format_status(rows))
-    if args.action != "down":
-        print_active(stack)
-    if args.action == "status":
-        healthy = all(r.state in ("running", "not installed") for r in rows)
-        return 0 if healthy else Status.WARN.exit_code
-    return 0
+    return _shown(stack, args.action, rows, healthy=("running", "not installed"))
 
 
 def _compose(args: argparse.Namespace) -> int:
     from irkit import drills
     from irkit.errors import SandboxError
     from irkit.sandbox.compose_stack import INSTALL_HINT, ComposeStack
-    from irkit.sandbox.stack import format_status
 
     stack = ComposeStack.load()
     if args.action not in ("up", "down", "status", "reset"):
@@ -94,12 +87,18 @@ def _compose(args: argparse.Namespace) -> int:
         rows = stack.down()
     else:
         rows = stack.status()
+    return _shown(stack, args.action, rows, healthy=("running",))
+
+
+def _shown(stack: Any, action: str, rows: list[Any], *, healthy: tuple[str, ...]) -> int:
+    """Either stack's table, its active drills, and for `status` whether all is well."""
+    from irkit.sandbox.stack import format_status
+
     print(format_status(rows))
-    if args.action != "down":
+    if action != "down":
         print_active(stack)
-    if args.action == "status":
-        healthy = all(r.state == "running" for r in rows)
-        return 0 if healthy else Status.WARN.exit_code
+    if action == "status" and not all(r.state in healthy for r in rows):
+        return Status.WARN.exit_code
     return 0
 
 
