@@ -16,6 +16,7 @@ import re
 import shutil
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -33,6 +34,8 @@ NUMBER_LABEL = "com.docker.compose.container-number"
 ONEOFF_LABEL = "com.docker.compose.oneoff"
 # The schemes the docker SDK reaches an engine by.
 ENGINE_SCHEMES = ("unix", "tcp", "http", "https", "ssh")
+# Inspects in flight at once (within the client's connection pool, `engine`).
+INSPECT_PARALLEL = 16
 
 _INVALID = re.compile(r"[^-_a-z0-9]")
 
@@ -53,9 +56,15 @@ class NoDocker(NotVisible):
 DEFAULT_SOCKET = "/var/run/docker.sock"
 
 
+# The process's client of each engine (a notebook's kernel runs a section's probes one after the
+# other): its connections stay open between them and the API version is asked once. Keyed by the
+# process too, so that a forked child never shares its parent's sockets.
+_clients: dict[tuple[int, str, int], docker.DockerClient] = {}
+
+
 @contextmanager
 def engine(target: ComposeTarget) -> Iterator[docker.DockerClient]:
-    """A client of the target's engine that has answered a ping, closed afterwards."""
+    """A client of the target's engine that has just answered a ping."""
     try:
         import docker
     except ImportError:
@@ -68,21 +77,39 @@ def engine(target: ComposeTarget) -> Iterator[docker.DockerClient]:
             f"no Docker here: no engine at {DEFAULT_SOCKET} (install and start Docker, or "
             "set docker_host or DOCKER_HOST to reach an engine elsewhere)"
         )
+    timeout = round(target.timeout_s) or 1
+    key = (os.getpid(), target.engine, timeout)
+    kept = _clients.pop(key, None)
+    if kept is not None:
+        try:
+            kept.ping()
+            client = kept
+        except (docker.errors.DockerException, OSError) as exc:
+            kept.close()
+            if _timed_out(exc):  # an engine that hangs would only make a new client wait too
+                raise _unreachable(target, exc) from None
+            # The engine restarted or went away since: a new client says which.
+            client = _new_client(target, timeout)
+    else:
+        client = _new_client(target, timeout)
+    _clients[key] = client
+    yield client
+
+
+def _new_client(target: ComposeTarget, timeout: int) -> docker.DockerClient:
+    import docker
+
     try:
         # A connection each for the statistics read in parallel (irkit.probes.container_stats).
-        client = docker.DockerClient(
-            base_url=target.engine, timeout=round(target.timeout_s) or 1, max_pool_size=32
-        )
+        client = docker.DockerClient(base_url=target.engine, timeout=timeout, max_pool_size=32)
     except docker.errors.DockerException as exc:
         raise _unreachable(target, exc) from None
     try:
-        try:
-            client.ping()
-        except (docker.errors.DockerException, OSError) as exc:
-            raise _unreachable(target, exc) from None
-        yield client
-    finally:
+        client.ping()
+    except (docker.errors.DockerException, OSError) as exc:
         client.close()
+        raise _unreachable(target, exc) from None
+    return client
 
 
 def resolved(client: docker.DockerClient, target: ComposeTarget) -> ComposeTarget:
@@ -104,8 +131,29 @@ def containers(client: docker.DockerClient, target: ComposeTarget) -> list[Conta
     part of a service's deployment and are left out."""
     if not target.project:
         return []
-    found = client.containers.list(all=True, filters={"label": f"{PROJECT_LABEL}={target.project}"})
-    return [c for c in found if c.labels.get(ONEOFF_LABEL, "False") != "True"]
+    import docker
+
+    listed = client.api.containers(all=True, filters={"label": f"{PROJECT_LABEL}={target.project}"})
+    wanted = [
+        str(row["Id"])
+        for row in listed
+        if (row.get("Labels") or {}).get(ONEOFF_LABEL, "False") != "True"
+    ]
+
+    def inspected(container_id: str) -> Container | None:
+        try:
+            return client.containers.get(container_id)
+        except docker.errors.NotFound:  # removed since the list: not part of it any more
+            return None
+
+    # One inspect each, as `containers.list` does, but side by side: they are what a probe of a
+    # project of many containers waits for.
+    if len(wanted) <= 1:
+        found = [inspected(i) for i in wanted]
+    else:
+        with ThreadPoolExecutor(max_workers=min(INSPECT_PARALLEL, len(wanted))) as pool:
+            found = list(pool.map(inspected, wanted))
+    return [c for c in found if c is not None]
 
 
 def service_of(container: Container) -> str:
@@ -224,6 +272,12 @@ def _unreachable(target: ComposeTarget, exc: BaseException) -> ServiceError:
         engine=where,
         error=text[:1000],
     )
+
+
+def _timed_out(exc: BaseException) -> bool:
+    import requests
+
+    return isinstance(exc, requests.exceptions.Timeout) or isinstance(_cause(exc), TimeoutError)
 
 
 def _cause(exc: BaseException) -> Any:

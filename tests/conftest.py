@@ -71,16 +71,36 @@ def host_turn(folder: Path, exclusive: bool) -> Iterator[None]:
                 fcntl.flock(turn, fcntl.LOCK_UN)
 
 
+def _host_wide(item: pytest.Item | None) -> bool:
+    return item is not None and item.get_closest_marker("host_wide") is not None
+
+
+# The exclusive turn a worker holds across consecutive `host_wide` tests (a file keeps them
+# together: the wait for the other workers to finish what they run is then once for all of them).
+_held_turn: contextlib.ExitStack | None = None
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[object]:
     """Around the whole test, its fixtures' setup and teardown included (a stack started for it,
     a drill, a hog spinning up)."""
+    global _held_turn
     if not os.environ.get("PYTEST_XDIST_WORKER"):
         return (yield)
     # The workers' temporary folders (popen-gw0, ...) share their parent.
     shared = item.config._tmp_path_factory.getbasetemp().parent  # type: ignore[attr-defined]
-    with host_turn(shared, item.get_closest_marker("host_wide") is not None):
+    if not _host_wide(item):
+        with host_turn(shared, exclusive=False):
+            return (yield)
+    if _held_turn is None:
+        _held_turn = contextlib.ExitStack()
+        _held_turn.enter_context(host_turn(shared, exclusive=True))
+    try:
         return (yield)
+    finally:
+        if not _host_wide(nextitem):
+            _held_turn.close()
+            _held_turn = None
 
 
 # How far the test stack's drill history had been read when Prometheus was last seen quiet.

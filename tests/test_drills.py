@@ -227,13 +227,17 @@ def drill_stack(stack: Stack) -> Iterator[Stack]:
     # drill test (tests/conftest.py, _quiet_after_drills), once, rather than after every drill.
 
 
-# These change the whole machine (every CPU busy, nearly all memory held): run alone under -n.
-HOST_WIDE = {"high-cpu", "high-memory"}
+# These change the whole machine (every CPU busy, nearly all memory held): run alone under -n,
+# and first, one after the other (the other workers' tests are waited for once).
+HOST_WIDE = ("high-cpu", "high-memory")
 
 
 @pytest.mark.parametrize(
     "name",
-    [pytest.param(n, marks=[pytest.mark.host_wide] if n in HOST_WIDE else []) for n in CASES],
+    [
+        *(pytest.param(n, marks=[pytest.mark.host_wide]) for n in HOST_WIDE),
+        *(n for n in CASES if n not in HOST_WIDE),
+    ],
 )
 def test_drill_end_to_end(name: str, drill_stack: Stack, tmp_path: Path) -> None:
     drill, case = drills.get(name), CASES[name]

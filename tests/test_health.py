@@ -23,6 +23,7 @@ from irkit.render import COLOURS
 from irkit.result import Result, Status
 from irkit.sandbox.stack import Stack
 from tests.helpers import (
+    CALM_HOST,
     ROOT,
     Receiver,
     health_reports,
@@ -60,12 +61,16 @@ def by_probe(record: records.Record) -> dict[str, Result]:
     return {r.probe: r for r in record.results}
 
 
-@pytest.mark.host_wide  # all OK includes host.cpu and host.memory
+def calm(stack: Stack) -> dict[str, Any]:
+    """The whole test stack, healthy, with the host checks calm."""
+    return {**healthy(stack), **CALM_HOST}
+
+
 def test_all_healthy_exits_0_with_every_section_ok_and_an_html_report(
     tmp_path: Path, stack: Stack
 ) -> None:
     requests_settled(stack)
-    done = run_health(tmp_path, healthy(stack))
+    done = run_health(tmp_path, calm(stack))
     assert done.returncode == 0, done.stdout + done.stderr
     (path,) = health_reports(tmp_path)
     record = records.read(path)
@@ -83,7 +88,7 @@ def test_all_healthy_exits_0_with_every_section_ok_and_an_html_report(
     assert done.stdout.rstrip().endswith(f"status: OK ({len(probes)} OK)")
     # A second run compares itself with the first.
     requests_settled(stack)
-    again = run_health(tmp_path, {**healthy(stack), "charts_always": True})
+    again = run_health(tmp_path, {**calm(stack), "charts_always": True})
     assert again.returncode == 0
     html = health_reports(tmp_path)[-1].with_suffix(".html").read_text()
     assert html.count('<img alt="chart"') == 3
@@ -299,8 +304,6 @@ def _cells_done(path: Path) -> int:
     )
 
 
-@pytest.mark.host_wide  # all OK includes host.cpu and host.memory
-@pytest.mark.host_wide  # its OK runs include host.cpu and host.memory
 def test_notices_only_when_news_and_never_the_webhook_in_a_file(
     tmp_path: Path, stack: Stack, receiver: Receiver
 ) -> None:
@@ -311,13 +314,13 @@ def test_notices_only_when_news_and_never_the_webhook_in_a_file(
         "pg_port": 1,
         "pg_host": "127.0.0.1",
         "disk_paths": [str(tmp_path)],
-        **{k: v for k, v in healthy(stack).items() if not k.startswith("pg_")},
+        **{k: v for k, v in calm(stack).items() if not k.startswith("pg_")},
     }
 
     def run(values: dict[str, Any], *extra: str) -> subprocess.CompletedProcess[str]:
         return run_health(tmp_path, values, "--notify", *extra, env=env)
 
-    assert run(healthy(stack)).returncode == 0
+    assert run(calm(stack)).returncode == 0
     assert receiver.requests == []  # first report, all OK: nothing to say
     assert run(down).returncode == 2
     (first,) = receiver.requests
@@ -330,7 +333,7 @@ def test_notices_only_when_news_and_never_the_webhook_in_a_file(
     assert run(down, "-p", "notify_repeat_min=0.01").returncode == 2
     assert len(receiver.requests) == 2
     assert "still CRIT, last notice" in receiver.requests[-1]["json"]["text"]
-    assert run(healthy(stack)).returncode == 0
+    assert run(calm(stack)).returncode == 0
     assert "(recovered)" in receiver.requests[-1]["json"]["text"]
     assert len(receiver.requests) == 3
     # Without --notify nothing is posted, and the report says a notice would be due.
@@ -355,17 +358,10 @@ UNREACHABLE = {
     "redis_url": "redis://127.0.0.1:1/1",
     "celery_broker_url": "redis://127.0.0.1:1/0",
 }
+
+
 # This machine's CPU and memory are judged too; thresholds it cannot reach keep them out of the
 # set of failing checks, which is what this test changes on purpose.
-CALM_HOST = {
-    "host_cpu_warn_pct": 100.0,
-    "host_cpu_crit_pct": 100.0,
-    "host_memory_available_warn_pct": 0.0,
-    "host_memory_available_crit_pct": 0.0,
-}
-
-
-@pytest.mark.host_wide  # judges this machine's CPU and memory, which other tests load
 def test_a_newly_failing_check_is_news_while_the_worst_stays_crit(
     tmp_path: Path, receiver: Receiver
 ) -> None:

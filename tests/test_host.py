@@ -96,70 +96,6 @@ def test_without_prometheus_cpu_is_the_load_average_per_cpu(stranger: int, own_c
     assert host.cpu(HERE, window_min=0.5).evidence["window_min"] == 1
 
 
-def test_cpu_sample_is_at_least_half_a_second() -> None:
-    result = host.cpu(HERE, interval_s=0)
-    assert result.elapsed_ms >= 500
-
-
-def test_the_kits_own_tree_is_itself_its_kit_parents_and_their_children(own_child: int) -> None:
-    own = processes.own_tree()
-    assert {os.getpid(), own_child} <= own
-    # pytest is no kit process: the tree stops at this one, its parent is another program's.
-    assert os.getppid() not in own
-
-
-def test_cpu_through_node_exporter_names_the_apps_host(stack: Stack) -> None:
-    machine = through_prometheus(stack)
-    shown = f"{socket.gethostname()} (node_exporter {stack.node_exporter.address})"
-    # Over a window Prometheus holds whole (the stack may have started just now): the CPU use
-    # sustained throughout it, as the alert "for 5 min" means, and its average.
-    wait_for(
-        lambda: host.cpu(machine, window_min=0.25).evidence.get("whole_window"),
-        "15 s of node_exporter's CPU time in Prometheus",
-    )
-    result = host.cpu(machine, window_min=0.25)
-    assert result.evidence["measured"] == shown, result.summary
-    assert "busy throughout the last 0.25 min (average " in result.summary
-    assert f"on {psutil.cpu_count()} CPUs of {shown}" in result.summary
-    assert "min_over_time" in result.evidence["query"]
-    assert result.evidence["cpu_pct"] <= result.evidence["average_pct"] + 0.5
-    assert result.status is grade(result.evidence["cpu_pct"], 80, 95)
-    # Over a window longer than Prometheus has run, the alert cannot have fired: never CRIT.
-    longer = host.cpu(machine, window_min=60, warn_pct=0, crit_pct=0)
-    assert longer.evidence["whole_window"] is False
-    assert longer.status is Status.WARN, longer.summary
-    assert "since Prometheus' data starts, less than 60 min ago" in longer.summary
-    assert "; not CRIT before 60 min of it" in longer.summary
-    result = host.cpu(machine)
-    assert result.target == f"node_exporter via {stack.prometheus.url}"
-    # The machine measured is this one, so its busiest processes are listed.
-    assert result.evidence["rows"]
-
-    memory = host.memory(machine)
-    assert memory.evidence["measured"] == shown
-    assert (
-        0 < memory.evidence["available"] < memory.evidence["total"] == psutil.virtual_memory().total
-    )
-    assert "on average over the last 5 min" in memory.summary
-
-
-def test_prometheus_that_fails_is_said_and_this_machine_measured(closed_port: int) -> None:
-    machine = Machine(prometheus=HttpTarget(base_url=f"http://127.0.0.1:{closed_port}"))
-    result = host.cpu(machine)
-    assert result.status is not Status.UNKNOWN
-    assert "(this machine, where irkit runs; not through Prometheus: cannot connect" in (
-        result.summary
-    )
-
-
-def test_processes_are_named_by_what_they_are(stack: Stack) -> None:
-    """The practice stack's real servers, as the listings show them."""
-    assert stack.web.pid is not None
-    assert stack.worker.pid is not None
-    assert processes.describe(psutil.Process(stack.web.pid))["name"] == "gunicorn"
-    assert processes.describe(psutil.Process(stack.worker.pid))["name"] == "celery worker"
-
-
 # --- a burst on the irkit machine does not block resolve ---------------------------------------
 
 BURST_S = 20.0
@@ -250,3 +186,67 @@ def test_a_burst_on_the_irkit_machine_does_not_block_resolve(tmp_path: Path, sta
     incident = load.load_folder(tmp_path / "incidents" / "BURST-1")
     assert incident.fields["status"] == "resolved", said
     assert incident.fields["drill"] is True
+
+
+def test_cpu_sample_is_at_least_half_a_second() -> None:
+    result = host.cpu(HERE, interval_s=0)
+    assert result.elapsed_ms >= 500
+
+
+def test_the_kits_own_tree_is_itself_its_kit_parents_and_their_children(own_child: int) -> None:
+    own = processes.own_tree()
+    assert {os.getpid(), own_child} <= own
+    # pytest is no kit process: the tree stops at this one, its parent is another program's.
+    assert os.getppid() not in own
+
+
+def test_cpu_through_node_exporter_names_the_apps_host(stack: Stack) -> None:
+    machine = through_prometheus(stack)
+    shown = f"{socket.gethostname()} (node_exporter {stack.node_exporter.address})"
+    # Over a window Prometheus holds whole (the stack may have started just now): the CPU use
+    # sustained throughout it, as the alert "for 5 min" means, and its average.
+    wait_for(
+        lambda: host.cpu(machine, window_min=0.25).evidence.get("whole_window"),
+        "15 s of node_exporter's CPU time in Prometheus",
+    )
+    result = host.cpu(machine, window_min=0.25)
+    assert result.evidence["measured"] == shown, result.summary
+    assert "busy throughout the last 0.25 min (average " in result.summary
+    assert f"on {psutil.cpu_count()} CPUs of {shown}" in result.summary
+    assert "min_over_time" in result.evidence["query"]
+    assert result.evidence["cpu_pct"] <= result.evidence["average_pct"] + 0.5
+    assert result.status is grade(result.evidence["cpu_pct"], 80, 95)
+    # Over a window longer than Prometheus has run, the alert cannot have fired: never CRIT.
+    longer = host.cpu(machine, window_min=60, warn_pct=0, crit_pct=0)
+    assert longer.evidence["whole_window"] is False
+    assert longer.status is Status.WARN, longer.summary
+    assert "since Prometheus' data starts, less than 60 min ago" in longer.summary
+    assert "; not CRIT before 60 min of it" in longer.summary
+    result = host.cpu(machine)
+    assert result.target == f"node_exporter via {stack.prometheus.url}"
+    # The machine measured is this one, so its busiest processes are listed.
+    assert result.evidence["rows"]
+
+    memory = host.memory(machine)
+    assert memory.evidence["measured"] == shown
+    assert (
+        0 < memory.evidence["available"] < memory.evidence["total"] == psutil.virtual_memory().total
+    )
+    assert "on average over the last 5 min" in memory.summary
+
+
+def test_prometheus_that_fails_is_said_and_this_machine_measured(closed_port: int) -> None:
+    machine = Machine(prometheus=HttpTarget(base_url=f"http://127.0.0.1:{closed_port}"))
+    result = host.cpu(machine)
+    assert result.status is not Status.UNKNOWN
+    assert "(this machine, where irkit runs; not through Prometheus: cannot connect" in (
+        result.summary
+    )
+
+
+def test_processes_are_named_by_what_they_are(stack: Stack) -> None:
+    """The practice stack's real servers, as the listings show them."""
+    assert stack.web.pid is not None
+    assert stack.worker.pid is not None
+    assert processes.describe(psutil.Process(stack.web.pid))["name"] == "gunicorn"
+    assert processes.describe(psutil.Process(stack.worker.pid))["name"] == "celery worker"

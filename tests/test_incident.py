@@ -23,7 +23,7 @@ from irkit.incident import load, messages, postmortem, schema, severity, sla, st
 from irkit.incident.log import JOURNAL, IncidentLog
 from irkit.result import EVENT_MIME, INCIDENT_MIME, Result, Status
 from irkit.sandbox.stack import Stack
-from tests.helpers import ROOT, Receiver, files, irkit
+from tests.helpers import CALM_HOST_ARGS, ROOT, Receiver, files, irkit
 
 # Short, as on the practice stack: an earlier drill's errors stay in the default five minutes.
 WINDOW = ["-p", "prom_window=15s"]
@@ -553,7 +553,6 @@ def test_two_runs_into_one_incident_at_once_both_land(tmp_path: Path) -> None:
     assert not [p for p in (tmp_path / "incidents" / "C").iterdir() if "partial" in p.name]
 
 
-@pytest.mark.host_wide  # resolved needs no CRIT, host.cpu's included
 def test_the_runbooks_example_in_the_postmortem(tmp_path: Path, stack: Stack) -> None:
     """Spike 14:33, alert 14:35, resolved 15:22: duration 47 min, time to detect 2 min."""
     opened = irkit(
@@ -582,6 +581,7 @@ def test_the_runbooks_example_in_the_postmortem(tmp_path: Path, stack: Stack) ->
         "--incident",
         "RB-1",
         *WINDOW,
+        *CALM_HOST_ARGS,
         "-p",
         "root_cause=PostgreSQL connection pool exhausted",
         "-p",
@@ -625,7 +625,6 @@ def test_the_runbooks_example_in_the_postmortem(tmp_path: Path, stack: Stack) ->
     ), monthly.stdout
 
 
-@pytest.mark.host_wide  # resolved needs no CRIT, host.cpu's included
 def test_a_whole_incident_on_the_practice_stack(tmp_path: Path, stack: Stack) -> None:
     """Drill → open → triage → db → (drill stopped) resolve → postmortem; every step recorded."""
     with drill(stack, "pool-exhaustion"):
@@ -668,6 +667,7 @@ def test_a_whole_incident_on_the_practice_stack(tmp_path: Path, stack: Stack) ->
         "--incident",
         "DRILL-1",
         *WINDOW,
+        *CALM_HOST_ARGS,
         "-p",
         "root_cause=Connections held open by a leaking client",
         "-p",
@@ -807,7 +807,6 @@ def test_a_bad_webhook_is_reported_not_fatal(monkeypatch: pytest.MonkeyPatch) ->
     assert "hooks.example" not in delivery.detail
 
 
-@pytest.mark.host_wide  # resolved needs no CRIT, host.cpu's included
 def test_the_responders_severity_stays_and_resolve_keeps_a_closed_incident(
     tmp_path: Path, stack: Stack
 ) -> None:
@@ -819,7 +818,7 @@ def test_the_responders_severity_stays_and_resolve_keeps_a_closed_incident(
     assert triage.returncode < 3, triage.stdout + triage.stderr
     incident = _load(tmp_path, "K")
     assert incident.fields["severity"] == "P0"  # the probes alone would say less
-    first = [*WINDOW, "-p", "load_requests=10", "-p", 'action_items=["First | A"]']
+    first = [*WINDOW, *CALM_HOST_ARGS, "-p", "load_requests=10", "-p", 'action_items=["First | A"]']
     assert irkit("run", "resolve", "--incident", "K", *first, reports=tmp_path).returncode < 3
     assert (
         irkit("postmortem", "K", "-p", 'action_items=["Second | B"]', reports=tmp_path).returncode
@@ -827,7 +826,7 @@ def test_the_responders_severity_stays_and_resolve_keeps_a_closed_incident(
     )
     closed = _load(tmp_path, "K").fields
     assert closed["status"] == "closed"
-    again = [*WINDOW, "-p", "load_requests=10", "-p", 'action_items=["Third | C"]']
+    again = [*WINDOW, *CALM_HOST_ARGS, "-p", "load_requests=10", "-p", 'action_items=["Third | C"]']
     assert irkit("run", "resolve", "--incident", "K", *again, reports=tmp_path).returncode < 3
     after = _load(tmp_path, "K").fields
     assert after["status"] == "closed"

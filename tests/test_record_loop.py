@@ -22,7 +22,7 @@ from irkit.incident.log import IncidentLog
 from irkit.metrics import postmortems
 from irkit.result import Result, Status
 from irkit.sandbox.stack import Stack
-from tests.helpers import ROOT, Receiver, files, irkit
+from tests.helpers import CALM_HOST_ARGS, ROOT, Receiver, files, irkit
 
 T0 = datetime(2026, 11, 27, 15, 41, 2, tzinfo=UTC)
 # How a repeated row says how many there were: "(TIMES 5 since 15:41:03)", without a space.
@@ -426,7 +426,6 @@ def drill(stack: Stack, name: str) -> Iterator[None]:
         drills.stop(stack, name)
 
 
-@pytest.mark.host_wide  # resolved needs no CRIT anywhere
 def test_a_drills_postmortem_timeline_is_condensed_with_mitigated_at(
     tmp_path: Path, stack: Stack
 ) -> None:
@@ -474,6 +473,7 @@ def test_a_drills_postmortem_timeline_is_condensed_with_mitigated_at(
         "--incident",
         "PD-1",
         *window,
+        *CALM_HOST_ARGS,
         "-p",
         "root_cause=Connections held by a leaking client",
         "-p",

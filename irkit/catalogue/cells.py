@@ -432,6 +432,10 @@ LAYOUTS: dict[str, tuple[str, ...]] = {
         "compose_restart_window_min",
         *ERROR_RATE,
         "host_window_min  # the re-check judges CPU and memory over this window (runbook: 5 min)",
+        "host_cpu_warn_pct",
+        "host_cpu_crit_pct",
+        "host_memory_available_warn_pct",
+        "host_memory_available_crit_pct",
     ),
     "triage": (
         "# The incident (irkit incident open fills in incident_id; the rest is the"

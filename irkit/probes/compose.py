@@ -88,7 +88,14 @@ def services(
                     for at in kills.get(c.id or "", [])
                     if started is None or at >= started.timestamp()
                 )
+                if r["oom_events"] and r["state"] != "running" and r["exit_code"] == 137:
+                    # The engine flags the exit only when its OOM event came first; the event
+                    # itself is kept either way.
+                    r["oom_killed"] = True
                 rows.append(r)
+    # compose.stats, next, measures CPU since now rather than wait an interval of its own: from
+    # here on this kernel waits for its next cell, and leaves the CPU to the containers.
+    container_stats.note_counters()
     if expected:
         should_run, source = sorted(set(expected)), "compose_services"
     else:
@@ -152,7 +159,8 @@ def services(
     "compose.stats",
     measures=(
         "the runbook's `docker stats --no-stream`: CPU and memory of each running container "
-        "against its own limit (else the machine's), busiest first"
+        "against its own limit (else the machine's), busiest first; CPU since compose.services "
+        "or the last compose.stats read it (at most a minute ago), else over 0.1 s"
     ),
     grades=(
         "CPU {compose_cpu_warn_pct} / {compose_cpu_crit_pct} of the limit; memory "
@@ -186,7 +194,7 @@ def stats(
         found = project.containers(client, target)
         if not found:
             raise project.no_such_project(client, target)
-        running = [c for c in found if c.attrs.get("State", {}).get("Status") == "running"]
+        running = [c for c in found if _running(c)]
         running.sort(key=lambda c: (project.service_of(c), project.number_of(c)))
         samples = container_stats.sample_all(running)
     rows: list[dict[str, Any]] = []
@@ -236,6 +244,10 @@ def stats(
     return Finding(Status.OK, summary, evidence)
 
 
+def _running(container: Any) -> bool:
+    return bool((container.attrs.get("State") or {}).get("Status") == "running")
+
+
 def _stats_row(name: str, container: Any, sampled: dict[str, Any]) -> dict[str, Any]:
     attrs = container.attrs
     started = container_state.parse_time((attrs.get("State") or {}).get("StartedAt"))
@@ -252,6 +264,7 @@ def _stats_row(name: str, container: Any, sampled: dict[str, Any]) -> dict[str, 
         "cpu_limit": limit,
         "cpu_of_limit_pct": round(of_limit, 1) if of_limit is not None else None,
         "online_cpus": cpus,
+        "cpu_over_s": round(container_stats.interval_s(sampled), 2),  # CPU since this long ago
         # What the verdict judges: the share of its own limit, else of the machine's CPUs.
         "cpu_share_pct": round(of_limit if of_limit is not None else cpu_pct / cpus, 1),
         "mem_bytes": used,

@@ -5,6 +5,7 @@ is read (`since`), and at most a number of lines per service (`tail`)."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -35,16 +36,19 @@ def read(
                 f"no container of {', '.join(services)} in compose project {target.project} "
                 f"(its services: {', '.join(sorted(seen))}); set compose_log_services"
             )
-        for service in wanted:
-            members = seen[service]
-            each = max(1, max_lines // len(members))
-            for container in members:
-                name = f"{service}-{project.number_of(container)}"
-                lines = _container_lines(container, since, each)
-                if len(lines) >= each:
-                    cut.append(name)
-                texts.append([f"{name}  | {line}" for line in lines])
-                sources.append(name)
+        asked = [
+            (f"{service}-{project.number_of(c)}", c, max(1, max_lines // len(seen[service])))
+            for service in wanted
+            for c in seen[service]
+        ]
+        # Side by side: each container's logs are a request of their own to the engine.
+        with ThreadPoolExecutor(max_workers=min(project.INSPECT_PARALLEL, len(asked))) as pool:
+            lines_of = list(pool.map(lambda a: _container_lines(a[1], since, a[2]), asked))
+    for (name, _, each), lines in zip(asked, lines_of, strict=True):
+        if len(lines) >= each:
+            cut.append(name)
+        texts.append([f"{name}  | {line}" for line in lines])
+        sources.append(name)
     return texts, sources, cut
 
 

@@ -5,8 +5,9 @@ publishes samples from one collector that pauses a second between rounds, so thr
 API every container's first sample comes from one round and its second from the next: about a
 second for any number of containers, read in parallel. On the Docker host itself the same
 counters are read from each container's cgroup (`irkit.probes.cgroup_counters`, what the engine's
-collector reads), 0.2 s apart for all containers at once; the Engine API is the way elsewhere
-(irkit in a container of its own, a remote engine)."""
+collector reads), at least 0.1 s apart for all containers at once, the first read by
+compose.services when it ran just before; the Engine API is the way elsewhere (irkit in a
+container of its own, a remote engine)."""
 
 from __future__ import annotations
 
@@ -26,32 +27,82 @@ MIN_INTERVAL_S = 0.25
 MAX_PARALLEL = 32
 
 
-# Between the two reads of the cgroup counters: long enough for a busy container's share to be
-# read within a few per cent, short enough for the notebook's budget.
-CGROUP_INTERVAL_S = 0.2
+# Between the two reads of the cgroup counters at least: the engine's CPU quota period (`cpus:` is
+# enforced per 100 ms), so that a container held at its limit reads exactly that limit, and short
+# enough for the notebook's budget. compose.services reads them first when it runs before.
+CGROUP_INTERVAL_S = 0.1
+# Counters read this long ago at most still serve as a container's first sample: CPU is then
+# measured since that read (`docker stats` too shows the use since its previous read).
+EARLIER_MAX_AGE_S = 60.0
+
+# CPU counters read earlier in this process (by compose.services, the notebook's first check, or
+# by the last compose.stats), by container id.
+_earlier: dict[str, tuple[float, dict[str, Any]]] = {}
+
+
+def note_counters() -> None:
+    """Read the CPU counters of the containers this machine's cgroups show, for the next
+    `sample_all` to measure CPU since then rather than wait its own interval. Cheap: a small file
+    each, found without the engine."""
+    now = time.monotonic()
+    for container_id, counters in cgroup_counters.cpu_by_container().items():
+        _earlier[container_id] = (now, counters)
 
 
 def sample_all(running: list[Container]) -> list[dict[str, Any] | str]:
     """Each container's two samples, in order; a string instead where one could not be read.
-    From the cgroup counters where this machine sees them, else through the Engine API."""
+    From the cgroup counters where this machine sees them (the first one read earlier when
+    `note_counters` did, at most EARLIER_MAX_AGE_S ago), else through the Engine API."""
     if not running:
         return []
-    first = [cgroup_counters.sample(c.attrs) for c in running]
-    if any(sample is not None for sample in first):
-        time.sleep(CGROUP_INTERVAL_S)
-    second = [
-        cgroup_counters.sample(c.attrs) if s else None for c, s in zip(running, first, strict=True)
-    ]
-    results: list[dict[str, Any] | str | None] = [
-        {"first": a, "second": b, "source": "cgroup"} if a and b else None
-        for a, b in zip(first, second, strict=True)
-    ]
+    now = time.monotonic()
+    first: list[tuple[float, dict[str, Any]] | None] = []
+    for container in running:
+        kept = _earlier.pop(str(container.id), None)
+        if kept is not None and now - kept[0] <= EARLIER_MAX_AGE_S:
+            first.append(kept)
+        else:
+            fresh = cgroup_counters.sample(container.attrs)
+            first.append((now, fresh) if fresh is not None else None)
+    read_at = [at for at, _ in filter(None, first)]
+    if read_at:
+        # The youngest first sample decides: every container is measured over the interval.
+        time.sleep(max(0.0, CGROUP_INTERVAL_S - (time.monotonic() - max(read_at))))
+    results: list[dict[str, Any] | str | None] = []
+    for container, earlier in zip(running, first, strict=True):
+        second = cgroup_counters.sample(container.attrs) if earlier else None
+        if earlier and second and _total(second["cpu_stats"]) < _total(earlier[1]["cpu_stats"]):
+            # Restarted since the first read: its new cgroup counts from zero. Measured afresh.
+            time.sleep(CGROUP_INTERVAL_S)
+            earlier, second = (now, second), cgroup_counters.sample(container.attrs)
+        _keep(container, second)
+        results.append(
+            {"first": earlier[1], "second": second, "source": "cgroup"}
+            if earlier and second
+            else None
+        )
     rest = [c for c, r in zip(running, results, strict=True) if r is None]
     if rest:
         with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, len(rest))) as pool:
             from_engine = iter(list(pool.map(_two_samples, rest)))
         results = [r if r is not None else next(from_engine) for r in results]
     return [r for r in results if r is not None]
+
+
+def interval_s(samples: dict[str, Any]) -> float:
+    """The time between the two samples, from the machine's CPU time they carry."""
+    before, after = samples["first"]["cpu_stats"], samples["second"]["cpu_stats"]
+    cpus = after.get("online_cpus") or 1
+    system = (after.get("system_cpu_usage") or 0) - (before.get("system_cpu_usage") or 0)
+    return max(0.0, system / cpus / 1e9)
+
+
+def _keep(container: Container, counters: dict[str, Any] | None) -> None:
+    now = time.monotonic()
+    for key in [k for k, (at, _) in _earlier.items() if now - at > EARLIER_MAX_AGE_S]:
+        del _earlier[key]  # containers gone since
+    if counters is not None:
+        _earlier[str(container.id)] = (now, counters)
 
 
 def _two_samples(container: Container) -> dict[str, Any] | str:

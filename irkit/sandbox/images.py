@@ -14,6 +14,7 @@ later one, and every new engine (the tests'), takes seconds.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import os
 import platform
@@ -267,6 +268,62 @@ def _run(args: list[str], what: str, env: dict[str, str] | None = None) -> str:
     return done.stdout
 
 
+def _bundle(cache: Path, refs: list[str]) -> Path:
+    """The four images in one tarball: their common layers (the base) are stored and loaded
+    once."""
+    return cache / f"stack-{hashlib.sha256(' '.join(refs).encode()).hexdigest()[:12]}.tar"
+
+
+def cached(cache: Path | None = None) -> bool:
+    """Whether the images of this version of the stack are in the cache already."""
+    base = base_image()
+    with tempfile.TemporaryDirectory(prefix="irkit-images-") as scratch:
+        refs = [
+            Image(s, context_hash(build_context(s, Path(scratch) / s), base.ref)).ref
+            for s in SERVICES
+        ]
+    return _bundle(cache or cache_dir(), refs).exists()
+
+
+@contextlib.contextmanager
+def _build_lock(cache: Path, log: Log) -> Iterator[None]:
+    cache.mkdir(parents=True, exist_ok=True)
+    with open(cache / ".build.lock", "a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log(f"waiting for another build of the stack's images into {cache}")
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def prepare(log: Log = lambda _: None) -> None:
+    """Build and cache the stack's images ahead of its first `up`, on an engine of its own in a
+    temporary folder (stopped afterwards): `./kit test` starts this while it installs the rest,
+    so that the tests' stack finds them cached. Nothing to do when they are cached already."""
+    if cached():
+        log(f"the stack's images are cached in {cache_dir()}")
+        return
+    from irkit.sandbox.engine import DockerEngine
+
+    with tempfile.TemporaryDirectory(prefix="irkit-image-build-") as scratch:
+        engine = DockerEngine(Path(scratch) / "docker")
+        if not engine.installed:
+            raise SandboxError("Docker is not installed: apt-get install docker.io")
+        engine.start()
+        try:
+            images = Images(engine.url)
+            try:
+                images.ensure(log)
+            finally:
+                images.close()
+        finally:
+            engine.stop()
+
+
 class Images:
     """The stack's images on one engine: found there, loaded from the cache, or built."""
 
@@ -284,18 +341,19 @@ class Images:
         self.client.close()
 
     def ensure(self, log: Log = lambda _: None) -> dict[str, str]:
-        """Every service's image present in the engine; {service: image reference}."""
-        with tempfile.TemporaryDirectory(prefix="irkit-images-") as scratch:
+        """Every service's image present in the engine; {service: image reference}. One build
+        at a time per cache: a second `ensure` (another engine's) waits for the first to have
+        cached the images, and loads them."""
+        with (
+            _build_lock(self.cache, log),
+            tempfile.TemporaryDirectory(prefix="irkit-images-") as scratch,
+        ):
             contexts = {s: build_context(s, Path(scratch) / s) for s in SERVICES}
             wanted = {
                 s: Image(s, context_hash(folder, self.base.ref)) for s, folder in contexts.items()
             }
             refs = [image.ref for image in wanted.values()]
-            # The four images in one tarball: their common layers (the base) are stored and
-            # loaded once.
-            bundle = (
-                self.cache / f"stack-{hashlib.sha256(' '.join(refs).encode()).hexdigest()[:12]}.tar"
-            )
+            bundle = _bundle(self.cache, refs)
             if self._missing(refs) and bundle.exists():
                 log(f"loading the stack's images from {bundle}")
                 self._docker("load", "--quiet", "--input", str(bundle))
@@ -404,3 +462,10 @@ class Images:
         finally:
             client.close()
         log(f"built {image.ref} in {time.monotonic() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    try:
+        prepare(log=lambda line: print(line, flush=True))
+    except SandboxError as exc:
+        sys.exit(f"irkit: {exc}")
