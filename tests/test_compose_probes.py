@@ -18,7 +18,14 @@ from typing import Any
 import pytest
 
 from irkit import target_builders
-from irkit.probes import cgroup_counters, compose, container_state, deploy, logs
+from irkit.probes import (
+    cgroup_counters,
+    compose,
+    container_state,
+    container_stats,
+    deploy,
+    logs,
+)
 from irkit.result import Result, Status
 from irkit.targets import ComposeTarget, LogSource, RepoTarget
 from tests.containers import BUSYBOX, ComposeProject
@@ -278,7 +285,7 @@ def test_cpu_is_measured_since_the_services_check_read_the_counters(
     assert took < 1.0  # no interval of its own to wait
     # Right after: at least the shortest interval, from the counters it read last.
     again = {x["name"]: x for x in compose.stats(p.target).evidence["rows"]}
-    assert 0.19 <= again["hog-1"]["cpu_over_s"] < 1.0
+    assert container_stats.CGROUP_INTERVAL_S - 0.01 <= again["hog-1"]["cpu_over_s"] < 1.0
     compose.services(p.target)
     hog = next(c for c in docker_client.containers.list() if c.name.startswith(f"{p.name}_hog"))
     hog.restart(timeout=0)
