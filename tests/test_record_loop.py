@@ -426,6 +426,8 @@ def drill(stack: Stack, name: str) -> Iterator[None]:
         drills.stop(stack, name)
 
 
+# Alone: beside the other workers' load it failed once (no mitigated_at); cause not known yet.
+@pytest.mark.host_wide
 def test_a_drills_postmortem_timeline_is_condensed_with_mitigated_at(
     tmp_path: Path, stack: Stack
 ) -> None:
