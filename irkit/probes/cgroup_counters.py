@@ -57,10 +57,7 @@ def cpu_by_container() -> dict[str, dict[str, Any]]:
                 if not match or match.group(1) in found:
                     continue
                 try:
-                    if v2:
-                        usage = _stat(folder / "cpu.stat")["usage_usec"] * 1000
-                    else:
-                        usage = int((folder / "cpuacct.usage").read_text())
+                    usage = _cpu_ns_v2(folder) if v2 else _cpu_ns_v1(folder)
                 except (OSError, ValueError, KeyError):
                     continue
                 found[match.group(1)] = _shaped(usage, 0, {}, None)
@@ -80,21 +77,29 @@ def _paths(pid: int) -> dict[str, str]:
 def _v1(paths: dict[str, str]) -> dict[str, Any]:
     def file(controller: str, name: str) -> Path:
         relative = paths[controller].lstrip("/")
-        for folder in (controller, "cpu,cpuacct", "cpuacct,cpu"):
+        for folder in (controller, *_V1_CPU):
             candidate = CGROUP_ROOT / folder / relative / name
             if candidate.exists():
                 return candidate
         raise FileNotFoundError(name)
 
-    usage = int(file("cpuacct", "cpuacct.usage").read_text())
+    usage = _cpu_ns_v1(file("cpuacct", "cpuacct.usage").parent)
     memory = int(file("memory", "memory.usage_in_bytes").read_text())
     stat = _stat(file("memory", "memory.stat"))
     return _shaped(usage, memory, {"total_inactive_file": stat.get("total_inactive_file", 0)},
                    _pids(lambda: file("pids", "pids.current")))  # fmt: skip
 
 
+def _cpu_ns_v1(folder: Path) -> int:
+    return int((folder / "cpuacct.usage").read_text())
+
+
+def _cpu_ns_v2(folder: Path) -> int:
+    return _stat(folder / "cpu.stat")["usage_usec"] * 1000
+
+
 def _v2(folder: Path) -> dict[str, Any]:
-    usage = _stat(folder / "cpu.stat")["usage_usec"] * 1000
+    usage = _cpu_ns_v2(folder)
     memory = int((folder / "memory.current").read_text())
     stat = _stat(folder / "memory.stat")
     return _shaped(usage, memory, {"inactive_file": stat.get("inactive_file", 0)},
