@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import nbformat
 import pytest
 
 from irkit import records
@@ -152,12 +153,9 @@ def test_every_target_unreachable_is_crit_and_bounded_by_one_timeout(
             "disk_paths": [str(tmp_path)],
         }
 
-    started = time.monotonic()
     refused = run_health(tmp_path / "refused", everything_at(closed_port))
-    fixed_cost = time.monotonic() - started
-    started = time.monotonic()
     hung = run_health(tmp_path / "hung", everything_at(hanging_port))
-    elapsed = time.monotonic() - started
+    took = {}
     for done, folder in ((refused, "refused"), (hung, "hung")):
         assert done.returncode == 2, done.stdout + done.stderr
         (path,) = health_reports(tmp_path / folder)
@@ -170,8 +168,18 @@ def test_every_target_unreachable_is_crit_and_bounded_by_one_timeout(
         crit_targets = {r.target for r in network if r.status is Status.CRIT}
         assert crit_targets == {r.target for r in network}, [str(r) for r in network]
         assert path.with_suffix(".html").exists()
+        took[folder] = checks_cell_s(path)
     # Six targets hang, each for one timeout: one after the other that would be 12 s and more.
-    assert elapsed < fixed_cost + TIMEOUT_S + 2.0, (elapsed, fixed_cost)
+    # The checks cell's own time is compared, not the command's: starting a kernel on a loaded
+    # machine varies by seconds, which says nothing about how the checks wait.
+    assert took["hung"] < took["refused"] + TIMEOUT_S + 2.0, took
+
+
+def checks_cell_s(path: Path) -> float:
+    """How long the executed report's checks cell ran, as papermill recorded it."""
+    notebook = nbformat.read(path, as_version=4)
+    (cell,) = [c for c in notebook.cells if "health.run(" in c.source]
+    return float(cell.metadata.papermill.duration)
 
 
 def test_a_hung_check_is_cut_at_the_reports_deadline(tmp_path: Path) -> None:
