@@ -114,7 +114,8 @@ def test_an_https_web_url_is_the_default_endpoint(monkeypatch: pytest.MonkeyPatc
 def test_prometheus_reads_the_real_api(stack: Stack) -> None:
     target = HttpTarget(base_url=stack.prometheus.url)
     assert prometheus.alerts(target).status is Status.OK
-    result = prometheus.error_rate(target, window="1m")
+    # Latency is not what this reads for: other workers' load can slow the app past 1 s.
+    result = prometheus.error_rate(target, window="1m", p95_warn_s=60.0)
     assert result.status is Status.OK, result.summary
     assert result.evidence["error_rate_pct"] == 0.0
     assert (
