@@ -214,7 +214,10 @@ def test_cpu_through_node_exporter_names_the_apps_host(stack: Stack) -> None:
     assert "busy throughout the last 0.25 min (average " in result.summary
     assert f"on {psutil.cpu_count()} CPUs of {shown}" in result.summary
     assert "min_over_time" in result.evidence["query"]
-    assert result.evidence["cpu_pct"] <= result.evidence["average_pct"] + 0.5
+    # The lowest point is not above the average, but for the edges: each point's rate reaches a
+    # few seconds before the window, and rate() extrapolates to its range's ends (a busy machine
+    # read 99.7 against an average of 97.1).
+    assert result.evidence["cpu_pct"] <= result.evidence["average_pct"] + 5
     assert result.status is grade(result.evidence["cpu_pct"], 80, 95)
     # Over a window longer than Prometheus has run, the alert cannot have fired: never CRIT.
     longer = host.cpu(machine, window_min=60, warn_pct=0, crit_pct=0)

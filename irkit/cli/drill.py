@@ -24,6 +24,11 @@ def drill(args: argparse.Namespace) -> int:
             print(f"{d.name:<{width}} {d.scenario}{on}")
             print(f"{'':<{width}} run: irkit run {d.section} {d.parameters}")
             print(f"{'':<{width}} shows: {d.shows}")
+            for setting in d.settings:
+                print(
+                    f"{'':<{width}} --set {setting.name}=N: {setting.meaning} "
+                    f"({setting.low:g}-{setting.high:g}, default {setting.default:g})"
+                )
         return 0
     if args.action == "status":
         stacks = _stacks()
@@ -34,13 +39,19 @@ def drill(args: argparse.Namespace) -> int:
         return 0
     if not args.name:
         raise UsageError(f"irkit drill {args.action} needs a drill name; see: irkit drill list")
+    if args.settings and args.action != "start":
+        raise UsageError("--set tunes a drill as it starts: irkit drill start NAME --set KEY=VALUE")
     if args.action == "start":
         chosen = drills.get(args.name)
+        settings = _settings(args.settings)
+        chosen.chosen(settings)  # a wrong setting is told before anything starts
         stack = drills.load_stack(chosen)
         already = any(a.name == chosen.name for a in drills.active(stack))
-        active = drills.start(stack, chosen.name)
+        active = drills.start(stack, chosen.name, settings)
         since = "was already active since" if already else "started at"
         print(f"drill {chosen.name} {since} {active.started_at}: {chosen.scenario}")
+        if tuned := active.state.get("settings"):
+            print(f"with: {drills.describe(tuned)}")
         print(f"now run: irkit run {chosen.section} {chosen.parameters}")
         print(f"it should show: {chosen.shows}")
         print(f"undo with: irkit drill stop {chosen.name}")
@@ -59,6 +70,16 @@ def drill(args: argparse.Namespace) -> int:
     return 0
 
 
+def _settings(pairs: list[str]) -> dict[str, str]:
+    settings = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--set takes KEY=VALUE, got {pair!r}")
+        settings[key.strip()] = value.strip()
+    return settings
+
+
 def _stacks() -> list[Practice]:
     from irkit.sandbox.compose_stack import ComposeStack
     from irkit.sandbox.stack import Stack
@@ -70,4 +91,6 @@ def print_active(stack: Practice) -> None:
     from irkit import drills
 
     for active in drills.active(stack):
-        print(f"drill active: {active.name} (since {active.started_at})")
+        tuned = active.state.get("settings")
+        with_ = f", with {drills.describe(tuned)}" if tuned else ""
+        print(f"drill active: {active.name} (since {active.started_at}{with_})")

@@ -141,6 +141,14 @@ def _drill(commands: _Commands) -> None:
     )
     parser.add_argument("action", choices=["list", "start", "stop", "status"])
     parser.add_argument("name", nargs="?", help="the drill, for start and stop (stop: or 'all')")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        dest="settings",
+        help="start: tune the drill's fault by one of its settings (list shows them); repeatable",
+    )
     parser.set_defaults(handler=drill.drill)
 
 

@@ -29,6 +29,27 @@ COMPOSE = "compose"
 
 
 @dataclass(frozen=True)
+class Setting:
+    """A number a drill's fault can be tuned by at start (`irkit drill start NAME --set KEY=VALUE`),
+    such as how much memory to leave available."""
+
+    name: str
+    default: float
+    low: float
+    high: float
+    meaning: str
+
+    def parse(self, text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise SandboxError(f"{self.name} must be a number, got {text!r}") from None
+        if not self.low <= value <= self.high:
+            raise SandboxError(f"{self.name} must be between {self.low:g} and {self.high:g}")
+        return value
+
+
+@dataclass(frozen=True)
 class Drill(Generic[S]):
     name: str
     scenario: str  # the runbook's words for it
@@ -43,6 +64,18 @@ class Drill(Generic[S]):
     lingers: str = ""
     # The stack it runs on: "embedded" (irkit.sandbox.stack) or "compose" (compose_stack).
     stack: str = EMBEDDED
+    settings: tuple[Setting, ...] = ()
+
+    def chosen(self, given: dict[str, str]) -> dict[str, float]:
+        """Every setting's value: the defaults, with those `given` (as typed) in their place."""
+        known = {s.name: s for s in self.settings}
+        if unknown := sorted(set(given) - set(known)):
+            offer = f"its settings are: {', '.join(known)}" if known else "it has no settings"
+            raise SandboxError(f"drill {self.name} has no setting {unknown[0]!r}; {offer}")
+        return {
+            name: setting.parse(given[name]) if name in given else setting.default
+            for name, setting in known.items()
+        }
 
     @property
     def parameters(self) -> str:
@@ -116,12 +149,21 @@ def held_down(stack: Practice) -> frozenset[str]:
     )
 
 
-def start(stack: Practice, name: str) -> ActiveDrill:
+def start(stack: Practice, name: str, settings: dict[str, str] | None = None) -> ActiveDrill:
+    """Make drill `name`'s fault happen, tuned by `settings` (its `Setting`s, as typed); an
+    active drill is left as it is."""
     drill = get(name)
+    chosen = drill.chosen(settings or {})
     if drill.stack != kind(stack):
         raise SandboxError(f"drill {name} runs on the {drill.stack} practice stack")
     current = {d.name: d for d in active(stack)}
     if name in current:
+        running = current[name].state.get("settings", {})
+        if settings and running != chosen:
+            raise SandboxError(
+                f"drill {name} is already active with {describe(running)}; "
+                f"to change it: irkit drill stop {name}, then start it again"
+            )
         return current[name]
     if clash := [c for c in drill.conflicts if c in current]:
         raise SandboxError(
@@ -137,7 +179,7 @@ def start(stack: Practice, name: str) -> ActiveDrill:
     if down:
         up = "irkit sandbox up --compose" if drill.stack == COMPOSE else "irkit sandbox up"
         raise SandboxError(f"the practice stack is not fully up ({', '.join(down)}); run: {up}")
-    state: State = {}
+    state: State = {"settings": chosen} if chosen else {}
     record = ActiveDrill(name, utc_now().isoformat(), state)
     _save(stack, record)  # first, so that a half-done start can still be stopped
     try:
@@ -151,6 +193,10 @@ def start(stack: Practice, name: str) -> ActiveDrill:
     _save(stack, record)
     _history(stack, {"drill": name, "event": "start", "at": record.started_at})
     return record
+
+
+def describe(settings: dict[str, float]) -> str:
+    return ", ".join(f"{key}={value:g}" for key, value in settings.items()) or "no settings"
 
 
 def stop(stack: Practice, name: str) -> bool:

@@ -7,7 +7,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from irkit.drills import Drill, State, agent
+from irkit.drills import Drill, Setting, State, agent
 from irkit.errors import SandboxError
 from irkit.sandbox.stack import Stack
 
@@ -71,7 +71,16 @@ DRILLS = [
         "disk",
         "host.memory below 10 % available (averaged over host_window_min through node_exporter), "
         "the drill's process largest by RSS",
-        *agent.held("high-memory", "hold-memory", target_available_pct=7.0, max_s=1800),
+        *agent.held("high-memory", "hold-memory", max_s=1800),
         lingers="through node_exporter, host.memory averages over host_window_min (5 min)",
+        settings=(
+            Setting(
+                "target_available_pct",
+                7.0,
+                1.0,
+                95.0,
+                "the % of the machine's memory left available (the runbook's CRIT is below 10)",
+            ),
+        ),
     ),
 ]
