@@ -72,6 +72,8 @@ _RANGES: tuple[tuple[re.Pattern[str], Range], ...] = tuple(
         (r"pg_kill_idle_min", Range(0, 365 * 24 * 60, "minutes", "0: off; at most a year")),
         (r"load_requests", Range(1, 10_000, "requests", "the runbook's test sends 100")),
         (r"load_concurrency", Range(1, 100, "connections", "the runbook's test opens 10")),
+        (r"alert_max_runs", Range(1, 32, "runs", "each run is a Jupyter kernel")),
+        (r"alert_queue_size", Range(1, 10_000, "alert groups", "each waits on disk")),
         (r"pg_connect_timeout_s", Range(1, CELL_TIMEOUT_S, "seconds", _CELL)),
         (r".*_timeout_s|health_deadline_s", _TIMEOUT),
         (

@@ -98,6 +98,11 @@ INCIDENT = group(
     text("impact_started_at", "", "when users were first affected, ISO-8601 UTC"),
     text("detected_at", "", "when the alert fired (empty: when the incident was opened)"),
     text("acknowledged_at", "", "when a responder took the page (empty: when triage first runs)"),
+    flag(
+        "acknowledge",
+        True,
+        "False: a run nobody watches (irkit listen's) leaves the incident unacknowledged",
+    ),
     text("tenants_affected", "", '"all", a number or names (empty: from answer_one_tenant_only)'),
     text("severity", "", "P0, P1, P2 or P3 to override the decision list"),
     text("answer_service_down", "", "Is the service down completely? (inferred: health checks)"),
@@ -151,6 +156,46 @@ COMMUNICATION = group(
     text("grafana_url", "http://localhost:3000", "Grafana (metrics)"),
     text("jaeger_url", "http://localhost:16686", "Jaeger (traces)"),
     text("logs_command", "docker-compose logs -f web celery", "how to follow the logs"),
+)
+
+# How `irkit listen` turns an Alertmanager notification into an incident and its pages (runbook
+# §Detection: Prometheus alerts to Slack #incidents, health check failures to PagerDuty, an error
+# rate over 5 % to email and Slack). "name: value" lines, as `contacts` are.
+ALERT_INTAKE = group(
+    "Alert intake",
+    texts(
+        "alert_severities",
+        ["critical: P1", "error: P1", "warning: P2", "info: P3"],
+        "an alert's severity label: the incident's severity (the decision list may raise it)",
+    ),
+    texts(
+        "alert_sections",
+        [
+            "HighErrorRate: alerts",
+            "HealthCheckFailing: alerts",
+            "WebDown: alerts",
+            "SlowRequests: alerts db",
+            "HighCPU: disk",
+            "PostgresConnectionsHigh: db",
+            "SlowQueries: db",
+            "RedisMemoryHigh: redis",
+            "CeleryBacklog: celery",
+            "CertificateExpiring: alerts",
+        ],
+        "alertname: the notebooks run after triage (a runbook_section label wins)",
+    ),
+    texts(
+        "alert_pagerduty",
+        ["HealthCheckFailing"],
+        "alerts that page PagerDuty whatever their severity (P0 and P1 always page)",
+    ),
+    texts("alert_email", ["HighErrorRate"], "alerts that are also emailed to alert_email_to"),
+    texts("alert_email_to", [], "who the email goes to, e.g. oncall@example.com"),
+    integer("alert_max_runs", 2, "notebook runs at once; more alert groups wait their turn"),
+    integer(
+        "alert_queue_size", 50, "alert groups waiting at most; more get 503 (Alertmanager retries)"
+    ),
+    number("alert_run_timeout_s", 300.0, "a notebook run of an alert is stopped after this long"),
 )
 
 WEB = group(
@@ -381,6 +426,7 @@ GROUPS: tuple[Group, ...] = (
     RESOLUTION,
     POSTMORTEM,
     COMMUNICATION,
+    ALERT_INTAKE,
     WEB,
     PROMETHEUS,
     POSTGRES,

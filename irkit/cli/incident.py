@@ -33,7 +33,7 @@ def open_incident(args: argparse.Namespace) -> int:
         incident_id=args.incident_id,
         parameters=kept,
         triage_values=triage,
-        parameters_from=_sources(args),
+        parameters_from=parameter_sources(args),
     )
     drill = f" (drill: {', '.join(active)})" if active else " (drill)" if args.drill else ""
     print(f"incident: {opened.incident_id}{drill}")
@@ -52,7 +52,7 @@ def open_incident(args: argparse.Namespace) -> int:
     return 0
 
 
-def _sources(args: argparse.Namespace) -> str:
+def parameter_sources(args: argparse.Namespace) -> str:
     """Where the incident's parameters came from, for the head of its parameter file: names
     only (values are in the file itself)."""
     given = [f"--env {args.env}"] if args.env else []

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TypeAlias
 
 from irkit import __version__
-from irkit.cli import drill, health, incident, report, run, sandbox
+from irkit.cli import drill, health, incident, listen, report, run, sandbox
 from irkit.cli.output import USER_ERROR
 
 
@@ -40,6 +40,7 @@ def build() -> argparse.ArgumentParser:
     _incident(commands)
     _report(commands)
     _postmortem(commands)
+    _listen(commands)
     return parser
 
 
@@ -289,6 +290,36 @@ def _postmortem(commands: _Commands) -> None:
     parser.add_argument("incident_id", metavar="ID")
     _parameter_options(parser)  # e.g. -p author='Jane Doe'
     parser.set_defaults(handler=incident.postmortem)
+
+
+def _listen(commands: _Commands) -> None:
+    parser = commands.add_parser(
+        "listen",
+        help="receive Alertmanager's alerts: open incidents, run their notebooks, page",
+        description=(
+            "Receive Alertmanager's webhook (version 4) at POST /alertmanager. Each alert group "
+            "opens one incident (joined again while it is open), whose triage and section "
+            "notebooks run headless into its folder; PagerDuty, Slack and email are paged as "
+            "the alert_* parameters route it. Requests need Authorization: Bearer "
+            "$IRKIT_LISTEN_TOKEN. GET /healthz answers for the receiver itself; GET / lists "
+            "the recent intakes. The parameters (-f, -p, --env) are kept with every incident."
+        ),
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="the address to listen on")
+    parser.add_argument("--port", type=_port, default=9095, help="the port (default 9095)")
+    parser.add_argument(
+        "--insecure-loopback",
+        action="store_true",
+        help="without IRKIT_LISTEN_TOKEN: accept any request, on a loopback address only",
+    )
+    _parameter_options(parser)
+    parser.set_defaults(handler=listen.listen)
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (1-65535)")
+    return int(text)
 
 
 def _parameter_options(parser: argparse.ArgumentParser) -> None:

@@ -32,7 +32,7 @@ from irkit.result import (
 from irkit.secrets import redact
 
 # Timeline events worth a responder's eye as they happen; the rest is the record's.
-NOTABLE_EVENTS = frozenset({"drill", "mitigated", "message-failed"})
+NOTABLE_EVENTS = frozenset({"drill", "mitigated", "message-failed", "page-failed"})
 # ANSI colours of the status word, on a terminal only.
 _COLOURS = {
     "OK": "32",

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from irkit import escape, probes
 from irkit.errors import ConfigError
-from irkit.incident import forms, messages, notify, schema, sla
+from irkit.incident import forms, messages, notify, paging, schema, sla
 from irkit.render import show
 from irkit.result import NOTICE_MIME, Result, Results, Status, utc_now
 
@@ -163,6 +163,7 @@ def conclude(
     section.incident.event(
         "resolved", f"incident resolved ({reason})", at=schema.parse_time(resolved)
     )
+    paging.follow_up(section.incident, "resolve")
     return Verdict(True, f"RESOLVED at {fields['resolved_at']}: {reason}.")
 
 

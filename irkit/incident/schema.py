@@ -59,6 +59,10 @@ EXTRA_FIELDS = (
     "postmortem_due_at",
     # The status page's own id for the incident, once created: later posts update it.
     "statuspage_incident_id",
+    # The alert that opened it (`irkit listen`): name, Alertmanager's group key, labels, links.
+    "alert",
+    # PagerDuty's alert for it (dedup_key = incident id): "triggered", "acknowledged", "resolved".
+    "pagerduty",
 )
 LESSONS = {
     "went_well": "What Went Well",

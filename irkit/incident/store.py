@@ -163,6 +163,7 @@ def open_incident(
     parameters: Mapping[str, Any] | None = None,
     triage_values: Mapping[str, Any] | None = None,
     parameters_from: str = "",
+    extra: Mapping[str, Any] | None = None,
 ) -> Opened:
     """Create the incident's folder, its opening record, and `01-triage.ipynb` ready to step
     through in JupyterLab (papermill's prepare-only: parameters in, nothing run). `parameters`
@@ -212,6 +213,10 @@ def open_incident(
             fields[name] = value
     if severity:
         fields["severity_source"] = "responder"
+    for name, value in (extra or {}).items():
+        if name not in schema.EXTRA_FIELDS:
+            raise ValueError(f"{name} is not an incident field")
+        fields[name] = value
     root = incidents_dir()
     check_not_symlink(root)
     try:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from irkit import escape
 from irkit.catalogue.parameters import default
 from irkit.errors import ConfigError
-from irkit.incident import escalation, forms, messages, notify, schema, severity, sla
+from irkit.incident import escalation, forms, messages, notify, paging, schema, severity, sla
 from irkit.render import show
 from irkit.result import Result, utc_now
 
@@ -74,6 +74,7 @@ def start(
     impact_started_at: str = "",
     detected_at: str = "",
     acknowledged_at: str = "",
+    acknowledge: bool = True,
 ) -> dict[str, Any]:
     """Record what the responder gave and acknowledge the incident: the response clock stops
     when a responder starts triage, or at `acknowledged_at` when they took the page earlier (a
@@ -92,7 +93,8 @@ def start(
         if value:
             given[name] = schema.time_parameter(name, value)
     fields = section.incident.fields
-    if not fields.get("responder") or responder:
+    # A run nobody watches names no responder: the first person to run triage becomes it.
+    if (not fields.get("responder") and acknowledge) or responder:
         given["responder"] = responder or _user()
     now = utc_now()
     # With no detection time anywhere, it is now: unless the page was acknowledged earlier.
@@ -114,14 +116,20 @@ def start(
     if not fields.get("status"):
         given["status"] = "investigating"
     recorded = schema.parse_time(fields.get("acknowledged_at"))
-    # Once per acknowledgement: a parameter kept for the next run adds nothing again.
-    if (acknowledged and acknowledged != recorded) or (not acknowledged and not recorded):
+    # Once per acknowledgement: a parameter kept for the next run adds nothing again. A run
+    # nobody watches (the alert intake's) acknowledges nothing: the page is still open.
+    acknowledging = (acknowledged and acknowledged != recorded) or (
+        not acknowledged and not recorded and acknowledge
+    )
+    if acknowledging:
         given["acknowledged_at"] = schema.format_time(acknowledged or now)
         who = given.get("responder") or fields.get("responder")
         text = f"acknowledged by {who}" if acknowledged else f"triage started by {who}"
         section.incident.event("acknowledged", text, at=acknowledged)
     if given:
         section.incident.update(**given)
+    if acknowledging:
+        paging.follow_up(section.incident, "acknowledge")
     return dict(section.incident.fields)
 
 
@@ -178,6 +186,19 @@ def decide_severity(
             chosen,
             f"kept as the responder set it (the decision list says {decision.severity}: "
             f"{decision.reason})",
+            decision.answers,
+            overridden=True,
+        )
+    elif (
+        log.fields.get("severity_source") == "alert"
+        and chosen in schema.SEVERITIES
+        and schema.SEVERITIES.index(decision.severity) > schema.SEVERITIES.index(chosen)
+    ):
+        # The alert's severity is a floor: the list may make it graver (P0), never lighter,
+        # until a person says otherwise.
+        decision = severity.Decision(
+            chosen,
+            f"kept from the alert (the decision list says {decision.severity}: {decision.reason})",
             decision.answers,
             overridden=True,
         )
