@@ -538,9 +538,19 @@ def _items(section: str) -> list[tuple[str, str]]:
     ]
 
 
+# The notebooks are formatted as the code is (ruff format, 100 columns).
+LINE_LENGTH = 100
+
+
 def _line(parameter: Parameter, help: str) -> str:
     line = f"{parameter.name}: {parameter.type} = {literal(parameter.default)}"
-    return f"{line}  # {help}" if help else line
+    comment = f"  # {help}" if help else ""
+    if len(line + comment) <= LINE_LENGTH or not isinstance(parameter.default, list | tuple):
+        return line + comment
+    # A long list one item a line, with the trailing comma that keeps ruff format from joining
+    # it again; papermill reads the help from the last line.
+    items = "".join(f"    {literal(item)},\n" for item in parameter.default)
+    return f"{parameter.name}: {parameter.type} = [\n{items}]{comment}"
 
 
 def literal(value: Any) -> str:

@@ -98,11 +98,7 @@ INCIDENT = group(
     text("impact_started_at", "", "when users were first affected, ISO-8601 UTC"),
     text("detected_at", "", "when the alert fired (empty: when the incident was opened)"),
     text("acknowledged_at", "", "when a responder took the page (empty: when triage first runs)"),
-    flag(
-        "acknowledge",
-        True,
-        "False: a run nobody watches (irkit listen's) leaves the incident unacknowledged",
-    ),
+    flag("acknowledge", True, "False: a run nobody watches (irkit listen's) acknowledges nothing"),
     text("tenants_affected", "", '"all", a number or names (empty: from answer_one_tenant_only)'),
     text("severity", "", "P0, P1, P2 or P3 to override the decision list"),
     text("answer_service_down", "", "Is the service down completely? (inferred: health checks)"),
