@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -18,11 +19,14 @@ import httpx
 import pytest
 import yaml
 
+from irkit import drills
 from irkit.incident import load
 from irkit.sandbox import certs, paging_standins
+from irkit.sandbox.alerting import DEFAULT_PORTS as ALERTING_PORTS
+from irkit.sandbox.alerting import Alerting
 from irkit.sandbox.process import free_port, port_open
-from irkit.sandbox.stack import Stack
-from tests.helpers import CALM_HOST, ROOT, irkit, targets, wait_for
+from irkit.sandbox.stack import BROKER_DB, CACHE_DB, Stack
+from tests.helpers import CALM_HOST, ROOT, irkit, targets, tls_endpoints, wait_for
 from tests.test_intake_units import body
 
 TOKEN = "listen-token-0123456789abcdef"
@@ -331,3 +335,78 @@ def test_a_receiver_killed_mid_run_resumes_without_losing_or_repeating(
     assert entry["progress"]["incident"] == folder.name
     interrupted = [e for e in incident.timeline if e["kind"] == "run-interrupted"]
     assert len(interrupted) == (0 if run_survives else 1)
+
+
+def test_a_drill_pages_through_the_whole_alert_chain_with_nobody_typing(
+    stack: Stack, tmp_path: Path
+) -> None:
+    """pool-exhaustion → Prometheus' PostgresConnectionsHigh (from the exporter) → Alertmanager →
+    irkit listen → an incident with triage and db run → PagerDuty and Slack paged; Alertmanager's
+    repeat joins it, its resolution is an event, and `irkit run resolve` resolves the page."""
+    params = tmp_path / "stack.yaml"
+    params.write_text(yaml.safe_dump(values_for(stack)))
+    ports = {name: free_port() for name in ALERTING_PORTS}
+    alerting = Alerting(
+        tmp_path / "alerting",
+        ports,
+        stack.prometheus,
+        pg_host=stack.postgres.host,
+        pg_port=stack.postgres.port,
+        cache_url=stack.redis.url(CACHE_DB),
+        broker_url=stack.redis.url(BROKER_DB),
+        tls_endpoints=tls_endpoints(stack),
+        parameters=params,
+        reports=tmp_path / "reports",
+        sandbox_dir=stack.base,
+    )
+    spool = tmp_path / "reports" / "intake" / "done"
+    received = alerting.standins_dir
+
+    def handled(outcome: str) -> list[dict[str, Any]]:
+        entries = [json.loads(p.read_text()) for p in sorted(spool.glob("*.json"))]
+        return [e for e in entries if e["outcome"].startswith(f"PostgresConnectionsHigh {outcome}")]
+
+    try:
+        alerting.up()
+        started = time.monotonic()
+        drills.start(stack, "pool-exhaustion")
+        try:
+            wait_for(lambda: handled("firing: opened"), "the alert's incident opened", 60)
+            took = time.monotonic() - started
+            (entry,) = handled("firing: opened")
+            incident_id = entry["progress"]["incident"]
+            folder = tmp_path / "reports" / "incidents" / incident_id
+            incident = load.load_folder(folder)
+            ran = {n.section: n for n in incident.notebooks if n.ran}
+            assert set(ran) == {"triage", "db"}, took
+            assert ran["db"].status.name in ("WARN", "CRIT")  # the pool, as the drill holds it
+            assert incident.fields["drill"] is True
+            (page,) = paging_standins.read(received, "pagerduty")
+            assert page["accepted"], page["errors"]
+            assert page["event"]["dedup_key"] == incident_id
+            (message,) = paging_standins.read(received, "slack")
+            assert incident_id in message["text"]
+            assert f"<@{ONCALL}>" in message["text"]
+            # Alertmanager repeats the notification while the alert fires: no second incident.
+            wait_for(lambda: handled("firing: joined"), "a repeat notification", 60)
+        finally:
+            drills.stop(stack, "pool-exhaustion")
+        wait_for(lambda: handled("resolved"), "the resolved notification", 60)
+        kinds = [e["kind"] for e in load.load_folder(folder).timeline]
+        assert "alert-resolved" in kinds
+        incidents = [p for p in (tmp_path / "reports" / "incidents").iterdir() if p.is_dir()]
+        opened_for_it = [p for p in incidents if "postgresconnectionshigh" in p.name]
+        assert opened_for_it == [folder]
+        done = irkit(
+            "run",
+            "resolve",
+            "--incident",
+            incident_id,
+            reports=tmp_path / "reports",
+            env=alerting.paging_env(),
+        )
+        assert "RESOLVED" in done.stdout, done.stdout + done.stderr
+        actions = [p["event"]["event_action"] for p in paging_standins.read(received, "pagerduty")]
+        assert actions == ["trigger", "resolve"]
+    finally:
+        alerting.down()

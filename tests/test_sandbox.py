@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -19,10 +20,11 @@ from irkit.pids import alive as pid_alive
 from irkit.probes import celery, host, postgres, prometheus, redis
 from irkit.result import Status
 from irkit.sandbox import readiness
+from irkit.sandbox.alerting import DEFAULT_PORTS as ALERTING_PORTS
 from irkit.sandbox.process import free_port
 from irkit.sandbox.stack import BROKER_DB, CACHE_DB, Stack, format_status
 from irkit.targets import CeleryTarget, HttpTarget, Machine, PostgresTarget, RedisTarget
-from tests.helpers import free_ports, irkit
+from tests.helpers import free_ports, irkit, wait_for
 
 
 @pytest.fixture
@@ -188,3 +190,35 @@ def test_free_ports_are_distinct_and_out_of_the_outgoing_range() -> None:
     assert all(1024 <= p < low for p in ports)
     with socket.socket() as s:
         s.bind(("127.0.0.1", ports[-1]))  # nothing holds it
+
+
+def test_the_alert_chain_comes_up_and_down_with_the_stack(tmp_path: Path) -> None:
+    """`irkit sandbox up` on a stack with the alert chain: the exporter, the stand-ins, `irkit
+    listen` and Alertmanager run, Prometheus scrapes the one and sends to the other, and later
+    commands find the chain's ports."""
+    base = Path(tempfile.mkdtemp(prefix="irkit-sandbox-test-"))
+    base.chmod(0o755)
+    chain = {name: free_port() for name in ALERTING_PORTS}
+    stack = Stack(base, **free_ports(), alerting_ports=chain)
+    try:
+        stack.up()
+        rows = {row.name: row.state for row in stack.status()}
+        for name in ("exporter", "paging-standins", "irkit-listen", "alertmanager"):
+            assert rows[name] == "running", rows
+        config = (stack.prometheus.data_dir / "prometheus.yml").read_text()
+        assert f'targets: ["127.0.0.1:{chain["exporter_port"]}"]' in config
+        assert f'targets: ["127.0.0.1:{chain["alertmanager_port"]}"]' in config
+        wait_for(
+            lambda: stack.prometheus.query('up{job="exporter"} == 1'), "the exporter scraped", 30
+        )
+        again = Stack.load(base)
+        assert again.alerting is not None
+        assert again.alerting.ports == chain
+        secrets = json.loads((base / "alerting" / "secrets.json").read_text())
+        assert oct((base / "alerting" / "secrets.json").stat().st_mode & 0o777) == "0o600"
+        config = (base / "alerting" / "alertmanager" / "alertmanager.yml").read_text()
+        assert secrets["listen_token"] not in config  # in a file of its own, 0600
+    finally:
+        stack.down()
+        assert {row.state for row in stack.status()} <= {"stopped", "not installed"}
+        shutil.rmtree(base, ignore_errors=True)

@@ -239,7 +239,7 @@ class Intake:
         incident = load.load(incident_id)
         severity = str(incident.get("severity", route.severity) or "")
         category = str(incident.get("category", route.category) or "")
-        notebooks = [str(incident.folder / n.name) for n in incident.notebooks]
+        notebooks = [str(incident.folder / n.name) for n in incident.notebooks if n.ran]
         title = str(incident.get("title", route.title))
         headline = f"[{severity or 'severity not set'}] {title}"
         folder = store.folder(incident_id)

@@ -10,6 +10,7 @@ front of a fixed number of workers.
 
 from __future__ import annotations
 
+import collections
 import hmac
 import json
 import os
@@ -47,6 +48,7 @@ class Receiver:
         self._threads: list[threading.Thread] = []
         self._busy = 0
         self._busy_lock = threading.Lock()
+        self._groups: dict[str, collections.deque[Entry]] = {}
         self.resumed = 0
 
     # --- the workers -----------------------------------------------------------------------
@@ -67,22 +69,39 @@ class Receiver:
 
     def _work(self) -> None:
         while (entry := self._queue.get()) is not None:
+            # One group's notifications in the order they came: a worker handling the group
+            # takes this one after its own (a resolution never overtakes its firing).
+            group = str(entry.body.get("groupKey", ""))
             with self._busy_lock:
-                self._busy += 1
-            try:
-                outcome = self.intake.handle(entry)
-                print(f"irkit listen: {entry.id}: {outcome}", flush=True)
-            except Exception as exc:
-                # Left pending: the next start takes it up again, and says why it stopped here.
-                reason = scrub(f"{type(exc).__name__}: {exc}")
-                print(f"irkit listen: {entry.id} not finished: {reason}", file=sys.stderr)
-                if os.environ.get("IRKIT_DEBUG"):
-                    traceback.print_exc(file=sys.stderr)
-                entry.progress["error"] = reason[:500]
-                self.spool.save(entry)
-            finally:
+                if group in self._groups:
+                    self._groups[group].append(entry)
+                    continue
+                self._groups[group] = collections.deque([entry])
+            while True:
                 with self._busy_lock:
-                    self._busy -= 1
+                    if not self._groups[group]:
+                        del self._groups[group]
+                        break
+                    entry = self._groups[group].popleft()
+                self._handle(entry)
+
+    def _handle(self, entry: Entry) -> None:
+        with self._busy_lock:
+            self._busy += 1
+        try:
+            outcome = self.intake.handle(entry)
+            print(f"irkit listen: {entry.id}: {outcome}", flush=True)
+        except Exception as exc:  # one notification must not stop the others
+            # Left pending: the next start takes it up again, and says why it stopped here.
+            reason = scrub(f"{type(exc).__name__}: {exc}")
+            print(f"irkit listen: {entry.id} not finished: {reason}", file=sys.stderr)
+            if os.environ.get("IRKIT_DEBUG"):
+                traceback.print_exc(file=sys.stderr)
+            entry.progress["error"] = reason[:500]
+            self.spool.save(entry)
+        finally:
+            with self._busy_lock:
+                self._busy -= 1
 
     # --- HTTP ------------------------------------------------------------------------------
 

@@ -23,6 +23,8 @@ SCRAPE_INTERVAL = "1s"
 # The scrape jobs' names, as `up{job=…}` and the queries know them.
 WEB_JOB = "himalytix"
 NODE_JOB = "node"
+# The practice exporter: PostgreSQL, Redis, Celery queues and certificates (irkit.sandbox.exporter).
+EXPORTER_JOB = "exporter"
 
 
 def find_binary() -> Path | None:
@@ -42,6 +44,9 @@ class PrometheusServer(process.Daemonized):
     web_target: str  # host:port of the app
     host: str = "127.0.0.1"
     node_target: str = ""  # host:port of node_exporter; "": not installed, not scraped
+    # host:port of the practice exporter and of Alertmanager; "": not scraped, no alerts sent.
+    exporter_target: str = ""
+    alertmanager_target: str = ""
 
     @property
     def url(self) -> str:
@@ -104,7 +109,26 @@ class PrometheusServer(process.Daemonized):
     def _write_config(self) -> bool:
         """Write the rules and the configuration; True when the configuration changed."""
         rules = resources.files("irkit.sandbox").joinpath("alert_rules.yml").read_text()
-        (self.data_dir / "alert_rules.yml").write_text(rules)
+        rules_file = self.data_dir / "alert_rules.yml"
+        rules_before = rules_file.read_text() if rules_file.exists() else ""
+        rules_file.write_text(rules)
+        exporter = (
+            f"""  - job_name: {EXPORTER_JOB}
+    static_configs:
+      - targets: ["{self.exporter_target}"]
+"""
+            if self.exporter_target
+            else ""
+        )
+        alerting = (
+            f"""alerting:
+  alertmanagers:
+    - static_configs:
+        - targets: ["{self.alertmanager_target}"]
+"""
+            if self.alertmanager_target
+            else ""
+        )
         node = (
             f"""  - job_name: {NODE_JOB}
     static_configs:
@@ -134,6 +158,6 @@ scrape_configs:
     scrape_timeout: 900ms
     static_configs:
       - targets: ["{self.web_target}"]
-{node}"""
+{node}{exporter}{alerting}"""
         )
-        return config.read_text() != before
+        return config.read_text() != before or rules != rules_before

@@ -21,14 +21,17 @@ from pathlib import Path
 from typing import Protocol
 
 from irkit.errors import SandboxError
-from irkit.home import sandbox_dir
-from irkit.sandbox import process
+from irkit.home import kit_home, sandbox_dir
+from irkit.sandbox import certs, process
+from irkit.sandbox.alerting import DEFAULT_PORTS as ALERTING_PORTS
+from irkit.sandbox.alerting import Alerting
 from irkit.sandbox.node_exporter import NodeExporter
 from irkit.sandbox.postgres import APP_DATABASE, APP_USER, PostgresServer
 from irkit.sandbox.prometheus import PrometheusServer
 from irkit.sandbox.redis import RedisServer
 from irkit.sandbox.web import AppEnvironment, WebServer
 from irkit.sandbox.worker import CeleryWorker
+from irkit.secrets import with_password
 
 POSTGRES_PORT = 55432
 REDIS_PORT = 56379
@@ -39,6 +42,7 @@ NODE_EXPORTER_PORT = 59100
 BROKER_DB = 0
 CACHE_DB = 1
 PORTS_FILE = "stack.json"
+APT_ALERTMANAGER = "apt-get install prometheus-alertmanager (the alert chain stops at Prometheus)"
 DEFAULT_PORTS = {
     "postgres_port": POSTGRES_PORT,
     "redis_port": REDIS_PORT,
@@ -77,7 +81,12 @@ class Stack:
         node_exporter_port: int = NODE_EXPORTER_PORT,
         postgres_settings: dict[str, str] | None = None,
         password: str | None = None,
+        alerting_ports: dict[str, int] | None = None,
+        parameters: Path | None = None,
     ) -> None:
+        """`alerting_ports`: the alert chain's (irkit.sandbox.alerting), None for a stack
+        without it; `parameters`: the parameter file that points notebooks at this stack (what
+        its `irkit listen` runs them with)."""
         self.base = base or sandbox_dir()
         self.password = password
         self.postgres = PostgresServer(
@@ -109,6 +118,25 @@ class Stack:
             f"{self.web.host}:{web_port}",
             node_target=self.node_exporter.address if self.node_exporter.installed else "",
         )
+        self.alerting: Alerting | None = None
+        if alerting_ports is not None:
+            self.alerting = Alerting(
+                self.base / "alerting",
+                alerting_ports,
+                self.prometheus,
+                pg_host=self.postgres.host,
+                pg_port=postgres_port,
+                cache_url=with_password(self.redis.url(CACHE_DB), password),
+                broker_url=with_password(self.redis.url(BROKER_DB), password),
+                tls_endpoints=[f"{name}:{tls_port}@127.0.0.1" for name in certs.NAMES],
+                parameters=parameters or kit_home() / "parameters" / "sandbox.yaml",
+                password=password,
+                sandbox_dir=self.base,
+            )
+            # Known from the start: every (re)start of Prometheus writes the same configuration.
+            self.prometheus.exporter_target = f"127.0.0.1:{alerting_ports['exporter_port']}"
+            if self.alerting.alertmanager.installed:
+                self.prometheus.alertmanager_target = self.alerting.alertmanager.address
 
     @classmethod
     def load(cls, base: Path | None = None) -> Stack:
@@ -117,10 +145,18 @@ class Stack:
         base = base or sandbox_dir()
         path = base / PORTS_FILE
         if not path.exists():
-            return cls(base)
+            return cls(base, alerting_ports=dict(ALERTING_PORTS))
         try:
             saved = json.loads(path.read_text())
             ports = {name: int(saved.get(name, default)) for name, default in DEFAULT_PORTS.items()}
+            # A stack saved before the alert chain existed gets it; one saved without it (null,
+            # the tests' own) stays without.
+            alerting = saved.get("alerting", ALERTING_PORTS)
+            alerting_ports = (
+                None
+                if alerting is None
+                else {name: int(alerting.get(name, d)) for name, d in ALERTING_PORTS.items()}
+            )
         except (OSError, ValueError, TypeError, AttributeError) as exc:
             raise SandboxError(
                 f"{path} is unreadable ({exc}); stop what runs there, delete the file, and run "
@@ -134,6 +170,7 @@ class Stack:
             tls_port=ports["tls_port"],
             prometheus_port=ports["prometheus_port"],
             node_exporter_port=ports["node_exporter_port"],
+            alerting_ports=alerting_ports,
         )
 
     def _save_ports(self) -> None:
@@ -145,6 +182,7 @@ class Stack:
             "tls_port": self.web_tls.port,
             "prometheus_port": self.prometheus.port,
             "node_exporter_port": self.node_exporter.port,
+            "alerting": self.alerting.ports if self.alerting else None,
         }
         (self.base / PORTS_FILE).write_text(json.dumps(ports, indent=2) + "\n")
 
@@ -206,6 +244,7 @@ class Stack:
             ("web-tls", self.web_tls),
             ("node-exporter", self.node_exporter),
             ("prometheus", self.prometheus),
+            *([("alerting", self.alerting)] if self.alerting else []),
         ]
 
     def _migrate(self, database_created: bool) -> None:
@@ -254,6 +293,12 @@ class Stack:
             ),
             self._node_exporter_status(),
             self._prometheus_status(),
+            *(
+                _status(*row)
+                if row[4] != "not installed"
+                else ComponentStatus(row[0], "not installed", None, "", APT_ALERTMANAGER)
+                for row in (self.alerting.components() if self.alerting else [])
+            ),
         ]
 
     def _node_exporter_status(self) -> ComponentStatus:
