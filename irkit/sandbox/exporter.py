@@ -64,8 +64,9 @@ class Collector:
                 "SELECT coalesce(state, 'unknown'), count(*) FROM pg_stat_activity "
                 "WHERE backend_type = 'client backend' GROUP BY 1"
             ).fetchall()
-            (limit,) = conn.execute(
-                "SELECT setting::int FROM pg_settings WHERE name = 'max_connections'"
+            limit, reserved = conn.execute(
+                "SELECT current_setting('max_connections')::int, "
+                "current_setting('superuser_reserved_connections')::int"
             ).fetchone()
             (longest,) = conn.execute(
                 "SELECT coalesce(max(extract(epoch FROM now() - xact_start)), 0) "
@@ -84,6 +85,11 @@ class Collector:
             count.add_metric([state], n)
         yield count
         yield gauge("pg_settings_max_connections", "max_connections", value=limit)
+        yield gauge(
+            "pg_settings_superuser_reserved_connections",
+            "superuser_reserved_connections",
+            value=reserved,
+        )
         yield gauge(
             "pg_stat_activity_max_tx_duration",
             "The oldest active transaction, in seconds",
