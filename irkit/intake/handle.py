@@ -86,6 +86,7 @@ class Intake:
                     "alert-resolved",
                     f"alert resolved: {name} (Alertmanager); the incident stays open until "
                     "a person resolves it",
+                    key=f"{entry.id}-resolved",
                     alerts=len(notification.alerts),
                 )
                 progress["noted"] = True
@@ -107,6 +108,7 @@ class Intake:
                     incident_id,
                     "alert",
                     f"alert still firing: {name} ({repeat} alert{'s' if repeat != 1 else ''})",
+                    key=f"{entry.id}-repeat",
                 )
                 progress["noted"] = True
                 self.spool.save(entry)
@@ -162,6 +164,7 @@ class Intake:
             "alert",
             f"alert firing: {notification.name} ({len(firing)} alert"
             f"{'s' if len(firing) != 1 else ''}); route: {route.why}",
+            key=f"{entry.id}-firing",
             labels=notification.common_labels,
             links=[a.generator_url for a in firing if a.generator_url][:5],
         )
@@ -329,14 +332,16 @@ def _stamp() -> str:
     return utc_now().isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _event(incident_id: str, kind: str, text: str, **data: Any) -> None:
+def _event(incident_id: str, kind: str, text: str, *, key: str = "", **data: Any) -> None:
+    """Add an event to the incident's journal. With `key` (the spool entry's id and the step)
+    its id is fixed: a step written again after a restart is still one event on the timeline."""
     at = _stamp()
     event: dict[str, Any] = {
         "at": at,
         "kind": kind,
         "text": redact(text),
         "source": SOURCE,
-        "id": uuid.uuid4().hex,
+        "id": f"intake-{key}" if key else uuid.uuid4().hex,
     }
     if data:
         event["data"] = redact(data)
