@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from irkit import drills
-from irkit.incident import load
+from irkit.incident import load, paging
 from irkit.sandbox import certs, paging_standins
 from irkit.sandbox.alerting import DEFAULT_PORTS as ALERTING_PORTS
 from irkit.sandbox.alerting import Alerting
@@ -410,3 +410,42 @@ def test_a_drill_pages_through_the_whole_alert_chain_with_nobody_typing(
         assert actions == ["trigger", "resolve"]
     finally:
         alerting.down()
+
+
+def test_pages_that_cannot_go_out_say_why_without_their_secrets(
+    standins: Standins, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in standins.env.items():
+        monkeypatch.setenv(name, value)
+    sent = paging.pagerduty("trigger", "INC-1", summary="[P1] pool full", severity="P1")
+    assert sent.posted, sent.detail
+    assert standins.received("pagerduty")[-1]["event"]["payload"]["severity"] == "critical"
+    wrong_key = "W" * 32
+    monkeypatch.setenv("IRKIT_PAGERDUTY_ROUTING_KEY", wrong_key)
+    refused = paging.pagerduty("trigger", "INC-1", summary="x")
+    assert not refused.posted
+    assert refused.detail.startswith("HTTP 400")
+    assert "not an integration key" in refused.detail
+    assert wrong_key not in refused.detail
+    monkeypatch.delenv("IRKIT_PAGERDUTY_ROUTING_KEY")
+    assert "IRKIT_PAGERDUTY_ROUTING_KEY is not set" in paging.pagerduty("resolve", "INC-1").detail
+
+    monkeypatch.setenv("IRKIT_SMTP_PASSWORD", "not-the-password-42")
+    login = paging.email(["oncall@example.com"], "subject", "text")
+    assert not login.posted
+    assert "Authentication" in login.detail or "535" in login.detail, login.detail
+    assert "not-the-password-42" not in login.detail
+    monkeypatch.setenv("IRKIT_SMTP_STARTTLS", "no")
+    clear = paging.email(["oncall@example.com"], "subject", "text")
+    assert not clear.posted
+    assert "only for a relay on loopback, without login" in clear.detail
+    assert standins.received("email") == []
+
+    webhook = standins.env["IRKIT_SLACK_WEBHOOK"]
+    monkeypatch.setenv("IRKIT_SLACK_WEBHOOK", webhook.replace("secret-path", "wrong-path"))
+    lost = paging.slack("*INCIDENT* x", ["U024BE7LH"])
+    assert not lost.posted
+    assert lost.detail.startswith("HTTP 404")
+    assert "wrong-path" not in lost.detail
+    monkeypatch.delenv("IRKIT_SLACK_WEBHOOK")
+    assert "IRKIT_SLACK_WEBHOOK is not set" in paging.slack("x", []).detail

@@ -173,7 +173,7 @@ def smtp_server(kept: Kept, port: int, cert: Path, key: Path, user: str, passwor
         ok = isinstance(data, LoginPassword) and (
             data.login.decode() == user and data.password.decode() == password
         )
-        return AuthResult(success=ok)
+        return AuthResult(success=ok, handled=False)  # aiosmtpd then answers 535 itself
 
     return Controller(
         _MailHandler(kept),
