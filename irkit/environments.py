@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from irkit.errors import ConfigError
+from irkit.errors import ConfigError, ParameterError
 from irkit.home import kit_home
 
 SUFFIX = ".yaml"
@@ -25,6 +25,16 @@ def names() -> list[str]:
         for p in parameters_dir().glob(f"*{SUFFIX}")
         if not p.name.endswith(f".example{SUFFIX}")
     )
+
+
+def check_name(name: str) -> str:
+    """An environment's name as a run is stamped with it: letters, digits, '.', '_', '-'."""
+    if not _NAME.fullmatch(name):
+        raise ParameterError(
+            f"environment {name[:40]!r} is not a name: use letters, digits, '.', '_' and '-', "
+            "starting with a letter or digit, at most 81 characters"
+        )
+    return name
 
 
 def parameter_file(name: str) -> Path:

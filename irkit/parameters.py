@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from irkit import bounds
+from irkit import bounds, environments
 from irkit.errors import ConfigError, ParameterError
 
 SECTIONS_KEY = "sections"
@@ -242,6 +242,9 @@ def check_values(values: Mapping[str, Any], declared: Mapping[str, Declared]) ->
     are the ones given; the rest take their declared defaults."""
     bounds.check(values, {name: d.type for name, d in declared.items()})
     check_threshold_pairs(values, declared)
+    if values.get("environment"):
+        # A folder name too (the health reports' history): never a path.
+        environments.check_name(str(values["environment"]))
     from irkit.actions import catalogue
 
     catalogue.check_parameters({**{n: d.default for n, d in declared.items()}, **values})

@@ -189,6 +189,8 @@ class Record:
     ended_at: str = ""
     # A notebook prepared to be stepped through by hand (irkit incident open) says when.
     prepared_at: str = ""
+    # The environment it ran for (its `environment` parameter), "" when none was named.
+    environment: str = ""
 
     @property
     def incident(self) -> dict[str, Any]:
@@ -243,6 +245,8 @@ def from_notebook(path: Path, nb: Any) -> Record:
     papermill = (metadata or {}).get("papermill") or {}
     papermill = papermill if isinstance(papermill, dict) else {}
     record.started_at = str(papermill.get("start_time") or "")
+    given = papermill.get("parameters")
+    record.environment = str(given.get("environment") or "") if isinstance(given, dict) else ""
     record.ended_at = str(papermill.get("end_time") or "")
     own = (metadata or {}).get("irkit")
     own = own if isinstance(own, dict) else {}

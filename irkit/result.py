@@ -44,6 +44,8 @@ class Result:
     at: datetime = field(default_factory=utc_now)
     # Measured after a guarded action in the same run changed something: that action's name.
     after: str = ""
+    # The environment the run was for (`--env NAME`), when one was named.
+    environment: str = ""
 
     def to_json(self) -> dict[str, Any]:
         data = {
@@ -57,6 +59,8 @@ class Result:
         }
         if self.after:
             data["after"] = self.after
+        if self.environment:
+            data["environment"] = self.environment
         return data
 
     @classmethod
@@ -70,6 +74,7 @@ class Result:
             elapsed_ms=float(data.get("elapsed_ms", 0.0)),
             at=datetime.fromisoformat(str(data["at"]).replace("Z", "+00:00")),
             after=str(data.get("after") or ""),
+            environment=str(data.get("environment") or ""),
         )
 
     def __str__(self) -> str:

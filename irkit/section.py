@@ -61,6 +61,8 @@ class Section:
         # The last guarded action of this run that changed something: every verdict measured
         # after it says so (Result.after), so a re-check reads as one.
         self.after = ""
+        # Stamped on every verdict (`--env NAME`).
+        self.environment = str(self.params.get("environment") or "")
 
     @functools.cached_property
     def postgres(self) -> targets.PostgresTarget:
@@ -206,6 +208,8 @@ class Section:
         ):
             return _not_attempted(name, earlier[1])
         result = probe(target, *args, **kwargs)
+        if self.environment:
+            result = dataclasses.replace(result, environment=self.environment)
         if result.evidence.get("docker") == "absent":
             self._no_docker = result
         if result.evidence.get("reachable") is False:

@@ -142,6 +142,7 @@ DEPLOY_COMMANDS = (
 
 LAYOUTS: dict[str, tuple[str, ...]] = {
     "alerts": (
+        "environment",
         "incident_id",
         "",
         "# Where. Empty means the environment: IRKIT_BASE_URL, IRKIT_PROMETHEUS_URL,"
@@ -190,6 +191,7 @@ LAYOUTS: dict[str, tuple[str, ...]] = {
         "compose_web_service",
     ),
     "celery": (
+        "environment",
         "incident_id",
         "",
         "# Where. Empty means IRKIT_CELERY_BROKER_URL from the environment, else"
@@ -216,6 +218,7 @@ LAYOUTS: dict[str, tuple[str, ...]] = {
         "compose_scale_workers_to",
     ),
     "containers": (
+        "environment",
         "incident_id",
         "",
         "# Where. Empty means the environment (COMPOSE_PROJECT_NAME, DOCKER_HOST); a project not",
@@ -241,6 +244,7 @@ LAYOUTS: dict[str, tuple[str, ...]] = {
         "deploy_timeout_s",
     ),
     "db": (
+        "environment",
         "incident_id",
         "",
         "# Where. Empty means the environment (PGHOST, PGPORT, PGUSER, PGDATABASE), else"
@@ -262,6 +266,7 @@ LAYOUTS: dict[str, tuple[str, ...]] = {
         "pg_fake_migration",
     ),
     "disk": (
+        "environment",
         "incident_id",
         "",
         "# Where",
@@ -282,6 +287,7 @@ LAYOUTS: dict[str, tuple[str, ...]] = {
         "compose_scale_to",
     ),
     "health": (
+        "environment",
         "# Where. Empty means the environment: PGHOST…, IRKIT_REDIS_URL, IRKIT_CELERY_BROKER_URL,",
         "# IRKIT_BASE_URL, IRKIT_PROMETHEUS_URL, IRKIT_TLS_ENDPOINTS. Passwords only"
         " from the environment.",
@@ -348,12 +354,14 @@ LAYOUTS: dict[str, tuple[str, ...]] = {
         "notify_repeat_min",
     ),
     "metrics": (
+        "environment  # only the incidents of this environment (empty: every one)",
         "month",
         "months",
         "incidents_dir",
         "sla_goal_pct",
     ),
     "postmortem": (
+        "environment",
         "incident_id  # the incident to write up",
         "author",
         "summary",
@@ -366,6 +374,7 @@ LAYOUTS: dict[str, tuple[str, ...]] = {
         "action_items",
     ),
     "redis": (
+        "environment",
         "incident_id",
         "",
         "# Where. Empty means IRKIT_REDIS_URL from the environment, else redis://localhost:6379/0.",
@@ -388,6 +397,7 @@ LAYOUTS: dict[str, tuple[str, ...]] = {
         "compose_redis_service",
     ),
     "resolve": (
+        "environment",
         "# The incident",
         "incident_id  # the incident this run belongs to; empty: a practice run, nothing is kept",
         "root_cause",
@@ -438,6 +448,7 @@ LAYOUTS: dict[str, tuple[str, ...]] = {
         "host_memory_available_crit_pct",
     ),
     "triage": (
+        "environment",
         "# The incident (irkit incident open fills in incident_id; the rest is the"
         " responder's to add)",
         "incident_id  # the incident this run belongs to; empty: a practice run, nothing is kept",

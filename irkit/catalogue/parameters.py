@@ -87,6 +87,17 @@ def texts(name: str, default: list[str], help: str, *, path: bool = False) -> Pa
     return Parameter(name, "list[str]", tuple(default), help, path=path)
 
 
+# Which of the team's environments a run is for: set by `--env NAME`, stamped on every verdict
+# and record, and the health reports' history is kept per environment.
+ENVIRONMENT = group(
+    "Environment",
+    text(
+        "environment",
+        "",
+        "the environment this run is for, e.g. staging (set by --env NAME)",
+    ),
+)
+
 INCIDENT = group(
     "The incident record",
     text("incident_id", "", "the incident this run belongs to (irkit run … --incident ID)"),
@@ -418,6 +429,7 @@ METRICS = group(
 )
 
 GROUPS: tuple[Group, ...] = (
+    ENVIRONMENT,
     INCIDENT,
     RESOLUTION,
     POSTMORTEM,

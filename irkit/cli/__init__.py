@@ -25,7 +25,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             from irkit import environments
 
             # --env NAME is the lowest parameter file: -f files and -p values win over it.
-            args.files = [environments.parameter_file(args.env), *args.files]
+            args.files = [environments.parameter_file(args.env), *getattr(args, "files", [])]
+            # Stamped on every verdict and record of the run (a -p of its own still wins).
+            args.pairs = [f"environment={args.env}", *getattr(args, "pairs", [])]
         code: int = args.handler(args)
         return code
     except IrkitError as exc:

@@ -19,8 +19,10 @@ def health(args: argparse.Namespace) -> int:
 
     keep = retention.parse_age(args.keep) if args.keep else None
     pairs = [*args.pairs, *(["notify=true"] if args.notify else [])]
-    folder = history.folder()
-    plan = runner.plan("health", args.files, pairs, folder=folder)
+    plan = runner.plan("health", args.files, pairs, folder=history.folder())
+    folder = history.folder(str(plan.values.get("environment") or ""))
+    if folder != history.folder():  # one history per environment
+        plan = runner.plan("health", args.files, pairs, folder=folder)
     if keep is not None:
         # The last notice is found in the reports: keep them as long as a reminder may wait.
         repeat_min = float(plan.values.get("notify_repeat_min", default("notify_repeat_min")))

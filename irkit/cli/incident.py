@@ -69,6 +69,8 @@ def list_incidents(args: argparse.Namespace) -> int:
     incidents, problems = load.load_all()
     for problem in problems:
         print(f"irkit: {problem}", file=sys.stderr)
+    if args.env:
+        incidents = [i for i in incidents if i.get("environment") == args.env]
     if args.json:
         print(json.dumps([i.to_json() for i in incidents], indent=2, default=str))
         return 0

@@ -221,6 +221,11 @@ def _incident(commands: _Commands) -> None:
 
     listing = actions.add_parser("list", help="every incident, oldest first")
     listing.add_argument("--json", action="store_true", help="machine-readable")
+    listing.add_argument(
+        "--env",
+        metavar="NAME",
+        help="only the incidents of this environment (parameters/NAME.yaml)",
+    )
     listing.set_defaults(handler=incident.list_incidents)
 
     showing = actions.add_parser("show", help="one incident's merged record")

@@ -79,7 +79,7 @@ def run(
         results=results,
         at=at,
         elapsed_s=time.perf_counter() - started,
-        previous=history.previous(),
+        previous=history.previous(history.folder(section.environment)),
         charts_always=charts_always,
     )
 
@@ -214,7 +214,7 @@ class Report:
         why = notice.reason(
             self.worst,
             self.previous_worst,
-            history.last_notified(since),
+            history.last_notified(since, history.folder(self.section.environment)),
             self.at,
             repeat_min,
             changed,

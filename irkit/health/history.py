@@ -19,8 +19,10 @@ _REPORT = re.compile(r"^(?P<stamp>\d{8}T\d{6}Z)-health(?:-(?P<n>\d+))?\.ipynb$")
 NOTIFIED = "health-notified"
 
 
-def folder() -> Path:
-    return reports_dir() / NAME
+def folder(environment: str = "") -> Path:
+    """Where the health reports are kept: one history per environment, so that one
+    environment's report is never compared with, or quiets the notices of, another's."""
+    return reports_dir() / NAME / environment if environment else reports_dir() / NAME
 
 
 def stamp_of(path: Path) -> datetime | None:

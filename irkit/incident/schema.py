@@ -63,6 +63,8 @@ EXTRA_FIELDS = (
     "alert",
     # PagerDuty's alert for it (dedup_key = incident id): "triggered", "acknowledged", "resolved".
     "pagerduty",
+    # The environment it happened in (`--env NAME` when it was opened).
+    "environment",
 )
 LESSONS = {
     "went_well": "What Went Well",

@@ -213,6 +213,8 @@ def open_incident(
             fields[name] = value
     if severity:
         fields["severity_source"] = "responder"
+    if parameters and parameters.get("environment"):
+        fields["environment"] = str(parameters["environment"])
     for name, value in (extra or {}).items():
         if name not in schema.EXTRA_FIELDS:
             raise ValueError(f"{name} is not an incident field")

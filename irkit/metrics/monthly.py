@@ -47,8 +47,11 @@ def analyse(
     month: str = "",
     months: int = default("months"),
     incidents_dir: str = "",
+    environment: str = "",
     now: datetime | None = None,
 ) -> Analysis:
+    """The analysis of `months` months ending with `month`; with `environment`, of that
+    environment's incidents only."""
     from irkit.incident import store
     from irkit.metrics import index
 
@@ -58,6 +61,8 @@ def analyse(
     if incidents_dir and not root.is_dir():
         raise ConfigError(f"no incident folder at {root}")
     incidents, folder_problems = index.load(root) if root.is_dir() else ([], [])
+    if environment:
+        incidents = [i for i in incidents if i.get("environment") == environment]
     frame, problems = table.build(incidents, now)
     months_shown = window(month, months)
     ids_in_window = set(frame.loc[frame["month"].isin(months_shown), "incident_id"])

@@ -1,0 +1,91 @@
+"""Environments as a first-class idea: `--env NAME` (or the `environment` parameter) stamps every
+verdict and record, keeps one health history per environment, and the incident list and the
+monthly analysis show one environment's incidents only."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from irkit import records
+from irkit.environments import check_name
+from irkit.errors import ParameterError
+from irkit.health import history
+from irkit.result import Result, Status
+from irkit.sandbox.stack import Stack
+from tests.helpers import CALM_HOST, irkit, targets
+
+
+def test_a_result_carries_its_environment_both_ways() -> None:
+    result = Result(probe="p", target="t", status=Status.OK, summary="s", environment="staging")
+    data = result.to_json()
+    assert data["environment"] == "staging"
+    assert Result.from_json(data).environment == "staging"
+    assert (
+        "environment" not in Result(probe="p", target="t", status=Status.OK, summary="s").to_json()
+    )
+
+
+@pytest.mark.parametrize("name", ["../prod", "a/b", "", ".hidden", "x" * 90])
+def test_an_environment_is_a_name_never_a_path(name: str) -> None:
+    with pytest.raises(ParameterError, match="is not a name"):
+        check_name(name)
+
+
+def test_a_path_as_environment_is_refused_before_anything_runs(tmp_path: Path) -> None:
+    done = irkit("run", "db", "-p", "environment=../../etc", reports=tmp_path)
+    assert done.returncode == 3
+    assert "environment '../../etc' is not a name" in done.stderr
+    assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").iterdir())
+
+
+def test_incident_list_and_the_monthly_analysis_show_one_environment(tmp_path: Path) -> None:
+    for args in (
+        ["--env", "sandbox", "--id", "SBX"],
+        ["-p", "environment=production", "--id", "PRD"],
+    ):
+        opened = irkit(
+            "incident", "open", "--title", "t", "--severity", "P2", "--not-a-drill", *args,
+            reports=tmp_path,
+        )  # fmt: skip
+        assert opened.returncode == 0, opened.stderr
+    listed = irkit("incident", "list", "--json", "--env", "sandbox", reports=tmp_path)
+    assert [i["incident_id"] for i in json.loads(listed.stdout)] == ["SBX"]
+    assert [i["environment"] for i in json.loads(listed.stdout)] == ["sandbox"]
+    everyone = irkit("incident", "list", "--json", reports=tmp_path)
+    assert sorted(i["incident_id"] for i in json.loads(everyone.stdout)) == ["PRD", "SBX"]
+    unknown = irkit("incident", "list", "--env", "nosuch", reports=tmp_path)
+    assert unknown.returncode == 3
+    assert "unknown environment 'nosuch'" in unknown.stderr
+    monthly = irkit("report", "monthly", "--env", "sandbox", reports=tmp_path)
+    assert monthly.returncode == 0, monthly.stderr
+    assert ": 1 incident(s) (P2 1);" in monthly.stdout.splitlines()[0]
+
+
+def test_each_environment_has_its_own_health_history_and_stamps(
+    stack: Stack, tmp_path: Path
+) -> None:
+    values = {**targets(stack), **CALM_HOST, "celery_expected_workers": 1}
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump(values))
+    reports = tmp_path / "reports"
+    for environment in ("staging", "production", "staging"):
+        done = irkit(
+            "health", "-f", str(params), "-p", f"environment={environment}", reports=reports
+        )
+        assert done.returncode < 3, done.stdout + done.stderr
+    with_env = sorted(p.parent.name for p in (reports / "health").glob("*/*-health*.ipynb"))
+    assert with_env == ["production", "staging", "staging"]
+    assert not list((reports / "health").glob("*-health*.ipynb"))  # none without one
+    first, second = history.newest_first(reports / "health" / "staging")
+    record = records.read(second)
+    assert record.environment == "staging"
+    assert {r.environment for r in record.results} == {"staging"}
+    # The newer staging report compares with the older staging one, never production's.
+    newest = json.dumps(json.loads(first.read_text()))
+    assert second.name in newest
+    (production,) = history.newest_first(reports / "health" / "production")
+    assert production.name not in newest
