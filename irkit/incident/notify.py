@@ -44,7 +44,9 @@ class Delivery:
         return {"text/plain": str(self)}
 
 
-def _post(channel: str, url: str, method: str = "POST", **kwargs: object) -> Delivery:
+def post(channel: str, url: str, method: str = "POST", **kwargs: object) -> Delivery:
+    """Send one request for `channel`; what the far end or the client said, scrubbed, if it
+    did not take it. Never raises."""
     try:
         response = httpx.request(method, url, timeout=TIMEOUT_S, **kwargs)  # type: ignore[arg-type]
     except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:
@@ -78,7 +80,7 @@ def post_slack(text: str) -> Delivery:
     url = os.environ.get(SLACK_ENV, "")
     if not url:
         return Delivery("slack", False, f"{SLACK_ENV} is not set: paste the text above instead")
-    return _post("slack", url, json={"text": text})
+    return post("slack", url, json={"text": text})
 
 
 def statuspage(
@@ -93,10 +95,10 @@ def statuspage(
     url = f"{api.rstrip('/')}/pages/{page_id}/incidents"
     headers = {"Authorization": f"OAuth {token}"}
     if incident:
-        return _post(
+        return post(
             "statuspage", f"{url}/{incident}", method="PATCH", json=message.payload, headers=headers
         )
-    return _post("statuspage", url, json=message.payload, headers=headers)
+    return post("statuspage", url, json=message.payload, headers=headers)
 
 
 def send(

@@ -22,7 +22,7 @@ from typing import Any
 
 from irkit import escape
 from irkit.incident.log import JOURNAL, IncidentLog, append_to_journal
-from irkit.incident.notify import SLACK_ENV, Delivery, _post, post_slack
+from irkit.incident.notify import SLACK_ENV, Delivery, post, post_slack
 from irkit.result import utc_now
 from irkit.secrets import redact, scrub
 
@@ -66,7 +66,7 @@ def pagerduty(
         }
         body["links"] = [{"href": href, "text": text} for text, href in links][:10]
     url = os.environ.get(PAGERDUTY_URL_ENV) or PAGERDUTY_URL
-    return _post("pagerduty", url, json=body)
+    return post("pagerduty", url, json=body)
 
 
 def email(to: Sequence[str], subject: str, text: str) -> Delivery:
