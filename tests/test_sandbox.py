@@ -200,6 +200,8 @@ def test_the_alert_chain_comes_up_and_down_with_the_stack(tmp_path: Path) -> Non
     base.chmod(0o755)
     chain = {name: free_port() for name in ALERTING_PORTS}
     stack = Stack(base, **free_ports(), alerting_ports=chain)
+    assert stack.alerting is not None
+    stack.alerting.reports = base / "reports"  # an alert while it runs opens its incident there
     try:
         stack.up()
         rows = {row.name: row.state for row in stack.status()}
