@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from irkit.sandbox import certs, readiness
+from irkit.sandbox import readiness
 from irkit.sandbox.process import free_port
 from irkit.sandbox.stack import BROKER_DB, CACHE_DB, Stack
 
@@ -69,7 +69,7 @@ def started_stack() -> Stack | None:
 
 def tls_endpoints(stack: Stack) -> list[str]:
     """The practice HTTPS listener's two names, reached on loopback."""
-    return [f"{name}:{stack.web_tls.port}@127.0.0.1" for name in certs.NAMES]
+    return stack.tls_endpoints
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

@@ -36,7 +36,7 @@ import yaml
 
 from irkit.sandbox import readiness
 from irkit.sandbox.process import free_port
-from irkit.sandbox.stack import BROKER_DB, CACHE_DB, DEFAULT_PORTS, Stack
+from irkit.sandbox.stack import DEFAULT_PORTS, Stack
 
 ROOT = Path(__file__).resolve().parent.parent
 RATIO_TARGET = 1.5
@@ -89,21 +89,7 @@ def main() -> int:
         stack.up()
         readiness.wait_until_ready(stack)
         params = work / "params.yaml"
-        params.write_text(
-            yaml.safe_dump(
-                {
-                    "pg_host": stack.postgres.host,
-                    "pg_port": stack.postgres.port,
-                    "pg_user": "erp",
-                    "pg_database": "himalytix",
-                    "redis_url": stack.redis.url(CACHE_DB),
-                    "celery_broker_url": stack.redis.url(BROKER_DB),
-                    "web_url": stack.web.url,
-                    "prom_url": stack.prometheus.url,
-                    "alert_max_runs": MAX_RUNS,
-                }
-            )
-        )
+        params.write_text(yaml.safe_dump({**stack.targets(), "alert_max_runs": MAX_RUNS}))
         reports = work / "reports"
         env = {**os.environ, "IRKIT_REPORTS": str(reports), "IRKIT_LISTEN_TOKEN": ""}
         irkit = [sys.executable, "-m", "irkit"]

@@ -35,9 +35,8 @@ from nbformat.v4 import new_code_cell, new_notebook
 
 from irkit.probes import prometheus
 from irkit.result import Status
-from irkit.sandbox import certs
 from irkit.sandbox.process import free_port
-from irkit.sandbox.stack import BROKER_DB, CACHE_DB, Stack
+from irkit.sandbox.stack import Stack
 from irkit.targets import HttpTarget
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -90,17 +89,9 @@ def hanging_listener() -> int:
 
 def healthy(stack: Stack) -> dict[str, Any]:
     return {
-        "pg_host": stack.postgres.host,
-        "pg_port": stack.postgres.port,
-        "pg_user": "erp",
-        "pg_database": "himalytix",
-        "redis_url": stack.redis.url(CACHE_DB),
-        "celery_broker_url": stack.redis.url(BROKER_DB),
+        **stack.targets(),
         "celery_expected_workers": 1,
-        "web_url": stack.web.url,
-        "prom_url": stack.prometheus.url,
         "prom_window": "15s",
-        "tls_endpoints": [f"{n}:{stack.web_tls.port}@127.0.0.1" for n in certs.NAMES],
         "disk_paths": [str(stack.base)],
     }
 

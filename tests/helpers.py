@@ -23,7 +23,7 @@ import yaml
 from conftest import MAX_CONNECTIONS, tls_endpoints
 from irkit import records
 from irkit.sandbox.process import free_port
-from irkit.sandbox.stack import BROKER_DB, CACHE_DB, Stack
+from irkit.sandbox.stack import Stack
 
 ROOT = Path(__file__).resolve().parent.parent
 __all__ = ["MAX_CONNECTIONS", "tls_endpoints"]  # re-exported: the test stack's settings
@@ -108,19 +108,8 @@ def run_notebook(path: Path, folder: Path, **params: Any) -> records.Record:
 
 def targets(stack: Stack) -> dict[str, Any]:
     """The notebooks' target parameters for `stack`."""
-    return {
-        "pg_host": stack.postgres.host,
-        "pg_port": stack.postgres.port,
-        "pg_user": "erp",
-        "pg_database": "himalytix",
-        "redis_url": stack.redis.url(CACHE_DB),
-        "celery_broker_url": stack.redis.url(BROKER_DB),
-        "web_url": stack.web.url,
-        "prom_url": stack.prometheus.url,
-        # Short, as on the practice stack: an earlier drill's errors leave a window this long.
-        "prom_window": "15s",
-        "tls_endpoints": tls_endpoints(stack),
-    }
+    # Short, as on the practice stack: an earlier drill's errors leave a window this long.
+    return {**stack.targets(), "prom_window": "15s"}
 
 
 def free_ports() -> dict[str, int]:

@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import psutil
 import pytest
 
@@ -213,6 +214,21 @@ def test_the_alert_chain_comes_up_and_down_with_the_stack(tmp_path: Path) -> Non
         wait_for(
             lambda: stack.prometheus.query('up{job="exporter"} == 1'), "the exporter scraped", 30
         )
+        # What the rules read, from the real servers: none of it may be missing or down.
+        exported = httpx.get(f"http://127.0.0.1:{chain['exporter_port']}/metrics").text
+        samples = {
+            line.split(" ")[0]: float(line.split(" ")[1])
+            for line in exported.splitlines()
+            if line and not line.startswith("#")
+        }
+        assert samples["pg_up"] == samples["redis_up"] == 1.0
+        assert samples["pg_settings_max_connections"] == 100.0
+        assert samples['pg_stat_activity_count{state="active"}'] >= 1  # the exporter's own
+        assert samples["redis_memory_max_bytes"] > 0
+        assert samples['celery_queue_length{queue_name="celery"}'] == 0.0
+        expiries = [v for k, v in samples.items() if k.startswith("probe_ssl_earliest_cert_expiry")]
+        assert len(expiries) == 2
+        assert all(v > time.time() + 15 * 86400 for v in expiries)  # the stack's own certificates
         again = Stack.load(base)
         assert again.alerting is not None
         assert again.alerting.ports == chain

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import sys
 from datetime import timedelta
@@ -21,8 +22,9 @@ def health(args: argparse.Namespace) -> int:
     pairs = [*args.pairs, *(["notify=true"] if args.notify else [])]
     plan = runner.plan("health", args.files, pairs, folder=history.folder())
     folder = history.folder(str(plan.values.get("environment") or ""))
-    if folder != history.folder():  # one history per environment
-        plan = runner.plan("health", args.files, pairs, folder=folder)
+    if folder != plan.output.parent:  # one history per environment: the same run, moved there
+        folder.mkdir(parents=True, exist_ok=True)
+        plan = dataclasses.replace(plan, output=folder / plan.output.name)
     if keep is not None:
         # The last notice is found in the reports: keep them as long as a reminder may wait.
         repeat_min = float(plan.values.get("notify_repeat_min", default("notify_repeat_min")))

@@ -7,21 +7,12 @@ import argparse
 import ipaddress
 import os
 
+from irkit.catalogue.parameters import ALERT_INTAKE
 from irkit.cli.incident import parameter_sources
 from irkit.errors import ConfigError
 
 # The triage parameters the receiver itself reads (the rest go to the notebooks).
-ROUTING = (
-    "alert_severities",
-    "alert_sections",
-    "alert_pagerduty",
-    "alert_email",
-    "alert_email_to",
-    "alert_max_runs",
-    "alert_queue_size",
-    "alert_run_timeout_s",
-    "contacts",
-)
+ROUTING = (*(p.name for p in ALERT_INTAKE.parameters), "contacts")
 TOKEN_ENV = "IRKIT_LISTEN_TOKEN"  # noqa: S105 - the variable's name, not a secret
 
 

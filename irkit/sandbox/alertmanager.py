@@ -5,8 +5,6 @@ within seconds."""
 
 from __future__ import annotations
 
-import os
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,17 +17,11 @@ GROUP_INTERVAL = "5s"
 REPEAT_INTERVAL = "20s"
 
 
-def find_binary() -> Path | None:
-    chosen = os.environ.get("IRKIT_ALERTMANAGER_BIN")
-    if chosen:
-        return Path(chosen)
-    found = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
-    return Path(found) if found else None
-
-
 @dataclass
-class AlertmanagerServer(process.Daemonized):
+class AlertmanagerServer(process.LoopbackServer):
     stem = "alertmanager"
+    binary_env = "IRKIT_ALERTMANAGER_BIN"
+    binary_names = ("prometheus-alertmanager", "alertmanager")
 
     data_dir: Path
     port: int
@@ -37,24 +29,8 @@ class AlertmanagerServer(process.Daemonized):
     token: str = field(default="", repr=False)
     host: str = "127.0.0.1"
 
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    @property
-    def address(self) -> str:
-        return f"{self.host}:{self.port}"
-
-    @property
-    def installed(self) -> bool:
-        binary = find_binary()
-        return binary is not None and binary.exists()
-
-    def running(self) -> bool:
-        return self.pid is not None and process.port_open(self.host, self.port)
-
     def start(self) -> None:
-        binary = find_binary()
+        binary = self.binary
         if binary is None or not binary.exists() or self.running():
             return
         self.stop()

@@ -5,8 +5,6 @@ the rest of the stack works without it, and the host checks then read this machi
 
 from __future__ import annotations
 
-import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,43 +14,18 @@ from irkit.sandbox import process
 COLLECTORS = ("cpu", "meminfo", "uname")
 
 
-def find_binary() -> Path | None:
-    chosen = os.environ.get("IRKIT_NODE_EXPORTER_BIN")
-    if chosen:
-        return Path(chosen)
-    for name in ("prometheus-node-exporter", "node_exporter"):
-        found = shutil.which(name)
-        if found:
-            return Path(found)
-    return None
-
-
 @dataclass
-class NodeExporter(process.Daemonized):
+class NodeExporter(process.LoopbackServer):
     stem = "node_exporter"
+    binary_env = "IRKIT_NODE_EXPORTER_BIN"
+    binary_names = ("prometheus-node-exporter", "node_exporter")
 
     data_dir: Path
     port: int
     host: str = "127.0.0.1"
 
-    @property
-    def address(self) -> str:
-        return f"{self.host}:{self.port}"
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.address}"
-
-    @property
-    def installed(self) -> bool:
-        binary = find_binary()
-        return binary is not None and binary.exists()
-
-    def running(self) -> bool:
-        return self.pid is not None and process.port_open(self.host, self.port)
-
     def start(self) -> None:
-        binary = find_binary()
+        binary = self.binary
         if self.running() or binary is None or not binary.exists():
             return
         self.stop()  # alive but not listening: start afresh

@@ -6,6 +6,7 @@ import contextlib
 import os
 import pwd
 import random
+import shutil
 import signal
 import socket
 import ssl
@@ -166,6 +167,43 @@ class Daemonized:
     @property
     def pid(self) -> int | None:
         return self.daemon.pid
+
+
+class LoopbackServer(Daemonized):
+    """A practice server from a system package (Prometheus, node_exporter, Alertmanager): found
+    by the variable `binary_env` names, else as one of `binary_names` on PATH; run only where it
+    is installed, listening on `host:port`."""
+
+    host: str
+    port: int
+    binary_env: ClassVar[str]
+    binary_names: ClassVar[tuple[str, ...]]
+
+    @property
+    def binary(self) -> Path | None:
+        chosen = os.environ.get(self.binary_env)
+        if chosen:
+            return Path(chosen)
+        for name in self.binary_names:
+            if found := shutil.which(name):
+                return Path(found)
+        return None
+
+    @property
+    def installed(self) -> bool:
+        binary = self.binary
+        return binary is not None and binary.exists()
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.address}"
+
+    def running(self) -> bool:
+        return self.pid is not None and port_open(self.host, self.port)
 
 
 def http_ok(url: str, timeout: float = 2.0) -> bool:

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import shutil
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
@@ -27,17 +25,11 @@ NODE_JOB = "node"
 EXPORTER_JOB = "exporter"
 
 
-def find_binary() -> Path | None:
-    chosen = os.environ.get("IRKIT_PROMETHEUS_BIN")
-    if chosen:
-        return Path(chosen)
-    found = shutil.which("prometheus")
-    return Path(found) if found else None
-
-
 @dataclass
-class PrometheusServer(process.Daemonized):
+class PrometheusServer(process.LoopbackServer):
     stem = "prometheus"
+    binary_env = "IRKIT_PROMETHEUS_BIN"
+    binary_names = ("prometheus",)
 
     data_dir: Path
     port: int
@@ -48,20 +40,8 @@ class PrometheusServer(process.Daemonized):
     exporter_target: str = ""
     alertmanager_target: str = ""
 
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    @property
-    def installed(self) -> bool:
-        binary = find_binary()
-        return binary is not None and binary.exists()
-
-    def running(self) -> bool:
-        return self.pid is not None and process.port_open(self.host, self.port)
-
     def start(self) -> None:
-        binary = find_binary()
+        binary = self.binary
         if binary is None or not binary.exists():
             return
         if self.running():
@@ -112,13 +92,13 @@ class PrometheusServer(process.Daemonized):
         rules_file = self.data_dir / "alert_rules.yml"
         rules_before = rules_file.read_text() if rules_file.exists() else ""
         rules_file.write_text(rules)
-        exporter = (
-            f"""  - job_name: {EXPORTER_JOB}
+        jobs = "".join(
+            f"""  - job_name: {job}
     static_configs:
-      - targets: ["{self.exporter_target}"]
+      - targets: ["{target}"]
 """
-            if self.exporter_target
-            else ""
+            for job, target in ((NODE_JOB, self.node_target), (EXPORTER_JOB, self.exporter_target))
+            if target
         )
         alerting = (
             f"""alerting:
@@ -127,14 +107,6 @@ class PrometheusServer(process.Daemonized):
         - targets: ["{self.alertmanager_target}"]
 """
             if self.alertmanager_target
-            else ""
-        )
-        node = (
-            f"""  - job_name: {NODE_JOB}
-    static_configs:
-      - targets: ["{self.node_target}"]
-"""
-            if self.node_target
             else ""
         )
         config = self.data_dir / "prometheus.yml"
@@ -158,6 +130,6 @@ scrape_configs:
     scrape_timeout: 900ms
     static_configs:
       - targets: ["{self.web_target}"]
-{node}{exporter}{alerting}"""
+{jobs}{alerting}"""
         )
         return config.read_text() != before or rules != rules_before

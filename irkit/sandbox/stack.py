@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from irkit.errors import SandboxError
 from irkit.home import kit_home, sandbox_dir
@@ -128,7 +128,7 @@ class Stack:
                 pg_port=postgres_port,
                 cache_url=with_password(self.redis.url(CACHE_DB), password),
                 broker_url=with_password(self.redis.url(BROKER_DB), password),
-                tls_endpoints=[f"{name}:{tls_port}@127.0.0.1" for name in certs.NAMES],
+                tls_endpoints=self.tls_endpoints,
                 parameters=parameters or kit_home() / "parameters" / "sandbox.yaml",
                 password=password,
                 sandbox_dir=self.base,
@@ -185,6 +185,26 @@ class Stack:
             "alerting": self.alerting.ports if self.alerting else None,
         }
         (self.base / PORTS_FILE).write_text(json.dumps(ports, indent=2) + "\n")
+
+    @property
+    def tls_endpoints(self) -> list[str]:
+        """The HTTPS listener's two names, reached on loopback (`name:port@address`)."""
+        return [f"{name}:{self.web_tls.port}@127.0.0.1" for name in certs.NAMES]
+
+    def targets(self) -> dict[str, Any]:
+        """The notebooks' target parameters for this stack (what parameters/sandbox.yaml says
+        for the default ports)."""
+        return {
+            "pg_host": self.postgres.host,
+            "pg_port": self.postgres.port,
+            "pg_user": APP_USER,
+            "pg_database": APP_DATABASE,
+            "redis_url": self.redis.url(CACHE_DB),
+            "celery_broker_url": self.redis.url(BROKER_DB),
+            "web_url": self.web.url,
+            "prom_url": self.prometheus.url,
+            "tls_endpoints": self.tls_endpoints,
+        }
 
     @property
     def media_dir(self) -> Path:
