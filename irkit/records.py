@@ -28,12 +28,32 @@ def stamp(now: datetime | None = None) -> str:
 
 
 def temporary_path(final: Path) -> Path:
-    return final.with_name(f".{final.stem}.{os.getpid()}.partial.ipynb")
+    return final.with_name(f".{final.stem}.{owner()}.partial.ipynb")
 
 
+def owner() -> str:
+    """Who writes a hidden file: this process on this host (`1234@web-1`). On a folder shared by
+    several machines a pid alone could name a live run elsewhere, or be taken twice."""
+    return f"{os.getpid()}@{pids.this_host()}"
+
+
+# A file of a run still going, or of one killed: `.<stem>.<pid>@<host>.partial.ipynb`, with
+# `.writing` while a save is under way, or `.adopted-by-<pid>@<host>` while a later run publishes
+# it. Files of earlier versions carry no host: they were written on the host reading them.
+_OWNER = r"(\d+)(?:@([A-Za-z0-9-]+))?"
 _ORPHAN = re.compile(
-    r"^\.(?P<stem>.+)\.(?P<pid>\d+)\.partial\.ipynb(?P<rest>\.writing|\.adopted-by-(?P<by>\d+))?$"
+    rf"^\.(?P<stem>.+)\.(?P<owner>{_OWNER})\.partial\.ipynb"
+    rf"(?P<rest>\.writing|\.adopted-by-(?P<by>{_OWNER}))?$"
 )
+
+
+def _gone(owner: str) -> bool:
+    """Whether the process `pid@host` is known to be gone: on another host that cannot be told,
+    and its files wait for that host's next run."""
+    pid, _, host = owner.partition("@")
+    if host and host != pids.this_host():
+        return False
+    return not pids.alive(int(pid))
 
 
 @dataclass(frozen=True)
@@ -42,9 +62,15 @@ class Orphan:
 
     path: Path
     stem: str  # the name it was to be published under, without `.ipynb`
-    pid: int
+    owner: str  # the run that wrote it: `pid@host` (or a bare pid, from an earlier version)
     # A save cut short (`.writing`): the notebook beside it holds the last whole one.
     cut_short: bool
+
+    @property
+    def process(self) -> str:
+        """The run's process as a person reads it: `pid 1234 on web-1`."""
+        pid, _, host = self.owner.partition("@")
+        return f"pid {pid} on {host}" if host else f"pid {pid}"
 
 
 def orphans(folder: Path) -> list[Orphan]:
@@ -59,15 +85,14 @@ def orphans(folder: Path) -> list[Orphan]:
         match = _ORPHAN.match(name)
         if not match:
             continue
-        pid = int(match["by"] or match["pid"])
         path = folder / name
         try:
             regular = stat.S_ISREG(path.lstat().st_mode)
         except OSError:
             continue
-        if regular and not pids.alive(pid):
+        if regular and _gone(match["by"] or match["owner"]):
             cut_short = match["rest"] == ".writing"
-            found.append(Orphan(path, match["stem"], int(match["pid"]), cut_short))
+            found.append(Orphan(path, match["stem"], match["owner"], cut_short))
     return found
 
 
@@ -79,7 +104,7 @@ def claim(orphan: Orphan) -> Path | None:
             orphan.path.unlink()
         return None
     claimed = orphan.path.with_name(
-        f".{orphan.stem}.{orphan.pid}.partial.ipynb.adopted-by-{os.getpid()}"
+        f".{orphan.stem}.{orphan.owner}.partial.ipynb.adopted-by-{owner()}"
     )
     try:
         orphan.path.rename(claimed)

@@ -24,6 +24,8 @@ CELL_TIMEOUT_S = bounds.CELL_TIMEOUT_S
 # "module:function" to import it and call the function. The health report's starts loading the
 # client libraries of every check then (a seventh of a second earlier than its first cell would).
 PRELOAD = {"health": "irkit.health:warm_up"}
+# Where a stopped run's record went, on the KeyboardInterrupt that stopped it.
+KEPT = "irkit_record"
 
 
 @dataclass(frozen=True)
@@ -263,6 +265,10 @@ def execute(
         final = None
         if tmp.exists():
             final = _publish(run, tmp)
+            stopping = sys.exc_info()[1]
+            if isinstance(stopping, KeyboardInterrupt):
+                # A run stopped (SIGTERM, Ctrl-C) still says where its record is.
+                setattr(stopping, KEPT, final)
     if final is None:
         raise ConfigError(f"the notebook did not start ({failure or 'no output was written'})")
     record = records.read(final)
@@ -279,4 +285,6 @@ def _publish(run: Plan, tmp: Path) -> Path:
         return store.publish_numbered(tmp, run.incident, run.section)
     if run.exact_output:
         return records.publish_exact(tmp, run.output)
+    # What runs killed outright left in this folder goes out first: it started earlier.
+    records.adopt_orphans(run.output.parent)
     return records.publish(tmp, run.output)

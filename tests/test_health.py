@@ -18,7 +18,7 @@ from typing import Any
 import nbformat
 import pytest
 
-from irkit import records
+from irkit import pids, records
 from irkit.health import checks, history, notice, retention
 from irkit.render import COLOURS
 from irkit.result import Result, Status
@@ -643,6 +643,27 @@ def test_orphans_are_adopted_once(tmp_path: Path) -> None:
     assert not cut_short.exists()  # half a save; the notebook beside it was whole
     assert mine.exists()  # a live run's file is its own
     assert records.adopt_orphans(tmp_path) == []
+
+
+def test_on_a_shared_folder_only_this_hosts_dead_runs_are_orphans(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pid says nothing about a run on another machine: its file waits for that host."""
+    monkeypatch.setenv(pids.HOST_ENV, "web-1")
+    pid = _dead_pid()
+    here = tmp_path / f".20261128T000000Z-health.{pid}@web-1.partial.ipynb"
+    elsewhere = tmp_path / f".20261128T000001Z-health.{pid}@web-2.partial.ipynb"
+    for path in (here, elsewhere):
+        path.write_text('{"cells": [], "metadata": {}}')
+    assert records.adopt_orphans(tmp_path) == [tmp_path / "20261128T000000Z-health.ipynb"]
+    assert elsewhere.exists()
+    # web-2's next start (its own host name) publishes it.
+    monkeypatch.setenv(pids.HOST_ENV, "web-2")
+    assert records.adopt_orphans(tmp_path) == [tmp_path / "20261128T000001Z-health.ipynb"]
+    # Two hosts' runs of the same pid in the same second write two files, never one.
+    assert (
+        records.temporary_path(tmp_path / "x.ipynb").name == f".x.{os.getpid()}@web-2.partial.ipynb"
+    )
 
 
 def _dead_pid() -> int:

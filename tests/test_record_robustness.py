@@ -18,7 +18,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from irkit import htmlcopy, records, safefiles
+from irkit import htmlcopy, pids, records, safefiles
 from irkit.errors import ConfigError
 from irkit.incident import load, postmortem, schema, store
 from irkit.incident.log import JOURNAL, _append_line
@@ -290,14 +290,17 @@ def test_a_killed_incident_run_is_named_in_show_postmortem_and_analysis_then_kep
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    partial = folder / f".disk.{run.pid}.partial.ipynb"
+    partial = folder / f".disk.{run.pid}@{pids.this_host()}.partial.ipynb"
     deadline = time.monotonic() + 60
     while not partial.exists() and run.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
     os.killpg(run.pid, signal.SIGKILL)  # the run and its kernel: nothing gets to clean up
     run.wait(timeout=30)
     assert partial.exists(), "the run ended before it could be killed"
-    killed = f"{partial.name}: the run (pid {run.pid}) was killed before it finished"
+    killed = (
+        f"{partial.name}: the run (pid {run.pid} on {pids.this_host()}) was killed before it "
+        "finished"
+    )
     shown = irkit("incident", "show", "K1", reports=tmp_path)
     assert shown.returncode == 0, shown.stderr
     assert killed in shown.stdout

@@ -40,7 +40,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         print(f"irkit: {redact(str(exc))}", file=sys.stderr)
         return USER_ERROR
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        from irkit.runner import KEPT
+
+        if kept := getattr(exc, KEPT, None):
+            print(f"report: {kept}")  # marked incomplete: the cells that did not run say so
         print("irkit: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TypeAlias
 
 from irkit import __version__
-from irkit.cli import drill, health, incident, listen, report, run, sandbox
+from irkit.cli import distributed, drill, health, incident, listen, report, run, sandbox
 from irkit.cli.output import USER_ERROR
 
 
@@ -41,6 +41,8 @@ def build() -> argparse.ArgumentParser:
     _report(commands)
     _postmortem(commands)
     _listen(commands)
+    _worker(commands)
+    _beat(commands)
     return parser
 
 
@@ -319,6 +321,81 @@ def _listen(commands: _Commands) -> None:
     )
     _parameter_options(parser)
     parser.set_defaults(handler=listen.listen)
+
+
+def _worker(commands: _Commands) -> None:
+    parser = commands.add_parser(
+        "worker",
+        help="a Celery worker for irkit's tasks (runs, health reports, monthly analyses)",
+        description=(
+            "Start a Celery worker of irkit's app (irkit.distributed:app) on the broker "
+            "IRKIT_BROKER_URL (else the practice stack's Redis), taking tasks from irkit's own "
+            "queue (IRKIT_QUEUE, default irkit). Each task runs the irkit command in a process "
+            "of its own, with a deadline; at most --concurrency run at once. At start it "
+            "publishes the records its host's runs left when they were killed."
+        ),
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=_positive,
+        default=2,
+        help="runs at once, each with its kernel (default 2)",
+    )
+    parser.add_argument(
+        "--hostname",
+        default="",
+        help="this worker's host name (default: the machine's); unique per machine sharing a "
+        "reports folder",
+    )
+    parser.add_argument(
+        "--max-tasks-per-child",
+        type=_positive,
+        default=100,
+        help="replace a worker process after this many tasks (default 100)",
+    )
+    parser.add_argument(
+        "--max-memory-per-child",
+        type=_positive,
+        default=300,
+        metavar="MB",
+        help="replace a worker process once it holds this much memory (default 300 MB)",
+    )
+    parser.add_argument("--loglevel", default="INFO", help="Celery's log level (default INFO)")
+    parser.set_defaults(handler=distributed.worker)
+
+
+def _beat(commands: _Commands) -> None:
+    parser = commands.add_parser(
+        "beat",
+        help="Celery beat: send irkit's tasks on a schedule (environments x tasks x when)",
+        description=(
+            "Read the schedule file (schedule: a list of entries, each a task, health, run or "
+            "monthly, for one or more environments, every N or on a crontab, UTC), print each "
+            "entry and the command it runs, and send them to irkit's queue as Celery beat. A "
+            "tick no worker started within its expiry (default: until the next tick) is "
+            "dropped, not piled up. Run one beat per broker."
+        ),
+    )
+    parser.add_argument(
+        "--schedule", type=Path, required=True, metavar="FILE", help="the schedule (YAML)"
+    )
+    parser.add_argument(
+        "--check", action="store_true", help="check the schedule, print its entries, and stop"
+    )
+    parser.add_argument(
+        "--state",
+        type=Path,
+        metavar="FILE",
+        help="beat's own state (default: reports/.beat/schedule)",
+    )
+    parser.add_argument("--loglevel", default="INFO", help="Celery's log level (default INFO)")
+    parser.set_defaults(handler=distributed.beat)
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return int(text)
 
 
 def _port(text: str) -> int:

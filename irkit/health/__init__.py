@@ -228,7 +228,7 @@ class Report:
                 f"No notice: the worst status is {self.worst.name}, as before{same}"
                 + ("" if self.worst is not Status.CRIT else f" (reminded every {repeat_min:g} min)")
             )
-        message = notice.text(self.results, self.worst, why, self.at)
+        message = notice.text(self.results, self.worst, why, self.at, self.section.environment)
         if not enabled:
             return _note(f"A notice would be due ({why}), not posted: notify is off.\n{message}")
         delivery = post_slack(message)

@@ -88,14 +88,18 @@ def reason(
     return ""
 
 
-def text(results: Sequence[Result], worst: Status, why: str, at: datetime) -> str:
-    """A short Slack message: the verdict, why now, and the worst findings. A summary carries
-    text from outside (an alert's name, a health endpoint's component text, a log line): it is
-    scrubbed, then escaped for Slack, so that it can neither page the channel nor plant a link."""
+def text(
+    results: Sequence[Result], worst: Status, why: str, at: datetime, environment: str = ""
+) -> str:
+    """A short Slack message: the verdict, for which environment, why now, and the worst
+    findings. A summary carries text from outside (an alert's name, a health endpoint's component
+    text, a log line): it is scrubbed, then escaped for Slack, so that it can neither page the
+    channel nor plant a link."""
     counts = {s: sum(r.status is s for r in results) for s in Status}
     tally = ", ".join(f"{n} {s.name}" for s, n in counts.items() if n)
+    where = f"for {_shown(environment)} " if environment else ""
     lines = [
-        f"*irkit health: {worst.name}* on {_shown(socket.gethostname())} at "
+        f"*irkit health: {worst.name}* {where}on {_shown(socket.gethostname())} at "
         f"{at:%Y-%m-%d %H:%M} UTC ({_shown(why)}): {tally}"
     ]
     bad = sorted((r for r in results if r.status is not Status.OK), key=lambda r: -r.status.rank)

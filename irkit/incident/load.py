@@ -172,7 +172,7 @@ def _notebooks(path: Path) -> list[tuple[Path, str, str]]:
     for orphan in records.orphans(path):
         if not orphan.cut_short:
             killed = (
-                f"the run (pid {orphan.pid}) was killed before it finished; its record so far "
+                f"the run ({orphan.process}) was killed before it finished; its record so far "
                 "is kept here and numbered by the next run on this incident"
             )
             found.append((orphan.path, orphan.stem, killed))

@@ -120,26 +120,47 @@ def publish_numbered(tmp: Path, path: Path, section: str) -> Path:
     """Give a finished run the next number in its incident: `03-db.ipynb`. What runs killed
     outright left behind is numbered first (it started earlier), so it is never lost."""
     with _locked(path):
-        for orphan in records.orphans(path):
-            claimed = records.claim(orphan)
-            if claimed is not None:
-                _link_next(claimed, path, orphan.stem)
+        _adopt(path)
         final = _link_next(tmp, path, section)
     return final
+
+
+def adopt_orphans(path: Path) -> list[Path]:
+    """Number what runs killed outright left in the incident `path` (a worker lost mid-run),
+    without waiting for the incident's next run."""
+    with _locked(path):
+        return _adopt(path)
+
+
+def _adopt(path: Path) -> list[Path]:
+    adopted = []
+    for orphan in records.orphans(path):
+        claimed = records.claim(orphan)
+        if claimed is not None:
+            adopted.append(_link_next(claimed, path, orphan.stem))
+    return adopted
 
 
 def _link_next(tmp: Path, path: Path, section: str) -> Path:
     taken = [int(m.group(1)) for p in path.iterdir() if (m := NUMBERED.fullmatch(p.name))]
     number = max(taken, default=0) + 1
-    final = path / f"{number:02d}-{section}.ipynb"
-    os.link(tmp, final)  # raises rather than overwrite, even if the lock were bypassed
-    tmp.unlink()
-    return final
+    # The lock orders runs on one machine and on a shared folder whose locks reach every machine
+    # (NFSv4); where they do not, a link never overwrites: a number taken meanwhile is passed by.
+    for _ in range(1000):
+        final = path / f"{number:02d}-{section}.ipynb"
+        try:
+            os.link(tmp, final)
+        except FileExistsError:
+            number += 1
+            continue
+        tmp.unlink()
+        return final
+    raise ConfigError(f"cannot number a run in {path}: 1000 numbers taken meanwhile")
 
 
 def running_path(path: Path, section: str) -> Path:
     """Where a run writes while it goes on: hidden, so readers skip it."""
-    return path / f".{section}.{os.getpid()}.partial.ipynb"
+    return path / f".{section}.{records.owner()}.partial.ipynb"
 
 
 @dataclass(frozen=True)

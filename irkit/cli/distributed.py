@@ -1,0 +1,64 @@
+"""`irkit worker` and `irkit beat`: irkit's Celery app (irkit.distributed) started for a team's
+broker, a worker that runs the kit's tasks and the beat that sends them on a schedule."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from irkit import pids
+
+
+def worker(args: argparse.Namespace) -> int:
+    from irkit.distributed import app, config, recovery
+
+    config.broker_url()  # a clear error now, not a connection retried for ever
+    if args.hostname:
+        # Before the pool starts: every run of this worker names its files with it.
+        os.environ[pids.HOST_ENV] = args.hostname
+    host = pids.this_host()
+    for path in recovery.adopt_everywhere():
+        print(f"irkit: kept the record of a run that was killed: {path}", file=sys.stderr)
+    app.conf.update(
+        worker_max_tasks_per_child=args.max_tasks_per_child,
+        worker_max_memory_per_child=args.max_memory_per_child * 1024,
+    )
+    code = app.worker_main(
+        [
+            "worker",
+            "--queues",
+            config.queue(),
+            "--concurrency",
+            str(args.concurrency),
+            "--hostname",
+            f"irkit@{host}",
+            "--loglevel",
+            args.loglevel,
+            # Gossip and mingle synchronise workers' logical clocks and revokes at start-up:
+            # nothing irkit's tasks use, and a second at every start.
+            "--without-gossip",
+            "--without-mingle",
+        ]
+    )
+    return int(code or 0)
+
+
+def beat(args: argparse.Namespace) -> int:
+    from irkit.distributed import app, config, schedule
+    from irkit.home import reports_dir
+
+    entries = schedule.load(args.schedule)
+    queue = config.queue()
+    for entry in entries:
+        when = f"every {entry.every_s:g}s" if entry.every_s is not None else f"cron {entry.cron}"
+        deadline = f", deadline {entry.deadline_s:g}s" if entry.deadline_s is not None else ""
+        print(f"{entry.name}: {entry.line} ({when}, expires {entry.expires_s:g}s{deadline})")
+    if args.check:
+        return 0
+    config.broker_url()
+    app.conf.beat_schedule = {e.name: e.beat_entry(queue) for e in entries}
+    state = args.state or reports_dir() / ".beat" / "schedule"
+    state.parent.mkdir(parents=True, exist_ok=True)
+    code = app.start(["beat", "--schedule", str(state), "--loglevel", args.loglevel])
+    return int(code or 0)

@@ -1,0 +1,39 @@
+"""What a worker does as it starts: publish the records its host's runs left hidden when they
+were killed outright (a worker lost with its machine, SIGKILL), so none waits for the next run
+in the same folder. Files of other hosts' runs are left to them: from here, their runs cannot be
+told apart from the living (irkit.records)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from irkit import records
+from irkit.health import history
+from irkit.home import reports_dir
+from irkit.incident import store
+
+
+def adopt_everywhere(root: Path | None = None) -> list[Path]:
+    """Publish this host's orphans under the reports folder: the health reports (each
+    environment's), the section runs, the monthly analyses, and every incident's notebooks."""
+    root = root or reports_dir()
+    published: list[Path] = []
+    health = root / history.NAME
+    flat = [health, *_folders(health), root / "runs", root / "metrics"]
+    for folder in flat:
+        published += records.adopt_orphans(folder)
+    for incident in _folders(root / "incidents"):
+        published += store.adopt_orphans(incident)
+    return published
+
+
+def _folders(parent: Path) -> list[Path]:
+    """The real folders in `parent` (never through a symlink), hidden ones left out."""
+    try:
+        return sorted(p for p in parent.iterdir() if not p.name.startswith(".") and _real_folder(p))
+    except OSError:
+        return []
+
+
+def _real_folder(path: Path) -> bool:
+    return path.is_dir() and not path.is_symlink()

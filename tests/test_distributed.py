@@ -1,0 +1,255 @@
+"""irkit on Celery, for real: a private Redis as the broker, two `irkit worker` processes with
+different host names writing into one reports folder, and `irkit beat` sending the health report
+of three environments every few seconds. Each environment has its own PostgreSQL and Redis; one
+has them down. One worker is killed outright in the middle of a run and started again."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+import redis
+import yaml
+
+from irkit import records
+from irkit.result import Status
+from irkit.sandbox.postgres import SUPERUSER, PostgresServer
+from irkit.sandbox.process import free_port
+from irkit.sandbox.redis import RedisServer
+from irkit.sandbox.stack import Stack
+from tests.helpers import CALM_HOST, ROOT, Receiver, requests_settled, targets, wait_for
+
+HEALTHY = ("alpha", "beta")
+BROKEN = "gamma"
+EVERY_S = 4
+
+
+@contextlib.contextmanager
+def servers(base: Path) -> Iterator[dict[str, Any]]:
+    """The broker, and a PostgreSQL and a Redis for each healthy environment, started at once."""
+    broker = RedisServer(base / "broker", free_port())
+    pgs = {name: PostgresServer(base / f"pg-{name}", free_port()) for name in HEALTHY}
+    caches = {name: RedisServer(base / f"redis-{name}", free_port()) for name in HEALTHY}
+    everything: list[Any] = [broker, *pgs.values(), *caches.values()]
+    try:
+        with ThreadPoolExecutor(len(everything)) as pool:
+            list(pool.map(lambda server: server.start(), everything))
+        for pg in pgs.values():
+            with pg.connect() as conn:  # an app's database: its migrations have run
+                conn.execute(
+                    "CREATE TABLE django_migrations (id serial PRIMARY KEY, app text, name text,"
+                    " applied timestamptz DEFAULT now())"
+                )
+                conn.execute("INSERT INTO django_migrations (app, name) VALUES ('erp', '0001')")
+        yield {"broker": broker, "pg": pgs, "redis": caches}
+    finally:
+        for server in everything:
+            with contextlib.suppress(Exception):
+                server.stop()
+
+
+def environment(stack: Stack, base: Path, pg: PostgresServer | None, cache: Any) -> dict[str, Any]:
+    """An environment's parameters: its own PostgreSQL and Redis (None: down, nothing listens),
+    the test stack's web app, worker, Prometheus and certificates."""
+    return {
+        **targets(stack),
+        **CALM_HOST,
+        "pg_host": "127.0.0.1",
+        "pg_port": pg.port if pg else free_port(),
+        "pg_user": SUPERUSER,
+        "pg_database": "postgres",
+        "redis_url": cache.url(0) if cache else f"redis://127.0.0.1:{free_port()}/0",
+        "disk_paths": [str(base)],
+        "celery_expected_workers": 1,
+        "host_window_min": 0.25,
+        "notify_repeat_min": 60,
+    }
+
+
+class Worker:
+    """An `irkit worker` process: its output in a file, its whole tree killed or stopped."""
+
+    def __init__(self, hostname: str, env: dict[str, str], logs: Path) -> None:
+        self.hostname = hostname
+        self.env = env
+        self.log = logs / f"worker-{hostname}.log"
+        self.proc = self._start()
+
+    def _start(self) -> subprocess.Popen[bytes]:
+        self.since = self.log.stat().st_size if self.log.exists() else 0
+        with self.log.open("ab") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "irkit", "worker", "--hostname", self.hostname,
+                 "--concurrency", "1"],
+                cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )  # fmt: skip
+        wait_for(lambda: " ready." in self.said(), f"worker {self.hostname} ready", 60)
+        return proc
+
+    def said(self) -> str:
+        """What the worker wrote since its last start."""
+        with self.log.open("rb") as log:
+            log.seek(self.since)
+            return log.read().decode(errors="replace")
+
+    def restart(self) -> None:
+        self.proc = self._start()
+
+    def kill_outright(self) -> None:
+        """SIGKILL to the worker and everything under it, the runs and their kernels first, as
+        a machine lost would leave them: nothing gets to write anything."""
+        tree = psutil.Process(self.proc.pid).children(recursive=True)
+        runs = [p for p in tree if _is_run(p)]
+        for process in [*runs, *tree, psutil.Process(self.proc.pid)]:
+            with contextlib.suppress(psutil.Error):
+                process.kill()
+        self.proc.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)  # Celery's warm shutdown: runs end first
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.kill_outright()
+
+
+def _is_run(process: psutil.Process) -> bool:
+    with contextlib.suppress(psutil.Error):
+        line = process.cmdline()
+        return ("irkit" in line and "health" in line) or "ipykernel_launcher" in " ".join(line)
+    return False
+
+
+def reports(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.glob("*-health*.ipynb") if not p.name.startswith("."))
+
+
+def results(broker: RedisServer) -> list[dict[str, Any]]:
+    """Every task result in the result backend (the broker's Redis)."""
+    client = redis.Redis(host=broker.host, port=broker.port)
+    found = []
+    for key in client.scan_iter("celery-task-meta-*"):
+        meta = json.loads(client.get(key) or b"{}")
+        if meta.get("status") == "SUCCESS":
+            found.append(meta["result"])
+    return found
+
+
+@pytest.mark.timeout(400)
+def test_two_workers_and_beat_run_three_environments_and_lose_nothing(
+    stack: Stack, receiver: Receiver
+) -> None:
+    requests_settled(stack)  # the app's last minute is calm: alpha and beta can be all OK
+    # Not under pytest's tmp folder: PostgreSQL runs as an unprivileged account under root.
+    base = Path(tempfile.mkdtemp(prefix="irkit-test-distributed-"))
+    base.chmod(0o755)
+    home, folder = base / "home", base / "reports"
+    (home / "parameters").mkdir(parents=True)
+    (home / "notebooks").symlink_to(ROOT / "notebooks")
+    with servers(base) as up:
+        for name in HEALTHY:
+            values = environment(stack, base, up["pg"][name], up["redis"][name])
+            (home / "parameters" / f"{name}.yaml").write_text(yaml.safe_dump(values))
+        broken = environment(stack, base, None, None)
+        (home / "parameters" / f"{BROKEN}.yaml").write_text(yaml.safe_dump(broken))
+        schedule = base / "schedule.yaml"
+        entry = {"task": "health", "environments": [*HEALTHY, BROKEN], "every": f"{EVERY_S}s"}
+        schedule.write_text(yaml.safe_dump({"schedule": [{**entry, "notify": True}]}))
+        env = {
+            **os.environ,
+            "IRKIT_HOME": str(home),
+            "IRKIT_REPORTS": str(folder),
+            "IRKIT_BROKER_URL": up["broker"].url(0),
+            "IRKIT_SLACK_WEBHOOK": f"{receiver.url}/services/T0/B0/distributedsecret",
+        }
+        workers = [Worker("host-a", env, base), Worker("host-b", env, base)]
+        with (base / "beat.log").open("ab") as out:
+            beat = subprocess.Popen(
+                [sys.executable, "-m", "irkit", "beat", "--schedule", str(schedule),
+                 "--state", str(base / "beat-state")],
+                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+        try:
+            every = [folder / "health" / name for name in (*HEALTHY, BROKEN)]
+            wait_for(
+                lambda: all(len(reports(f)) >= 2 for f in every),
+                "two health reports of every environment",
+                150,
+            )
+            # host-a is killed outright in the middle of one of its runs.
+            running = folder / "health"
+
+            def mid_run() -> list[Path]:
+                return list(running.glob("*/.*@host-a.partial.ipynb"))
+
+            for _attempt in range(3):
+                wait_for(mid_run, "a run of host-a under way", 60)
+                workers[0].kill_outright()
+                if left := mid_run():
+                    break
+                workers[0].restart()  # the run had just ended: again, with the next one
+            (orphan,) = left
+            assert orphan.exists()  # left hidden: nobody on host-b takes a run of host-a's
+            # host-b goes on meanwhile; host-a's next start publishes what its run left.
+            workers[0].restart()
+            published = orphan.parent / f"{orphan.name.split('.')[1]}.ipynb"
+            assert "kept the record of a run that was killed" in workers[0].said()
+            assert not orphan.exists()
+            killed = records.read(published)
+            assert not killed.complete
+            assert not killed.corrupt
+            counts = {f: len(reports(f)) for f in every}
+            wait_for(
+                lambda: all(len(reports(f)) >= counts[f] + 2 for f in every),
+                "two more health reports of every environment",
+                150,
+            )
+        finally:
+            beat.send_signal(signal.SIGTERM)
+            beat.wait(timeout=30)
+            for worker in workers:
+                worker.stop()
+        done = results(up["broker"])
+        logs = "".join(p.read_text(errors="replace") for p in base.glob("*.log"))
+
+    ran = [r for r in done if r["exit_code"] is not None]
+    assert {r["host"] for r in ran} == {"host-a", "host-b"}, logs
+    # No report lost or overwritten: every finished task's report is there, each its own file.
+    paths = [r["report"] for r in ran]
+    assert len(set(paths)) == len(paths)
+    assert all(Path(p).is_file() for p in paths)
+    assert not list(folder.rglob(".*.partial.ipynb*"))
+    for name in (*HEALTHY, BROKEN):
+        kept = reports(folder / "health" / name)
+        theirs = [r for r in ran if f"--env {name}" in r["command"]]
+        assert {Path(r["report"]) for r in theirs} <= set(kept)
+        assert len(kept) == len(theirs) + (published.parent.name == name), (name, logs)
+        for path in kept:
+            record = records.read(path)
+            assert record.environment == name
+            if path == published:
+                continue
+            wanted = Status.CRIT if name == BROKEN else Status.OK
+            bad = [f"{r.probe}: {r.summary}" for r in record.latest if r.status is not Status.OK]
+            assert record.status is wanted, (path.name, bad)
+    for r in ran:
+        assert r["exit_code"] == (2 if f"--env {BROKEN}" in r["command"] else 0), r["output"]
+    # Notices per environment, once: the broken one's first CRIT; the healthy ones never.
+    texts = [request["json"]["text"] for request in receiver.requests]
+    assert len(texts) == 1, texts
+    assert f"for {BROKEN} on" in texts[0]
+    assert "first health report: CRIT" in texts[0]
+    assert "distributedsecret" not in logs

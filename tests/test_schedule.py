@@ -1,0 +1,168 @@
+"""The schedule of `irkit beat` (environments x tasks x every or crontab, checked whole before
+anything is sent), the command line each task runs, and a task's deadline, for real."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import yaml
+
+from irkit import records
+from irkit.distributed import command, schedule
+from irkit.errors import ConfigError
+from tests.helpers import ROOT, irkit
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A kit home with the notebooks and two environments, staging and production."""
+    kit = tmp_path / "home"
+    (kit / "parameters").mkdir(parents=True)
+    (kit / "notebooks").symlink_to(ROOT / "notebooks")
+    for name in ("staging", "production"):
+        (kit / "parameters" / f"{name}.yaml").write_text("pg_port: 5432\n")
+    monkeypatch.setenv("IRKIT_HOME", str(kit))
+    return kit
+
+
+def write(folder: Path, entries: object) -> Path:
+    path = folder / "schedule.yaml"
+    path.write_text(yaml.safe_dump({"schedule": entries}))
+    return path
+
+
+def test_each_environment_of_an_entry_is_a_beat_entry(home: Path) -> None:
+    path = write(
+        home,
+        [
+            {"task": "health", "environments": ["staging", "production"], "every": "30s",
+             "notify": True, "keep": "30d"},
+            {"task": "run", "section": "db", "environment": "production",
+             "crontab": "*/15 * * * *", "deadline": "2m", "parameters": {"pg_port": 6543}},
+            {"task": "monthly", "environment": "production", "crontab": "0 6 1 * *"},
+        ],
+    )  # fmt: skip
+    entries = {e.name: e for e in schedule.load(path)}
+    assert list(entries) == ["health-staging", "health-production", "run-db-production",
+                             "monthly-production"]  # fmt: skip
+    staging = entries["health-staging"]
+    assert staging.line == "irkit health --env staging --notify --keep 30d"
+    assert staging.beat_entry("irkit") == {
+        "task": "irkit.health",
+        "schedule": timedelta(seconds=30),
+        "kwargs": {"notify": True, "keep": "30d", "environment": "staging"},
+        "options": {"queue": "irkit", "expires": 30.0},  # a late tick waits one interval at most
+    }
+    db = entries["run-db-production"]
+    assert db.line == "irkit run db --env production -p pg_port=6543"
+    assert db.expires_s == 900  # until the next quarter hour
+    assert db.beat_entry("q")["options"] == {"queue": "q", "expires": 900.0, "time_limit": 180.0}
+    assert db.kwargs["deadline_s"] == 120
+    assert entries["monthly-production"].line == "irkit report monthly --env production"
+    assert entries["monthly-production"].expires_s >= 28 * 86400
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ({"task": "healthz", "every": "5m"}, "task must be one of health, run, monthly"),
+        ({"task": "health", "evry": "5m"}, "'evry' is not a key of a health entry"),
+        ({"task": "health", "every": "5m", "section": "db"}, "'section' is not a key of a health"),
+        ({"task": "health"}, "give either every (e.g. 5m) or crontab"),
+        ({"task": "health", "every": "5m", "crontab": "* * * * *"}, "give either every"),
+        ({"task": "health", "every": "5 minutes"}, "every '5 minutes' is not a duration"),
+        ({"task": "health", "every": "0s"}, "every '0s' is not a duration"),
+        ({"task": "health", "crontab": "*/5 * * *"}, "needs five fields"),
+        ({"task": "health", "crontab": "61 * * * *"}, "crontab '61 * * * *'"),
+        (
+            {"task": "health", "every": "5m", "environment": "nosuch"},
+            "unknown environment 'nosuch'",
+        ),
+        ({"task": "health", "every": "5m", "environment": "../x"}, "unknown environment '../x'"),
+        ({"task": "health", "every": "5m", "environments": ["staging"] * 2}, "listed twice"),
+        ({"task": "run", "every": "5m"}, "a run entry names its section"),
+        ({"task": "run", "every": "5m", "section": "nosuch"}, "unknown section 'nosuch'"),
+        ({"task": "health", "every": "5m", "notify": "yes"}, "notify is true or false"),
+        ({"task": "health", "every": "5m", "keep": "forever"}, "keep: --keep 'forever'"),
+        ({"task": "health", "every": "5m", "parameters": ["a=1"]}, "parameters is a mapping"),
+    ],
+)
+def test_a_wrong_entry_is_named_with_what_is_wrong(
+    home: Path, entry: dict[str, object], message: str
+) -> None:
+    path = write(home, [{"task": "health", "every": "1m"}, entry])
+    with pytest.raises(ConfigError) as raised:
+        schedule.load(path)
+    assert f"the schedule {path}, entry 2" in str(raised.value)
+    assert message in str(raised.value)
+
+
+def test_a_schedule_file_that_is_not_one_is_refused(home: Path) -> None:
+    path = home / "schedule.yaml"
+    for text, message in [
+        ("schedule: [", "is not valid YAML (line 1)"),
+        ("- task: health\n", "must be a mapping with one key, schedule"),
+        ("schedule: {task: health}\n", "schedule must be a list of entries"),
+    ]:
+        path.write_text(text)
+        with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+            schedule.load(path)
+    with pytest.raises(ConfigError, match="cannot read the schedule"):
+        schedule.load(home / "missing.yaml")
+    twice = write(home, [{"task": "health", "every": "1m"}, {"task": "health", "every": "2m"}])
+    with pytest.raises(ConfigError, match="two entries are named 'health'"):
+        schedule.load(twice)
+
+
+def test_beat_check_prints_the_entries_and_a_bad_schedule_is_one_line(
+    home: Path, tmp_path: Path
+) -> None:
+    env = {"IRKIT_HOME": str(home), "IRKIT_BROKER_URL": ""}
+    good = write(home, [{"task": "health", "environment": "staging", "every": "5m"}])
+    done = irkit("beat", "--schedule", str(good), "--check", reports=tmp_path, env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "health-staging: irkit health --env staging (every 300s, expires 300s)\n"
+    bad = write(home, [{"task": "health", "environment": "prod", "every": "5m"}])
+    refused = irkit("beat", "--schedule", str(bad), reports=tmp_path, env=env)
+    assert refused.returncode == 3
+    assert refused.stderr.startswith(f"irkit: the schedule {bad}, entry 1: unknown environment")
+    assert len(refused.stderr.splitlines()) == 1
+
+
+def test_a_worker_without_a_broker_says_what_to_set(tmp_path: Path) -> None:
+    env = {"IRKIT_BROKER_URL": "", "IRKIT_SANDBOX_DIR": str(tmp_path / "no-stack")}
+    done = irkit("worker", reports=tmp_path, env=env)
+    assert done.returncode == 3
+    assert done.stderr.startswith("irkit: no broker: set IRKIT_BROKER_URL")
+    assert len(done.stderr.splitlines()) == 1
+
+
+def test_a_tasks_command_line_is_the_one_a_person_types() -> None:
+    assert command.argv("health", {"environment": "prod", "notify": True, "keep": "30d"}) == [
+        "health", "--env", "prod", "--notify", "--keep", "30d",
+    ]  # fmt: skip
+    assert command.argv(
+        "run", {"section": "db", "incident": "INC-1", "html": True, "parameters": ["a=1"]}
+    ) == ["run", "db", "-p", "a=1", "--incident", "INC-1", "--html"]
+    assert command.argv("monthly", {"month": "2026-11"}) == [
+        "report", "monthly", "--month", "2026-11",
+    ]  # fmt: skip
+
+
+def test_a_run_past_its_deadline_is_stopped_and_keeps_its_record(
+    tmp_path: Path, hanging_port: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGTERM at the deadline, as a scheduler stops a run: exit 130, the record kept."""
+    monkeypatch.setenv("IRKIT_REPORTS", str(tmp_path))
+    argv = ["run", "db", "-p", "pg_host=127.0.0.1", "-p", f"pg_port={hanging_port}",
+            "-p", "pg_connect_timeout_s=60"]  # fmt: skip
+    outcome = command.run(argv, deadline_s=4, host="host-t")
+    assert outcome.timed_out
+    assert outcome.exit_code == 130, outcome.output
+    assert outcome.status == "STOPPED (deadline)"
+    assert outcome.host == "host-t"
+    record = records.read(Path(outcome.report))
+    assert not record.complete
+    assert Path(outcome.report).parent == tmp_path / "runs"
