@@ -15,8 +15,7 @@ from pathlib import Path
 import pytest
 
 from irkit.sandbox import readiness
-from irkit.sandbox.process import free_port
-from irkit.sandbox.stack import BROKER_DB, CACHE_DB, Stack
+from irkit.sandbox.stack import BROKER_DB, CACHE_DB, Stack, free_ports
 
 # Low on purpose: the pool-exhaustion tests fill it for real.
 MAX_CONNECTIONS = 20
@@ -35,12 +34,7 @@ def session_stack() -> Stack:
         _base.chmod(0o755)
         stack = Stack(
             _base,
-            postgres_port=free_port(),
-            redis_port=free_port(),
-            web_port=free_port(),
-            tls_port=free_port(),
-            prometheus_port=free_port(),
-            node_exporter_port=free_port(),
+            **free_ports(),
             postgres_settings={"max_connections": str(MAX_CONNECTIONS)},
         )
         _stack = stack

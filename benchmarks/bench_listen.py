@@ -36,7 +36,7 @@ import yaml
 
 from irkit.sandbox import readiness
 from irkit.sandbox.process import free_port
-from irkit.sandbox.stack import DEFAULT_PORTS, Stack
+from irkit.sandbox.stack import Stack, free_ports
 
 ROOT = Path(__file__).resolve().parent.parent
 RATIO_TARGET = 1.5
@@ -83,7 +83,7 @@ def main() -> int:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="irkit-bench-"))
     work.chmod(0o755)
-    stack = Stack(work / "stack", **{name: free_port() for name in DEFAULT_PORTS})
+    stack = Stack(work / "stack", **free_ports())
     listener: subprocess.Popen[bytes] | None = None
     try:
         stack.up()

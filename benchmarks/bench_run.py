@@ -31,8 +31,7 @@ from nbformat.v4 import new_code_cell, new_notebook
 
 from irkit.probes import celery, disk, host, postgres, redis
 from irkit.sandbox import readiness
-from irkit.sandbox.process import free_port
-from irkit.sandbox.stack import BROKER_DB, CACHE_DB, DEFAULT_PORTS, Stack
+from irkit.sandbox.stack import BROKER_DB, CACHE_DB, Stack, free_ports
 from irkit.targets import CeleryTarget, HttpTarget, LocalHost, Machine, PostgresTarget, RedisTarget
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -132,7 +131,7 @@ def main() -> int:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="irkit-bench-"))
     work.chmod(0o755)
-    stack = Stack(work / "stack", **{name: free_port() for name in DEFAULT_PORTS})
+    stack = Stack(work / "stack", **free_ports())
     try:
         stack.up()
         readiness.wait_until_ready(stack)  # the host probes read node_exporter through Prometheus

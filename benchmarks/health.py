@@ -33,11 +33,8 @@ import psutil
 import yaml
 from nbformat.v4 import new_code_cell, new_notebook
 
-from irkit.probes import prometheus
-from irkit.result import Status
-from irkit.sandbox.process import free_port
-from irkit.sandbox.stack import Stack
-from irkit.targets import HttpTarget
+from irkit.sandbox import readiness
+from irkit.sandbox.stack import Stack, free_ports
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -123,15 +120,7 @@ def main() -> int:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="irkit-bench-"))
     work.chmod(0o755)
-    stack = Stack(
-        work / "stack",
-        postgres_port=free_port(),
-        redis_port=free_port(),
-        web_port=free_port(),
-        tls_port=free_port(),
-        prometheus_port=free_port(),
-        node_exporter_port=free_port(),
-    )
+    stack = Stack(work / "stack", **free_ports())
     empty = work / "empty.ipynb"
     nb = new_notebook(cells=[new_code_cell("pass")])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
@@ -139,12 +128,7 @@ def main() -> int:
     env = {**os.environ, "IRKIT_REPORTS": str(work / "reports"), "IRKIT_SANDBOX_DIR": str(work)}
     try:
         stack.up()
-        target = HttpTarget(base_url=stack.prometheus.url)
-        deadline = time.monotonic() + 30
-        while prometheus.error_rate(target).status is Status.UNKNOWN:
-            if time.monotonic() > deadline:
-                break
-            time.sleep(0.5)
+        readiness.wait_until_ready(stack)  # rates need two scrapes first
         ok_file = work / "ok.yaml"
         ok_file.write_text(yaml.safe_dump(healthy(stack)))
         hung_file = work / "hung.yaml"

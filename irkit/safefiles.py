@@ -46,6 +46,23 @@ class TooLarge(NotRead):
     """A file larger than any the kit would write or a user would mean."""
 
 
+def open_lock(path: Path) -> int:
+    """A lock file's descriptor, to `flock`: created if missing, never a symlink and never
+    waiting on a FIFO put in its place (NotRead, saying to remove it)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags, 0o644)
+    except OSError as exc:
+        # A FIFO with no reader (ENXIO) or a symlink (ELOOP) put in its place.
+        raise NotRead(f"cannot use {path}: {exc.strerror}; remove it") from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        kind = kind_of(mode)
+        raise NotRegularFile(f"{path} is {kind}, not a regular file: remove it", kind)
+    return fd
+
+
 def read_regular(path: Path, limit: int = RECORD_LIMIT, *, follow_symlinks: bool = False) -> bytes:
     """The bytes of the regular file at `path`, at most `limit` of them. A FIFO or device is not
     waited on (opening one without O_NONBLOCK would hang the reader until a writer came), and a

@@ -52,6 +52,7 @@ LONGEST_FIRST = (
     "test_drills.py",
     "test_compose_stack.py",
     "test_health.py",
+    "test_distributed.py",
     "test_listen.py",
     "test_incident.py",
     "test_actions.py",

@@ -22,7 +22,6 @@ import yaml
 
 from conftest import MAX_CONNECTIONS, tls_endpoints
 from irkit import records
-from irkit.sandbox.process import free_port
 from irkit.sandbox.stack import Stack
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -110,19 +109,6 @@ def targets(stack: Stack) -> dict[str, Any]:
     """The notebooks' target parameters for `stack`."""
     # Short, as on the practice stack: an earlier drill's errors leave a window this long.
     return {**stack.targets(), "prom_window": "15s"}
-
-
-def free_ports() -> dict[str, int]:
-    """Free ports for every server of a Stack of a test's own."""
-    names = (
-        "postgres_port",
-        "redis_port",
-        "web_port",
-        "tls_port",
-        "prometheus_port",
-        "node_exporter_port",
-    )
-    return {name: free_port() for name in names}
 
 
 # --- the health report ----------------------------------------------------------------------

@@ -21,6 +21,7 @@ import psutil
 import pytest
 import redis
 import yaml
+from celery import Celery
 
 from irkit import records
 from irkit.result import Status
@@ -28,7 +29,15 @@ from irkit.sandbox.postgres import SUPERUSER, PostgresServer
 from irkit.sandbox.process import free_port
 from irkit.sandbox.redis import RedisServer
 from irkit.sandbox.stack import Stack
-from tests.helpers import CALM_HOST, ROOT, Receiver, requests_settled, targets, wait_for
+from tests.helpers import (
+    CALM_HOST,
+    ROOT,
+    Receiver,
+    irkit,
+    requests_settled,
+    targets,
+    wait_for,
+)
 
 HEALTHY = ("alpha", "beta")
 BROKEN = "gamma"
@@ -148,6 +157,28 @@ def results(broker: RedisServer) -> list[dict[str, Any]]:
     return found
 
 
+RUNS = 6
+
+
+def runs_into_one_incident(
+    broker: RedisServer, folder: Path, env: dict[str, str], base: Path
+) -> list[Path]:
+    """RUNS section runs sent at once into one incident, as a team's own code would send them;
+    the incident's numbered notebooks after them."""
+    opened = irkit(
+        "incident", "open", "--id", "SHARED", "--title", "shared", "--severity", "P3",
+        "--not-a-drill", reports=folder, env={"IRKIT_HOME": env["IRKIT_HOME"]},
+    )  # fmt: skip
+    assert opened.returncode == 0, opened.stderr
+    client = Celery(broker=broker.url(0), backend=broker.url(0))
+    kwargs = {"section": "disk", "incident": "SHARED", "parameters": [f"disk_paths=['{base}']"]}
+    sent = [client.send_task("irkit.run", kwargs=kwargs, queue="irkit") for _ in range(RUNS)]
+    outcomes = [result.get(timeout=120) for result in sent]
+    assert all(o["exit_code"] in (0, 1) for o in outcomes), [o["output"] for o in outcomes]
+    incident = folder / "incidents" / "SHARED"
+    return sorted(incident.glob("[0-9][0-9]-disk.ipynb"))
+
+
 @pytest.mark.timeout(400)
 def test_two_workers_and_beat_run_three_environments_and_lose_nothing(
     stack: Stack, receiver: Receiver
@@ -212,6 +243,7 @@ def test_two_workers_and_beat_run_three_environments_and_lose_nothing(
             assert not killed.complete
             assert not killed.corrupt
             counts = {f: len(reports(f)) for f in every}
+            numbered = runs_into_one_incident(up["broker"], folder, env, base)
             wait_for(
                 lambda: all(len(reports(f)) >= counts[f] + 2 for f in every),
                 "two more health reports of every environment",
@@ -225,7 +257,11 @@ def test_two_workers_and_beat_run_three_environments_and_lose_nothing(
         done = results(up["broker"])
         logs = "".join(p.read_text(errors="replace") for p in base.glob("*.log"))
 
-    ran = [r for r in done if r["exit_code"] is not None]
+    # Runs added to one incident by both workers at once: numbered one after the other.
+    assert [p.name for p in numbered] == [f"{n:02d}-disk.ipynb" for n in range(2, 2 + RUNS)]
+    ran = [
+        r for r in done if r["exit_code"] is not None and r["command"].startswith("irkit health")
+    ]
     assert {r["host"] for r in ran} == {"host-a", "host-b"}, logs
     # No report lost or overwritten: every finished task's report is there, each its own file.
     paths = [r["report"] for r in ran]

@@ -23,9 +23,9 @@ from irkit.result import Status
 from irkit.sandbox import readiness
 from irkit.sandbox.alerting import DEFAULT_PORTS as ALERTING_PORTS
 from irkit.sandbox.process import free_port
-from irkit.sandbox.stack import BROKER_DB, CACHE_DB, Stack, format_status
+from irkit.sandbox.stack import BROKER_DB, CACHE_DB, Stack, format_status, free_ports
 from irkit.targets import CeleryTarget, HttpTarget, Machine, PostgresTarget, RedisTarget
-from tests.helpers import free_ports, irkit, wait_for
+from tests.helpers import irkit, wait_for
 
 
 @pytest.fixture

@@ -3,6 +3,9 @@ anything is sent), the command line each task runs, and a task's deadline, for r
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -12,7 +15,7 @@ import yaml
 from irkit import records
 from irkit.distributed import command, schedule
 from irkit.errors import ConfigError
-from tests.helpers import ROOT, irkit
+from tests.helpers import ROOT, irkit, wait_for
 
 
 @pytest.fixture
@@ -166,3 +169,25 @@ def test_a_run_past_its_deadline_is_stopped_and_keeps_its_record(
     record = records.read(Path(outcome.report))
     assert not record.complete
     assert Path(outcome.report).parent == tmp_path / "runs"
+
+
+def test_a_run_whose_worker_dies_stops_and_keeps_its_record(
+    tmp_path: Path, hanging_port: int
+) -> None:
+    """The worker's process killed outright (SIGKILL): its run is told (SIGTERM) and publishes
+    what it has, instead of running on with nobody to read its result."""
+    argv = ["run", "db", "-p", "pg_host=127.0.0.1", "-p", f"pg_port={hanging_port}",
+            "-p", "pg_connect_timeout_s=60"]  # fmt: skip
+    worker = subprocess.Popen(
+        [sys.executable, "-c",
+         f"from irkit.distributed import command; command.run({argv!r}, 300, host='host-w')"],
+        cwd=ROOT, env={**os.environ, "IRKIT_REPORTS": str(tmp_path)},
+    )  # fmt: skip
+    runs = tmp_path / "runs"
+    wait_for(lambda: list(runs.glob(".*@host-w.partial.ipynb")), "the run under way", 60)
+    worker.kill()
+    worker.wait()
+    wait_for(lambda: list(runs.glob("*-db.ipynb")), "the run's record published", 60)
+    assert not list(runs.glob(".*"))
+    (published,) = runs.glob("*-db.ipynb")
+    assert not records.read(published).complete

@@ -12,9 +12,9 @@ from urllib.parse import quote
 import pytest
 
 from irkit import records
-from irkit.sandbox.stack import BROKER_DB, CACHE_DB, Stack
+from irkit.sandbox.stack import BROKER_DB, CACHE_DB, Stack, free_ports
 from irkit.secrets import MASK, known_secrets, redact, redact_url
-from tests.helpers import files, free_ports, irkit, serving
+from tests.helpers import files, irkit, serving
 
 # Characters that need escaping in a URL or a config file, so that a half-escaped password shows.
 PASSWORD = f"s3cret/%p@ss#?{secrets.token_hex(8)}"

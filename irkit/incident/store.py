@@ -101,15 +101,11 @@ def numbered_notebooks(path: Path) -> list[Path]:
 @contextlib.contextmanager
 def _locked(path: Path) -> Iterator[None]:
     """Serialise numbering among concurrent runs on this incident (a short critical section)."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
     try:
-        fd = os.open(path / _LOCK, flags, 0o644)
-    except OSError as exc:
-        # A FIFO with no reader (ENXIO) or a symlink (ELOOP) put in its place.
-        raise ConfigError(f"cannot use {path / _LOCK}: {exc.strerror}; remove it") from None
+        fd = safefiles.open_lock(path / _LOCK)
+    except safefiles.NotRead as exc:
+        raise ConfigError(str(exc)) from None
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise ConfigError(f"{path / _LOCK} is not a regular file: remove it")
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:

@@ -53,6 +53,12 @@ DEFAULT_PORTS = {
 }
 
 
+def free_ports() -> dict[str, int]:
+    """A free port for every server of a stack of one's own (a test's, a benchmark's):
+    `Stack(base, **free_ports())`."""
+    return {name: process.free_port() for name in DEFAULT_PORTS}
+
+
 class _Component(Protocol):
     def running(self) -> bool: ...
     def start(self) -> None: ...
