@@ -191,3 +191,16 @@ def test_a_run_whose_worker_dies_stops_and_keeps_its_record(
     assert not list(runs.glob(".*"))
     (published,) = runs.glob("*-db.ipynb")
     assert not records.read(published).complete
+
+
+def test_a_task_given_a_path_as_environment_is_refused_and_makes_no_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from irkit.distributed import tasks
+
+    monkeypatch.setenv("IRKIT_REPORTS", str(tmp_path / "reports"))
+    outcome = tasks.health(environment="../../outside")
+    assert outcome["exit_code"] == 3
+    assert "unknown environment '../../outside'" in outcome["output"]
+    assert not (tmp_path / "outside").exists()
+    assert not (tmp_path / "reports").exists()

@@ -5,21 +5,20 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 
 from irkit import pids
 
 
 def worker(args: argparse.Namespace) -> int:
-    from irkit.distributed import app, config, recovery
+    from irkit.distributed import app, config
 
     config.broker_url()  # a clear error now, not a connection retried for ever
     if args.hostname:
         # Before the pool starts: every run of this worker names its files with it.
         os.environ[pids.HOST_ENV] = args.hostname
+    # The records its host's runs left when they were killed are published as the worker
+    # starts (irkit.distributed, on Celery's celeryd_after_setup), before it takes a task.
     host = pids.this_host()
-    for path in recovery.adopt_everywhere():
-        print(f"irkit: kept the record of a run that was killed: {path}", file=sys.stderr)
     app.conf.update(
         worker_max_tasks_per_child=args.max_tasks_per_child,
         worker_max_memory_per_child=args.max_memory_per_child * 1024,

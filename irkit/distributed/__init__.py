@@ -12,11 +12,32 @@ stack's Redis (irkit.distributed.config).
 
 from __future__ import annotations
 
-from celery import Celery
+import logging
+import os
+from typing import Any
 
+from celery import Celery
+from celery.signals import celeryd_after_setup
+
+from irkit import pids
 from irkit.distributed import config
 
 app = Celery("irkit", include=["irkit.distributed.tasks"])
 app.conf.update(config.settings())
 
 __all__ = ["app"]
+_LOG = logging.getLogger(__name__)
+
+
+@celeryd_after_setup.connect  # type: ignore[untyped-decorator]
+def _publish_killed_runs(sender: Any, **_: Any) -> None:
+    """As a worker of this app starts, before it takes a task (`irkit worker` or `celery -A
+    irkit.distributed worker`): the records its host's runs left when they were killed outright
+    are published. Its host is the worker's name after `@`, unless IRKIT_HOST says otherwise."""
+    if not isinstance(sender, str) or (not sender.startswith("irkit@") and "@" not in sender):
+        return
+    from irkit.distributed import recovery
+
+    os.environ.setdefault(pids.HOST_ENV, sender.rpartition("@")[2])
+    for path in recovery.adopt_everywhere():
+        _LOG.warning("kept the record of a run that was killed: %s", path)
