@@ -142,6 +142,16 @@ def test_a_worker_without_a_broker_says_what_to_set(tmp_path: Path) -> None:
     assert len(done.stderr.splitlines()) == 1
 
 
+def test_the_worker_bounds_its_help_states_are_the_apps(tmp_path: Path) -> None:
+    from irkit.distributed import config
+
+    shown = irkit("worker", "--help", reports=tmp_path)
+    text = " ".join(shown.stdout.split())
+    assert f"this many tasks (default {config.MAX_TASKS_PER_CHILD})" in text
+    assert f"this much memory (default {config.MAX_MEMORY_PER_CHILD_KB // 1024} MB)" in text
+    assert config.settings()["worker_max_tasks_per_child"] == config.MAX_TASKS_PER_CHILD
+
+
 def test_a_tasks_command_line_is_the_one_a_person_types() -> None:
     assert command.argv("health", {"environment": "prod", "notify": True, "keep": "30d"}) == [
         "health", "--env", "prod", "--notify", "--keep", "30d",

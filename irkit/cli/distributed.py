@@ -19,10 +19,10 @@ def worker(args: argparse.Namespace) -> int:
     # The records its host's runs left when they were killed are published as the worker
     # starts (irkit.distributed, on Celery's celeryd_after_setup), before it takes a task.
     host = pids.this_host()
-    app.conf.update(
-        worker_max_tasks_per_child=args.max_tasks_per_child,
-        worker_max_memory_per_child=args.max_memory_per_child * 1024,
-    )
+    if args.max_tasks_per_child:
+        app.conf.worker_max_tasks_per_child = args.max_tasks_per_child
+    if args.max_memory_per_child:
+        app.conf.worker_max_memory_per_child = args.max_memory_per_child * 1024
     code = app.worker_main(
         [
             "worker",

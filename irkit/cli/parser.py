@@ -347,16 +347,16 @@ def _worker(commands: _Commands) -> None:
         help="this worker's host name (default: the machine's); unique per machine sharing a "
         "reports folder",
     )
+    # Their defaults are irkit.distributed.config's (what `celery -A irkit.distributed` uses too);
+    # the help says them, and a test checks that it says them right.
     parser.add_argument(
         "--max-tasks-per-child",
         type=_positive,
-        default=100,
         help="replace a worker process after this many tasks (default 100)",
     )
     parser.add_argument(
         "--max-memory-per-child",
         type=_positive,
-        default=300,
         metavar="MB",
         help="replace a worker process once it holds this much memory (default 300 MB)",
     )

@@ -1,7 +1,7 @@
 """irkit on Celery: the app a team adds to the Celery deployment it already runs.
 
     celery -A irkit.distributed worker -Q irkit       # or: irkit worker
-    celery -A irkit.distributed beat                  # or: irkit beat --schedule FILE
+    irkit beat --schedule FILE                        # Celery beat, with irkit's schedule
 
 Its tasks (`irkit.run`, `irkit.health`, `irkit.monthly`, irkit.distributed.tasks) run the `irkit`
 command in a process of its own, as cron would: the same records, the same exit status (the task's
@@ -34,7 +34,7 @@ def _publish_killed_runs(sender: Any, **_: Any) -> None:
     """As a worker of this app starts, before it takes a task (`irkit worker` or `celery -A
     irkit.distributed worker`): the records its host's runs left when they were killed outright
     are published. Its host is the worker's name after `@`, unless IRKIT_HOST says otherwise."""
-    if not isinstance(sender, str) or (not sender.startswith("irkit@") and "@" not in sender):
+    if not isinstance(sender, str):
         return
     from irkit.distributed import recovery
 

@@ -20,7 +20,7 @@ PRACTICE_DB = 2
 # A worker's process is replaced after this many tasks, or once it holds this much memory (KiB,
 # checked after each task): hours of runs do not grow a worker.
 MAX_TASKS_PER_CHILD = 100
-MAX_MEMORY_PER_CHILD_KB = 300_000
+MAX_MEMORY_PER_CHILD_KB = 300 * 1024
 # How long a task's result (its exit status, report and output) stays in the result backend.
 RESULT_EXPIRES_S = 7 * 24 * 3600
 
