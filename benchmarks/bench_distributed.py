@@ -55,6 +55,9 @@ class Sampler:
         self.own = dict.fromkeys(workers, 0)
         self.tree = dict.fromkeys(workers, 0)
         self.kernels = 0
+        # The worker's own memory at the first and the last sample: what many runs left in it.
+        self.first: dict[str, int] = {}
+        self.last: dict[str, int] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -71,7 +74,10 @@ class Sampler:
                 runs = [p for p in tree if _is_run(p)]
                 kernels += sum(_is_kernel(p) for p in tree)
                 own = [p for p in tree if p not in runs and not _under_run(p, runs)]
-                self.own[name] = max(self.own[name], sum(_rss(p) for p in own))
+                now = sum(_rss(p) for p in own)
+                self.first.setdefault(name, now)
+                self.last[name] = now
+                self.own[name] = max(self.own[name], now)
                 self.tree[name] = max(self.tree[name], sum(_rss(p) for p in tree))
             self.kernels = max(self.kernels, kernels)
 
@@ -229,10 +235,13 @@ def main() -> int:
         f"kernels at once, most                     {sampler.kernels:8d}     "
         f"(2 workers x concurrency {args.concurrency})"
     )
+    tasks = args.runs * (1 + args.environments)
     for host in workers:
         print(
             f"peak memory of {host}: its own processes {sampler.own[host] / 2**20:6.0f} MB, "
-            f"with its runs and kernels {sampler.tree[host] / 2**20:6.0f} MB"
+            f"with its runs and kernels {sampler.tree[host] / 2**20:6.0f} MB; its own from "
+            f"{sampler.first[host] / 2**20:.0f} to {sampler.last[host] / 2**20:.0f} MB over "
+            f"{tasks} tasks of both"
         )
     verdict = "meets" if ratio <= RATIO_TARGET else "MISSES"
     print(f"round / one environment {ratio:6.2f}  {verdict} target <= {RATIO_TARGET}")
