@@ -11,7 +11,7 @@ from irkit.home import kit_home
 
 SUFFIX = ".yaml"
 # A name, never a path: `--env ../x` must not read a file outside parameters/.
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,80}")
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,80}")
 
 
 def parameters_dir() -> Path:
@@ -29,7 +29,7 @@ def names() -> list[str]:
 
 def check_name(name: str) -> str:
     """An environment's name as a run is stamped with it: letters, digits, '.', '_', '-'."""
-    if not _NAME.fullmatch(name):
+    if not NAME_PATTERN.fullmatch(name):
         raise ParameterError(
             f"environment {name[:40]!r} is not a name: use letters, digits, '.', '_' and '-', "
             "starting with a letter or digit, at most 81 characters"
@@ -40,7 +40,7 @@ def check_name(name: str) -> str:
 def parameter_file(name: str) -> Path:
     """The parameter file of environment `name`; an unknown name is refused with the known ones."""
     path = parameters_dir() / f"{name}{SUFFIX}"
-    if _NAME.fullmatch(name) and not name.endswith(".example") and path.is_file():
+    if NAME_PATTERN.fullmatch(name) and not name.endswith(".example") and path.is_file():
         return path
     known = ", ".join(names()) or "none"
     raise ConfigError(

@@ -13,9 +13,19 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from pathlib import Path
 from types import FrameType
 
 _requested: str | None = None
+
+
+class Stopped(KeyboardInterrupt):
+    """A run stopped (SIGTERM, Ctrl-C) after its record was kept: where the record is, for the
+    command to say."""
+
+    def __init__(self, record: Path) -> None:
+        super().__init__(str(record))
+        self.record = record
 
 
 def install() -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 from jupyter_client.kernelspec import NoSuchKernel
 
-from irkit import bounds, parameters, records, target_builders
+from irkit import bounds, interrupt, parameters, records, target_builders
 from irkit.catalogue import parameters as catalogue
 from irkit.errors import ConfigError
 from irkit.home import kit_home, notebook_path, reports_dir
@@ -24,8 +24,6 @@ CELL_TIMEOUT_S = bounds.CELL_TIMEOUT_S
 # "module:function" to import it and call the function. The health report's starts loading the
 # client libraries of every check then (a seventh of a second earlier than its first cell would).
 PRELOAD = {"health": "irkit.health:warm_up"}
-# Where a stopped run's record went, on the KeyboardInterrupt that stopped it.
-KEPT = "irkit_record"
 
 
 @dataclass(frozen=True)
@@ -268,7 +266,7 @@ def execute(
             stopping = sys.exc_info()[1]
             if isinstance(stopping, KeyboardInterrupt):
                 # A run stopped (SIGTERM, Ctrl-C) still says where its record is.
-                setattr(stopping, KEPT, final)
+                raise interrupt.Stopped(final) from stopping
     if final is None:
         raise ConfigError(f"the notebook did not start ({failure or 'no output was written'})")
     record = records.read(final)

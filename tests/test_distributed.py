@@ -81,7 +81,9 @@ def environment(stack: Stack, base: Path, pg: PostgresServer | None, cache: Any)
         "redis_url": cache.url(0) if cache else f"redis://127.0.0.1:{free_port()}/0",
         "disk_paths": [str(base)],
         "celery_expected_workers": 1,
-        "host_window_min": 0.25,
+        # The host checks judge this machine, which the workers' kernels and the other pytest
+        # workers load: at the calm thresholds (100 %) only five minutes of it all busy fire.
+        "host_window_min": 5,
         "notify_repeat_min": 60,
         # Slowness is not what this test judges: the machine is loaded by the workers' kernels
         # and the other pytest workers, and a slow answer would read WARN.
@@ -286,8 +288,8 @@ def test_two_workers_and_beat_run_three_environments_and_lose_nothing(
             wanted = Status.CRIT if name == BROKEN else Status.OK
             bad = [f"{r.probe}: {r.summary}" for r in record.latest if r.status is not Status.OK]
             assert record.status is wanted, (path.name, bad)
-    for r in ran:
-        assert r["exit_code"] == (2 if f"--env {BROKEN}" in r["command"] else 0), r["output"]
+    for r in ran:  # the task's result is the command's exit status, the record's worst
+        assert r["exit_code"] == records.read(Path(r["report"])).status.exit_code, r["output"]
     # Notices per environment, once: the broken one's first CRIT; the healthy ones never.
     texts = [request["json"]["text"] for request in receiver.requests]
     assert len(texts) == 1, texts

@@ -214,3 +214,65 @@ def test_a_task_given_a_path_as_environment_is_refused_and_makes_no_folder(
     assert "unknown environment '../../outside'" in outcome["output"]
     assert not (tmp_path / "outside").exists()
     assert not (tmp_path / "reports").exists()
+
+
+def test_one_health_report_per_environment_at_a_time(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A tick finding its environment's report running (here, or on a machine sharing the
+    folder) is skipped: no second report compares with the same previous one."""
+    from irkit.distributed import alone, tasks
+    from irkit.health import history
+
+    monkeypatch.setenv("IRKIT_REPORTS", str(tmp_path / "reports"))
+    folder = history.folder("staging")
+    with alone.running_alone(folder) as first:
+        assert first
+        with alone.running_alone(folder) as second:
+            assert not second  # another open of the lock file: what another process sees
+        outcome = tasks.health(environment="staging")
+    assert outcome["exit_code"] is None
+    assert outcome["status"] == "SKIPPED"
+    assert outcome["command"] == "irkit health --env staging"
+    assert not list(folder.glob("*.ipynb"))  # nothing ran
+    with alone.running_alone(folder) as again:
+        assert again  # let go when the run ended
+
+
+def test_a_starting_worker_publishes_its_hosts_killed_runs_everywhere(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from irkit import pids
+    from irkit.distributed import recovery
+
+    monkeypatch.setenv(pids.HOST_ENV, "ops-1")
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    root = tmp_path / "reports"
+    notebook = '{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}'
+    mine = {
+        root / "health": "20261202T050000Z-health",
+        root / "health" / "staging": "20261202T050001Z-health",
+        root / "runs": "20261202T050002Z-db",
+        root / "metrics": "20261202T050003Z-metrics",
+        root / "incidents" / "INC-1": "db",
+    }
+    for folder, stem in mine.items():
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f".{stem}.{dead.pid}@ops-1.partial.ipynb").write_text(notebook)
+    (root / "incidents" / "INC-1" / "01-triage.ipynb").write_text(notebook)
+    theirs = root / "runs" / f".20261202T050004Z-db.{dead.pid}@ops-2.partial.ipynb"
+    theirs.write_text(notebook)
+    (root / "incidents" / "elsewhere").symlink_to(tmp_path)  # never followed
+    published = recovery.adopt_everywhere(root)
+    assert sorted(published) == sorted(
+        [
+            root / "health" / "20261202T050000Z-health.ipynb",
+            root / "health" / "staging" / "20261202T050001Z-health.ipynb",
+            root / "runs" / "20261202T050002Z-db.ipynb",
+            root / "metrics" / "20261202T050003Z-metrics.ipynb",
+            root / "incidents" / "INC-1" / "02-db.ipynb",  # numbered after what is there
+        ]
+    )
+    assert theirs.exists()  # ops-2's: it may still be running there
+    assert recovery.adopt_everywhere(root) == []

@@ -41,10 +41,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"irkit: {redact(str(exc))}", file=sys.stderr)
         return USER_ERROR
     except KeyboardInterrupt as exc:
-        from irkit.runner import KEPT
-
-        if kept := getattr(exc, KEPT, None):
-            print(f"report: {kept}")  # marked incomplete: the cells that did not run say so
+        if isinstance(exc, interrupt.Stopped):
+            print(f"report: {exc.record}")  # marked incomplete: the cells that did not run say so
         print("irkit: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:

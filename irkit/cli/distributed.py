@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import argparse
 import os
+from typing import TYPE_CHECKING
 
 from irkit import pids
+
+if TYPE_CHECKING:
+    from celery import Celery
 
 
 def worker(args: argparse.Namespace) -> int:
     from irkit.distributed import app, config
 
-    config.broker_url()  # a clear error now, not a connection retried for ever
+    _require_broker(app)
     if args.hostname:
         # Before the pool starts: every run of this worker names its files with it.
         os.environ[pids.HOST_ENV] = args.hostname
@@ -55,9 +59,18 @@ def beat(args: argparse.Namespace) -> int:
         print(f"{entry.name}: {entry.line} ({when}, expires {entry.expires_s:g}s{deadline})")
     if args.check:
         return 0
-    config.broker_url()
+    _require_broker(app)
     app.conf.beat_schedule = {e.name: e.beat_entry(queue) for e in entries}
     state = args.state or reports_dir() / ".beat" / "schedule"
     state.parent.mkdir(parents=True, exist_ok=True)
     code = app.start(["beat", "--schedule", str(state), "--loglevel", args.loglevel])
     return int(code or 0)
+
+
+def _require_broker(app: Celery) -> None:
+    """A clear error now rather than a connection to Celery's default broker retried for ever:
+    the app was configured without one (irkit.distributed.config says what to set)."""
+    from irkit.distributed import config
+
+    if not app.conf.broker_url:
+        config.broker_url()  # raises, naming what to set

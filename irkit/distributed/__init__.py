@@ -21,6 +21,7 @@ from celery.signals import celeryd_after_setup
 
 from irkit import pids
 from irkit.distributed import config
+from irkit.errors import IrkitError
 
 app = Celery("irkit", include=["irkit.distributed.tasks"])
 app.conf.update(config.settings())
@@ -39,5 +40,12 @@ def _publish_killed_runs(sender: Any, **_: Any) -> None:
     from irkit.distributed import recovery
 
     os.environ.setdefault(pids.HOST_ENV, sender.rpartition("@")[2])
-    for path in recovery.adopt_everywhere():
+    try:
+        published = recovery.adopt_everywhere()
+    except (IrkitError, OSError) as exc:
+        # A reports folder that cannot be read now (a symlinked incidents/, a mount not up yet)
+        # is said; the worker still starts, and the next run in each folder publishes them.
+        _LOG.error("could not publish the records of killed runs: %s", exc)
+        return
+    for path in published:
         _LOG.warning("kept the record of a run that was killed: %s", path)

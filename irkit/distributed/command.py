@@ -31,6 +31,8 @@ OUTPUT_LIMIT = 4000
 # their passwords) stay with the worker.
 _WITHHELD = (config.BROKER_ENV, config.BROKER_PASSWORD_ENV, config.BACKEND_ENV)
 _PR_SET_PDEATHSIG = 1
+# Each task's command; a section run also names its section.
+_COMMANDS = {"health": ("health",), "run": ("run",), "monthly": ("report", "monthly")}
 _REPORT = re.compile(r"^report: (?P<path>.+)$", re.MULTILINE)
 _STATUS = re.compile(r"^status: (?P<status>[A-Z]+)", re.MULTILINE)
 # Exit codes the command gives beside the Nagios ones.
@@ -57,8 +59,9 @@ class Outcome:
 def argv(kind: str, kwargs: Mapping[str, Any]) -> list[str]:
     """The command line of a task (`health`, `run`, `monthly`) and its arguments, as a person
     would type it after `irkit`."""
-    words = {"health": ["health"], "run": ["run", kwargs.get("section", "")]}
-    line = words.get(kind, ["report", "monthly"])
+    line = list(_COMMANDS[kind])
+    if kind == "run":
+        line.append(kwargs["section"])
     if kwargs.get("environment"):
         line += ["--env", kwargs["environment"]]
     for pair in kwargs.get("parameters", ()):

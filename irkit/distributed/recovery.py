@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from irkit import records
+from irkit.environments import NAME_PATTERN
 from irkit.health import history
 from irkit.home import reports_dir
 from irkit.incident import store
@@ -22,18 +23,18 @@ def adopt_everywhere(root: Path | None = None) -> list[Path]:
     flat = [health, *_folders(health), root / "runs", root / "metrics"]
     for folder in flat:
         published += records.adopt_orphans(folder)
-    for incident in _folders(root / "incidents"):
+    for incident in store.incident_folders(root / "incidents")[0]:
         published += store.adopt_orphans(incident)
     return published
 
 
 def _folders(parent: Path) -> list[Path]:
-    """The real folders in `parent` (never through a symlink), hidden ones left out."""
+    """The environments' folders in `parent` (never through a symlink)."""
     try:
-        return sorted(p for p in parent.iterdir() if not p.name.startswith(".") and _real_folder(p))
+        return sorted(p for p in parent.iterdir() if NAME_PATTERN.fullmatch(p.name) and _real(p))
     except OSError:
         return []
 
 
-def _real_folder(path: Path) -> bool:
+def _real(path: Path) -> bool:
     return path.is_dir() and not path.is_symlink()

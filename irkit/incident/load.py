@@ -86,21 +86,8 @@ def load(incident_id: str) -> Incident:
 def load_all(root: Path | None = None) -> tuple[list[Incident], list[str]]:
     """Every incident under `root` (default reports/incidents/), oldest first, and warnings for
     folders that are not incidents."""
-    root = root or store.incidents_dir()
-    store.check_not_symlink(root)
-    if not root.exists():
-        return [], []
-    incidents, problems = [], []
-    for path in sorted(p for p in root.iterdir() if not p.name.startswith(".")):
-        if path.is_symlink():
-            problems.append(f"{path.name}: a symlink, not an incident folder; not followed")
-            continue
-        if not path.is_dir():
-            continue
-        if not schema.ID_PATTERN.fullmatch(path.name):
-            problems.append(f"{path.name}: not an incident id; skipped")
-            continue
-        incidents.append(load_folder(path))
+    folders, problems = store.incident_folders(root or store.incidents_dir())
+    incidents = [load_folder(path) for path in folders]
     incidents.sort(key=lambda i: (i.fields.get("detected_at") or "", i.incident_id))
     return incidents, problems
 

@@ -92,6 +92,25 @@ def check_not_symlink(root: Path) -> None:
         )
 
 
+def incident_folders(root: Path) -> tuple[list[Path], list[str]]:
+    """The incident folders under `root` (reports/incidents/), by name, and why each other entry
+    there is not one (a symlink is never followed; a name that is not an id is skipped)."""
+    check_not_symlink(root)
+    if not root.exists():
+        return [], []
+    folders, problems = [], []
+    for path in sorted(p for p in root.iterdir() if not p.name.startswith(".")):
+        if path.is_symlink():
+            problems.append(f"{path.name}: a symlink, not an incident folder; not followed")
+        elif not path.is_dir():
+            continue
+        elif not schema.ID_PATTERN.fullmatch(path.name):
+            problems.append(f"{path.name}: not an incident id; skipped")
+        else:
+            folders.append(path)
+    return folders, problems
+
+
 def numbered_notebooks(path: Path) -> list[Path]:
     """The incident's notebooks in run order (hidden partial files of running runs excluded)."""
     found = [(int(m.group(1)), p) for p in path.iterdir() if (m := NUMBERED.fullmatch(p.name))]
