@@ -22,6 +22,7 @@ import pytest
 import yaml
 
 from irkit import drills, parameters
+from irkit.probes import container_state
 from irkit.result import Status
 from irkit.sandbox.compose_stack import SERVICES, ComposeStack
 from tests.helpers import ROOT, run_notebook
@@ -165,7 +166,12 @@ def _cpu_share_of_limit(container: Any) -> float:
 
 
 def _at_cpu_limit(stack: ComposeStack, client: Any) -> bool:
-    return _cpu_share_of_limit(only(stack, client, "web")) > 0.5
+    """The loop shows, on a container past its start: the probe grades a container that started
+    moments ago at most WARN (a start is busy for a moment), as on a stack just brought up."""
+    web = only(stack, client, "web")
+    started = container_state.parse_time(web.attrs["State"]["StartedAt"])
+    up_s = (container_state.now_utc() - started).total_seconds() if started else 0.0
+    return up_s > container_state.CRASH_LOOP_UP_S and _cpu_share_of_limit(web) > 0.5
 
 
 def _no_busy_loop(stack: ComposeStack, client: Any) -> bool:
@@ -203,8 +209,10 @@ DRILL_CASES = {
         mended=("OK", "WARN"),
         mended_also=lambda stack, client: _no_busy_loop(stack, client),
         # The other pytest workers share this machine's two cores: the loop gets what they leave
-        # of its limit (half or more, `_at_cpu_limit`), every other container next to nothing.
-        parameters={"compose_cpu_warn_pct": 30.0, "compose_cpu_crit_pct": 45.0},
+        # of its limit (over half when `_at_cpu_limit` saw it, 39 % at a busy moment of CI),
+        # every other container next to nothing. Measured again after the restart, web is
+        # starting: at most WARN.
+        parameters={"compose_cpu_warn_pct": 10.0, "compose_cpu_crit_pct": 20.0},
     ),
     "compose-web-scaled-to-zero": DrillCase(
         _no_web,
