@@ -1,13 +1,15 @@
 """irkit on Celery, for real: a private Redis as the broker, two `irkit worker` processes with
 different host names writing into one reports folder, and `irkit beat` sending the health report
 of three environments every few seconds. Each environment has its own PostgreSQL and Redis; one
-has them down. One worker is killed outright in the middle of a run and started again."""
+has them down. One worker is killed outright in the middle of a run and started again. And a
+private RabbitMQ as the broker, with a user and a password, as a team that has one would run it."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -38,10 +40,21 @@ from tests.helpers import (
     targets,
     wait_for,
 )
+from tests.rabbitmq import USER, RabbitServer
 
 HEALTHY = ("alpha", "beta")
 BROKEN = "gamma"
 EVERY_S = 4
+
+
+@pytest.fixture
+def scratch() -> Iterator[Path]:
+    """The test's folder, removed after it. Not under pytest's tmp folder: PostgreSQL runs as an
+    unprivileged account under root, and must reach its data."""
+    base = Path(tempfile.mkdtemp(prefix="irkit-test-distributed-"))
+    base.chmod(0o755)
+    yield base
+    shutil.rmtree(base, ignore_errors=True)
 
 
 @contextlib.contextmanager
@@ -188,12 +201,10 @@ def runs_into_one_incident(
 
 @pytest.mark.timeout(400)
 def test_two_workers_and_beat_run_three_environments_and_lose_nothing(
-    stack: Stack, receiver: Receiver
+    stack: Stack, receiver: Receiver, scratch: Path
 ) -> None:
     requests_settled(stack)  # the app's last minute is calm: alpha and beta can be all OK
-    # Not under pytest's tmp folder: PostgreSQL runs as an unprivileged account under root.
-    base = Path(tempfile.mkdtemp(prefix="irkit-test-distributed-"))
-    base.chmod(0o755)
+    base = scratch
     home, folder = base / "home", base / "reports"
     (home / "parameters").mkdir(parents=True)
     (home / "notebooks").symlink_to(ROOT / "notebooks")
@@ -296,3 +307,55 @@ def test_two_workers_and_beat_run_three_environments_and_lose_nothing(
     assert f"for {BROKEN} on" in texts[0]
     assert "first health report: CRIT" in texts[0]
     assert "distributedsecret" not in logs
+
+
+@pytest.mark.timeout(300)
+def test_on_rabbitmq_a_tasks_result_is_its_commands_exit_status(
+    stack: Stack, scratch: Path
+) -> None:
+    """The team's RabbitMQ as the broker, with a user and a password: a worker takes irkit's
+    tasks from its own queue there, and the sender gets each command's exit status back (Celery's
+    RPC backend, the default on RabbitMQ) with its record; the password is in none of it."""
+    base = scratch
+    home, folder = base / "home", base / "reports"
+    (home / "parameters").mkdir(parents=True)
+    (home / "notebooks").symlink_to(ROOT / "notebooks")
+    broken = environment(stack, base, None, None)
+    (home / "parameters" / f"{BROKEN}.yaml").write_text(yaml.safe_dump(broken))
+    rabbit = RabbitServer(base / "rabbitmq", free_port())
+    rabbit.start()
+    try:
+        env = {
+            **{k: v for k, v in os.environ.items() if k != "IRKIT_RESULT_BACKEND"},
+            "IRKIT_HOME": str(home),
+            "IRKIT_REPORTS": str(folder),
+            "IRKIT_BROKER_URL": rabbit.amqp_url(),
+            "IRKIT_BROKER_PASSWORD": rabbit.password,
+        }
+        worker = Worker("rabbit-host", env, base)
+        try:
+            client = Celery(broker=rabbit.amqp_url(with_password=True), backend="rpc://")
+            disk = [f"disk_paths=['{base}']"]
+            section = {"section": "disk", "environment": BROKEN, "parameters": disk}
+            sent = [
+                client.send_task("irkit.run", kwargs=section, queue="irkit"),
+                client.send_task("irkit.health", kwargs={"environment": BROKEN}, queue="irkit"),
+            ]
+            ran, health = (result.get(timeout=180) for result in sent)
+        finally:
+            worker.stop()
+        logs = worker.log.read_text(errors="replace")
+    finally:
+        rabbit.stop()
+
+    assert f"amqp://{USER}:**@{rabbit.address}//" in logs  # the worker's broker, password hidden
+    for outcome, wanted in ((ran, Status.OK), (health, Status.CRIT)):
+        assert outcome["host"] == "rabbit-host"
+        assert outcome["exit_code"] == wanted.exit_code, outcome["output"]
+        assert outcome["status"] == wanted.name
+        record = records.read(Path(outcome["report"]))
+        assert record.status is wanted
+        assert record.environment == BROKEN
+    written = [p.read_text(errors="replace") for p in folder.rglob("*") if p.is_file()]
+    for text in [logs, json.dumps([ran, health]), *written]:
+        assert rabbit.password not in text

@@ -152,6 +152,20 @@ def test_the_worker_bounds_its_help_states_are_the_apps(tmp_path: Path) -> None:
     assert config.settings()["worker_max_tasks_per_child"] == config.MAX_TASKS_PER_CHILD
 
 
+def test_the_result_backend_follows_the_broker(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Redis keeps the results itself; on RabbitMQ they go back to the sender (RPC); a backend
+    named in IRKIT_RESULT_BACKEND wins."""
+    from irkit.distributed import config
+
+    monkeypatch.delenv(config.BACKEND_ENV, raising=False)
+    assert config.result_backend("redis://r:6379/5") == "redis://r:6379/5"
+    assert config.result_backend("rediss://r:6380/5") == "rediss://r:6380/5"
+    assert config.result_backend("amqp://irkit@mq//") == "rpc://"
+    assert config.result_backend("sqs://") is None
+    monkeypatch.setenv(config.BACKEND_ENV, "db+postgresql://celery@db/results")
+    assert config.result_backend("amqp://irkit@mq//") == "db+postgresql://celery@db/results"
+
+
 def test_a_tasks_command_line_is_the_one_a_person_types() -> None:
     assert command.argv("health", {"environment": "prod", "notify": True, "keep": "30d"}) == [
         "health", "--env", "prod", "--notify", "--keep", "30d",

@@ -59,11 +59,15 @@ def _practice_broker() -> str:
 
 def result_backend(broker: str) -> str | None:
     """IRKIT_RESULT_BACKEND; else the broker itself where it is Redis (results are small and
-    expire); else none (a RabbitMQ team names its own backend)."""
+    expire); else, on RabbitMQ, Celery's RPC backend (each result sent back as a message to
+    whoever sent the task and waits for it: the exit status reaches the sender, and nothing is
+    kept for beat's ticks, whose sender does not wait); else none."""
     backend = os.environ.get(BACKEND_ENV, "")
     if backend:
         return backend
-    return broker if broker.startswith(("redis://", "rediss://")) else None
+    if broker.startswith(("redis://", "rediss://")):
+        return broker
+    return "rpc://" if broker.startswith(("amqp://", "amqps://", "pyamqp://")) else None
 
 
 def settings() -> dict[str, Any]:
