@@ -67,6 +67,7 @@ LONGEST_FIRST = (
     "test_celery.py",
     "test_host.py",
     "test_record_loop.py",
+    "test_airflow.py",
     "test_cli.py",
 )
 

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import ast
-import json
-import os
 import re
 import subprocess
-import sys
 import tomllib
 from pathlib import Path
 
@@ -158,38 +155,3 @@ def test_the_airflow_command_fails_the_task_on_crit_not_on_warn(
     done = subprocess.run(["bash", "-c", command], check=False)
     assert done.returncode == task_exit
     assert f"| {irkit_exit} |" in AIRFLOW
-
-
-def test_the_airflow_command_runs_the_report_and_exits_2_on_crit(tmp_path: Path) -> None:
-    home = tmp_path / "home"  # a kit whose environment prod is the one below
-    (home / "parameters").mkdir(parents=True)
-    (home / "notebooks").symlink_to(ROOT / "notebooks")
-    params = home / "parameters" / "prod.yaml"
-    unreachable = {
-        "pg_host": "127.0.0.1",
-        "pg_port": 1,
-        "web_url": "http://127.0.0.1:1",
-        "prom_url": "http://127.0.0.1:1",
-        "redis_url": "redis://127.0.0.1:1/1",
-        "celery_broker_url": "redis://127.0.0.1:1/0",
-        "disk_paths": [str(tmp_path)],
-    }
-    params.write_text(yaml.safe_dump(unreachable))
-    command = _airflow_command().replace(
-        "/opt/irkit/.venv/bin/irkit", str(Path(sys.executable).parent / "irkit")
-    )
-    done = subprocess.run(
-        ["bash", "-c", command],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env={**os.environ, "IRKIT_REPORTS": str(tmp_path / "reports"), "IRKIT_HOME": str(home)},
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 2, done.stdout + done.stderr
-    assert "status: CRIT" in done.stdout
-    # The record's naming kept: the environment's own health history.
-    (report,) = (tmp_path / "reports" / "health" / "prod").glob("*-health.ipynb")
-    assert report.with_suffix(".html").exists()
-    assert json.loads(report.read_text())["metadata"]["papermill"]["parameters"]["notify"] is True
