@@ -42,7 +42,9 @@ def test_a_path_as_environment_is_refused_before_anything_runs(tmp_path: Path) -
     assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").iterdir())
 
 
-def test_incident_list_and_the_monthly_analysis_show_one_environment(tmp_path: Path) -> None:
+def test_incident_list_show_and_the_monthly_analysis_show_one_environment(
+    tmp_path: Path,
+) -> None:
     for args in (
         ["--env", "sandbox", "--id", "SBX"],
         ["-p", "environment=production", "--id", "PRD"],
@@ -58,6 +60,19 @@ def test_incident_list_and_the_monthly_analysis_show_one_environment(tmp_path: P
     everyone = irkit("incident", "list", "--json", reports=tmp_path)
     assert sorted(i["incident_id"] for i in json.loads(everyone.stdout)) == ["PRD", "SBX"]
     unknown = irkit("incident", "list", "--env", "nosuch", reports=tmp_path)
+    assert unknown.returncode == 3
+    assert "unknown environment 'nosuch'" in unknown.stderr
+    shown = irkit("incident", "show", "SBX", "--env", "sandbox", reports=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    assert "SBX" in shown.stdout
+    other = irkit("incident", "show", "PRD", "--env", "sandbox", reports=tmp_path)
+    assert other.returncode == 3
+    assert other.stdout == ""  # nothing of the other environment's incident
+    assert other.stderr == (
+        "irkit: incident PRD is of environment 'production', not 'sandbox': "
+        "show it with --env production or without --env\n"
+    )
+    unknown = irkit("incident", "show", "SBX", "--env", "nosuch", reports=tmp_path)
     assert unknown.returncode == 3
     assert "unknown environment 'nosuch'" in unknown.stderr
     monthly = irkit("report", "monthly", "--env", "sandbox", reports=tmp_path)

@@ -8,6 +8,7 @@ import os
 import sys
 
 from irkit.cli.output import USER_ERROR, execute
+from irkit.errors import ConfigError
 
 
 def open_incident(args: argparse.Namespace) -> int:
@@ -87,6 +88,14 @@ def show_incident(args: argparse.Namespace) -> int:
     from irkit.incident import load, summary
 
     incident = load.load(args.incident_id)
+    theirs = incident.get("environment") or ""
+    if args.env and theirs != args.env:
+        # A responder who named the environment is shown nothing of another one's incident.
+        where = f"is of environment {theirs!r}" if theirs else "names no environment"
+        instead = f"with --env {theirs} or without --env" if theirs else "without --env"
+        raise ConfigError(
+            f"incident {args.incident_id} {where}, not {args.env!r}: show it {instead}"
+        )
     if args.json:
         print(json.dumps(incident.to_json(), indent=2, default=str))
     else:

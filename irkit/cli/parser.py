@@ -233,6 +233,11 @@ def _incident(commands: _Commands) -> None:
     showing = actions.add_parser("show", help="one incident's merged record")
     showing.add_argument("incident_id", metavar="ID")
     showing.add_argument("--json", action="store_true", help="machine-readable")
+    showing.add_argument(
+        "--env",
+        metavar="NAME",
+        help="refuse an incident of another environment (parameters/NAME.yaml)",
+    )
     showing.set_defaults(handler=incident.show_incident)
 
     noting = actions.add_parser(
