@@ -72,7 +72,10 @@ class Sampler:
                 except psutil.Error:
                     continue
                 runs = [p for p in tree if _is_run(p)]
-                kernels += sum(_is_kernel(p) for p in tree)
+                found = [p for p in tree if _is_kernel(p)]
+                # A kernel's child between fork and exec (a library running a program) still
+                # shows the kernel's command line: one kernel, not two.
+                kernels += sum(_ppid(p) not in {k.pid for k in found} for p in found)
                 own = [p for p in tree if p not in runs and not _under_run(p, runs)]
                 now = sum(_rss(p) for p in own)
                 self.first.setdefault(name, now)
@@ -89,6 +92,13 @@ class Sampler:
 def _rss(p: psutil.Process) -> int:
     try:
         return int(p.memory_info().rss)
+    except psutil.Error:
+        return 0
+
+
+def _ppid(p: psutil.Process) -> int:
+    try:
+        return int(p.ppid())
     except psutil.Error:
         return 0
 
