@@ -16,6 +16,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,22 @@ def scratch() -> Iterator[Path]:
     base.chmod(0o755)
     yield base
     shutil.rmtree(base, ignore_errors=True)
+
+
+def kit_home(base: Path) -> Path:
+    """A kit home in base/home: the kit's notebooks, and a parameters folder for environments."""
+    home = base / "home"
+    (home / "parameters").mkdir(parents=True)
+    (home / "notebooks").symlink_to(ROOT / "notebooks")
+    return home
+
+
+def kit_env(home: Path, folder: Path) -> dict[str, str]:
+    """The environment of the workers and beat: this kit home, `folder` for the records, and
+    none of the broker settings this shell may have (each test names its own broker)."""
+    own = {"IRKIT_BROKER_URL", "IRKIT_BROKER_PASSWORD", "IRKIT_RESULT_BACKEND", "IRKIT_QUEUE"}
+    kept = {k: v for k, v in os.environ.items() if k not in own}
+    return {**kept, "IRKIT_HOME": str(home), "IRKIT_REPORTS": str(folder)}
 
 
 @contextlib.contextmanager
@@ -155,6 +172,16 @@ class Worker:
                 self.kill_outright()
 
 
+def start_beat(schedule: Path, env: dict[str, str], base: Path) -> subprocess.Popen[bytes]:
+    """`irkit beat` with `schedule`, its output in base/beat.log, its state in base."""
+    with (base / "beat.log").open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "irkit", "beat", "--schedule", str(schedule),
+             "--state", str(base / "beat-state")],
+            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+
+
 def _is_run(process: psutil.Process) -> bool:
     with contextlib.suppress(psutil.Error):
         line = process.cmdline()
@@ -205,9 +232,7 @@ def test_two_workers_and_beat_run_three_environments_and_lose_nothing(
 ) -> None:
     requests_settled(stack)  # the app's last minute is calm: alpha and beta can be all OK
     base = scratch
-    home, folder = base / "home", base / "reports"
-    (home / "parameters").mkdir(parents=True)
-    (home / "notebooks").symlink_to(ROOT / "notebooks")
+    home, folder = kit_home(base), base / "reports"
     with servers(base) as up:
         for name in HEALTHY:
             values = environment(stack, base, up["pg"][name], up["redis"][name])
@@ -218,19 +243,12 @@ def test_two_workers_and_beat_run_three_environments_and_lose_nothing(
         entry = {"task": "health", "environments": [*HEALTHY, BROKEN], "every": f"{EVERY_S}s"}
         schedule.write_text(yaml.safe_dump({"schedule": [{**entry, "notify": True}]}))
         env = {
-            **os.environ,
-            "IRKIT_HOME": str(home),
-            "IRKIT_REPORTS": str(folder),
+            **kit_env(home, folder),
             "IRKIT_BROKER_URL": up["broker"].url(0),
             "IRKIT_SLACK_WEBHOOK": f"{receiver.url}/services/T0/B0/distributedsecret",
         }
         workers = [Worker("host-a", env, base), Worker("host-b", env, base)]
-        with (base / "beat.log").open("ab") as out:
-            beat = subprocess.Popen(
-                [sys.executable, "-m", "irkit", "beat", "--schedule", str(schedule),
-                 "--state", str(base / "beat-state")],
-                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-            )  # fmt: skip
+        beat = start_beat(schedule, env, base)
         try:
             every = [folder / "health" / name for name in (*HEALTHY, BROKEN)]
             wait_for(
@@ -317,18 +335,14 @@ def test_on_rabbitmq_a_tasks_result_is_its_commands_exit_status(
     tasks from its own queue there, and the sender gets each command's exit status back (Celery's
     RPC backend, the default on RabbitMQ) with its record; the password is in none of it."""
     base = scratch
-    home, folder = base / "home", base / "reports"
-    (home / "parameters").mkdir(parents=True)
-    (home / "notebooks").symlink_to(ROOT / "notebooks")
+    home, folder = kit_home(base), base / "reports"
     broken = environment(stack, base, None, None)
     (home / "parameters" / f"{BROKEN}.yaml").write_text(yaml.safe_dump(broken))
     rabbit = RabbitServer(base / "rabbitmq", free_port())
     rabbit.start()
     try:
         env = {
-            **{k: v for k, v in os.environ.items() if k != "IRKIT_RESULT_BACKEND"},
-            "IRKIT_HOME": str(home),
-            "IRKIT_REPORTS": str(folder),
+            **kit_env(home, folder),  # no result backend named: RabbitMQ's default
             "IRKIT_BROKER_URL": rabbit.amqp_url(),
             "IRKIT_BROKER_PASSWORD": rabbit.password,
         }
@@ -359,3 +373,55 @@ def test_on_rabbitmq_a_tasks_result_is_its_commands_exit_status(
     written = [p.read_text(errors="replace") for p in folder.rglob("*") if p.is_file()]
     for text in [logs, json.dumps([ran, health]), *written]:
         assert rabbit.password not in text
+
+
+def queued(broker: RedisServer) -> list[dict[str, Any]]:
+    """The headers of the tasks waiting in irkit's queue on the broker (kombu's Redis list)."""
+    client = redis.Redis(host=broker.host, port=broker.port)
+    return [json.loads(message)["headers"] for message in client.lrange("irkit", 0, -1)]
+
+
+@pytest.mark.timeout(180)
+def test_late_beat_ticks_are_dropped_not_piled_up(scratch: Path) -> None:
+    """Beat ticks every second while no worker takes them; each expires a second later (by
+    default, the time to the next tick). The worker that starts afterwards drops every one of
+    them (REVOKED, nothing run, no record) instead of running the backlog."""
+    home, folder = kit_home(scratch), scratch / "reports"
+    (home / "parameters" / "alpha.yaml").write_text(yaml.safe_dump({"disk_paths": [str(scratch)]}))
+    schedule = scratch / "schedule.yaml"
+    entry = {"task": "run", "section": "disk", "environment": "alpha", "every": "1s"}
+    schedule.write_text(yaml.safe_dump({"schedule": [entry]}))
+    broker = RedisServer(scratch / "broker", free_port())
+    broker.start()
+    try:
+        env = {
+            **kit_env(home, folder),
+            "IRKIT_BROKER_URL": broker.url(0),
+        }
+        beat = start_beat(schedule, env, scratch)
+        try:
+            wait_for(lambda: len(queued(broker)) >= 3, "three ticks waiting", 60)
+        finally:
+            beat.send_signal(signal.SIGTERM)
+            beat.wait(timeout=30)
+        late = queued(broker)
+        assert all(h["task"] == "irkit.run" and h["expires"] for h in late), late
+        newest = max(datetime.fromisoformat(h["expires"]) for h in late)
+        wait_for(lambda: datetime.now(UTC) > newest, "the last tick expired", 30)
+        worker = Worker("late-host", env, scratch)
+        try:
+            backend = Celery(broker=broker.url(0), backend=broker.url(0))
+
+            def all_dropped() -> bool:
+                return all(backend.AsyncResult(h["id"]).state == "REVOKED" for h in late)
+
+            wait_for(all_dropped, "every late tick dropped", 60)
+            assert queued(broker) == []
+        finally:
+            worker.stop()
+        said = worker.said()
+    finally:
+        broker.stop()
+    for h in late:
+        assert f"Discarding revoked task: irkit.run[{h['id']}]" in said, said
+    assert not folder.exists() or not list(folder.rglob("*.ipynb")), "a late tick ran"
