@@ -4,6 +4,7 @@ stacked under the `-f` files and `-p` values of the same command."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from pathlib import Path
 
 from irkit.errors import ConfigError, ParameterError
@@ -39,12 +40,28 @@ def check_name(name: str) -> str:
 
 def parameter_file(name: str) -> Path:
     """The parameter file of environment `name`; an unknown name is refused with the known ones."""
+    path = existing_file(name)
+    if path is None:
+        raise unknown(name)
+    return path
+
+
+def existing_file(name: str) -> Path | None:
+    """`parameters/NAME.yaml` if `name` is an environment's name and the file is there."""
     path = parameters_dir() / f"{name}{SUFFIX}"
     if NAME_PATTERN.fullmatch(name) and not name.endswith(".example") and path.is_file():
         return path
+    return None
+
+
+def unknown(name: str, recorded: Iterable[str] = ()) -> ConfigError:
+    """The one-line error of an environment that is neither a parameter file nor, for the
+    commands that only read records, the environment of any record (`recorded`)."""
     known = ", ".join(names()) or "none"
-    raise ConfigError(
+    seen = sorted(set(recorded) - set(names()))
+    also = f"; in the records also: {', '.join(seen)}" if seen else ""
+    return ConfigError(
         f"unknown environment {name!r}: --env NAME reads parameters/NAME{SUFFIX} "
-        f"(there: {known}); for production, copy parameters/prod.example{SUFFIX} "
+        f"(there: {known}{also}); for production, copy parameters/prod.example{SUFFIX} "
         f"to parameters/prod{SUFFIX} and edit it"
     )

@@ -76,6 +76,13 @@ def plan(
         if kept is not None:
             # The parameters the incident was opened with, under this run's own -f and -p.
             values = section_values(section, [kept, *layers], pairs)
+            opened_in, named = kept[1].get("environment"), values.get("environment")
+            if opened_in and named != opened_in:
+                # Another environment's targets would be checked and filed in this incident.
+                raise ConfigError(
+                    f"incident {incident} is of environment {opened_in!r}, not {named!r}: "
+                    f"run it with --env {opened_in} or without --env"
+                )
         if "incident_id" not in declared:
             raise ConfigError(f"the {section} notebook does not take part in incidents")
         if values.get("incident_id", incident) != incident:

@@ -59,9 +59,23 @@ def test_incident_list_show_and_the_monthly_analysis_show_one_environment(
     assert [i["environment"] for i in json.loads(listed.stdout)] == ["sandbox"]
     everyone = irkit("incident", "list", "--json", reports=tmp_path)
     assert sorted(i["incident_id"] for i in json.loads(everyone.stdout)) == ["PRD", "SBX"]
+    # production has no parameter file here: its incidents name it, and reading them is enough.
+    theirs = irkit("incident", "list", "--json", "--env", "production", reports=tmp_path)
+    assert theirs.returncode == 0, theirs.stderr
+    assert [i["incident_id"] for i in json.loads(theirs.stdout)] == ["PRD"]
     unknown = irkit("incident", "list", "--env", "nosuch", reports=tmp_path)
     assert unknown.returncode == 3
     assert "unknown environment 'nosuch'" in unknown.stderr
+    assert "in the records also: production" in unknown.stderr
+    # staging has a health history here and no incident.
+    (tmp_path / "health" / "staging").mkdir(parents=True)
+    none = irkit("incident", "list", "--env", "staging", reports=tmp_path)
+    assert none.stdout == "no incidents of environment staging\n"
+    assert len(unknown.stderr.splitlines()) == 1
+    # A command that runs checks needs the environment's parameter file.
+    runs = irkit("run", "disk", "--env", "production", reports=tmp_path)
+    assert runs.returncode == 3
+    assert "unknown environment 'production'" in runs.stderr
     shown = irkit("incident", "show", "SBX", "--env", "sandbox", reports=tmp_path)
     assert shown.returncode == 0, shown.stderr
     assert "SBX" in shown.stdout
@@ -75,9 +89,20 @@ def test_incident_list_show_and_the_monthly_analysis_show_one_environment(
     unknown = irkit("incident", "show", "SBX", "--env", "nosuch", reports=tmp_path)
     assert unknown.returncode == 3
     assert "unknown environment 'nosuch'" in unknown.stderr
-    monthly = irkit("report", "monthly", "--env", "sandbox", reports=tmp_path)
-    assert monthly.returncode == 0, monthly.stderr
-    assert ": 1 incident(s) (P2 1);" in monthly.stdout.splitlines()[0]
+    # A run or a postmortem of the incident names its environment, or none: never another one.
+    before = sorted((tmp_path / "incidents" / "SBX").iterdir())
+    for command in (["run", "disk", "--incident", "SBX"], ["postmortem", "SBX"]):
+        crossed = irkit(*command, "-p", "environment=production", reports=tmp_path)
+        assert crossed.returncode == 3
+        assert crossed.stderr == (
+            "irkit: incident SBX is of environment 'sandbox', not 'production': "
+            "run it with --env sandbox or without --env\n"
+        )
+    assert sorted((tmp_path / "incidents" / "SBX").iterdir()) == before
+    for name in ("sandbox", "production"):
+        monthly = irkit("report", "monthly", "--env", name, reports=tmp_path)
+        assert monthly.returncode == 0, monthly.stderr
+        assert ": 1 incident(s) (P2 1);" in monthly.stdout.splitlines()[0]
 
 
 def test_each_environment_has_its_own_health_history_and_stamps(

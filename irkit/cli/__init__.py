@@ -22,12 +22,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     interrupt.install()
     try:
         if getattr(args, "env", None):
-            from irkit import environments
+            from irkit.cli import env_option
 
-            # --env NAME is the lowest parameter file: -f files and -p values win over it.
-            args.files = [environments.parameter_file(args.env), *getattr(args, "files", [])]
-            # Stamped on every verdict and record of the run (a -p of its own still wins).
-            args.pairs = [f"environment={args.env}", *getattr(args, "pairs", [])]
+            env_option.apply(args)
         code: int = args.handler(args)
         return code
     except IrkitError as exc:

@@ -76,7 +76,10 @@ def list_incidents(args: argparse.Namespace) -> int:
         print(json.dumps([i.to_json() for i in incidents], indent=2, default=str))
         return 0
     if not incidents:
-        print("no incidents yet; open one with: irkit incident open --title …")
+        if args.env:
+            print(f"no incidents of environment {args.env}")
+        else:
+            print("no incidents yet; open one with: irkit incident open --title …")
         return 0
     print(summary.table(incidents))
     return 0

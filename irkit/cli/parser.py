@@ -228,7 +228,7 @@ def _incident(commands: _Commands) -> None:
         metavar="NAME",
         help="only the incidents of this environment (parameters/NAME.yaml)",
     )
-    listing.set_defaults(handler=incident.list_incidents)
+    listing.set_defaults(handler=incident.list_incidents, reads_records=True)
 
     showing = actions.add_parser("show", help="one incident's merged record")
     showing.add_argument("incident_id", metavar="ID")
@@ -238,7 +238,7 @@ def _incident(commands: _Commands) -> None:
         metavar="NAME",
         help="refuse an incident of another environment (parameters/NAME.yaml)",
     )
-    showing.set_defaults(handler=incident.show_incident)
+    showing.set_defaults(handler=incident.show_incident, reads_records=True)
 
     noting = actions.add_parser(
         "note",
@@ -287,7 +287,7 @@ def _report(commands: _Commands) -> None:
         help="read the incidents here (reports folder or incidents/)",
     )
     _parameter_options(parser)  # e.g. -p sla_goal_pct=99
-    parser.set_defaults(handler=report.report)
+    parser.set_defaults(handler=report.report, reads_records=True)
 
 
 def _postmortem(commands: _Commands) -> None:
