@@ -15,6 +15,8 @@ import yaml
 from irkit import records
 from irkit.distributed import command, schedule
 from irkit.errors import ConfigError
+from irkit.sandbox.process import free_port
+from irkit.sandbox.redis import RedisServer
 from tests.helpers import ROOT, irkit, wait_for
 
 
@@ -142,11 +144,41 @@ def test_a_worker_without_a_broker_says_what_to_set(tmp_path: Path) -> None:
     assert len(done.stderr.splitlines()) == 1
 
 
+def test_a_broker_that_cannot_be_reached_or_refuses_the_login_is_one_line(
+    tmp_path: Path, home: Path
+) -> None:
+    """At start, not after Celery's retries: nothing listens there, or the password is wrong
+    (said without the password)."""
+    port = free_port()
+    down = irkit(
+        "worker", reports=tmp_path, env={"IRKIT_BROKER_URL": f"redis://127.0.0.1:{port}/2"}
+    )
+    assert down.returncode == 3
+    assert down.stderr.startswith(
+        f"irkit: cannot connect to the broker redis://127.0.0.1:{port}/2 (Error 111"
+    )
+    assert len(down.stderr.splitlines()) == 1
+    broker = RedisServer(tmp_path / "broker", free_port(), password="right-pw-3c1")
+    broker.start()
+    try:
+        schedule = write(tmp_path, [{"task": "health", "environment": "staging", "every": "5m"}])
+        env = {"IRKIT_BROKER_URL": broker.url(2), "IRKIT_BROKER_PASSWORD": "wrong-pw-9e4"}
+        refused = irkit("beat", "--schedule", str(schedule), reports=tmp_path, env=env)
+    finally:
+        broker.stop()
+    assert refused.returncode == 3
+    assert "cannot connect to the broker redis://:****@127.0.0.1:" in refused.stderr
+    assert "invalid username-password pair" in refused.stderr
+    assert "wrong-pw-9e4" not in refused.stdout + refused.stderr
+
+
 def test_the_worker_bounds_its_help_states_are_the_apps(tmp_path: Path) -> None:
     from irkit.distributed import config
 
     shown = irkit("worker", "--help", reports=tmp_path)
     text = " ".join(shown.stdout.split())
+    assert f"each with its kernel (default {config.CONCURRENCY})" in text
+    assert config.settings()["worker_concurrency"] == config.CONCURRENCY  # celery -A … too
     assert f"this many tasks (default {config.MAX_TASKS_PER_CHILD})" in text
     assert f"this much memory (default {config.MAX_MEMORY_PER_CHILD_KB // 1024} MB)" in text
     assert config.settings()["worker_max_tasks_per_child"] == config.MAX_TASKS_PER_CHILD

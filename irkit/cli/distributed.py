@@ -23,6 +23,8 @@ def worker(args: argparse.Namespace) -> int:
     # The records its host's runs left when they were killed are published as the worker
     # starts (irkit.distributed, on Celery's celeryd_after_setup), before it takes a task.
     host = pids.this_host()
+    if args.concurrency:
+        app.conf.worker_concurrency = args.concurrency
     if args.max_tasks_per_child:
         app.conf.worker_max_tasks_per_child = args.max_tasks_per_child
     if args.max_memory_per_child:
@@ -33,7 +35,7 @@ def worker(args: argparse.Namespace) -> int:
             "--queues",
             config.queue(),
             "--concurrency",
-            str(args.concurrency),
+            str(app.conf.worker_concurrency),
             "--hostname",
             f"irkit@{host}",
             "--loglevel",
@@ -68,9 +70,23 @@ def beat(args: argparse.Namespace) -> int:
 
 
 def _require_broker(app: Celery) -> None:
-    """A clear error now rather than a connection to Celery's default broker retried for ever:
-    the app was configured without one (irkit.distributed.config says what to set)."""
+    """A clear error now rather than a connection retried for ever: the app was configured
+    without a broker (irkit.distributed.config says what to set), or its broker cannot be
+    reached or refuses the login. Once started, Celery reconnects to a broker it loses."""
     from irkit.distributed import config
+    from irkit.errors import ConfigError
+    from irkit.secrets import redact, redact_url
 
     if not app.conf.broker_url:
         config.broker_url()  # raises, naming what to set
+    url = redact_url(str(app.conf.broker_url))
+    try:
+        with app.connection_for_write() as connection:
+            # One try: a broker that refuses now is said now, not after Celery's back-off.
+            connection.ensure_connection(max_retries=0, timeout=config.BROKER_CHECK_S)
+    except Exception as exc:  # each transport has its own errors: all mean "no broker"
+        why = redact(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+        raise ConfigError(
+            f"cannot connect to the broker {url} ({why}): start it, or point "
+            f"{config.BROKER_ENV} (and {config.BROKER_PASSWORD_ENV}) at one that runs"
+        ) from None

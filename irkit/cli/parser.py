@@ -343,7 +343,6 @@ def _worker(commands: _Commands) -> None:
     parser.add_argument(
         "--concurrency",
         type=_positive,
-        default=2,
         help="runs at once, each with its kernel (default 2)",
     )
     parser.add_argument(

@@ -17,6 +17,11 @@ DEFAULT_QUEUE = "irkit"
 # The practice stack's Redis keeps the app's broker in db 0 and its cache in db 1: irkit's
 # broker is a database of its own, so that neither app sees the other's workers.
 PRACTICE_DB = 2
+# Runs at once per worker, each with its kernel: `irkit worker --concurrency`, and what a plain
+# `celery -A irkit.distributed worker` gets too (Celery's own default is every CPU).
+CONCURRENCY = 2
+# How long `irkit worker` and `irkit beat` wait for the broker to answer as they start.
+BROKER_CHECK_S = 5.0
 # A worker's process is replaced after this many tasks, or once it holds this much memory (KiB,
 # checked after each task): hours of runs do not grow a worker.
 MAX_TASKS_PER_CHILD = 100
@@ -87,6 +92,7 @@ def settings() -> dict[str, Any]:
         # A task's process runs one `irkit` at a time and takes the next only when it is done:
         # an idle worker elsewhere gets the tick instead of waiting behind a busy one.
         "worker_prefetch_multiplier": 1,
+        "worker_concurrency": CONCURRENCY,
         "worker_max_tasks_per_child": MAX_TASKS_PER_CHILD,
         "worker_max_memory_per_child": MAX_MEMORY_PER_CHILD_KB,
         "broker_connection_retry_on_startup": True,
