@@ -211,7 +211,10 @@ def test_a_hung_check_is_cut_at_the_reports_deadline(tmp_path: Path) -> None:
     assert left.stdout == b"", left.stdout
 
 
-def test_two_runs_at_once_give_two_reports(tmp_path: Path, stack: Stack) -> None:
+def test_two_runs_at_once_one_reports_the_other_is_skipped(tmp_path: Path, stack: Stack) -> None:
+    """Two reports of one environment at once would compare with the same previous one: the
+    second to start finds the first running and says it is skipped (exit 3), or, if the first
+    was done by then, writes a report of its own beside it. Nothing is overwritten either way."""
     path = params_file(tmp_path / "p", healthy(stack))
     env = {**os.environ, "IRKIT_REPORTS": str(tmp_path / "reports")}
     command = [sys.executable, "-m", "irkit", "health", "-f", str(path)]
@@ -227,7 +230,9 @@ def test_two_runs_at_once_give_two_reports(tmp_path: Path, stack: Stack) -> None
         for i, (r, (out, err)) in enumerate(zip(runs, outputs, strict=True))
     )
     found = health_reports(tmp_path)
-    assert len(found) == 2, said
+    skipped = [r for r, (out, _) in zip(runs, outputs, strict=True) if "status: SKIPPED" in out]
+    assert all(r.returncode == 3 for r in skipped), said
+    assert len(found) == 2 - len(skipped) >= 1, said
     kept = [records.read(p) for p in found]
     assert all(r.complete for r in kept), said
     # The CPU over the last 5 min is this machine's (the stack's node_exporter), other work on
@@ -235,8 +240,9 @@ def test_two_runs_at_once_give_two_reports(tmp_path: Path, stack: Stack) -> None
     # about the machine. Anything else must be OK, and the exit codes must say what they say.
     for record in kept:
         assert {r.probe for r in record.results if r.status is not Status.OK} <= {"host.cpu"}, said
-    assert sorted(r.returncode for r in runs) == sorted(r.status.value for r in kept), said
-    assert len({p.with_suffix(".html").name for p in found}) == 2
+    ran = [r for r in runs if r not in skipped]
+    assert sorted(r.returncode for r in ran) == sorted(r.status.value for r in kept), said
+    assert len({p.with_suffix(".html").name for p in found}) == len(found)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["term", "kill"])

@@ -265,10 +265,11 @@ def test_a_task_given_a_path_as_environment_is_refused_and_makes_no_folder(
 def test_one_health_report_per_environment_at_a_time(
     home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A tick finding its environment's report running (here, or on a machine sharing the
-    folder) is skipped: no second report compares with the same previous one."""
-    from irkit.distributed import alone, tasks
-    from irkit.health import history
+    """A report finding its environment's report running (here, or on a machine sharing the
+    folder; from a worker, cron or a person) is skipped: no second report compares with the same
+    previous one. A task says SKIPPED; the command says it too, and exits 3 (it judged nothing)."""
+    from irkit.distributed import tasks
+    from irkit.health import alone, history
 
     monkeypatch.setenv("IRKIT_REPORTS", str(tmp_path / "reports"))
     folder = history.folder("staging")
@@ -277,9 +278,12 @@ def test_one_health_report_per_environment_at_a_time(
         with alone.running_alone(folder) as second:
             assert not second  # another open of the lock file: what another process sees
         outcome = tasks.health(environment="staging")
+        by_hand = irkit("health", "--env", "staging", reports=tmp_path / "reports")
     assert outcome["exit_code"] is None
     assert outcome["status"] == "SKIPPED"
     assert outcome["command"] == "irkit health --env staging"
+    assert by_hand.returncode == 3
+    assert by_hand.stdout.startswith("status: SKIPPED (a health report of staging is running")
     assert not list(folder.glob("*.ipynb"))  # nothing ran
     with alone.running_alone(folder) as again:
         assert again  # let go when the run ended

@@ -7,16 +7,20 @@ import dataclasses
 import functools
 import sys
 from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from irkit.catalogue.parameters import default
-from irkit.cli.output import execute, html_copy, not_kept
+from irkit.cli.output import USER_ERROR, execute, html_copy, not_kept
 from irkit.result import Status
+
+if TYPE_CHECKING:
+    from irkit.runner import Plan
 
 
 def health(args: argparse.Namespace) -> int:
-    from irkit import htmlcopy, records, runner
-    from irkit.health import history, retention
-    from irkit.result import utc_now
+    from irkit import runner
+    from irkit.health import alone, history, retention
 
     keep = retention.parse_age(args.keep) if args.keep else None
     pairs = [*args.pairs, *(["notify=true"] if args.notify else [])]
@@ -36,6 +40,23 @@ def health(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             keep = timedelta(minutes=repeat_min)
+    with alone.running_alone(folder) as first:
+        if not first:
+            name = plan.values.get("environment") or "this reports folder"
+            print(
+                f"status: {alone.SKIPPED} (a health report of {name} is running already: it is "
+                "the news; this one checked nothing)"
+            )
+            return USER_ERROR
+        return _report(plan, folder, keep)
+
+
+def _report(plan: Plan, folder: Path, keep: timedelta | None) -> int:
+    """The report, run while this process holds the environment's lock."""
+    from irkit import htmlcopy, records
+    from irkit.health import retention
+    from irkit.result import utc_now
+
     for adopted in records.adopt_orphans(folder):
         print(f"irkit: kept the record of a run that was killed: {adopted}", file=sys.stderr)
     warm = functools.partial(htmlcopy.warm, exclude_input=True)

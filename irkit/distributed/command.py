@@ -74,12 +74,6 @@ def argv(kind: str, kwargs: Mapping[str, Any]) -> list[str]:
     return line
 
 
-def skipped(argv: list[str], deadline_s: float, host: str, why: str) -> Outcome:
-    """A task that did not run its command, and why."""
-    line = shlex.join(["irkit", *argv])
-    return Outcome(line, None, "SKIPPED", "", host or pids.this_host(), why, deadline_s)
-
-
 def run(argv: list[str], deadline_s: float, host: str = "") -> Outcome:
     """`irkit ARGV`, stopped at `deadline_s` (SIGTERM, then SIGKILL after GRACE_S)."""
     env = {k: v for k, v in os.environ.items() if k not in _WITHHELD}

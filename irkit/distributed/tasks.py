@@ -8,14 +8,13 @@ retry."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
-from irkit import environments, pids
+from irkit import pids
 from irkit.distributed import app, command
-from irkit.distributed.alone import running_alone
-from irkit.errors import IrkitError
-from irkit.health import history
+from irkit.health import alone
 
 # How long each kind of run may take before it is stopped (SIGTERM, keeping the record): the
 # health report bounds itself (health_deadline_s), a section's probes have their own timeouts.
@@ -28,29 +27,12 @@ def _outcome(kind: str, kwargs: dict[str, Any]) -> dict[str, Any]:
     # The worker's host as its start-up knows it (IRKIT_HOST; irkit.distributed sets it from the
     # worker's name): the runs' files name it, and it publishes them if they are killed.
     host = pids.this_host()
-    environment = str(kwargs.get("environment") or "")
-    if kind != "health" or not _known(environment):
-        # An unknown environment, or a path given as one, is the command's to refuse: exit 3
-        # and its one line, before any folder is made for it.
-        return command.run(argv, deadline_s, host=host).to_json()
-    # One health report per environment at a time, across every worker on the reports folder:
-    # two at once would each compare with the same previous report and post the same notice. A
-    # tick that finds one running is skipped; the run under way is the news.
-    with running_alone(history.folder(environment)) as alone:
-        if not alone:
-            why = "skipped: a health report of this environment is running (another tick)"
-            return command.skipped(argv, deadline_s, host, why).to_json()
-        return command.run(argv, deadline_s, host=host).to_json()
-
-
-def _known(environment: str) -> bool:
-    if not environment:
-        return True
-    try:
-        environments.parameter_file(environment)
-    except IrkitError:
-        return False
-    return True
+    outcome = command.run(argv, deadline_s, host=host)
+    if outcome.status == alone.SKIPPED:
+        # `irkit health` found another report of the environment running (irkit.health.alone),
+        # on any worker or scheduler: the tick is skipped, the run under way is the news.
+        outcome = dataclasses.replace(outcome, exit_code=None)
+    return outcome.to_json()
 
 
 @app.task(name="irkit.health")  # type: ignore[untyped-decorator]

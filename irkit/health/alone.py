@@ -1,6 +1,8 @@
-"""One run of a kind at a time, across machines: an advisory lock on a file in the shared
-reports folder, held for as long as the run goes on and let go when its process ends, however
-it ends. On NFSv4 such a lock reaches every machine (and lapses with a lost one's lease)."""
+"""One health report per environment at a time, across machines and schedulers (cron, a timer,
+Celery, Airflow, a person): an advisory lock on a file in the environment's history folder, held
+for as long as the report goes on and let go when its process ends, however it ends. Two at once
+would each compare with the same previous report and post the same notice. On NFSv4 such a lock
+reaches every machine (and lapses with a lost one's lease)."""
 
 from __future__ import annotations
 
@@ -14,6 +16,9 @@ from irkit import safefiles
 from irkit.errors import ConfigError
 
 LOCK = ".running.lock"
+# What `irkit health` prints when another report of the environment holds the lock (and exits 3:
+# this run judged nothing); a task reads it as its outcome's status.
+SKIPPED = "SKIPPED"
 
 
 @contextlib.contextmanager
