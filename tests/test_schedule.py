@@ -3,12 +3,14 @@ anything is sent), the command line each task runs, and a task's deadline, for r
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
 from datetime import timedelta
 from pathlib import Path
 
+import psutil
 import pytest
 import yaml
 
@@ -225,6 +227,18 @@ def test_a_run_past_its_deadline_is_stopped_and_keeps_its_record(
     record = records.read(Path(outcome.report))
     assert not record.complete
     assert Path(outcome.report).parent == tmp_path / "runs"
+    wait_for(lambda: not kernels_of(tmp_path), "the stopped run's kernel gone", 15)
+
+
+def kernels_of(reports: Path) -> list[psutil.Process]:
+    """The kernels still running for runs that write into `reports`."""
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        with contextlib.suppress(psutil.Error):
+            kernel = "ipykernel_launcher" in " ".join(process.info["cmdline"] or [])
+            if kernel and process.environ().get("IRKIT_REPORTS") == str(reports):
+                found.append(process)
+    return found
 
 
 def test_a_run_whose_worker_dies_stops_and_keeps_its_record(

@@ -86,7 +86,10 @@ def run(argv: list[str], deadline_s: float, host: str = "") -> Outcome:
         stderr=subprocess.STDOUT,
         text=True,
         env=env,
-        # Its own process group: a deadline stops the run and its kernel together.
+        # Its own process group: a deadline's signal reaches the run and whatever it started in
+        # its group. Its kernel has a session of its own (jupyter_client's): the run shuts it
+        # down on SIGTERM, and the kernel ends by itself once its run is gone (ipykernel
+        # watches its parent, JPY_PARENT_PID), after a SIGKILL too.
         start_new_session=True,
         preexec_fn=_stop_with_parent,  # only prctl, before exec
     )
