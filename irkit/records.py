@@ -8,6 +8,7 @@ survive.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import json
 import os
 import re
@@ -47,12 +48,31 @@ _ORPHAN = re.compile(
 )
 
 
+# Hosts a person has declared gone for good (`irkit recover --host NAME`): their runs cannot be
+# alive, whatever pid they name. Set only for the time of that command.
+_HOSTS_GONE: contextvars.ContextVar[frozenset[str]] = contextvars.ContextVar(
+    "hosts_gone", default=frozenset()
+)
+# A host's name as the hidden files carry it.
+HOST_PATTERN = re.compile(r"[A-Za-z0-9-]+")
+
+
+@contextlib.contextmanager
+def hosts_gone(names: frozenset[str]) -> Iterator[None]:
+    """Within the block, the runs of these hosts (other than this one) count as killed."""
+    token = _HOSTS_GONE.set(names - {pids.this_host()})
+    try:
+        yield
+    finally:
+        _HOSTS_GONE.reset(token)
+
+
 def _gone(owner: str) -> bool:
     """Whether the process `pid@host` is known to be gone: on another host that cannot be told,
-    and its files wait for that host's next run."""
+    and its files wait for that host's next run (or for `irkit recover --host`)."""
     pid, _, host = owner.partition("@")
     if host and host != pids.this_host():
-        return False
+        return host in _HOSTS_GONE.get()
     return not pids.alive(int(pid))
 
 

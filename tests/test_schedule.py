@@ -340,3 +340,39 @@ def test_a_starting_worker_publishes_its_hosts_killed_runs_everywhere(
     )
     assert theirs.exists()  # ops-2's: it may still be running there
     assert recovery.adopt_everywhere(root) == []
+
+
+def test_recover_publishes_a_lost_hosts_records_and_only_its(tmp_path: Path) -> None:
+    """`irkit recover --host lost-1`: what that machine's runs left hidden is published, even
+    under a pid alive here (a pid of another machine says nothing about this one); the files of
+    another host and of this one's live runs stay hidden."""
+    root = tmp_path / "reports"
+    notebook = '{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}'
+    alive_here = os.getpid()
+    lost = {
+        root / "health" / "staging": "20261202T050001Z-health",
+        root / "runs": "20261202T050002Z-db",
+        root / "incidents" / "INC-1": "db",
+    }
+    for folder, stem in lost.items():
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f".{stem}.{alive_here}@lost-1.partial.ipynb").write_text(notebook)
+    (root / "incidents" / "INC-1" / "01-triage.ipynb").write_text(notebook)
+    other = root / "runs" / f".20261202T050004Z-db.{alive_here}@ops-2.partial.ipynb"
+    other.write_text(notebook)
+    done = irkit("recover", "--host", "lost-1", reports=root)
+    assert done.returncode == 0, done.stderr
+    assert sorted(done.stdout.splitlines()) == sorted(
+        f"kept the record of a run that was killed: {path}"
+        for path in (
+            root / "health" / "staging" / "20261202T050001Z-health.ipynb",
+            root / "runs" / "20261202T050002Z-db.ipynb",
+            root / "incidents" / "INC-1" / "02-db.ipynb",
+        )
+    )
+    assert other.exists()
+    again = irkit("recover", "--host", "lost-1", reports=root)
+    assert again.stdout == "nothing to publish: no run of lost-1 left a record hidden\n"
+    bad = irkit("recover", "--host", "../x", reports=root)
+    assert bad.returncode == 3
+    assert bad.stderr.startswith("irkit: --host '../x' is not a host name")

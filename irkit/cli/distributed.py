@@ -69,6 +69,25 @@ def beat(args: argparse.Namespace) -> int:
     return int(code or 0)
 
 
+def recover(args: argparse.Namespace) -> int:
+    """Publish the records a machine gone for good left hidden (its runs killed with it)."""
+    from irkit import records
+    from irkit.distributed import recovery
+    from irkit.errors import UsageError
+
+    if not records.HOST_PATTERN.fullmatch(args.host):
+        raise UsageError(
+            f"--host {args.host[:60]!r} is not a host name as the runs' files carry it "
+            "(letters, digits and '-', the name after '@')"
+        )
+    published = recovery.adopt_for_lost_host(args.host)
+    for path in published:
+        print(f"kept the record of a run that was killed: {path}")
+    if not published:
+        print(f"nothing to publish: no run of {args.host} left a record hidden")
+    return 0
+
+
 def _require_broker(app: Celery) -> None:
     """A clear error now rather than a connection retried for ever: the app was configured
     without a broker (irkit.distributed.config says what to set), or its broker cannot be

@@ -43,6 +43,7 @@ def build() -> argparse.ArgumentParser:
     _listen(commands)
     _worker(commands)
     _beat(commands)
+    _recover(commands)
     return parser
 
 
@@ -394,6 +395,24 @@ def _beat(commands: _Commands) -> None:
     )
     parser.add_argument("--loglevel", default="INFO", help="Celery's log level (default INFO)")
     parser.set_defaults(handler=distributed.beat)
+
+
+def _recover(commands: _Commands) -> None:
+    parser = commands.add_parser(
+        "recover",
+        help="publish the records a machine gone for good left hidden",
+        description=(
+            "A run killed outright leaves its record in a hidden file named with its pid and "
+            "host; the next run or worker on that host publishes it. When that host is gone for "
+            "good, this publishes its records everywhere under the reports folder, marked "
+            "incomplete. Only then: a run of another host cannot be told from a live one, and "
+            "one still writing would lose what it writes after."
+        ),
+    )
+    parser.add_argument(
+        "--host", required=True, metavar="NAME", help="the lost machine's name (after '@')"
+    )
+    parser.set_defaults(handler=distributed.recover)
 
 
 def _positive(text: str) -> int:

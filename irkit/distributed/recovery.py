@@ -28,6 +28,13 @@ def adopt_everywhere(root: Path | None = None) -> list[Path]:
     return published
 
 
+def adopt_for_lost_host(host: str, root: Path | None = None) -> list[Path]:
+    """Publish what the runs of `host`, a machine gone for good, left hidden everywhere under the
+    reports folder: a person's word that none of its runs is alive."""
+    with records.hosts_gone(frozenset({host})):
+        return adopt_everywhere(root)
+
+
 def _folders(parent: Path) -> list[Path]:
     """The environments' folders in `parent` (never through a symlink)."""
     try:
