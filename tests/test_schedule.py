@@ -303,6 +303,22 @@ def test_one_health_report_per_environment_at_a_time(
         assert again  # let go when the run ended
 
 
+EMPTY_NOTEBOOK = '{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}'
+
+
+def leave_hidden(stems: dict[Path, str], owner: str) -> list[Path]:
+    """The hidden files runs of `owner` (pid@host) left in each folder, as if killed outright;
+    an incident folder gets its first notebook too, for them to be numbered after."""
+    left = []
+    for folder, stem in stems.items():
+        folder.mkdir(parents=True, exist_ok=True)
+        left.append(folder / f".{stem}.{owner}.partial.ipynb")
+        left[-1].write_text(EMPTY_NOTEBOOK)
+        if folder.parent.name == "incidents":
+            (folder / "01-triage.ipynb").write_text(EMPTY_NOTEBOOK)
+    return left
+
+
 def test_a_starting_worker_publishes_its_hosts_killed_runs_everywhere(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -313,7 +329,6 @@ def test_a_starting_worker_publishes_its_hosts_killed_runs_everywhere(
     dead = subprocess.Popen(["true"])
     dead.wait()
     root = tmp_path / "reports"
-    notebook = '{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}'
     mine = {
         root / "health": "20261202T050000Z-health",
         root / "health" / "staging": "20261202T050001Z-health",
@@ -321,12 +336,8 @@ def test_a_starting_worker_publishes_its_hosts_killed_runs_everywhere(
         root / "metrics": "20261202T050003Z-metrics",
         root / "incidents" / "INC-1": "db",
     }
-    for folder, stem in mine.items():
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / f".{stem}.{dead.pid}@ops-1.partial.ipynb").write_text(notebook)
-    (root / "incidents" / "INC-1" / "01-triage.ipynb").write_text(notebook)
-    theirs = root / "runs" / f".20261202T050004Z-db.{dead.pid}@ops-2.partial.ipynb"
-    theirs.write_text(notebook)
+    leave_hidden(mine, f"{dead.pid}@ops-1")
+    (theirs,) = leave_hidden({root / "runs": "20261202T050004Z-db"}, f"{dead.pid}@ops-2")
     (root / "incidents" / "elsewhere").symlink_to(tmp_path)  # never followed
     published = recovery.adopt_everywhere(root)
     assert sorted(published) == sorted(
@@ -347,19 +358,14 @@ def test_recover_publishes_a_lost_hosts_records_and_only_its(tmp_path: Path) -> 
     under a pid alive here (a pid of another machine says nothing about this one); the files of
     another host and of this one's live runs stay hidden."""
     root = tmp_path / "reports"
-    notebook = '{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}'
     alive_here = os.getpid()
     lost = {
         root / "health" / "staging": "20261202T050001Z-health",
         root / "runs": "20261202T050002Z-db",
         root / "incidents" / "INC-1": "db",
     }
-    for folder, stem in lost.items():
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / f".{stem}.{alive_here}@lost-1.partial.ipynb").write_text(notebook)
-    (root / "incidents" / "INC-1" / "01-triage.ipynb").write_text(notebook)
-    other = root / "runs" / f".20261202T050004Z-db.{alive_here}@ops-2.partial.ipynb"
-    other.write_text(notebook)
+    leave_hidden(lost, f"{alive_here}@lost-1")
+    (other,) = leave_hidden({root / "runs": "20261202T050004Z-db"}, f"{alive_here}@ops-2")
     done = irkit("recover", "--host", "lost-1", reports=root)
     assert done.returncode == 0, done.stderr
     assert sorted(done.stdout.splitlines()) == sorted(
