@@ -94,6 +94,27 @@ def test_each_environment_of_an_entry_is_a_beat_entry(home: Path) -> None:
         ({"task": "health", "every": "5m", "notify": "yes"}, "notify is true or false"),
         ({"task": "health", "every": "5m", "keep": "forever"}, "keep: --keep 'forever'"),
         ({"task": "health", "every": "5m", "parameters": ["a=1"]}, "parameters is a mapping"),
+        # The parameters as the command checks them, over the environment's file: at start,
+        # not in every tick's result.
+        (
+            {"task": "health", "every": "5m", "parameters": {"pg_conect_warn_s": 2}},
+            "unknown parameter 'pg_conect_warn_s'",
+        ),
+        (
+            {"task": "health", "every": "5m", "parameters": {"pg_connect_warn_s": "soon"}},
+            "parameter pg_connect_warn_s must be a number, got 'soon'",
+        ),
+        (
+            {
+                "task": "run",
+                "section": "db",
+                "environment": "staging",
+                "every": "5m",
+                "parameters": {"pg_port": 70000},
+            },
+            "parameter pg_port must be a port number",
+        ),
+        ({"task": "monthly", "every": "5m", "month": "November"}, "month 'November': give it"),
     ],
 )
 def test_a_wrong_entry_is_named_with_what_is_wrong(

@@ -36,7 +36,7 @@ from celery.schedules import crontab
 
 from irkit import environments, home
 from irkit.distributed import command
-from irkit.errors import ConfigError
+from irkit.errors import ConfigError, IrkitError
 
 TASKS = {"health": "irkit.health", "run": "irkit.run", "monthly": "irkit.monthly"}
 _KEYS = {
@@ -146,6 +146,7 @@ def _entries(raw: Any, where: str) -> list[Entry]:
     kwargs = _kwargs(kind, raw, where)
     made = []
     for env in envs:
+        _check_parameters(kind, kwargs, env, where)
         name = str(raw.get("name") or "-".join(filter(None, (kind, kwargs.get("section"), env))))
         if len(envs) > 1 and raw.get("name"):
             name = f"{name}-{env}"
@@ -272,6 +273,30 @@ def _kwargs(kind: str, raw: Mapping[str, Any], where: str) -> dict[str, Any]:
     elif "month" in raw:
         kwargs["month"] = str(raw["month"])
     return kwargs
+
+
+# The notebook each task runs, whose parameters an entry's are checked against.
+_NOTEBOOK = {"health": "health", "monthly": "metrics"}
+
+
+def _check_parameters(kind: str, kwargs: Mapping[str, Any], env: str, where: str) -> None:
+    """The entry's parameters over its environment's file, checked as the command will check
+    them (names, types, ranges): a mistake is said as beat starts, not by every tick's result."""
+    from irkit import parameters, runner
+
+    layers: list[tuple[str, Mapping[str, Any]]] = []
+    if env:
+        file = environments.parameter_file(env)
+        layers.append((str(file), parameters.load_file(file)))
+    pairs = [*kwargs.get("parameters", []), *([f"environment={env}"] if env else [])]
+    try:
+        runner.section_values(_NOTEBOOK.get(kind) or kwargs["section"], layers, pairs)
+        if "month" in kwargs:
+            from irkit.metrics import monthly
+
+            monthly.parse_month(kwargs["month"])
+    except IrkitError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
 
 
 def _flag(value: Any, key: str, where: str) -> bool:
