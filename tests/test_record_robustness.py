@@ -20,6 +20,7 @@ import pytest
 
 from irkit import htmlcopy, pids, records, safefiles
 from irkit.errors import ConfigError
+from irkit.health.alone import LOCK
 from irkit.incident import load, postmortem, schema, store
 from irkit.incident.log import JOURNAL, _append_line
 from irkit.metrics import index, monthly
@@ -401,7 +402,8 @@ def test_health_on_a_full_disk_prints_its_verdicts_and_says_the_record_is_lost(
     assert "the record could not be written" in done.stderr
     assert "No space left on device" in done.stderr
     assert "status: CRIT (not kept)" in done.stdout
-    assert everything(reports_dir) == [reports_dir / "health"]  # no .writing, no partial
+    # No .writing, no partial: only the folder and the empty lock one report at a time holds.
+    assert everything(reports_dir) == [reports_dir / "health", reports_dir / "health" / LOCK]
 
 
 def test_a_run_on_a_full_disk_leaves_nothing_and_says_so(small_disk: Path) -> None:

@@ -87,7 +87,8 @@ def test_no_report_contains_a_secret(guarded_stack: Stack, tmp_path: Path) -> No
     assert "OK      postgres.connections" in health.stdout
 
     written = files(tmp_path)
-    assert len(written) == 4 * 2 + 1 + 2  # sections with HTML, the wrong password, health
+    # Sections with HTML, the wrong password, health (and its environment's run lock, empty).
+    assert len(written) == 4 * 2 + 1 + 2 + 1
     for path in written:
         content = path.read_bytes()
         for secret in (PASSWORD, quoted, PASSWORD[:12], WEBHOOK, "wrong-pw-42"):
