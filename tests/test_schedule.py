@@ -7,6 +7,8 @@ import contextlib
 import os
 import subprocess
 import sys
+import threading
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -168,10 +170,10 @@ def test_a_worker_without_a_broker_says_what_to_set(tmp_path: Path) -> None:
 
 
 def test_a_broker_that_cannot_be_reached_or_refuses_the_login_is_one_line(
-    tmp_path: Path, home: Path
+    tmp_path: Path, home: Path, silent_server: tuple[int, threading.Event]
 ) -> None:
-    """At start, not after Celery's retries: nothing listens there, or the password is wrong
-    (said without the password)."""
+    """At start, not after Celery's retries: nothing listens there, a server accepts and never
+    answers, or the password is wrong (said without the password)."""
     port = free_port()
     down = irkit(
         "worker", reports=tmp_path, env={"IRKIT_BROKER_URL": f"redis://127.0.0.1:{port}/2"}
@@ -181,6 +183,13 @@ def test_a_broker_that_cannot_be_reached_or_refuses_the_login_is_one_line(
         f"irkit: cannot connect to the broker redis://127.0.0.1:{port}/2 (Error 111"
     )
     assert len(down.stderr.splitlines()) == 1
+    silent, _ = silent_server
+    for url in (f"redis://127.0.0.1:{silent}/2", f"amqp://irkit@127.0.0.1:{silent}//"):
+        started = time.monotonic()
+        hung = irkit("worker", reports=tmp_path, env={"IRKIT_BROKER_URL": url})
+        assert hung.returncode == 3, hung.stderr
+        assert hung.stderr.startswith(f"irkit: cannot connect to the broker {url} ("), hung.stderr
+        assert time.monotonic() - started < 30  # bounded by config.BROKER_CHECK_S, not for ever
     broker = RedisServer(tmp_path / "broker", free_port(), password="right-pw-3c1")
     broker.start()
     try:

@@ -100,9 +100,14 @@ def _require_broker(app: Celery) -> None:
         config.broker_url()  # raises, naming what to set
     url = redact_url(str(app.conf.broker_url))
     try:
-        with app.connection_for_write() as connection:
+        # Bounded at every step: a broker that accepts the connection and then never answers
+        # (a half-dead server, a wrong port) is said as one that refuses.
+        limit = config.BROKER_CHECK_S
+        with app.connection_for_write(
+            connect_timeout=limit, transport_options={"socket_timeout": limit}
+        ) as connection:
             # One try: a broker that refuses now is said now, not after Celery's back-off.
-            connection.ensure_connection(max_retries=0, timeout=config.BROKER_CHECK_S)
+            connection.ensure_connection(max_retries=0, timeout=limit)
     except Exception as exc:  # each transport has its own errors: all mean "no broker"
         why = redact(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
         raise ConfigError(
