@@ -145,6 +145,26 @@ CALM_HOST: dict[str, Any] = {
 # The same as `-p` pairs (the resolve notebook's re-check takes them).
 CALM_HOST_ARGS = [arg for name, value in CALM_HOST.items() for arg in ("-p", f"{name}={value}")]
 
+# Every target refused at once (nothing listens on port 1): the report is CRIT within one quick
+# run.
+UNREACHABLE: dict[str, Any] = {
+    "pg_host": "127.0.0.1",
+    "pg_port": 1,
+    "web_url": "http://127.0.0.1:1",
+    "prom_url": "http://127.0.0.1:1",
+    "redis_url": "redis://127.0.0.1:1/1",
+    "celery_broker_url": "redis://127.0.0.1:1/0",
+}
+
+
+def kit_home(base: Path) -> Path:
+    """A kit home in base/home (IRKIT_HOME): the kit's notebooks, and an empty parameters folder
+    for the test's environments."""
+    home = base / "home"
+    (home / "parameters").mkdir(parents=True)
+    (home / "notebooks").symlink_to(ROOT / "notebooks")
+    return home
+
 
 def requests_settled(stack: Stack, timeout: float = 90) -> None:
     """Wait until the app's requests over the last prom_window are judged OK again, and no alert

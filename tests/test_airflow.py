@@ -18,7 +18,7 @@ import yaml
 
 from irkit import records
 from irkit.result import Status
-from tests.helpers import ROOT, Receiver
+from tests.helpers import ROOT, UNREACHABLE, Receiver, kit_home
 
 AIRFLOW = Path(os.environ.get("IRKIT_AIRFLOW") or ROOT / ".venv-airflow" / "bin" / "airflow")
 DAG = (ROOT / "docs" / "airflow.md").read_text()
@@ -76,34 +76,24 @@ def dags_test(tmp_path: Path, source: str, env: dict[str, str]) -> subprocess.Co
 
 
 @pytest.fixture
-def kit_home(tmp_path: Path) -> Path:
+def prod_home(tmp_path: Path) -> Path:
     """A kit whose environment `prod` (the DAG's) has nothing listening at its targets."""
-    home = tmp_path / "home"
-    (home / "parameters").mkdir(parents=True)
-    (home / "notebooks").symlink_to(ROOT / "notebooks")
-    unreachable = {
-        "pg_host": "127.0.0.1",
-        "pg_port": 1,
-        "web_url": "http://127.0.0.1:1",
-        "prom_url": "http://127.0.0.1:1",
-        "redis_url": "redis://127.0.0.1:1/1",
-        "celery_broker_url": "redis://127.0.0.1:1/0",
-        "disk_paths": [str(tmp_path)],
-    }
-    (home / "parameters" / "prod.yaml").write_text(yaml.safe_dump(unreachable))
+    home = kit_home(tmp_path)
+    prod = {**UNREACHABLE, "disk_paths": [str(tmp_path)]}
+    (home / "parameters" / "prod.yaml").write_text(yaml.safe_dump(prod))
     return home
 
 
 @pytest.mark.timeout(400)
 def test_under_airflow_a_crit_report_fails_the_task_and_posts_its_notice(
-    tmp_path: Path, kit_home: Path, receiver: Receiver
+    tmp_path: Path, prod_home: Path, receiver: Receiver
 ) -> None:
     reports = tmp_path / "reports"
     webhook = f"{receiver.url}/services/T0/B0/{HOOK_SECRET}"
     done = dags_test(
         tmp_path,
         dag_source(reports),
-        {"IRKIT_HOME": str(kit_home), "AIRFLOW_VAR_IRKIT_SLACK_WEBHOOK_SECRET": webhook},
+        {"IRKIT_HOME": str(prod_home), "AIRFLOW_VAR_IRKIT_SLACK_WEBHOOK_SECRET": webhook},
     )
     said = done.stdout + done.stderr
     assert done.returncode != 0, said
@@ -127,13 +117,13 @@ def test_under_airflow_a_crit_report_fails_the_task_and_posts_its_notice(
 
 
 @pytest.mark.timeout(400)
-def test_under_airflow_a_warn_is_a_successful_task(tmp_path: Path, kit_home: Path) -> None:
+def test_under_airflow_a_warn_is_a_successful_task(tmp_path: Path, prod_home: Path) -> None:
     """The documented mapping, as Airflow applies it: irkit's exit 1 (WARN) is a success. Here
     irkit's line is replaced by its exit status alone; the real report is the test above."""
     done = dags_test(
         tmp_path,
         dag_source(tmp_path / "reports", irkit_line="sh -c 'echo \"status: WARN\"; exit 1'"),
-        {"IRKIT_HOME": str(kit_home), "AIRFLOW_VAR_IRKIT_SLACK_WEBHOOK_SECRET": "unused"},
+        {"IRKIT_HOME": str(prod_home), "AIRFLOW_VAR_IRKIT_SLACK_WEBHOOK_SECRET": "unused"},
     )
     said = done.stdout + done.stderr
     assert done.returncode == 0, said

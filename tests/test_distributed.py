@@ -37,6 +37,7 @@ from tests.helpers import (
     ROOT,
     Receiver,
     irkit,
+    kit_home,
     requests_settled,
     targets,
     wait_for,
@@ -56,14 +57,6 @@ def scratch() -> Iterator[Path]:
     base.chmod(0o755)
     yield base
     shutil.rmtree(base, ignore_errors=True)
-
-
-def kit_home(base: Path) -> Path:
-    """A kit home in base/home: the kit's notebooks, and a parameters folder for environments."""
-    home = base / "home"
-    (home / "parameters").mkdir(parents=True)
-    (home / "notebooks").symlink_to(ROOT / "notebooks")
-    return home
 
 
 def kit_env(home: Path, folder: Path) -> dict[str, str]:

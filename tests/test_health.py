@@ -26,6 +26,7 @@ from irkit.sandbox.stack import Stack
 from tests.helpers import (
     CALM_HOST,
     ROOT,
+    UNREACHABLE,
     Receiver,
     health_reports,
     healthy,
@@ -189,11 +190,7 @@ def test_a_hung_check_is_cut_at_the_reports_deadline(tmp_path: Path) -> None:
         "check_commands": [f"stuck: {marker}"],
         "check_timeout_s": 60.0,
         "health_deadline_s": 3.0,
-        "pg_port": 1,
-        "redis_url": "redis://127.0.0.1:1/1",
-        "celery_broker_url": "redis://127.0.0.1:1/0",
-        "web_url": "http://127.0.0.1:1",
-        "prom_url": "http://127.0.0.1:1",
+        **UNREACHABLE,
         "tls_endpoints": ["x.test:1@127.0.0.1"],
         "disk_paths": [str(tmp_path)],
     }
@@ -287,14 +284,7 @@ def test_a_killed_run_leaves_a_readable_partial_report(
         assert health_reports(tmp_path) == []  # still hidden: the next run adopts it
         again = run_health(
             tmp_path,
-            {
-                "disk_paths": [str(tmp_path)],
-                "pg_port": 1,
-                "web_url": "http://127.0.0.1:1",
-                "prom_url": "http://127.0.0.1:1",
-                "redis_url": "redis://127.0.0.1:1/1",
-                "celery_broker_url": "redis://127.0.0.1:1/0",
-            },
+            {**UNREACHABLE, "disk_paths": [str(tmp_path)]},
         )
         assert "kept the record of a run that was killed" in again.stderr
     else:
@@ -361,17 +351,6 @@ def test_notices_only_when_news_and_never_the_webhook_in_a_file(
     for path in (tmp_path / "reports").rglob("*"):
         if path.is_file():
             assert "healthsecret42" not in path.read_text(errors="replace"), path
-
-
-# Every target refused at once: the report is CRIT, and stays CRIT, within one quick run.
-UNREACHABLE = {
-    "pg_host": "127.0.0.1",
-    "pg_port": 1,
-    "web_url": "http://127.0.0.1:1",
-    "prom_url": "http://127.0.0.1:1",
-    "redis_url": "redis://127.0.0.1:1/1",
-    "celery_broker_url": "redis://127.0.0.1:1/0",
-}
 
 
 # This machine's CPU and memory are judged too; thresholds it cannot reach keep them out of the
@@ -489,14 +468,7 @@ def test_keep_prunes_old_health_reports_and_nothing_else(tmp_path: Path) -> None
     incident = tmp_path / "reports" / "incidents" / f"{old}-db"
     incident.mkdir(parents=True)
     (incident / "01-triage.ipynb").write_text("{}")
-    values = {
-        "pg_port": 1,
-        "web_url": "http://127.0.0.1:1",
-        "prom_url": "http://127.0.0.1:1",
-        "redis_url": "redis://127.0.0.1:1/1",
-        "celery_broker_url": "redis://127.0.0.1:1/0",
-        "disk_paths": [str(tmp_path)],
-    }
+    values = {**UNREACHABLE, "disk_paths": [str(tmp_path)]}
     done = run_health(tmp_path, values, "--keep", "30d")
     assert done.returncode == 2, done.stderr
     assert "pruned: 3 health report file(s) older than 30d" in done.stdout
@@ -548,14 +520,7 @@ def test_a_corrupt_earlier_report_is_passed_over(tmp_path: Path) -> None:
     folder = tmp_path / "reports" / "health"
     folder.mkdir(parents=True)
     (folder / "20200101T000000Z-health.ipynb").write_text("{not json")
-    values = {
-        "pg_port": 1,
-        "web_url": "http://127.0.0.1:1",
-        "prom_url": "http://127.0.0.1:1",
-        "redis_url": "redis://127.0.0.1:1/1",
-        "celery_broker_url": "redis://127.0.0.1:1/0",
-        "disk_paths": [str(tmp_path)],
-    }
+    values = {**UNREACHABLE, "disk_paths": [str(tmp_path)]}
     done = run_health(tmp_path, values)
     assert done.returncode == 2, done.stderr
     assert (folder / "20200101T000000Z-health.ipynb").read_text() == "{not json"

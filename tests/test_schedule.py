@@ -21,15 +21,13 @@ from irkit.distributed import command, schedule
 from irkit.errors import ConfigError
 from irkit.sandbox.process import free_port
 from irkit.sandbox.redis import RedisServer
-from tests.helpers import ROOT, irkit, wait_for
+from tests.helpers import ROOT, irkit, kit_home, wait_for
 
 
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A kit home with the notebooks and two environments, staging and production."""
-    kit = tmp_path / "home"
-    (kit / "parameters").mkdir(parents=True)
-    (kit / "notebooks").symlink_to(ROOT / "notebooks")
+    kit = kit_home(tmp_path)
     for name in ("staging", "production"):
         (kit / "parameters" / f"{name}.yaml").write_text("pg_port: 5432\n")
     monkeypatch.setenv("IRKIT_HOME", str(kit))
