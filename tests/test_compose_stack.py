@@ -169,8 +169,7 @@ def _at_cpu_limit(stack: ComposeStack, client: Any) -> bool:
     """The loop shows, on a container past its start: the probe grades a container that started
     moments ago at most WARN (a start is busy for a moment), as on a stack just brought up."""
     web = only(stack, client, "web")
-    started = container_state.parse_time(web.attrs["State"]["StartedAt"])
-    up_s = (container_state.now_utc() - started).total_seconds() if started else 0.0
+    up_s = container_state.up_s(web.attrs) or 0.0
     return up_s > container_state.CRASH_LOOP_UP_S and _cpu_share_of_limit(web) > 0.5
 
 

@@ -208,10 +208,13 @@ def test_a_hung_check_is_cut_at_the_reports_deadline(tmp_path: Path) -> None:
     assert left.stdout == b"", left.stdout
 
 
-def test_two_runs_at_once_one_reports_the_other_is_skipped(tmp_path: Path, stack: Stack) -> None:
-    """Two reports of one environment at once would compare with the same previous one: the
-    second to start finds the first running and says it is skipped (exit 3), or, if the first
-    was done by then, writes a report of its own beside it. Nothing is overwritten either way."""
+def test_two_runs_at_once_overwrite_nothing_and_each_says_what_it_did(
+    tmp_path: Path, stack: Stack
+) -> None:
+    """Two reports of one environment started together: the second to start finds the first
+    running and says it is skipped (exit 3), or, if the first was done by then, writes a report
+    of its own beside it. Nothing is overwritten either way. (That the second is skipped while
+    the first runs is judged for certain in tests/test_schedule.py, with the lock held.)"""
     path = params_file(tmp_path / "p", healthy(stack))
     env = {**os.environ, "IRKIT_REPORTS": str(tmp_path / "reports")}
     command = [sys.executable, "-m", "irkit", "health", "-f", str(path)]

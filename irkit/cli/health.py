@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from irkit.catalogue.parameters import default
-from irkit.cli.output import USER_ERROR, execute, html_copy, not_kept
+from irkit.cli.output import execute, html_copy, not_kept
 from irkit.result import Status
 
 if TYPE_CHECKING:
@@ -47,7 +47,7 @@ def health(args: argparse.Namespace) -> int:
                 f"status: {alone.SKIPPED} (a health report of {name} is running already: it is "
                 "the news; this one checked nothing)"
             )
-            return USER_ERROR
+            return Status.UNKNOWN.exit_code  # this run judged nothing
         return _report(plan, folder, keep)
 
 

@@ -250,9 +250,7 @@ def _running(container: Any) -> bool:
 
 def _stats_row(name: str, container: Any, sampled: dict[str, Any]) -> dict[str, Any]:
     attrs = container.attrs
-    started = container_state.parse_time((attrs.get("State") or {}).get("StartedAt"))
-    now = container_state.now_utc()
-    up_s = (now - started).total_seconds() if started else None
+    up_s = container_state.up_s(attrs)
     cpu_pct, cpus = container_stats.cpu(sampled)
     limit = container_stats.cpu_limit(attrs)
     used, mem_limit, own_limit = container_stats.memory(sampled, attrs)

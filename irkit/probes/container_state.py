@@ -35,6 +35,13 @@ def parse_time(text: str | None) -> datetime | None:
     return datetime.fromisoformat(f"{match[1]}{fraction}{zone}")
 
 
+def up_s(attrs: dict[str, Any]) -> float | None:
+    """Seconds since the container's (last) start, from its inspected attributes; None if it
+    never started."""
+    started = parse_time((attrs.get("State") or {}).get("StartedAt"))
+    return (now_utc() - started).total_seconds() if started else None
+
+
 def row(name: str, service: str, attrs: dict[str, Any], now: datetime) -> dict[str, Any]:
     """What `docker-compose ps` shows of a container, and a little more."""
     state = attrs.get("State") or {}
